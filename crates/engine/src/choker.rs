@@ -1,0 +1,175 @@
+//! The choker: which interested peers we upload to.
+//!
+//! Tit-for-tat (BEP 3): every rechoke (the engine calls it every 10 s) the
+//! `slots` interested peers that give us the most (download rate from them) are
+//! unchoked; when seeding, those we upload to fastest are kept, spreading the
+//! torrent quickest. One more peer is unchoked optimistically, chosen at random
+//! among the other interested peers and rotated every [`OPTIMISTIC_INTERVAL`],
+//! so newcomers get a chance to prove themselves. Snubbed peers (nothing sent
+//! to us for a minute) lose their regular slot while leeching.
+use crate::picker::PeerKey;
+use rand::Rng;
+use std::time::{Duration, Instant};
+
+/// How long an optimistic unchoke lasts before it is rotated.
+pub const OPTIMISTIC_INTERVAL: Duration = Duration::from_secs(30);
+
+/// What the choker knows about one connected peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerStats {
+    /// The engine's key for the peer.
+    pub key: PeerKey,
+    /// The peer is interested in what we have.
+    pub interested: bool,
+    /// Bytes/s the peer sends us (recent average).
+    pub download_rate: u64,
+    /// Bytes/s we send the peer (recent average).
+    pub upload_rate: u64,
+    /// The peer has sent us nothing for a while although we asked.
+    pub snubbed: bool,
+}
+
+/// Choking state across rechokes: the optimistic slot and when it last moved.
+#[derive(Debug, Clone)]
+pub struct Choker {
+    slots: usize,
+    optimistic: Option<PeerKey>,
+    rotated_at: Option<Instant>,
+}
+
+impl Choker {
+    /// A choker with `slots` regular upload slots (plus one optimistic).
+    pub fn new(slots: usize) -> Self {
+        Choker {
+            slots,
+            optimistic: None,
+            rotated_at: None,
+        }
+    }
+
+    /// The current optimistic unchoke.
+    pub fn optimistic(&self) -> Option<PeerKey> {
+        self.optimistic
+    }
+
+    /// Decides the set of peers to unchoke now; everyone else is choked.
+    pub fn rechoke(
+        &mut self,
+        peers: &[PeerStats],
+        seeding: bool,
+        now: Instant,
+        rng: &mut impl Rng,
+    ) -> Vec<PeerKey> {
+        let mut candidates: Vec<&PeerStats> = peers
+            .iter()
+            .filter(|p| p.interested && (seeding || !p.snubbed))
+            .collect();
+        candidates.sort_by(|a, b| {
+            let (ra, rb) = if seeding {
+                (a.upload_rate, b.upload_rate)
+            } else {
+                (a.download_rate, b.download_rate)
+            };
+            rb.cmp(&ra).then(a.key.cmp(&b.key))
+        });
+        let mut unchoked: Vec<PeerKey> =
+            candidates.iter().take(self.slots).map(|p| p.key).collect();
+
+        let still_valid = self.optimistic.is_some_and(|o| {
+            peers.iter().any(|p| p.key == o && p.interested) && !unchoked.contains(&o)
+        });
+        let due = self
+            .rotated_at
+            .is_none_or(|t| now.saturating_duration_since(t) >= OPTIMISTIC_INTERVAL);
+        if !still_valid || due {
+            let others: Vec<PeerKey> = peers
+                .iter()
+                .filter(|p| p.interested && !unchoked.contains(&p.key))
+                .map(|p| p.key)
+                .collect();
+            self.optimistic = if others.is_empty() {
+                None
+            } else {
+                Some(others[rng.gen_range(0..others.len())])
+            };
+            self.rotated_at = Some(now);
+        }
+        if let Some(o) = self.optimistic {
+            unchoked.push(o);
+        }
+        unchoked
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    fn peer(key: PeerKey, down: u64, up: u64) -> PeerStats {
+        PeerStats {
+            key,
+            interested: true,
+            download_rate: down,
+            upload_rate: up,
+            snubbed: false,
+        }
+    }
+
+    #[test]
+    fn tit_for_tat_by_download_rate() {
+        let mut c = Choker::new(2);
+        let mut rng = StdRng::seed_from_u64(1);
+        let now = Instant::now();
+        let peers = [
+            peer(1, 10, 0),
+            peer(2, 30, 0),
+            peer(3, 20, 0),
+            peer(4, 0, 99),
+        ];
+        let u = c.rechoke(&peers, false, now, &mut rng);
+        assert_eq!(&u[..2], &[2, 3]);
+        assert_eq!(u.len(), 3);
+        assert!(u[2] == 1 || u[2] == 4);
+        // Seeding ranks by upload rate instead.
+        let u = c.rechoke(&peers, true, now, &mut rng);
+        assert_eq!(&u[..2], &[4, 1]);
+    }
+
+    #[test]
+    fn uninterested_and_snubbed_are_choked() {
+        let mut c = Choker::new(4);
+        let mut rng = StdRng::seed_from_u64(1);
+        let mut a = peer(1, 100, 0);
+        a.snubbed = true;
+        let mut b = peer(2, 50, 0);
+        b.interested = false;
+        let u = c.rechoke(&[a, b, peer(3, 1, 0)], false, Instant::now(), &mut rng);
+        assert!(u.contains(&3));
+        assert!(!u.contains(&2));
+        // The snubbed peer may only be the optimistic unchoke.
+        assert_eq!(u.iter().filter(|&&k| k == 1).count(), u.len() - 1);
+    }
+
+    #[test]
+    fn optimistic_rotates_every_30s() {
+        let mut c = Choker::new(1);
+        let mut rng = StdRng::seed_from_u64(3);
+        let t0 = Instant::now();
+        let peers: Vec<_> = (0..20)
+            .map(|k| peer(k, if k == 0 { 100 } else { 0 }, 0))
+            .collect();
+        c.rechoke(&peers, false, t0, &mut rng);
+        let first = c.optimistic().unwrap();
+        c.rechoke(&peers, false, t0 + Duration::from_secs(10), &mut rng);
+        assert_eq!(c.optimistic(), Some(first), "kept within the interval");
+        let mut changed = false;
+        for i in 1..10 {
+            c.rechoke(&peers, false, t0 + Duration::from_secs(30 * i), &mut rng);
+            changed |= c.optimistic() != Some(first);
+        }
+        assert!(changed, "rotated after the interval");
+        assert_ne!(c.optimistic(), Some(0), "never the peer already unchoked");
+    }
+}
