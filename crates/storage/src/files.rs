@@ -1,0 +1,365 @@
+//! Lazily opened file handles, bounded by an LRU, and safe path joining.
+//!
+//! Files are opened on first use and kept in a small cache (at most
+//! `max_open` handles; the least recently used is closed first). Opening for
+//! writing creates parent directories inside the root only, re-checks after
+//! creation that the real parent directory is inside the real root (defense in
+//! depth against `..` and symlinked directories), never truncates, and extends
+//! a short file to its expected length (sparse `set_len` or `posix_fallocate`).
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use crate::error::{IoOp, StorageError};
+use crate::layout::is_safe_relative;
+
+/// How a file should be sized when first opened for writing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Allocation {
+    /// Extend with `set_len` (holes; no space reserved). The default.
+    #[default]
+    Sparse,
+    /// Reserve the space with `posix_fallocate` so ENOSPC shows up at once.
+    Preallocate,
+}
+
+/// What to open: a cache key, where the file is and how long it should be.
+#[derive(Debug, Clone)]
+pub(crate) struct Target<'a> {
+    pub key: usize,
+    pub path: &'a Path,
+    /// `path` must stay inside the root (files of the torrent; not the parts
+    /// file, which lives in the state directory).
+    pub inside_root: bool,
+    pub expected_len: u64,
+}
+
+struct Entry {
+    file: Arc<File>,
+    writable: bool,
+    last_use: u64,
+}
+
+#[derive(Default)]
+struct Lru {
+    map: HashMap<usize, Entry>,
+    tick: u64,
+}
+
+/// A bounded cache of open files, shared by all threads.
+pub(crate) struct FileCache {
+    root: PathBuf,
+    canonical_root: OnceLock<PathBuf>,
+    max_open: usize,
+    allocation: Allocation,
+    lru: Mutex<Lru>,
+}
+
+/// Joins a relative torrent path to `root`, refusing anything but normal
+/// components, and checks the result is lexically under `root`.
+pub fn safe_join(root: &Path, rel: &Path) -> Result<PathBuf, StorageError> {
+    if !is_safe_relative(rel) {
+        return Err(StorageError::PathEscape {
+            path: rel.to_path_buf(),
+        });
+    }
+    let joined = root.join(rel);
+    if !joined.starts_with(root) {
+        return Err(StorageError::PathEscape { path: joined });
+    }
+    Ok(joined)
+}
+
+impl FileCache {
+    pub(crate) fn new(root: PathBuf, max_open: usize, allocation: Allocation) -> Self {
+        Self {
+            root,
+            canonical_root: OnceLock::new(),
+            max_open: max_open.max(1),
+            allocation,
+            lru: Mutex::new(Lru::default()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Lru> {
+        // A panic while holding this lock cannot leave the map inconsistent
+        // (single insert/remove), so poisoning is ignored.
+        self.lru.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Number of handles currently cached.
+    pub(crate) fn open_count(&self) -> usize {
+        self.lock().map.len()
+    }
+
+    /// Drops the cached handle for `key` (e.g. after the file was replaced).
+    pub(crate) fn forget(&self, key: usize) {
+        self.lock().map.remove(&key);
+    }
+
+    /// A handle for reading; `Ok(None)` when the file does not exist.
+    pub(crate) fn get_read(&self, t: &Target<'_>) -> Result<Option<Arc<File>>, StorageError> {
+        if let Some(f) = self.cached(t.key, false) {
+            return Ok(Some(f));
+        }
+        match File::open(t.path) {
+            Ok(f) => Ok(Some(self.insert(t.key, f, false))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StorageError::io(IoOp::Open, t.path, 0, e)),
+        }
+    }
+
+    /// A handle for writing, creating the file (and its directories) if needed.
+    pub(crate) fn get_write(&self, t: &Target<'_>) -> Result<Arc<File>, StorageError> {
+        if let Some(f) = self.cached(t.key, true) {
+            return Ok(f);
+        }
+        if let Some(parent) = t.path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| StorageError::io(IoOp::CreateDir, parent, 0, e))?;
+            if t.inside_root {
+                self.check_inside_root(parent)?;
+            }
+        }
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(t.path)
+            .map_err(|e| StorageError::io(IoOp::Open, t.path, 0, e))?;
+        let meta = f
+            .metadata()
+            .map_err(|e| StorageError::io(IoOp::Stat, t.path, 0, e))?;
+        // Only ever extend regular files; never truncate existing data.
+        if meta.is_file() && meta.len() < t.expected_len {
+            self.extend(&f, t.path, meta.len(), t.expected_len)?;
+        }
+        Ok(self.insert(t.key, f, true))
+    }
+
+    fn extend(&self, f: &File, path: &Path, from: u64, to: u64) -> Result<(), StorageError> {
+        match self.allocation {
+            Allocation::Sparse => f
+                .set_len(to)
+                .map_err(|e| StorageError::io(IoOp::Allocate, path, from, e)),
+            Allocation::Preallocate => {
+                use std::os::fd::AsRawFd;
+                let (Ok(off), Ok(len)) = (i64::try_from(from), i64::try_from(to - from)) else {
+                    return Err(StorageError::io(
+                        IoOp::Allocate,
+                        path,
+                        from,
+                        io::Error::from(io::ErrorKind::InvalidInput),
+                    ));
+                };
+                // SAFETY: plain syscall on a valid, owned file descriptor.
+                let rc = unsafe { libc::posix_fallocate(f.as_raw_fd(), off, len) };
+                if rc == 0 {
+                    Ok(())
+                } else if rc == libc::EOPNOTSUPP || rc == libc::EINVAL {
+                    // Filesystem cannot preallocate: fall back to sparse.
+                    f.set_len(to)
+                        .map_err(|e| StorageError::io(IoOp::Allocate, path, from, e))
+                } else {
+                    Err(StorageError::io(
+                        IoOp::Allocate,
+                        path,
+                        from,
+                        io::Error::from_raw_os_error(rc),
+                    ))
+                }
+            }
+        }
+    }
+
+    fn check_inside_root(&self, dir: &Path) -> Result<(), StorageError> {
+        let root = match self.canonical_root.get() {
+            Some(r) => r.clone(),
+            None => {
+                let r = self
+                    .root
+                    .canonicalize()
+                    .map_err(|e| StorageError::io(IoOp::Stat, &self.root, 0, e))?;
+                let _ = self.canonical_root.set(r.clone());
+                r
+            }
+        };
+        let real = dir
+            .canonicalize()
+            .map_err(|e| StorageError::io(IoOp::Stat, dir, 0, e))?;
+        if real.starts_with(&root) {
+            Ok(())
+        } else {
+            Err(StorageError::PathEscape { path: real })
+        }
+    }
+
+    fn cached(&self, key: usize, write: bool) -> Option<Arc<File>> {
+        let mut lru = self.lock();
+        lru.tick += 1;
+        let tick = lru.tick;
+        let e = lru.map.get_mut(&key)?;
+        if write && !e.writable {
+            return None;
+        }
+        e.last_use = tick;
+        Some(e.file.clone())
+    }
+
+    fn insert(&self, key: usize, file: File, writable: bool) -> Arc<File> {
+        let file = Arc::new(file);
+        let mut lru = self.lock();
+        lru.tick += 1;
+        let tick = lru.tick;
+        if !lru.map.contains_key(&key) && lru.map.len() >= self.max_open {
+            // O(max_open) scan: the cache is small by design.
+            if let Some(victim) = lru
+                .map
+                .iter()
+                .min_by_key(|(_, e)| e.last_use)
+                .map(|(k, _)| *k)
+            {
+                lru.map.remove(&victim);
+            }
+        }
+        lru.map.insert(
+            key,
+            Entry {
+                file: file.clone(),
+                writable,
+                last_use: tick,
+            },
+        );
+        file
+    }
+}
+
+/// `pwritev` until every byte of `bufs` is written at `offset` (retrying on
+/// `EINTR` and short writes, at most `IOV_MAX` slices per call).
+pub(crate) fn write_all_vectored_at(
+    file: &File,
+    mut bufs: &mut [io::IoSlice<'_>],
+    mut offset: u64,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    const IOV_MAX: usize = 1024;
+    while !bufs.is_empty() {
+        let cnt = bufs.len().min(IOV_MAX);
+        let off = libc::off_t::try_from(offset)
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: `IoSlice` is ABI-compatible with `iovec` on Unix, the slice
+        // holds `cnt` valid entries, and the descriptor is owned by `file`.
+        let n = unsafe {
+            libc::pwritev(
+                file.as_raw_fd(),
+                bufs.as_ptr().cast::<libc::iovec>(),
+                cnt as libc::c_int,
+                off,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(io::Error::from(io::ErrorKind::WriteZero));
+        }
+        io::IoSlice::advance_slices(&mut bufs, n as usize);
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vectored_write_writes_everything_in_order() {
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.path().join("v"))
+            .unwrap();
+        let parts: Vec<Vec<u8>> = (0..1500u32)
+            .map(|i| vec![(i % 251) as u8; (i % 7) as usize])
+            .collect();
+        let mut slices: Vec<io::IoSlice<'_>> = parts.iter().map(|p| io::IoSlice::new(p)).collect();
+        write_all_vectored_at(&f, &mut slices, 3).unwrap();
+        let want: Vec<u8> = parts.concat();
+        let mut got = vec![0u8; want.len()];
+        f.read_exact_at(&mut got, 3).unwrap();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn safe_join_rejects_escapes() {
+        let root = Path::new("/tmp/root");
+        assert!(safe_join(root, Path::new("a/b")).is_ok());
+        for bad in ["../a", "/abs", "a/../../b", ""] {
+            assert!(matches!(
+                safe_join(root, Path::new(bad)),
+                Err(StorageError::PathEscape { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn lru_is_bounded_and_never_truncates() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = FileCache::new(dir.path().to_path_buf(), 3, Allocation::Sparse);
+        let paths: Vec<_> = (0..10)
+            .map(|i| dir.path().join(format!("d/f{i}")))
+            .collect();
+        std::fs::create_dir_all(dir.path().join("d")).unwrap();
+        std::fs::write(&paths[0], b"existing data that is long").unwrap();
+        for (i, p) in paths.iter().enumerate() {
+            let t = Target {
+                key: i,
+                path: p,
+                inside_root: true,
+                expected_len: 5,
+            };
+            cache.get_write(&t).unwrap();
+            assert!(cache.open_count() <= 3);
+        }
+        assert_eq!(
+            std::fs::read(&paths[0]).unwrap(),
+            b"existing data that is long"
+        );
+        assert_eq!(std::fs::metadata(&paths[9]).unwrap().len(), 5);
+    }
+
+    #[test]
+    fn symlinked_dir_escape_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.join("evil")).unwrap();
+        let cache = FileCache::new(root.clone(), 4, Allocation::Sparse);
+        let p = root.join("evil/x");
+        let t = Target {
+            key: 0,
+            path: &p,
+            inside_root: true,
+            expected_len: 1,
+        };
+        assert!(matches!(
+            cache.get_write(&t),
+            Err(StorageError::PathEscape { .. })
+        ));
+        assert!(!outside.path().join("x").exists());
+    }
+}

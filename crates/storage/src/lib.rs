@@ -1,0 +1,39 @@
+//! Storage for shoal: where pieces meet files on disk.
+//!
+//! - [`layout`]: the plain-data [`StorageLayout`] a torrent is converted into,
+//!   and [`PieceMap`], the O(log n) piece/block → (file, offset, length) mapping
+//!   with pad files and zero-length files.
+//! - [`Storage`]: synchronous positional I/O (`pread`/`pwrite`) through a
+//!   bounded LRU of lazily opened files, confined to the root directory; file
+//!   selection with a `.parts` side file for boundary pieces of unwanted files.
+//! - [`Storage::check`]: hash existing data on all cores (rayon).
+//! - [`resume`]: the resume file, so a restart re-checks only changed files.
+//! - [`Disk`] / [`DiskHandle`]: the async-facing actor with a write-back
+//!   budget (backpressure), hashing of complete pieces from memory on rayon,
+//!   and `PieceVerified` / `PieceFailed` outcomes.
+//!
+//! Errors are typed ([`LayoutError`], [`StorageError`], [`ResumeError`],
+//! [`DiskError`]); disk-full and permission problems are errors for the engine
+//! to pause the torrent on ([`StorageError::should_pause`]), never panics, and
+//! no error path truncates or deletes existing data.
+#![deny(missing_docs)]
+
+pub mod check;
+pub mod disk;
+pub mod error;
+pub mod files;
+pub mod hash;
+pub mod layout;
+pub mod resume;
+pub mod store;
+
+pub use check::CheckProgress;
+pub use disk::{Disk, DiskConfig, DiskError, DiskHandle, DiskStats, PendingWrite, WriteOutcome};
+pub use error::{IoOp, LayoutError, ResumeError, StorageError};
+pub use files::Allocation;
+pub use layout::{FileSpec, PieceMap, Span, Spans, StorageLayout};
+pub use resume::{FileStamp, ResumeData, ResumeOutcome};
+pub use store::{Storage, StorageOptions};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,473 @@
+//! [`Storage`]: synchronous positional reads and writes of piece data.
+//!
+//! `Storage` is `Send + Sync` and every method takes `&self`, so the disk
+//! actor, the checker's worker threads and upload reads can share one
+//! `Arc<Storage>`. All calls block on disk I/O: call them from blocking
+//! threads (`spawn_blocking`, rayon, the [`crate::Disk`] actor), never from an
+//! async task directly.
+//!
+//! # Files that are not wanted (priority 0)
+//!
+//! Unwanted files are never created. A piece that overlaps both a wanted and
+//! an unwanted file (a *boundary piece*) must still be downloadable, verifiable
+//! and servable, so the bytes that belong to unwanted files are stored in one
+//! sparse side file, `<state_dir>/<name>.parts`, at their offset in the
+//! torrent's byte space (so it stays sparse: only boundary bytes occupy
+//! space). Reads use the same rule, so a boundary piece reads back exactly as
+//! it was written. When a file becomes wanted its bytes from boundary pieces
+//! are copied from the parts file into it; when it becomes unwanted, its
+//! boundary bytes are copied to the parts file (the file itself is kept).
+//! Interior pieces of an unwanted file are never requested by the picker.
+
+use std::path::{Path, PathBuf};
+use std::sync::{RwLock, RwLockReadGuard};
+
+use crate::error::{IoOp, LayoutError, StorageError};
+use crate::files::{safe_join, Allocation, FileCache, Target};
+use crate::layout::{PieceMap, Span, StorageLayout};
+
+/// Options for [`Storage::open`].
+#[derive(Debug, Clone)]
+pub struct StorageOptions {
+    /// Upper bound on open file handles (LRU eviction beyond it). Default 128.
+    pub max_open_files: usize,
+    /// Sparse files (default) or preallocation.
+    pub allocation: Allocation,
+    /// Directory for the resume and parts files; default `<root>/.shoal`.
+    pub state_dir: Option<PathBuf>,
+    /// Base name of the resume and parts files, normally the hex info-hash.
+    pub name: String,
+}
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        Self {
+            max_open_files: 128,
+            allocation: Allocation::Sparse,
+            state_dir: None,
+            name: "torrent".to_owned(),
+        }
+    }
+}
+
+/// The data of one torrent on disk: mapping, open files and file selection.
+pub struct Storage {
+    map: PieceMap,
+    root: PathBuf,
+    state_dir: PathBuf,
+    name: String,
+    /// Absolute path of every file (pad files: unused placeholder).
+    paths: Vec<PathBuf>,
+    parts_path: PathBuf,
+    files: FileCache,
+    wanted: RwLock<Vec<bool>>,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage")
+            .field("root", &self.root)
+            .field("pieces", &self.map.piece_count())
+            .field("files", &self.map.file_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Storage {
+    /// Validates `layout` and prepares storage under `root`. Touches no disk:
+    /// files are created lazily on first write. Every file starts wanted.
+    pub fn open(
+        layout: StorageLayout,
+        root: impl Into<PathBuf>,
+        opts: StorageOptions,
+    ) -> Result<Self, StorageError> {
+        let root = root.into();
+        let map = PieceMap::new(layout)?;
+        let mut paths = Vec::with_capacity(map.file_count());
+        for f in &map.layout().files {
+            paths.push(if f.pad {
+                PathBuf::new()
+            } else {
+                safe_join(&root, &f.path)?
+            });
+        }
+        let state_dir = opts
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| root.join(".shoal"));
+        let name = opts.name.clone();
+        let parts_path = state_dir.join(format!("{name}.parts"));
+        let wanted = vec![true; map.file_count()];
+        Ok(Self {
+            files: FileCache::new(root.clone(), opts.max_open_files, opts.allocation),
+            map,
+            root,
+            state_dir,
+            name,
+            paths,
+            parts_path,
+            wanted: RwLock::new(wanted),
+        })
+    }
+
+    /// The validated piece map.
+    pub fn map(&self) -> &PieceMap {
+        &self.map
+    }
+
+    /// The storage root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the resume and parts files live.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// Path of the resume file: `<state_dir>/<name>.resume`.
+    pub fn resume_path(&self) -> PathBuf {
+        self.state_dir.join(format!("{}.resume", self.name))
+    }
+
+    /// Path of the parts side file for boundary pieces of unwanted files.
+    pub fn parts_path(&self) -> &Path {
+        &self.parts_path
+    }
+
+    /// Absolute path of file `i` (`None` for pad files or out of range).
+    pub fn file_path(&self, i: usize) -> Option<&Path> {
+        let f = self.map.layout().files.get(i)?;
+        (!f.pad)
+            .then(|| self.paths.get(i).map(PathBuf::as_path))
+            .flatten()
+    }
+
+    /// Number of currently open file handles (bounded by the options).
+    pub fn open_files(&self) -> usize {
+        self.files.open_count()
+    }
+
+    fn wanted(&self) -> RwLockReadGuard<'_, Vec<bool>> {
+        self.wanted.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether file `i` is wanted (priority > 0).
+    pub fn is_wanted(&self, i: usize) -> bool {
+        self.wanted().get(i).copied().unwrap_or(false)
+    }
+
+    /// Selects or deselects file `i`, moving its boundary-piece bytes between
+    /// the file and the parts file so boundary pieces stay readable.
+    pub fn set_file_wanted(&self, i: usize, want: bool) -> Result<(), StorageError> {
+        let count = self.map.file_count();
+        // Held for the whole move so no concurrent write lands on the side
+        // being emptied.
+        let mut wanted = self.wanted.write().unwrap_or_else(|e| e.into_inner());
+        let was = *wanted
+            .get(i)
+            .ok_or(LayoutError::NoSuchFile { index: i, count })?;
+        if was == want {
+            return Ok(());
+        }
+        let pieces = self.map.pieces_of_file(i);
+        let mut boundary = Vec::new();
+        if !pieces.is_empty() {
+            boundary.push(pieces.start);
+            if pieces.end - 1 != pieces.start {
+                boundary.push(pieces.end - 1);
+            }
+        }
+        let mut buf = Vec::new();
+        for p in boundary {
+            for s in self.map.piece_spans(p)?.filter(|s| s.file == i && !s.pad) {
+                buf.resize(s.len as usize, 0);
+                let abs = self.abs_offset(&s);
+                // Copy from the side holding the data now to the other side.
+                let present = if want {
+                    self.read_parts(abs, &mut buf)?
+                } else {
+                    self.read_file(&s, &mut buf)?
+                };
+                if !present {
+                    continue;
+                }
+                if want {
+                    self.write_file(&s, &buf)?;
+                } else {
+                    self.write_parts(abs, &buf)?;
+                }
+            }
+        }
+        if let Some(w) = wanted.get_mut(i) {
+            *w = want;
+        }
+        if !want {
+            self.files.forget(i);
+        }
+        Ok(())
+    }
+
+    /// Creates the wanted zero-length files (they hold no piece, so no write
+    /// would ever create them).
+    pub fn create_empty_files(&self) -> Result<(), StorageError> {
+        let wanted = self.wanted().clone();
+        for (i, f) in self.map.layout().files.iter().enumerate() {
+            if f.length == 0 && !f.pad && wanted.get(i).copied().unwrap_or(false) {
+                let t = self.target(i);
+                self.files.get_write(&t)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn target(&self, i: usize) -> Target<'_> {
+        Target {
+            key: i,
+            path: self
+                .paths
+                .get(i)
+                .map(PathBuf::as_path)
+                .unwrap_or(Path::new("")),
+            inside_root: true,
+            expected_len: self.map.layout().files.get(i).map_or(0, |f| f.length),
+        }
+    }
+
+    fn parts_target(&self) -> Target<'_> {
+        Target {
+            key: usize::MAX,
+            path: &self.parts_path,
+            inside_root: false,
+            expected_len: 0,
+        }
+    }
+
+    fn abs_offset(&self, s: &Span) -> u64 {
+        self.map.file_start(s.file).unwrap_or(0) + s.file_offset
+    }
+
+    fn write_file(&self, s: &Span, data: &[u8]) -> Result<(), StorageError> {
+        use std::os::unix::fs::FileExt;
+        let t = self.target(s.file);
+        let f = self.files.get_write(&t)?;
+        f.write_all_at(data, s.file_offset)
+            .map_err(|e| StorageError::io(IoOp::Write, t.path, s.file_offset, e))
+    }
+
+    fn write_parts(&self, abs: u64, data: &[u8]) -> Result<(), StorageError> {
+        use std::os::unix::fs::FileExt;
+        let t = self.parts_target();
+        let f = self.files.get_write(&t)?;
+        f.write_all_at(data, abs)
+            .map_err(|e| StorageError::io(IoOp::Write, t.path, abs, e))
+    }
+
+    /// Reads a span of a file; `Ok(false)` when the file is missing or short.
+    fn read_file(&self, s: &Span, buf: &mut [u8]) -> Result<bool, StorageError> {
+        let t = self.target(s.file);
+        self.read_target(&t, s.file_offset, buf)
+    }
+
+    fn read_parts(&self, abs: u64, buf: &mut [u8]) -> Result<bool, StorageError> {
+        let t = self.parts_target();
+        self.read_target(&t, abs, buf)
+    }
+
+    fn read_target(&self, t: &Target<'_>, off: u64, buf: &mut [u8]) -> Result<bool, StorageError> {
+        use std::os::unix::fs::FileExt;
+        let Some(f) = self.files.get_read(t)? else {
+            return Ok(false);
+        };
+        match f.read_exact_at(buf, off) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+            Err(e) => Err(StorageError::io(IoOp::Read, t.path, off, e)),
+        }
+    }
+
+    /// Writes `data` at `offset` inside `piece`. Pad bytes are skipped, bytes
+    /// of unwanted files go to the parts file. Fails on a range outside the
+    /// piece or on I/O errors (nothing is truncated or deleted).
+    pub fn write(&self, piece: u32, offset: u64, data: &[u8]) -> Result<(), StorageError> {
+        let spans = self.map.block_spans(piece, offset, data.len() as u64)?;
+        let wanted = self.wanted();
+        for s in spans {
+            if s.pad {
+                continue;
+            }
+            let lo = s.buf_offset as usize;
+            let chunk = data.get(lo..lo + s.len as usize).unwrap_or_default();
+            if wanted.get(s.file).copied().unwrap_or(false) {
+                self.write_file(&s, chunk)?;
+            } else {
+                self.write_parts(self.abs_offset(&s), chunk)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the concatenation of `bufs` at `offset` inside `piece`, with one
+    /// `pwritev` per file span (a verified piece goes to disk in a handful of
+    /// system calls instead of one per block). Same rules as [`Storage::write`].
+    pub fn write_vectored(
+        &self,
+        piece: u32,
+        offset: u64,
+        bufs: &[&[u8]],
+    ) -> Result<(), StorageError> {
+        let total: u64 = bufs.iter().map(|b| b.len() as u64).sum();
+        let spans = self.map.block_spans(piece, offset, total)?;
+        let wanted = self.wanted();
+        let mut slices = Vec::with_capacity(bufs.len() + 2);
+        for s in spans {
+            if s.pad {
+                continue;
+            }
+            // Gather the parts of `bufs` that fall inside this span.
+            slices.clear();
+            let (lo, hi) = (s.buf_offset, s.buf_offset + s.len);
+            let mut pos = 0u64;
+            for b in bufs {
+                let (blo, bhi) = (pos, pos + b.len() as u64);
+                pos = bhi;
+                if bhi <= lo || blo >= hi {
+                    continue;
+                }
+                let from = (lo.max(blo) - blo) as usize;
+                let to = (hi.min(bhi) - blo) as usize;
+                if let Some(part) = b.get(from..to) {
+                    slices.push(std::io::IoSlice::new(part));
+                }
+            }
+            let (target, at) = if wanted.get(s.file).copied().unwrap_or(false) {
+                (self.target(s.file), s.file_offset)
+            } else {
+                (self.parts_target(), self.abs_offset(&s))
+            };
+            let f = self.files.get_write(&target)?;
+            crate::files::write_all_vectored_at(&f, &mut slices, at)
+                .map_err(|e| StorageError::io(IoOp::Write, target.path, at, e))?;
+        }
+        Ok(())
+    }
+
+    /// Fills `buf` with the bytes at `offset` inside `piece`. Returns
+    /// `Ok(false)` when some of them are not on disk (missing or short
+    /// file); pad bytes read as zeros.
+    pub fn read_into(&self, piece: u32, offset: u64, buf: &mut [u8]) -> Result<bool, StorageError> {
+        let spans = self.map.block_spans(piece, offset, buf.len() as u64)?;
+        self.read_spans(spans, buf)
+    }
+
+    /// Like [`Storage::read_into`] for any torrent byte range (used by the
+    /// checker to read many pieces at once).
+    pub(crate) fn read_range(&self, start: u64, buf: &mut [u8]) -> Result<bool, StorageError> {
+        let spans = self.map.range_spans(start, buf.len() as u64);
+        self.read_spans(spans, buf)
+    }
+
+    fn read_spans(
+        &self,
+        spans: crate::layout::Spans<'_>,
+        buf: &mut [u8],
+    ) -> Result<bool, StorageError> {
+        let wanted = self.wanted();
+        let mut complete = true;
+        let mut covered = 0u64;
+        for s in spans {
+            let lo = s.buf_offset as usize;
+            let Some(chunk) = buf.get_mut(lo..lo + s.len as usize) else {
+                return Ok(false);
+            };
+            covered += s.len;
+            let ok = if s.pad {
+                chunk.fill(0);
+                true
+            } else if wanted.get(s.file).copied().unwrap_or(false) {
+                self.read_file(&s, chunk)?
+            } else {
+                self.read_parts(self.abs_offset(&s), chunk)?
+            };
+            complete &= ok;
+        }
+        Ok(complete && covered == buf.len() as u64)
+    }
+
+    /// Reads `len` bytes at `offset` inside `piece`, for uploading. Fails with
+    /// an I/O error of kind `UnexpectedEof` when the data is not on disk.
+    pub fn read_block(&self, piece: u32, offset: u64, len: usize) -> Result<Vec<u8>, StorageError> {
+        // Validate the range before allocating: `len` may come from a peer.
+        self.map.block_spans(piece, offset, len as u64)?;
+        let mut buf = vec![0u8; len];
+        if self.read_into(piece, offset, &mut buf)? {
+            Ok(buf)
+        } else {
+            Err(StorageError::io(
+                IoOp::Read,
+                &self.root,
+                offset,
+                std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("piece {piece} is not on disk"),
+                ),
+            ))
+        }
+    }
+
+    /// Hashes `piece` as stored on disk and compares it with its expected
+    /// SHA-1. `Ok(false)` when it differs or is not (fully) on disk.
+    pub fn verify_on_disk(&self, piece: u32) -> Result<bool, StorageError> {
+        let len = self.map.piece_len(piece).ok_or(LayoutError::NoSuchPiece {
+            piece,
+            count: self.map.piece_count(),
+        })?;
+        let mut buf = vec![0u8; len as usize];
+        if !self.read_into(piece, 0, &mut buf)? {
+            return Ok(false);
+        }
+        Ok(self.verify_data(piece, &[&buf]))
+    }
+
+    /// Whether the concatenation of `chunks` hashes to `piece`'s SHA-1.
+    pub fn verify_data(&self, piece: u32, chunks: &[&[u8]]) -> bool {
+        self.map
+            .piece_hash(piece)
+            .is_some_and(|h| crate::hash::verify_v1(h, chunks.iter().copied()))
+    }
+
+    /// Stat of file `i` on disk: `(len, mtime_ns)`, `None` when absent.
+    pub(crate) fn stat_path(path: &Path) -> Result<Option<(u64, i64)>, StorageError> {
+        use std::os::unix::fs::MetadataExt;
+        match std::fs::metadata(path) {
+            Ok(m) => Ok(Some((
+                m.len(),
+                m.mtime()
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(m.mtime_nsec()),
+            ))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StorageError::io(IoOp::Stat, path, 0, e)),
+        }
+    }
+
+    /// Flushes every file of the torrent (and the parts file) that exists to
+    /// stable storage.
+    pub fn sync_all(&self) -> Result<(), StorageError> {
+        let n = self.map.file_count();
+        for i in 0..n {
+            if self.file_path(i).is_some() {
+                self.sync_one(&self.target(i))?;
+            }
+        }
+        self.sync_one(&self.parts_target())
+    }
+
+    fn sync_one(&self, t: &Target<'_>) -> Result<(), StorageError> {
+        if let Some(f) = self.files.get_read(t)? {
+            f.sync_data()
+                .map_err(|e| StorageError::io(IoOp::Sync, t.path, 0, e))?;
+        }
+        Ok(())
+    }
+}
