@@ -5,6 +5,21 @@
 //! is done, and file paths are sanitised so nothing escapes the download directory.
 #![deny(missing_docs)]
 
+pub mod create;
+pub mod error;
+pub mod files;
 pub mod hash;
+pub mod limits;
+pub mod magnet;
+pub mod merkle;
+pub mod path;
+pub mod torrent;
+pub mod v2;
 
+pub use create::{create, CreateError, CreateOptions, CreatePlan};
+pub use error::{MetainfoError, Problem};
+pub use files::FileEntry;
 pub use hash::{InfoHashV1, InfoHashV2, InfoHashes, PeerId};
+pub use limits::ParseLimits;
+pub use magnet::{HostPort, Magnet, MagnetError};
+pub use torrent::{MetaVersion, Torrent};

@@ -1,0 +1,575 @@
+//! A parsed and validated .torrent file (v1, v2 or hybrid).
+//!
+//! [`Torrent::from_bytes`] checks, in order: the size limit (before decoding),
+//! bencode validity (with limits), that `info` is canonical, `meta version`,
+//! `piece length`, the v1 file list and `pieces`, the v2 `file tree` and
+//! `piece layers`, the agreement of both halves of a hybrid, and then the
+//! advisory keys. Paths are sanitised (see [`crate::path`]).
+//!
+//! The piece stream: files are concatenated in torrent order, pad files
+//! included. For v2-only torrents, where BEP 52 aligns every non-empty file to
+//! a piece boundary, the alignment gaps are represented by synthetic pad files
+//! (path `.pad/<N>`, `pad: true`), as a hybrid's v1 half would have them, so
+//! the layout is the same whatever the version.
+mod extras;
+
+use crate::error::{invalid, opt, req, Field, MetainfoError, Problem};
+use crate::files::{self, layout, prefer_utf8, Attrs, FileEntry, RawFile};
+use crate::hash::{InfoHashV1, InfoHashV2, InfoHashes};
+use crate::limits::ParseLimits;
+use crate::magnet::{HostPort, Magnet};
+use crate::{path, v2};
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+
+/// Per-file v2 piece layers, aligned with the file list.
+type Layers = Vec<Option<Vec<[u8; 32]>>>;
+
+/// Which halves a torrent has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MetaVersion {
+    /// BEP 3 only (`pieces`).
+    V1,
+    /// BEP 52 only (`meta version` 2, `file tree`).
+    V2,
+    /// Both, describing the same files (BEP 52 hybrid).
+    Hybrid,
+}
+
+/// A validated torrent. Immutable; cheap accessors.
+///
+/// Invariants: at least one file; total length > 0; `piece_count()` pieces
+/// cover the piece stream; for v1/hybrid there is one SHA-1 per piece; for
+/// v2/hybrid every non-empty file has a pieces root, starts on a piece boundary
+/// and (when parsed with [`Torrent::from_bytes`]) has a verified piece layer if
+/// it is longer than one piece.
+#[derive(Debug, Clone)]
+pub struct Torrent {
+    info_bytes: Vec<u8>,
+    info_hashes: InfoHashes,
+    version: MetaVersion,
+    name: String,
+    multi_file: bool,
+    piece_length: u64,
+    total_length: u64,
+    piece_count: u32,
+    pieces_v1: Vec<u8>,
+    files: Vec<FileEntry>,
+    layers: Layers,
+    private: bool,
+    trackers: Vec<Vec<String>>,
+    web_seeds: Vec<String>,
+    nodes: Vec<HostPort>,
+    comment: Option<String>,
+    created_by: Option<String>,
+    creation_date: Option<i64>,
+    similar: Vec<Vec<u8>>,
+    collections: Vec<Vec<u8>>,
+}
+
+impl Torrent {
+    /// Parses and validates a whole .torrent file with the default [`ParseLimits`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Torrent, MetainfoError> {
+        Self::from_bytes_with(bytes, &ParseLimits::default())
+    }
+
+    /// As [`Torrent::from_bytes`] with explicit limits.
+    pub fn from_bytes_with(bytes: &[u8], limits: &ParseLimits) -> Result<Torrent, MetainfoError> {
+        Self::parse(bytes, limits, true)
+    }
+
+    /// Parses a bare bencoded `info` dictionary (as fetched from peers with
+    /// BEP 9). v2 piece layers cannot be present there, so they are not
+    /// required and [`Torrent::piece_layer`] returns `None` for every file.
+    pub fn from_info_bytes(info: &[u8], limits: &ParseLimits) -> Result<Torrent, MetainfoError> {
+        if info.len() > limits.max_torrent_size {
+            return Err(MetainfoError::TooLarge {
+                size: info.len(),
+                limit: limits.max_torrent_size,
+            });
+        }
+        let mut wrapped = Vec::with_capacity(info.len() + 8);
+        wrapped.extend_from_slice(b"d4:info");
+        wrapped.extend_from_slice(info);
+        wrapped.push(b'e');
+        Self::parse(&wrapped, limits, false).map_err(|e| shift_offsets(e, 7))
+    }
+
+    fn parse(bytes: &[u8], limits: &ParseLimits, full: bool) -> Result<Torrent, MetainfoError> {
+        if bytes.len() > limits.max_torrent_size {
+            return Err(MetainfoError::TooLarge {
+                size: bytes.len(),
+                limit: limits.max_torrent_size,
+            });
+        }
+        let root = shoal_bencode::decode(bytes, &limits.bencode())?;
+        let top = root.as_dict().ok_or_else(|| {
+            invalid(
+                "(top level)",
+                Problem::WrongType {
+                    expected: "dictionary",
+                    got: root.type_name(),
+                },
+                0,
+            )
+        })?;
+        let info_field = req(top, "", "info")?;
+        let info = info_field.dict()?;
+        info_field
+            .value
+            .check_canonical()
+            .map_err(MetainfoError::NotCanonical)?;
+        let info_bytes = info.raw().unwrap_or_default().to_vec();
+
+        let meta_version = match opt(info, "info", "meta version") {
+            Some(f) => {
+                let v = f.int()?;
+                if v != 2 {
+                    return Err(f.err(Problem::UnsupportedVersion(v)));
+                }
+                true
+            }
+            None => false,
+        };
+        let has_v2 = meta_version;
+        let has_v1 = !has_v2 || info.get(b"pieces").is_some();
+        let version = match (has_v1, has_v2) {
+            (true, true) => MetaVersion::Hybrid,
+            (false, true) => MetaVersion::V2,
+            _ => MetaVersion::V1,
+        };
+
+        let plf = req(info, "info", "piece length")?;
+        let piece_length = plf.u64()?;
+        if piece_length == 0 {
+            return Err(plf.err(Problem::Zero));
+        }
+        if piece_length > limits.max_piece_length {
+            return Err(plf.err(Problem::TooLarge {
+                value: piece_length,
+                limit: limits.max_piece_length,
+            }));
+        }
+        if has_v2 && !v2::valid_piece_length(piece_length) {
+            return Err(plf.err(Problem::NotPowerOfTwo(piece_length)));
+        }
+
+        let name_field = match prefer_utf8(info, "info", "name") {
+            Some(f) => f,
+            None => req(info, "info", "name")?,
+        };
+        let raw_name = name_field.bytes()?.to_vec();
+
+        // The v1 half.
+        let mut v1_files: Option<(Vec<RawFile>, bool, Field<'_, '_>)> = None;
+        let mut pieces_v1 = Vec::new();
+        if has_v1 {
+            let pf = req(info, "info", "pieces")?;
+            let p = pf.bytes()?;
+            if p.len() % 20 != 0 {
+                return Err(pf.err(Problem::HashLength {
+                    len: p.len(),
+                    unit: 20,
+                }));
+            }
+            pieces_v1 = p.to_vec();
+            let (raws, multi) = match (opt(info, "info", "length"), opt(info, "info", "files")) {
+                (Some(lf), None) => {
+                    let length = lf.u64()?;
+                    let single = RawFile {
+                        components: vec![raw_name.clone()],
+                        length,
+                        attrs: Attrs::parse(info, "info")?,
+                        symlink: None,
+                        pieces_root: None,
+                        mtime: None,
+                        key: "info".into(),
+                        offset: info.offset(),
+                    };
+                    (vec![single], false)
+                }
+                (None, Some(ff)) => {
+                    let raws = files::parse_v1_files(&ff, limits)?;
+                    if raws.is_empty() {
+                        return Err(ff.err(Problem::Empty));
+                    }
+                    (raws, true)
+                }
+                _ => {
+                    return Err(invalid(
+                        "info.files",
+                        Problem::LengthAndFiles,
+                        info.offset(),
+                    ))
+                }
+            };
+            v1_files = Some((raws, multi, pf));
+        }
+
+        // The v2 half.
+        let mut v2_files: Option<Vec<RawFile>> = None;
+        let mut v2_layers: Layers = Vec::new();
+        if has_v2 {
+            let tf = req(info, "info", "file tree")?;
+            let raws = v2::parse_file_tree(&tf, limits)?;
+            let layers_field = opt(top, "", "piece layers");
+            if full || layers_field.is_some() {
+                v2_layers = v2::check_piece_layers(layers_field.as_ref(), &raws, piece_length)?;
+            } else {
+                v2_layers = vec![None; raws.len()];
+            }
+            v2_files = Some(raws);
+        }
+
+        let (raws, multi, layers, layout_name) = match (v1_files, v2_files) {
+            (Some((v1, multi, _)), None) => {
+                let n = v1.len();
+                (v1, multi, vec![None; n], None)
+            }
+            (Some((v1, multi, _)), Some(v2f)) => {
+                let (raws, layers) = merge_hybrid(v1, multi, v2f, v2_layers, piece_length)?;
+                (raws, multi, layers, None)
+            }
+            (None, Some(v2f)) => {
+                let single = v2f.len() == 1 && v2f.iter().all(|f| f.components.len() == 1);
+                let key_name = if single {
+                    v2f.first().and_then(|f| f.components.first()).cloned()
+                } else {
+                    None
+                };
+                let (raws, layers) = add_alignment_pads(v2f, v2_layers, piece_length);
+                (raws, !single, layers, key_name)
+            }
+            (None, None) => return Err(invalid("info.pieces", Problem::Missing, info.offset())),
+        };
+        if raws.len() > limits.max_files {
+            return Err(invalid(
+                "info.files",
+                Problem::TooMany {
+                    what: "files",
+                    limit: limits.max_files as u64,
+                },
+                info.offset(),
+            ));
+        }
+
+        let mut hashes = InfoHashes { v1: None, v2: None };
+        if has_v1 {
+            hashes.v1 = Some(InfoHashV1(Sha1::digest(&info_bytes).into()));
+        }
+        if has_v2 {
+            hashes.v2 = Some(InfoHashV2(Sha256::digest(&info_bytes).into()));
+        }
+        let name = path::sanitize_component(&raw_name, limits.max_name_len)
+            .unwrap_or_else(|| hashes.primary().to_hex());
+        let file_name = match &layout_name {
+            Some(k) => {
+                path::sanitize_component(k, limits.max_name_len).unwrap_or_else(|| name.clone())
+            }
+            None => name.clone(),
+        };
+        let files = layout(&file_name, multi, raws, limits)?;
+        let total_length = files.last().map(FileEntry::end).unwrap_or(0);
+        if total_length == 0 {
+            return Err(invalid("info", Problem::Empty, info.offset()));
+        }
+        let pieces = total_length.div_ceil(piece_length);
+        if pieces > limits.max_pieces {
+            return Err(plf.err(Problem::TooMany {
+                what: "pieces",
+                limit: limits.max_pieces,
+            }));
+        }
+        if has_v1 {
+            let got = (pieces_v1.len() / 20) as u64;
+            if got != pieces {
+                let offset = info.offset_of(b"pieces").unwrap_or(info.offset());
+                return Err(invalid(
+                    "info.pieces",
+                    Problem::PieceCount {
+                        got,
+                        expected: pieces,
+                        total: total_length,
+                    },
+                    offset,
+                ));
+            }
+        }
+
+        let private = matches!(info.get(b"private").and_then(|v| v.as_int()), Some(1));
+        Ok(Torrent {
+            info_bytes,
+            info_hashes: hashes,
+            version,
+            name,
+            multi_file: multi,
+            piece_length,
+            total_length,
+            piece_count: u32::try_from(pieces).unwrap_or(u32::MAX),
+            pieces_v1,
+            files,
+            layers,
+            private,
+            trackers: extras::trackers(top, limits)?,
+            web_seeds: extras::web_seeds(top, limits)?,
+            nodes: extras::nodes(top, limits)?,
+            comment: extras::text_field(top, "comment"),
+            created_by: extras::text_field(top, "created by"),
+            creation_date: top.get(b"creation date").and_then(|v| v.as_int()),
+            similar: extras::byte_list(info, top, "similar", limits),
+            collections: extras::byte_list(info, top, "collections", limits),
+        })
+    }
+
+    /// The info-hashes: v1 = SHA-1 and v2 = SHA-256 of [`Torrent::info_bytes`].
+    pub fn info_hashes(&self) -> InfoHashes {
+        self.info_hashes
+    }
+
+    /// The exact bytes of the bencoded `info` dictionary (for hashing and BEP 9).
+    pub fn info_bytes(&self) -> &[u8] {
+        &self.info_bytes
+    }
+
+    /// v1, v2 or hybrid.
+    pub fn version(&self) -> MetaVersion {
+        self.version
+    }
+
+    /// The sanitised torrent name (a single path component; the info-hash in
+    /// hex if the name sanitises to nothing).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// True when files live in a directory named [`Torrent::name`].
+    pub fn is_multi_file(&self) -> bool {
+        self.multi_file
+    }
+
+    /// Bytes per piece (the last piece may be shorter).
+    pub fn piece_length(&self) -> u64 {
+        self.piece_length
+    }
+
+    /// Number of pieces: ceil(total length / piece length).
+    pub fn piece_count(&self) -> u32 {
+        self.piece_count
+    }
+
+    /// Length of the piece stream: all files, pad files included.
+    pub fn total_length(&self) -> u64 {
+        self.total_length
+    }
+
+    /// Length of piece `index`, or `None` past the end.
+    pub fn piece_size(&self, index: u32) -> Option<u64> {
+        if index >= self.piece_count {
+            return None;
+        }
+        let start = u64::from(index) * self.piece_length;
+        Some((self.total_length - start).min(self.piece_length))
+    }
+
+    /// The v1 SHA-1 of piece `index` (`None` for v2-only torrents or past the end).
+    pub fn piece_hash_v1(&self, index: u32) -> Option<[u8; 20]> {
+        let start = usize::try_from(index).ok()?.checked_mul(20)?;
+        let slice = self.pieces_v1.get(start..start + 20)?;
+        <[u8; 20]>::try_from(slice).ok()
+    }
+
+    /// The verified v2 piece layer of file `file_index` (one SHA-256 per piece of
+    /// that file). `None` for v1-only torrents, pad and empty files, files of at
+    /// most one piece (whose single piece hash is their `pieces_root`), and
+    /// torrents made with [`Torrent::from_info_bytes`].
+    pub fn piece_layer(&self, file_index: usize) -> Option<&[[u8; 32]]> {
+        self.layers.get(file_index)?.as_deref()
+    }
+
+    /// The files in torrent order, with offsets in the piece stream.
+    pub fn files(&self) -> &[FileEntry] {
+        &self.files
+    }
+
+    /// Tracker URLs by tier (BEP 12), or the single `announce` as one tier.
+    pub fn trackers(&self) -> &[Vec<String>] {
+        &self.trackers
+    }
+
+    /// BEP 19 web seed URLs.
+    pub fn web_seeds(&self) -> &[String] {
+        &self.web_seeds
+    }
+
+    /// DHT bootstrap nodes from `nodes`.
+    pub fn nodes(&self) -> &[HostPort] {
+        &self.nodes
+    }
+
+    /// BEP 27 private flag (`info.private == 1`).
+    pub fn is_private(&self) -> bool {
+        self.private
+    }
+
+    /// `comment`, if any.
+    pub fn comment(&self) -> Option<&str> {
+        self.comment.as_deref()
+    }
+
+    /// `created by`, if any.
+    pub fn created_by(&self) -> Option<&str> {
+        self.created_by.as_deref()
+    }
+
+    /// `creation date` (seconds since the Unix epoch), if any.
+    pub fn creation_date(&self) -> Option<i64> {
+        self.creation_date
+    }
+
+    /// BEP 38 `similar` info-hashes, raw (from `info`, then the top level).
+    pub fn similar(&self) -> &[Vec<u8>] {
+        &self.similar
+    }
+
+    /// BEP 38 `collections` names, raw (from `info`, then the top level).
+    pub fn collections(&self) -> &[Vec<u8>] {
+        &self.collections
+    }
+
+    /// A magnet link for this torrent: info-hashes, name, trackers (all tiers
+    /// flattened) and web seeds.
+    pub fn magnet(&self) -> Magnet {
+        Magnet {
+            v1: self.info_hashes.v1,
+            v2: self.info_hashes.v2,
+            name: Some(self.name.clone()),
+            trackers: self.trackers.iter().flatten().cloned().collect(),
+            web_seeds: self.web_seeds.clone(),
+            peers: Vec::new(),
+            select_only: Vec::new(),
+        }
+    }
+}
+
+/// Checks a hybrid's halves describe the same files in the same order, with
+/// every non-empty v1 file on a piece boundary; returns the v1 list (pad files
+/// included) carrying the v2 pieces roots, and the layers in the same order.
+fn merge_hybrid(
+    mut v1: Vec<RawFile>,
+    multi: bool,
+    v2f: Vec<RawFile>,
+    v2_layers: Layers,
+    piece_length: u64,
+) -> Result<(Vec<RawFile>, Layers), MetainfoError> {
+    let mismatch =
+        |f: &RawFile, what: String| invalid(f.key.clone(), Problem::HybridMismatch(what), f.offset);
+    let mut layers = Vec::with_capacity(v1.len());
+    let mut it = v2f.into_iter().zip(v2_layers);
+    let mut offset = 0u64;
+    for f in v1.iter_mut() {
+        if f.attrs.pad {
+            layers.push(None);
+            offset = offset.saturating_add(f.length);
+            continue;
+        }
+        let Some((g, layer)) = it.next() else {
+            return Err(mismatch(f, "file missing from the v2 file tree".into()));
+        };
+        let same_path = if multi {
+            f.components == g.components
+        } else {
+            g.components.len() == 1 && f.components == g.components
+        };
+        if !same_path {
+            return Err(mismatch(
+                f,
+                format!(
+                    "v1 path {:?} but v2 path {:?}",
+                    String::from_utf8_lossy(&f.components.join(&b'/')),
+                    String::from_utf8_lossy(&g.components.join(&b'/'))
+                ),
+            ));
+        }
+        if f.length != g.length {
+            return Err(mismatch(
+                f,
+                format!("v1 length {} but v2 length {}", f.length, g.length),
+            ));
+        }
+        if f.length > 0 && !offset.is_multiple_of(piece_length) {
+            return Err(invalid(
+                f.key.clone(),
+                Problem::Unaligned { offset },
+                f.offset,
+            ));
+        }
+        f.pieces_root = g.pieces_root;
+        layers.push(layer);
+        offset = offset.saturating_add(f.length);
+    }
+    if let Some((g, _)) = it.next() {
+        return Err(mismatch(&g, "file missing from the v1 file list".into()));
+    }
+    Ok((v1, layers))
+}
+
+/// Inserts synthetic pad files after each non-empty v2 file that does not end
+/// on a piece boundary and is followed by another non-empty file.
+fn add_alignment_pads(
+    v2f: Vec<RawFile>,
+    v2_layers: Layers,
+    piece_length: u64,
+) -> (Vec<RawFile>, Layers) {
+    let last_nonempty = v2f.iter().rposition(|f| f.length > 0).unwrap_or(0);
+    let mut raws = Vec::with_capacity(v2f.len() * 2);
+    let mut layers = Vec::with_capacity(v2f.len() * 2);
+    for (i, (f, layer)) in v2f.into_iter().zip(v2_layers).enumerate() {
+        let rem = f.length % piece_length;
+        let needs_pad = i < last_nonempty && f.length > 0 && rem != 0;
+        let (key, offset) = (f.key.clone(), f.offset);
+        raws.push(f);
+        layers.push(layer);
+        if needs_pad {
+            let n = piece_length - rem;
+            raws.push(RawFile {
+                components: vec![b".pad".to_vec(), n.to_string().into_bytes()],
+                length: n,
+                attrs: Attrs {
+                    pad: true,
+                    ..Attrs::default()
+                },
+                symlink: None,
+                pieces_root: None,
+                mtime: None,
+                key,
+                offset,
+            });
+            layers.push(None);
+        }
+    }
+    (raws, layers)
+}
+
+/// Moves error offsets back by `by` bytes (for [`Torrent::from_info_bytes`]).
+fn shift_offsets(e: MetainfoError, by: usize) -> MetainfoError {
+    match e {
+        MetainfoError::Invalid {
+            key,
+            problem,
+            offset,
+        } => MetainfoError::Invalid {
+            key,
+            problem,
+            offset: offset.saturating_sub(by),
+        },
+        MetainfoError::Bencode(mut b) => {
+            b.offset = b.offset.saturating_sub(by);
+            MetainfoError::Bencode(b)
+        }
+        MetainfoError::NotCanonical(mut b) => {
+            b.offset = b.offset.saturating_sub(by);
+            MetainfoError::NotCanonical(b)
+        }
+        other => other,
+    }
+}
