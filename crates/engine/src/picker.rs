@@ -322,7 +322,7 @@ impl PiecePicker {
     }
 
     fn block_index(&self, block: &Block) -> Option<usize> {
-        if block.piece >= self.num_pieces || block.offset % BLOCK_SIZE != 0 {
+        if block.piece >= self.num_pieces || !block.offset.is_multiple_of(BLOCK_SIZE) {
             return None;
         }
         let i = block.offset / BLOCK_SIZE;

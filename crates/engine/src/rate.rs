@@ -16,7 +16,7 @@ impl TokenBucket {
         let rate = rate.filter(|&r| r > 0);
         TokenBucket {
             rate,
-            tokens: rate.map_or(0.0, |r| Self::burst_of(r)),
+            tokens: rate.map_or(0.0, Self::burst_of),
             last: None,
         }
     }

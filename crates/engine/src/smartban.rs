@@ -6,7 +6,12 @@
 //! compared with the recorded ones: each peer that sent a block that differs
 //! from the good data is guilty. Peers are identified by IP address, so a
 //! reconnect does not launder a ban. Records are bounded ([`MAX_RECORDED_PIECES`]).
+//!
+//! The sender identity `K` is generic (an IP address by default); the engine
+//! uses the IP address, or the full socket address for loopback peers, where
+//! every peer shares one IP.
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::Hash;
 use std::net::IpAddr;
 
 /// At most this many failed pieces are remembered; the oldest are dropped.
@@ -16,13 +21,22 @@ pub const MAX_RECORDED_PIECES: usize = 1024;
 pub type BlockDigest = [u8; 20];
 
 /// The guilt tracker.
-#[derive(Debug, Default)]
-pub struct SmartBan {
-    records: HashMap<u32, BTreeMap<u32, Vec<(IpAddr, BlockDigest)>>>,
+#[derive(Debug)]
+pub struct SmartBan<K = IpAddr> {
+    records: HashMap<u32, BTreeMap<u32, Vec<(K, BlockDigest)>>>,
     order: VecDeque<u32>,
 }
 
-impl SmartBan {
+impl<K> Default for SmartBan<K> {
+    fn default() -> Self {
+        SmartBan {
+            records: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+}
+
+impl<K: Copy + Ord + Hash> SmartBan<K> {
     /// An empty tracker.
     pub fn new() -> Self {
         Self::default()
@@ -30,12 +44,8 @@ impl SmartBan {
 
     /// A piece failed. `blocks` are (block index, sender, digest of what it sent).
     /// Returns the peers proven guilty right away (sole contributor).
-    pub fn on_piece_failed(
-        &mut self,
-        piece: u32,
-        blocks: &[(u32, IpAddr, BlockDigest)],
-    ) -> Vec<IpAddr> {
-        let mut senders: Vec<IpAddr> = blocks.iter().map(|b| b.1).collect();
+    pub fn on_piece_failed(&mut self, piece: u32, blocks: &[(u32, K, BlockDigest)]) -> Vec<K> {
+        let mut senders: Vec<K> = blocks.iter().map(|b| b.1).collect();
         senders.sort_unstable();
         senders.dedup();
         if senders.len() == 1 {
@@ -66,12 +76,12 @@ impl SmartBan {
 
     /// The piece passed; `good[i]` is the digest of block `i` of the good data.
     /// Returns the peers whose earlier blocks differed from it.
-    pub fn on_piece_passed(&mut self, piece: u32, good: &[BlockDigest]) -> Vec<IpAddr> {
+    pub fn on_piece_passed(&mut self, piece: u32, good: &[BlockDigest]) -> Vec<K> {
         let Some(rec) = self.records.remove(&piece) else {
             return Vec::new();
         };
         self.order.retain(|&p| p != piece);
-        let mut guilty: Vec<IpAddr> = rec
+        let mut guilty: Vec<K> = rec
             .iter()
             .flat_map(|(&block, sent)| {
                 let good = good.get(block as usize).copied();
@@ -96,7 +106,7 @@ mod tests {
 
     #[test]
     fn sole_sender_is_guilty_at_once() {
-        let mut s = SmartBan::new();
+        let mut s: SmartBan = SmartBan::new();
         let g = s.on_piece_failed(3, &[(0, ip(1), [1; 20]), (1, ip(1), [2; 20])]);
         assert_eq!(g, vec![ip(1)]);
         assert!(!s.wants_digests(3));
@@ -104,7 +114,7 @@ mod tests {
 
     #[test]
     fn mixed_senders_resolved_when_piece_passes() {
-        let mut s = SmartBan::new();
+        let mut s: SmartBan = SmartBan::new();
         let g = s.on_piece_failed(3, &[(0, ip(1), [1; 20]), (1, ip(2), [9; 20])]);
         assert!(g.is_empty());
         assert!(s.wants_digests(3));
@@ -115,7 +125,7 @@ mod tests {
 
     #[test]
     fn bounded() {
-        let mut s = SmartBan::new();
+        let mut s: SmartBan = SmartBan::new();
         for p in 0..(MAX_RECORDED_PIECES as u32 + 10) {
             s.on_piece_failed(p, &[(0, ip(1), [1; 20]), (1, ip(2), [2; 20])]);
         }

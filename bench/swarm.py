@@ -1,0 +1,256 @@
+#!/usr/bin/env python3
+"""Loopback swarm benchmark (issue 3): one seeder, one leecher, every pair of
+shoal / libtorrent / aria2 / Transmission that works, several runs each.
+
+For the leecher it reports wall time (start to verified completion), CPU seconds
+(user+sys, from wait4 rusage) and peak RSS (ru_maxrss). Peers find each other
+through opentracker on 127.0.0.1; Transmission ignores loopback peers from a
+tracker, so a seeder that can dial (shoal, libtorrent) dials it.
+
+usage: bench/swarm.py [--size-mib 1024] [--runs 3] [--pairs shoal:shoal,libtorrent:shoal,...]
+       (builds shoal in release mode first; needs the Debian clients .ci/run installs)
+Only loopback addresses are used. Every process is killed by PID at the end.
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LT = os.path.join(ROOT, "crates/shoal/tests/interop/lt_tool.py")
+SHOAL = os.path.join(ROOT, "target/release/shoal")
+CLIENTS = ["shoal", "libtorrent", "aria2", "transmission"]
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+class Proc:
+    def __init__(self, argv, log, **kw):
+        self.log = open(log, "wb")
+        self.p = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, start_new_session=True, **kw)
+        self.t0 = time.time()
+        self.rusage = None
+        self.status = None
+
+    def poll(self):
+        if self.status is None:
+            pid, status, ru = os.wait4(self.p.pid, os.WNOHANG)
+            if pid:
+                self.status, self.rusage = status, ru
+                self.p.returncode = os.waitstatus_to_exitcode(status)
+        return self.status
+
+    def stop(self, sig=signal.SIGKILL, grace=10.0):
+        if self.poll() is None:
+            try:
+                os.killpg(self.p.pid, sig)
+            except ProcessLookupError:
+                pass
+            end = time.time() + grace
+            while self.poll() is None and time.time() < end:
+                time.sleep(0.05)
+            if self.poll() is None:
+                os.killpg(self.p.pid, signal.SIGKILL)
+                _, status, ru = os.wait4(self.p.pid, 0)
+                self.status, self.rusage = status, ru
+        self.log.close()
+
+
+def tracker(port, hexhash, work):
+    d = os.path.join(work, "ot")
+    os.makedirs(d, exist_ok=True)
+    os.chmod(d, 0o755)
+    with open(os.path.join(d, "wl"), "w") as f:
+        f.write(hexhash + "\n")
+    argv = ["opentracker", "-i", "127.0.0.1", "-p", str(port), "-P", str(port), "-d", d, "-w", "wl"]
+    if os.geteuid() == 0:
+        argv += ["-u", "nobody"]
+    p = Proc(argv, os.path.join(work, "ot.log"), cwd=d)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.1).close()
+            return p
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("opentracker did not start")
+
+
+def tr_config(d, port):
+    os.makedirs(os.path.join(d, "cfg"), exist_ok=True)
+    with open(os.path.join(d, "cfg", "settings.json"), "w") as f:
+        json.dump({"dht-enabled": False, "lpd-enabled": False, "pex-enabled": False,
+                   "utp-enabled": False, "port-forwarding-enabled": False, "peer-port": port,
+                   "bind-address-ipv4": "127.0.0.1", "rpc-enabled": False,
+                   "ratio-limit-enabled": False, "speed-limit-up-enabled": False,
+                   "message-level": 1, "encryption": 1}, f)
+    done = os.path.join(d, "done.sh")
+    with open(done, "w") as f:
+        f.write("#!/bin/sh\ntouch '%s'\n" % os.path.join(d, "done"))
+    os.chmod(done, 0o755)
+    return done
+
+
+def start_seeder(kind, torrent, data_parent, work, leech_port):
+    port = free_port()
+    log = os.path.join(work, "seed-%s.log" % kind)
+    dial = ["--peer", "127.0.0.1:%d" % leech_port] if leech_port else []
+    if kind == "shoal":
+        p = Proc([SHOAL, "seed", torrent, "--data", data_parent, "--listen", "127.0.0.1:%d" % port] + dial, log)
+        ready = lambda: "listening on" in open(log, errors="replace").read()
+    elif kind == "libtorrent":
+        p = Proc(["/usr/bin/python3", LT, "seed", torrent, data_parent, "--port", str(port),
+                  "--timeout", "3600"] + dial, log)
+        ready = lambda: '"seeding": true' in open(log, errors="replace").read()
+    elif kind == "aria2":
+        p = Proc(["aria2c", "--no-conf", "--dir=" + data_parent, "--seed-ratio=0.0", "--check-integrity=true",
+                  "--bt-seed-unverified=false", "--enable-dht=false", "--enable-dht6=false",
+                  "--bt-enable-lpd=false", "--enable-peer-exchange=false", "--listen-port=%d" % port,
+                  "--interface=127.0.0.1", "--disable-ipv6=true", "--summary-interval=1", torrent], log)
+        ready = lambda: "SEED(" in open(log, errors="replace").read()
+    elif kind == "transmission":
+        d = os.path.join(work, "tr-seed")
+        tr_config(d, port)
+        p = Proc(["transmission-cli", "-g", os.path.join(d, "cfg"), "-w", data_parent, "-p", str(port), torrent], log)
+        ready = lambda: "Seeding" in open(log, errors="replace").read()
+    t0 = time.time()
+    while not ready():
+        if p.poll() is not None or time.time() - t0 > 300:
+            raise RuntimeError("%s seeder did not start: see %s" % (kind, log))
+        time.sleep(0.1)
+    return p
+
+
+def run_leecher(kind, torrent, out, work, port, timeout):
+    log = os.path.join(work, "leech-%s.log" % kind)
+    done_file = None
+    if kind == "shoal":
+        p = Proc([SHOAL, "download", torrent, "-o", out, "--listen", "127.0.0.1:%d" % port], log)
+    elif kind == "libtorrent":
+        p = Proc(["/usr/bin/python3", LT, "download", torrent, out, "--port", str(port), "--timeout", str(timeout)], log)
+    elif kind == "aria2":
+        p = Proc(["aria2c", "--no-conf", "--dir=" + out, "--seed-time=0", "--enable-dht=false",
+                  "--enable-dht6=false", "--bt-enable-lpd=false", "--enable-peer-exchange=false",
+                  "--listen-port=%d" % port, "--interface=127.0.0.1", "--disable-ipv6=true",
+                  "--summary-interval=0", "--console-log-level=warn", torrent], log)
+    elif kind == "transmission":
+        d = os.path.join(work, "tr-leech")
+        script = tr_config(d, port)
+        done_file = os.path.join(d, "done")
+        p = Proc(["transmission-cli", "-g", os.path.join(d, "cfg"), "-w", out, "-p", str(port), "-f", script, torrent], log)
+    t0 = time.time()
+    while True:
+        if done_file and os.path.exists(done_file):
+            wall = time.time() - t0
+            p.stop()
+            break
+        if p.poll() is not None:
+            wall = time.time() - t0
+            break
+        if time.time() - t0 > timeout:
+            p.stop()
+            raise RuntimeError("%s leecher timed out: see %s" % (kind, log))
+        time.sleep(0.02)
+    if kind == "libtorrent":
+        # The helper measures from its own start to completion (excludes interpreter exit).
+        for line in open(log, errors="replace"):
+            if line.startswith("{") and '"seconds"' in line:
+                wall = json.loads(line)["seconds"]
+    if p.p.returncode not in (0, None, -9) and not done_file:
+        raise RuntimeError("%s leecher failed (%s): see %s" % (kind, p.p.returncode, log))
+    ru = p.rusage
+    return {"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "rss_mib": ru.ru_maxrss / 1024.0}
+
+
+def same(a, b):
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            x, y = fa.read(1 << 20), fb.read(1 << 20)
+            if x != y:
+                return False
+            if not x:
+                return True
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size-mib", type=int, default=1024)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--pairs", default="")
+    ap.add_argument("--timeout", type=float, default=600)
+    args = ap.parse_args()
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "shoal"], cwd=ROOT, check=True)
+    work = tempfile.mkdtemp(prefix="shoal-bench-swarm.")
+    try:
+        parent = os.path.join(work, "src")
+        os.makedirs(parent)
+        data = os.path.join(parent, "payload.bin")
+        with open(data, "wb") as f:
+            left = args.size_mib << 20
+            while left:
+                n = min(left, 8 << 20)
+                f.write(os.urandom(n))
+                left -= n
+        tport = free_port()
+        torrent = os.path.join(work, "payload.torrent")
+        subprocess.run([SHOAL, "create", data, "-o", torrent, "--piece-size", str(1 << 20),
+                        "--tracker", "http://127.0.0.1:%d/announce" % tport], check=True,
+                       stdout=subprocess.DEVNULL)
+        info = json.loads(subprocess.check_output([SHOAL, "info", "--json", torrent]))
+        ot = tracker(tport, info["info_hash_v1"], work)
+        if args.pairs:
+            pairs = [tuple(p.split(":")) for p in args.pairs.split(",")]
+        else:
+            pairs = [(s, l) for s in CLIENTS for l in CLIENTS]
+        results = []
+        print("%-13s %-13s %8s %8s %8s %8s  %s" % ("seeder", "leecher", "wall_s", "MiB/s", "cpu_s", "rss_MiB", "runs"))
+        for seeder, leecher in pairs:
+            if leecher == "transmission" and seeder not in ("shoal", "libtorrent"):
+                print("%-13s %-13s  skipped: transmission ignores loopback peers from a tracker and %s cannot dial" % (seeder, leecher, seeder))
+                continue
+            runs = []
+            for r in range(args.runs):
+                lport = free_port()
+                s = None
+                out = os.path.join(work, "out")
+                shutil.rmtree(out, ignore_errors=True)
+                os.makedirs(out)
+                try:
+                    s = start_seeder(seeder, torrent, parent, work, lport if leecher == "transmission" else None)
+                    res = run_leecher(leecher, torrent, out, work, lport, args.timeout)
+                    if not same(data, os.path.join(out, "payload.bin")):
+                        raise RuntimeError("downloaded data differs")
+                    runs.append(res)
+                except RuntimeError as e:
+                    print("%-13s %-13s  run %d failed: %s" % (seeder, leecher, r + 1, e))
+                finally:
+                    if s:
+                        s.stop(signal.SIGINT if seeder == "shoal" else signal.SIGKILL)
+            if runs:
+                med = {k: statistics.median(x[k] for x in runs) for k in runs[0]}
+                row = {"seeder": seeder, "leecher": leecher, **med, "mib_s": args.size_mib / med["wall_s"], "runs": len(runs)}
+                results.append(row)
+                print("%-13s %-13s %8.2f %8.0f %8.2f %8.1f  %d" % (seeder, leecher, med["wall_s"], row["mib_s"], med["cpu_s"], med["rss_mib"], len(runs)))
+                sys.stdout.flush()
+        ot.stop()
+        with open(os.path.join(ROOT, "bench", "swarm-last.json"), "w") as f:
+            json.dump({"size_mib": args.size_mib, "results": results}, f, indent=1)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+//! Peers from the mainline DHT for one torrent: a task that runs a DHT
+//! `get_peers` lookup for the info-hash every [`DhtPeersConfig::interval`]
+//! (announcing our listen port on the way when one is given, BEP 5) and hands
+//! the peers found to a bounded channel.
+//!
+//! The caller decides where the peers go (the metadata fetcher, then
+//! [`crate::TorrentHandle::add_peers`]) and stops the task when the torrent
+//! turns out to be private (BEP 27) or is done.
+use shoal_dht::{Dht, Id20};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Settings of a [`DhtPeerFinder`].
+#[derive(Debug, Clone)]
+pub struct DhtPeersConfig {
+    /// Time between two lookups (the first runs at once).
+    pub interval: Duration,
+    /// Our TCP listen port to announce; `None`: look up only.
+    pub announce_port: Option<u16>,
+    /// Most peers handed on per lookup.
+    pub max_peers_per_lookup: usize,
+}
+
+impl Default for DhtPeersConfig {
+    fn default() -> Self {
+        DhtPeersConfig {
+            interval: Duration::from_secs(30),
+            announce_port: None,
+            max_peers_per_lookup: 200,
+        }
+    }
+}
+
+/// A running lookup loop for one info-hash. Dropping it stops the loop too.
+#[derive(Debug)]
+pub struct DhtPeerFinder {
+    cancel: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+impl DhtPeerFinder {
+    /// Starts the loop on `dht` for `info_hash`; peers found go to `sink`
+    /// (the loop ends when the receiver is dropped).
+    pub fn spawn(
+        dht: Dht,
+        info_hash: [u8; 20],
+        config: DhtPeersConfig,
+        sink: mpsc::Sender<Vec<SocketAddr>>,
+    ) -> DhtPeerFinder {
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(run(dht, Id20(info_hash), config, sink, cancel.clone()));
+        DhtPeerFinder {
+            cancel,
+            task: Some(task),
+        }
+    }
+
+    /// Stops the loop and waits for it (an announce in progress is abandoned).
+    pub async fn stop(mut self) {
+        self.cancel.cancel();
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for DhtPeerFinder {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+async fn run(
+    dht: Dht,
+    info_hash: Id20,
+    config: DhtPeersConfig,
+    sink: mpsc::Sender<Vec<SocketAddr>>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let lookup = async {
+            match config.announce_port {
+                Some(p) => dht.announce(info_hash, Some(p)).await,
+                None => dht.get_peers(info_hash).await,
+            }
+        };
+        let result = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = lookup => r,
+        };
+        match result {
+            Ok(r) => {
+                tracing::debug!(
+                    peers = r.peers.len(),
+                    nodes = r.closest.len(),
+                    stored = r.stored,
+                    "dht: lookup done"
+                );
+                let mut peers = r.peers;
+                peers.truncate(config.max_peers_per_lookup);
+                if !peers.is_empty() {
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        s = sink.send(peers) => if s.is_err() { return },
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "dht: lookup failed"),
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = sink.closed() => return,
+            _ = tokio::time::sleep(config.interval) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shoal_dht::{Config, DhtConfig};
+
+    async fn node(seed: u64) -> Dht {
+        Dht::bind(DhtConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            node: Config {
+                seed,
+                ..Config::default()
+            },
+            ..DhtConfig::default()
+        })
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn finds_announced_peer_and_announces_us() {
+        let nodes = [node(1).await, node(2).await, node(3).await];
+        let boot = [nodes[0].local_addr()];
+        for n in &nodes[1..] {
+            n.bootstrap(&boot).await.unwrap();
+        }
+        nodes[0].bootstrap(&[nodes[1].local_addr()]).await.unwrap();
+        let ih = [0x5a; 20];
+        nodes[1].announce(Id20(ih), Some(4242)).await.unwrap();
+        let (tx, mut rx) = mpsc::channel(4);
+        let finder = DhtPeerFinder::spawn(
+            nodes[2].clone(),
+            ih,
+            DhtPeersConfig {
+                interval: Duration::from_millis(200),
+                announce_port: Some(4343),
+                ..DhtPeersConfig::default()
+            },
+            tx,
+        );
+        let want = SocketAddr::from(([127, 0, 0, 1], 4242));
+        let got = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let peers = rx.recv().await.unwrap();
+                if peers.contains(&want) {
+                    return;
+                }
+            }
+        })
+        .await;
+        assert!(got.is_ok(), "the announced peer was not found");
+        finder.stop().await;
+        // Our announce reached the DHT: another node finds our port.
+        let ours = SocketAddr::from(([127, 0, 0, 1], 4343));
+        let r = nodes[0].get_peers(Id20(ih)).await.unwrap();
+        assert!(r.peers.contains(&ours), "{:?}", r.peers);
+        for n in &nodes {
+            let _ = n.shutdown().await;
+        }
+    }
+}

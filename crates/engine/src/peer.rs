@@ -1,0 +1,639 @@
+//! One peer connection as a task: drives a sans-IO [`PeerConnection`] over a
+//! byte stream, writes received blocks to the disk actor, serves requested
+//! blocks from storage, and talks to its torrent only by messages.
+//!
+//! Backpressure: the task stops reading from the socket while too many block
+//! writes are pending (each waits for write budget in the disk actor), while
+//! the download rate limit says so, or while too much output is queued.
+//! A protocol error closes this connection only.
+use crate::picker::{Block, PeerKey};
+use crate::rate::TokenBucket;
+use bytes::Bytes;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use sha1::{Digest, Sha1};
+use shoal_storage::{DiskError, DiskHandle, WriteOutcome};
+use shoal_wire::{BlockRequest, Event, PeerConnection};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Most block writes one peer may have pending before it stops reading.
+const MAX_PENDING_WRITES: usize = 256;
+/// Most upload reads in flight per peer.
+const MAX_PENDING_READS: usize = 16;
+/// Pieces up to this size are read whole once and served from memory.
+const MAX_CACHED_PIECE: usize = 4 << 20;
+/// Stop reading while this many output bytes wait for the socket.
+const MAX_QUEUED_OUTPUT: usize = 4 << 20;
+/// How often a peer reports its rates.
+const STATS_INTERVAL: Duration = Duration::from_millis(500);
+/// Bytes read from the socket at most per read call.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// A session-wide rate limiter shared by peer tasks (tiny critical section).
+pub(crate) type SharedBucket = Arc<Mutex<TokenBucket>>;
+
+fn take(bucket: &SharedBucket, bytes: u64) -> Duration {
+    match bucket.lock() {
+        Ok(mut b) => b.take(bytes, Instant::now()),
+        Err(p) => p.into_inner().take(bytes, Instant::now()),
+    }
+}
+
+/// Commands from the torrent to a peer task.
+#[derive(Debug)]
+pub(crate) enum PeerCmd {
+    /// Request these blocks.
+    Request(Vec<Block>),
+    /// Withdraw a request (endgame loser).
+    Cancel(Block),
+    /// We verified a piece.
+    Have(u32),
+    /// Choke the peer.
+    Choke,
+    /// Unchoke the peer.
+    Unchoke,
+    /// Tell the peer whether we are interested.
+    Interested(bool),
+    /// Close the connection.
+    Close,
+}
+
+/// What a peer task tells its torrent.
+#[derive(Debug)]
+pub(crate) enum PeerMsg {
+    /// The TCP connection is up (outgoing connects only).
+    TcpConnected,
+    /// The peer's handshake arrived.
+    Handshake { peer_id: [u8; 20] },
+    /// The request pipeline cap (the peer's `reqq`).
+    PipelineLimit(u32),
+    /// The peer's piece set was replaced.
+    Bitfield(shoal_wire::Bitfield),
+    /// The peer has a new piece.
+    Have(u32),
+    /// The peer choked us.
+    Choked,
+    /// The peer unchoked us.
+    Unchoked,
+    /// The peer's interest in us changed.
+    Interest(bool),
+    /// A requested block arrived (the data went to the disk actor).
+    Block {
+        block: Block,
+        digest: Option<[u8; 20]>,
+    },
+    /// These requests will not be answered.
+    RequestsFailed(Vec<Block>),
+    /// The disk verified a piece this peer completed.
+    PieceVerified(u32),
+    /// A piece this peer completed failed its hash.
+    PieceFailed(u32),
+    /// Writing failed: the torrent must pause.
+    DiskError(String),
+    /// Periodic rates (payload bytes/s) and snub state.
+    Stats {
+        down_rate: u64,
+        up_rate: u64,
+        uploaded: u64,
+        snubbed: bool,
+    },
+    /// The connection ended.
+    Closed { reason: String },
+}
+
+/// A message from peer `key`.
+#[derive(Debug)]
+pub(crate) struct FromPeer {
+    pub key: PeerKey,
+    pub msg: PeerMsg,
+}
+
+/// What every peer task of one torrent shares.
+pub(crate) struct PeerShared {
+    pub disk: DiskHandle,
+    pub up_bucket: SharedBucket,
+    pub down_bucket: SharedBucket,
+    /// Compute block digests for smart ban (on after the first hash failure).
+    pub digests: Arc<AtomicBool>,
+    /// The bencoded info dictionary, served over `ut_metadata` (BEP 9) to
+    /// peers that came from a magnet link.
+    pub info: Bytes,
+}
+
+/// Everything a peer task needs to run.
+pub(crate) struct PeerTask {
+    pub key: PeerKey,
+    pub addr: SocketAddr,
+    pub conn: PeerConnection,
+    /// Our pieces when the task started; updated by `Have` commands.
+    pub ours: shoal_wire::Bitfield,
+    pub cmds: mpsc::Receiver<PeerCmd>,
+    pub to_torrent: mpsc::Sender<FromPeer>,
+    pub shared: Arc<PeerShared>,
+    pub cancel: CancellationToken,
+    /// Upload bytes already reported to the torrent.
+    pub reported_uploaded: u64,
+}
+
+pub(crate) type WriteFut = Pin<Box<dyn Future<Output = Result<WriteOutcome, DiskError>> + Send>>;
+type ReadFut = Pin<Box<dyn Future<Output = ReadDone> + Send>>;
+
+/// A finished upload read.
+enum ReadDone {
+    /// One block, ready to send.
+    Block(BlockRequest, Result<Bytes, DiskError>),
+    /// A whole piece for the cache.
+    Piece(u32, Result<Bytes, DiskError>),
+}
+
+fn block_of(r: &BlockRequest) -> Block {
+    Block {
+        piece: r.piece,
+        offset: r.offset,
+        len: r.length,
+    }
+}
+
+fn request_of(b: &Block) -> BlockRequest {
+    BlockRequest {
+        piece: b.piece,
+        offset: b.offset,
+        length: b.len,
+    }
+}
+
+impl PeerTask {
+    /// Connects to `addr` (bounded by `timeout`), then runs.
+    pub async fn connect_and_run(self, timeout: Duration) {
+        let key = self.key;
+        let tx = self.to_torrent.clone();
+        let cancel = self.cancel.clone();
+        let connect = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(self.addr));
+        let stream = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = connect => r,
+        };
+        match stream {
+            Ok(Ok(s)) => {
+                let _ = s.set_nodelay(true);
+                let _ = tx
+                    .send(FromPeer {
+                        key,
+                        msg: PeerMsg::TcpConnected,
+                    })
+                    .await;
+                self.run(s).await
+            }
+            Ok(Err(e)) => {
+                let _ = tx
+                    .send(FromPeer {
+                        key,
+                        msg: PeerMsg::Closed {
+                            reason: format!("connect: {e}"),
+                        },
+                    })
+                    .await;
+            }
+            Err(_) => {
+                let _ = tx
+                    .send(FromPeer {
+                        key,
+                        msg: PeerMsg::Closed {
+                            reason: "connect: timed out".into(),
+                        },
+                    })
+                    .await;
+            }
+        }
+    }
+
+    /// Runs the connection over `stream` until it closes; always ends by
+    /// sending [`PeerMsg::Closed`].
+    pub async fn run<S>(mut self, stream: S)
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let reason = self.drive(stream).await;
+        let _ = self
+            .to_torrent
+            .send(FromPeer {
+                key: self.key,
+                msg: PeerMsg::Closed { reason },
+            })
+            .await;
+    }
+
+    async fn send(&self, msg: PeerMsg) -> Result<(), String> {
+        self.to_torrent
+            .send(FromPeer { key: self.key, msg })
+            .await
+            .map_err(|_| "torrent stopped".to_string())
+    }
+
+    async fn drive<S>(&mut self, stream: S) -> String
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (mut rd, wr) = tokio::io::split(stream);
+        let (wtx, wrx) = mpsc::channel::<Bytes>(512);
+        let writer = tokio::spawn(write_loop(wr, wrx));
+        let mut writes: FuturesUnordered<WriteFut> = FuturesUnordered::new();
+        let r = self.main_loop(&mut rd, &wtx, &mut writes).await;
+        drop(wtx);
+        // Blocks the torrent already counts as received must reach the disk
+        // (and their piece's verdict the torrent), or the piece would stall.
+        let drain = async {
+            while let Some(res) = writes.next().await {
+                if self.on_written(res).await.is_err() {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
+        let uploaded = self.conn.stats().payload_uploaded;
+        let _ = self
+            .send(PeerMsg::Stats {
+                down_rate: 0,
+                up_rate: 0,
+                uploaded: uploaded.saturating_sub(self.reported_uploaded),
+                snubbed: false,
+            })
+            .await;
+        // Let the writer flush what is queued (a close reason, a reject) briefly.
+        let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+        match r {
+            Ok(()) => "closed".into(),
+            Err(e) => e,
+        }
+    }
+
+    async fn main_loop<R: AsyncRead + Unpin>(
+        &mut self,
+        rd: &mut R,
+        wtx: &mpsc::Sender<Bytes>,
+        writes: &mut FuturesUnordered<WriteFut>,
+    ) -> Result<(), String> {
+        let mut reads: FuturesUnordered<ReadFut> = FuturesUnordered::new();
+        let mut cache: Option<(u32, Bytes)> = None;
+        let mut loading = false;
+        let mut to_serve: VecDeque<BlockRequest> = VecDeque::new();
+        let mut out: VecDeque<Bytes> = VecDeque::new();
+        let mut out_len = 0usize;
+        let mut read_resume_at: Option<Instant> = None;
+        let mut stats_at = Instant::now() + STATS_INTERVAL;
+        let mut eof = false;
+        loop {
+            let now = Instant::now();
+            // Events from the state machine.
+            while let Some(ev) = self.conn.poll_event() {
+                self.on_event(now, ev, writes, &mut to_serve).await?;
+            }
+            // Serve requests: from the cached piece, else load it (or one block
+            // of a huge piece) on a blocking thread.
+            while reads.len() < MAX_PENDING_READS && out_len < MAX_QUEUED_OUTPUT {
+                let Some(&r) = to_serve.front() else { break };
+                if !self.ours.get(r.piece) {
+                    to_serve.pop_front();
+                    let _ = self.conn.reject_request(now, r);
+                    continue;
+                }
+                let end = r.offset as usize + r.length as usize;
+                let hit = cache
+                    .as_ref()
+                    .filter(|(p, b)| *p == r.piece && end <= b.len())
+                    .map(|(_, b)| b.slice(r.offset as usize..end));
+                if let Some(data) = hit {
+                    to_serve.pop_front();
+                    let wait = take(&self.shared.up_bucket, u64::from(r.length));
+                    if wait.is_zero() {
+                        let _ = self.conn.send_piece(now, r.piece, r.offset, data);
+                    } else {
+                        reads.push(Box::pin(async move {
+                            tokio::time::sleep(wait).await;
+                            ReadDone::Block(r, Ok(data))
+                        }));
+                    }
+                    continue;
+                }
+                let storage = self.shared.disk.storage().clone();
+                let plen = storage.map().piece_len(r.piece).unwrap_or(0) as usize;
+                if plen <= MAX_CACHED_PIECE {
+                    if loading {
+                        break;
+                    }
+                    loading = true;
+                    let piece = r.piece;
+                    reads.push(Box::pin(async move {
+                        let res = tokio::task::spawn_blocking(move || {
+                            storage.read_block(piece, 0, plen).map(Bytes::from)
+                        })
+                        .await
+                        .map_err(|_| DiskError::Closed)
+                        .and_then(|r| r.map_err(DiskError::from));
+                        ReadDone::Piece(piece, res)
+                    }));
+                    break;
+                }
+                to_serve.pop_front();
+                let wait = take(&self.shared.up_bucket, u64::from(r.length));
+                let disk = self.shared.disk.clone();
+                reads.push(Box::pin(async move {
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                    }
+                    let res = disk.read_block(r.piece, r.offset, r.length as usize).await;
+                    ReadDone::Block(r, res)
+                }));
+            }
+            while let Some(b) = self.conn.poll_transmit() {
+                out_len += b.len();
+                out.push_back(b);
+            }
+            if eof && out.is_empty() {
+                return Err("peer closed the connection".into());
+            }
+            let deadline = self
+                .conn
+                .poll_timeout()
+                .unwrap_or(now + Duration::from_secs(60));
+            let can_read = !eof
+                && writes.len() < MAX_PENDING_WRITES
+                && out_len < MAX_QUEUED_OUTPUT
+                && read_resume_at.is_none_or(|t| t <= now);
+            let resume = read_resume_at.filter(|&t| t > now);
+            tokio::select! {
+                _ = self.cancel.cancelled() => return Ok(()),
+                cmd = self.cmds.recv() => match cmd {
+                    Some(cmd) => self.on_cmd(cmd).await?,
+                    None => return Ok(()),
+                },
+                r = read_some(rd, self.conn.recv_buffer()), if can_read => {
+                    let n = r.map_err(|e| format!("read: {e}"))?;
+                    if n == 0 {
+                        eof = true;
+                        continue;
+                    }
+                    let wait = take(&self.shared.down_bucket, n as u64);
+                    read_resume_at = (!wait.is_zero()).then(|| Instant::now() + wait);
+                    self.conn
+                        .process_received(Instant::now())
+                        .map_err(|e| format!("protocol: {e}"))?;
+                }
+                Some(res) = writes.next(), if !writes.is_empty() => self.on_written(res).await?,
+                Some(done) = reads.next(), if !reads.is_empty() => match done {
+                    ReadDone::Block(r, Ok(data)) => {
+                        // Not requested any more (cancelled, choked): dropped.
+                        let _ = self.conn.send_piece(Instant::now(), r.piece, r.offset, data);
+                    }
+                    ReadDone::Piece(p, Ok(data)) => {
+                        loading = false;
+                        cache = Some((p, data));
+                    }
+                    ReadDone::Block(r, Err(e)) => {
+                        self.read_failed(e, &[r]).await?;
+                    }
+                    ReadDone::Piece(p, Err(e)) => {
+                        loading = false;
+                        let failed: Vec<BlockRequest> =
+                            to_serve.iter().filter(|r| r.piece == p).copied().collect();
+                        to_serve.retain(|r| r.piece != p);
+                        self.read_failed(e, &failed).await?;
+                    }
+                },
+                permit = wtx.reserve(), if !out.is_empty() => {
+                    let permit = permit.map_err(|_| "write: connection closed".to_string())?;
+                    if let Some(b) = out.pop_front() {
+                        out_len -= b.len();
+                        permit.send(b);
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    self.conn
+                        .handle_timeout(Instant::now())
+                        .map_err(|e| format!("timeout: {e}"))?;
+                }
+                _ = tokio::time::sleep_until(resume.unwrap_or(now).into()), if resume.is_some() => {
+                    read_resume_at = None;
+                }
+                _ = tokio::time::sleep_until(stats_at.into()) => {
+                    let now = Instant::now();
+                    stats_at = now + STATS_INTERVAL;
+                    let uploaded = self.conn.stats().payload_uploaded;
+                    let msg = PeerMsg::Stats {
+                        down_rate: self.conn.download_rate(now),
+                        up_rate: self.conn.upload_rate(now),
+                        uploaded: uploaded - self.reported_uploaded,
+                        snubbed: self.conn.is_snubbed(),
+                    };
+                    self.reported_uploaded = uploaded;
+                    self.send(msg).await?;
+                }
+            }
+        }
+    }
+
+    async fn on_event(
+        &mut self,
+        now: Instant,
+        ev: Event,
+        writes: &mut FuturesUnordered<WriteFut>,
+        to_serve: &mut VecDeque<BlockRequest>,
+    ) -> Result<(), String> {
+        match ev {
+            Event::HandshakeComplete { peer_id, .. } => {
+                self.send(PeerMsg::Handshake { peer_id }).await?;
+                self.send(PeerMsg::PipelineLimit(self.conn.pipeline_limit()))
+                    .await?;
+            }
+            Event::ExtensionHandshake(_) => {
+                self.send(PeerMsg::PipelineLimit(self.conn.pipeline_limit()))
+                    .await?;
+            }
+            Event::Bitfield => {
+                if let Some(b) = self.conn.peer_pieces() {
+                    let b = b.clone();
+                    self.send(PeerMsg::Bitfield(b)).await?;
+                }
+            }
+            Event::Have(i) => self.send(PeerMsg::Have(i)).await?,
+            Event::Choked => self.send(PeerMsg::Choked).await?,
+            Event::Unchoked => self.send(PeerMsg::Unchoked).await?,
+            Event::Interested => self.send(PeerMsg::Interest(true)).await?,
+            Event::NotInterested => self.send(PeerMsg::Interest(false)).await?,
+            Event::Block {
+                piece,
+                offset,
+                data,
+            } => {
+                let block = Block {
+                    piece,
+                    offset,
+                    len: data.len() as u32,
+                };
+                let digest = self
+                    .shared
+                    .digests
+                    .load(Ordering::Relaxed)
+                    .then(|| Sha1::digest(&data).into());
+                self.send(PeerMsg::Block { block, digest }).await?;
+                let disk = self.shared.disk.clone();
+                writes.push(Box::pin(async move {
+                    disk.write_block(piece, offset, data).await
+                }));
+            }
+            Event::Request(r) => to_serve.push_back(r),
+            Event::RequestCancelled(r) => to_serve.retain(|x| *x != r),
+            Event::RequestFailed { request, .. } => {
+                self.send(PeerMsg::RequestsFailed(vec![block_of(&request)]))
+                    .await?
+            }
+            Event::Snubbed | Event::Unsnubbed => {}
+            Event::Metadata(shoal_wire::MetadataMessage::Request { piece }) => {
+                let m = shoal_wire::MetadataMessage::data_for(&self.shared.info, piece)
+                    .unwrap_or(shoal_wire::MetadataMessage::Reject { piece });
+                let _ = self.conn.send_metadata(now, &m);
+            }
+            _ => {}
+        }
+        let _ = now;
+        Ok(())
+    }
+
+    async fn on_cmd(&mut self, cmd: PeerCmd) -> Result<(), String> {
+        let now = Instant::now();
+        match cmd {
+            PeerCmd::Request(blocks) => {
+                let mut failed = Vec::new();
+                for b in blocks {
+                    if self.conn.send_request(now, request_of(&b)).is_err() {
+                        failed.push(b);
+                    }
+                }
+                if !failed.is_empty() {
+                    // The torrent never waits on a peer, so this cannot deadlock.
+                    self.send(PeerMsg::RequestsFailed(failed)).await?;
+                }
+            }
+            PeerCmd::Cancel(b) => {
+                self.conn.cancel(now, request_of(&b));
+            }
+            PeerCmd::Have(p) => {
+                let _ = self.ours.set(p);
+                let _ = self.conn.have(now, p);
+            }
+            PeerCmd::Choke => {
+                let _ = self.conn.choke(now);
+            }
+            PeerCmd::Unchoke => {
+                let _ = self.conn.unchoke(now);
+            }
+            PeerCmd::Interested(i) => {
+                let _ = self.conn.set_interested(now, i);
+            }
+            PeerCmd::Close => return Err("closed by the torrent".into()),
+        }
+        Ok(())
+    }
+
+    async fn read_failed(&mut self, e: DiskError, reqs: &[BlockRequest]) -> Result<(), String> {
+        let now = Instant::now();
+        for r in reqs {
+            let _ = self.conn.reject_request(now, *r);
+        }
+        match e {
+            DiskError::Storage(e) => {
+                tracing::warn!(peer = %self.addr, error = %e, "reading data to upload failed");
+                if e.should_pause() {
+                    self.send(PeerMsg::DiskError(e.to_string())).await?;
+                }
+                Ok(())
+            }
+            e => Err(format!("disk: {e}")),
+        }
+    }
+
+    async fn on_written(&mut self, res: Result<WriteOutcome, DiskError>) -> Result<(), String> {
+        match res {
+            Ok(WriteOutcome::PieceVerified(p)) => self.send(PeerMsg::PieceVerified(p)).await,
+            Ok(WriteOutcome::PieceFailed(p)) => self.send(PeerMsg::PieceFailed(p)).await,
+            Ok(_) => Ok(()),
+            Err(DiskError::Storage(e)) => {
+                self.send(PeerMsg::DiskError(e.to_string())).await?;
+                Err(format!("disk: {e}"))
+            }
+            Err(DiskError::BadBlock { reason, .. }) => {
+                tracing::debug!(peer = %self.addr, reason, "block refused by the disk");
+                Ok(())
+            }
+            Err(e) => Err(format!("disk: {e}")),
+        }
+    }
+}
+
+/// Reads once into `buf` (growing it by at most [`READ_CHUNK`]).
+async fn read_some<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    buf: &mut bytes::BytesMut,
+) -> std::io::Result<usize> {
+    if buf.capacity() - buf.len() < 16 * 1024 {
+        buf.reserve(READ_CHUNK);
+    }
+    rd.read_buf(buf).await
+}
+
+/// Writes queued chunks, gathering several per system call.
+async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, mut rx: mpsc::Receiver<Bytes>) {
+    let mut batch: Vec<Bytes> = Vec::with_capacity(64);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < 64 {
+            match rx.try_recv() {
+                Ok(b) => batch.push(b),
+                Err(_) => break,
+            }
+        }
+        if write_all_vectored(&mut wr, &mut batch).await.is_err() {
+            return;
+        }
+        batch.clear();
+    }
+    let _ = wr.shutdown().await;
+}
+
+async fn write_all_vectored<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    batch: &mut [Bytes],
+) -> std::io::Result<()> {
+    let mut first = 0usize;
+    while first < batch.len() {
+        let slices: Vec<std::io::IoSlice<'_>> = batch[first..]
+            .iter()
+            .map(|b| std::io::IoSlice::new(b))
+            .collect();
+        let mut n = wr.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        drop(slices);
+        while n > 0 && first < batch.len() {
+            let len = batch[first].len();
+            if n >= len {
+                n -= len;
+                first += 1;
+            } else {
+                let rest = batch[first].slice(n..);
+                batch[first] = rest;
+                n = 0;
+            }
+        }
+    }
+    wr.flush().await
+}

@@ -1,0 +1,161 @@
+//! The torrent actor's piece bookkeeping: blocks arriving, pieces verified
+//! or failed, and smart ban of the peers that sent corrupt data.
+use super::{ban_key, PeerCmd, TorrentActor, TorrentState};
+use crate::picker::{Block, PeerKey, BLOCK_SIZE};
+use crate::smartban::BlockDigest;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+
+impl TorrentActor {
+    pub(super) fn on_block(&mut self, key: PeerKey, block: Block, digest: Option<BlockDigest>) {
+        let len = u64::from(block.len);
+        self.status.downloaded += len;
+        self.counters.downloaded.fetch_add(len, Ordering::Relaxed);
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
+        p.in_flight.remove(&(block.piece, block.offset));
+        let ip = ban_key(p.addr);
+        let out = self.picker.on_block(key, &block);
+        if out.new {
+            let n = self.picker.piece_len(block.piece).div_ceil(BLOCK_SIZE) as usize;
+            let rec = self
+                .senders
+                .entry(block.piece)
+                .or_insert_with(|| vec![None; n]);
+            if let Some(slot) = rec.get_mut((block.offset / BLOCK_SIZE) as usize) {
+                *slot = Some((ip, digest));
+            }
+        }
+        for other in out.cancel {
+            let had = self
+                .peers
+                .get_mut(&other)
+                .is_some_and(|p| p.in_flight.remove(&(block.piece, block.offset)));
+            if had {
+                self.send(other, PeerCmd::Cancel(block));
+            }
+        }
+        self.fill(key);
+    }
+
+    pub(super) fn on_verified(&mut self, piece: u32) {
+        if self.picker.has(piece) || piece >= self.picker.num_pieces() {
+            return;
+        }
+        let wanted = self.picker.priority(piece) > 0;
+        self.picker.on_piece_verified(piece);
+        let _ = self.have.set(piece);
+        self.resume_dirty = true;
+        self.status.pieces_have += 1;
+        let len = u64::from(self.picker.piece_len(piece));
+        if wanted {
+            self.status.verified_wanted_bytes += len;
+            self.counters.left.fetch_sub(
+                len.min(self.counters.left.load(Ordering::Relaxed)),
+                Ordering::Relaxed,
+            );
+        }
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for k in keys {
+            self.send(k, PeerCmd::Have(piece));
+            let lost = self.peers.get_mut(&k).is_some_and(|p| {
+                if wanted && p.has.get(piece) {
+                    p.interesting = p.interesting.saturating_sub(1);
+                    p.interesting == 0
+                } else {
+                    false
+                }
+            });
+            if lost {
+                self.update_interest(k);
+            }
+        }
+        self.senders.remove(&piece);
+        if self.ban.wants_digests(piece) {
+            let storage = self.disk.storage().clone();
+            let tx = self.digests_tx.clone();
+            let len = self.picker.piece_len(piece) as usize;
+            tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0u8; len];
+                if let Ok(true) = storage.read_into(piece, 0, &mut buf) {
+                    let good: Vec<BlockDigest> = buf
+                        .chunks(BLOCK_SIZE as usize)
+                        .map(|c| {
+                            use sha1::Digest;
+                            sha1::Sha1::digest(c).into()
+                        })
+                        .collect();
+                    let _ = tx.blocking_send((piece, good));
+                }
+            });
+        }
+        if !self.completed && self.picker.is_complete() {
+            self.completed = true;
+            self.status.state = TorrentState::Seeding;
+            tracing::info!("download complete");
+            if !self.was_complete_at_start {
+                if let Some(a) = &self.announcer {
+                    let a = a.completed();
+                    // Bounded: the announcer's command queue is small and drained promptly.
+                    let _ = futures_util::FutureExt::now_or_never(a);
+                }
+            }
+            self.save_resume();
+            self.publish();
+            // Leechers that only wanted from us: interest is recomputed above.
+        }
+    }
+
+    pub(super) fn on_failed(&mut self, piece: u32) {
+        self.status.pieces_failed += 1;
+        let _ = self.picker.on_piece_failed(piece);
+        let rec = self.senders.remove(&piece).unwrap_or_default();
+        let blocks: Vec<(u32, SocketAddr, Option<BlockDigest>)> = rec
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.map(|(ip, d)| (i as u32, ip, d)))
+            .collect();
+        let mut ips: Vec<SocketAddr> = blocks.iter().map(|b| b.1).collect();
+        ips.sort_unstable();
+        ips.dedup();
+        let guilty = if ips.len() == 1 {
+            ips
+        } else if blocks.iter().all(|b| b.2.is_some()) && !blocks.is_empty() {
+            let with: Vec<(u32, SocketAddr, BlockDigest)> = blocks
+                .iter()
+                .filter_map(|&(i, ip, d)| d.map(|d| (i, ip, d)))
+                .collect();
+            self.ban.on_piece_failed(piece, &with)
+        } else {
+            Vec::new()
+        };
+        // From now on every block's digest is kept, so mixed pieces can be judged.
+        self.shared.digests.store(true, Ordering::Relaxed);
+        tracing::info!(piece, guilty = ?guilty, "piece failed its hash check");
+        for ip in guilty {
+            self.ban_ip(ip);
+        }
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for k in keys {
+            self.fill(k);
+        }
+    }
+
+    pub(super) fn ban_ip(&mut self, ip: SocketAddr) {
+        if !self.banned.insert(ip) {
+            return;
+        }
+        tracing::warn!(%ip, "banning peer for sending corrupt data");
+        self.status.banned = self.banned.len();
+        let keys: Vec<PeerKey> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| ban_key(p.addr) == ip)
+            .map(|(&k, _)| k)
+            .collect();
+        for k in keys {
+            self.close_peer(k);
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! Swarm tests on loopback and in-memory streams: seeding, downloading from
+//! several peers, restart without refetching, smart ban of a corrupt peer.
+//! Every test bounds its time and shuts its sessions down.
+use rand::{Rng, RngCore, SeedableRng};
+use shoal_engine::{
+    AddTorrentParams, FileSelection, Session, SessionConfig, TorrentHandle, TorrentState,
+};
+use shoal_metainfo::create::{CreateOptions, Version};
+use shoal_metainfo::Torrent;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// Writes random files under `root/name/` and makes a torrent of them.
+fn make_torrent(
+    root: &Path,
+    name: &str,
+    sizes: &[usize],
+    piece: u64,
+    version: Version,
+) -> Arc<Torrent> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(sizes.len() as u64 * 7 + piece);
+    let dir = root.join(name);
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    for (i, &n) in sizes.iter().enumerate() {
+        let mut data = vec![0u8; n];
+        rng.fill_bytes(&mut data);
+        let p = if i % 2 == 0 {
+            dir.join(format!("f{i}.bin"))
+        } else {
+            dir.join("sub").join(format!("f{i}.dat"))
+        };
+        std::fs::write(p, data).unwrap();
+    }
+    let opts = CreateOptions {
+        piece_length: Some(piece),
+        version,
+        ..CreateOptions::default()
+    };
+    let bytes = shoal_metainfo::create(&dir, &opts, &|_| {}).unwrap();
+    Arc::new(Torrent::from_bytes(&bytes).unwrap())
+}
+
+fn cfg() -> SessionConfig {
+    SessionConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..SessionConfig::default()
+    }
+}
+
+fn params(t: &Arc<Torrent>, dir: &Path, peers: Vec<SocketAddr>) -> AddTorrentParams {
+    AddTorrentParams {
+        torrent: t.clone(),
+        save_path: dir.to_path_buf(),
+        selection: FileSelection::All,
+        peers,
+        extra_trackers: Vec::new(),
+    }
+}
+
+async fn add(s: &mut Session, p: AddTorrentParams) -> TorrentHandle {
+    s.add_torrent(p, Arc::new(|_| {})).await.unwrap()
+}
+
+fn same_files(t: &Torrent, a: &Path, b: &Path) {
+    for f in t.files().iter().filter(|f| !f.pad) {
+        let x = std::fs::read(a.join(&f.path)).unwrap();
+        let y = std::fs::read(b.join(&f.path)).unwrap();
+        assert!(x == y, "{} differs", f.path.display());
+    }
+}
+
+async fn wait_complete(h: &TorrentHandle) {
+    let s = match tokio::time::timeout(LIMIT, h.wait_for(|s| s.is_complete())).await {
+        Ok(s) => s,
+        Err(_) => panic!("download timed out: {:?}", h.status()),
+    };
+    assert!(s.is_complete(), "{s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_and_two_leechers_over_loopback() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let t = make_torrent(
+        &src,
+        "multi",
+        &[700_001, 1_234_567, 3, 0, 555_555],
+        64 * 1024,
+        Version::Hybrid,
+    );
+    let mut seeder = Session::start(cfg()).await.unwrap();
+    let sh = add(&mut seeder, params(&t, &src, vec![])).await;
+    assert_eq!(sh.status().state, TorrentState::Seeding);
+    let seed_addr = seeder.local_addr();
+
+    let mut l1 = Session::start(cfg()).await.unwrap();
+    let mut l2 = Session::start(cfg()).await.unwrap();
+    let d1 = tmp.path().join("d1");
+    let d2 = tmp.path().join("d2");
+    let h1 = add(&mut l1, params(&t, &d1, vec![seed_addr])).await;
+    let h2 = add(&mut l2, params(&t, &d2, vec![seed_addr, l1.local_addr()])).await;
+    wait_complete(&h1).await;
+    wait_complete(&h2).await;
+    same_files(&t, &src, &d1);
+    same_files(&t, &src, &d2);
+    let (s1, s2) = (h1.status(), h2.status());
+    assert!(s1.downloaded >= s1.wanted_bytes - 1 && s2.downloaded >= s2.wanted_bytes - 1);
+    // The zero-length file exists too.
+    let empty = t.files().iter().find(|f| f.length == 0 && !f.pad).unwrap();
+    assert!(d1.join(&empty.path).exists());
+    tokio::time::timeout(LIMIT, async {
+        l1.shutdown().await;
+        l2.shutdown().await;
+        seeder.shutdown().await;
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_memory_pair_and_file_selection() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let t = make_torrent(
+        &src,
+        "sel",
+        &[100_000, 300_000, 50_000],
+        32 * 1024,
+        Version::V1,
+    );
+    let mut seeder = Session::start(cfg()).await.unwrap();
+    let sh = add(&mut seeder, params(&t, &src, vec![])).await;
+    let mut leech = Session::start(cfg()).await.unwrap();
+    let dst = tmp.path().join("dst");
+    let mut p = params(&t, &dst, vec![]);
+    p.selection = FileSelection::Indices(vec![2]);
+    let lh = add(&mut leech, p).await;
+    let (a, b) = tokio::io::duplex(256 * 1024);
+    let fake: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let lh2 = lh.clone();
+    tokio::spawn(async move { lh2.connect_stream(a, fake).await });
+    sh.accept_stream(b, fake).await;
+    wait_complete(&lh).await;
+    let s = lh.status();
+    assert!(s.wanted_bytes < t.total_length());
+    // The selected file is complete, the first (unselected, not touching
+    // its pieces) file is absent.
+    let f2 = &t.files()[2];
+    assert_eq!(
+        std::fs::read(dst.join(&f2.path)).unwrap(),
+        std::fs::read(src.join(&f2.path)).unwrap()
+    );
+    assert!(!dst.join(&t.files()[0].path).exists());
+    leech.shutdown().await;
+    seeder.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_does_not_refetch_verified_pieces() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let t = make_torrent(&src, "resume", &[3 << 20, 1 << 20], 64 * 1024, Version::V1);
+    let mut seeder = Session::start(cfg()).await.unwrap();
+    add(&mut seeder, params(&t, &src, vec![])).await;
+    let dst = tmp.path().join("dst");
+    // Slow first run, stopped near half way.
+    let mut l1 = Session::start(SessionConfig {
+        max_download_rate: Some(1 << 20),
+        ..cfg()
+    })
+    .await
+    .unwrap();
+    let h = add(&mut l1, params(&t, &dst, vec![seeder.local_addr()])).await;
+    let half = tokio::time::timeout(LIMIT, h.wait_for(|s| s.progress() >= 0.4))
+        .await
+        .unwrap();
+    assert!(!half.is_complete());
+    l1.shutdown().await;
+    let before = h.status();
+    let have_bytes = before.verified_wanted_bytes;
+    assert!(have_bytes > 0);
+
+    let mut l2 = Session::start(cfg()).await.unwrap();
+    let h2 = add(&mut l2, params(&t, &dst, vec![seeder.local_addr()])).await;
+    let start = h2.status();
+    assert!(
+        start.verified_wanted_bytes >= have_bytes,
+        "{start:?} vs {before:?}"
+    );
+    wait_complete(&h2).await;
+    let after = h2.status();
+    let missing = after.wanted_bytes - have_bytes;
+    assert!(
+        after.downloaded <= missing,
+        "refetched: downloaded {} but only {} were missing",
+        after.downloaded,
+        missing
+    );
+    same_files(&t, &src, &dst);
+    l2.shutdown().await;
+    seeder.shutdown().await;
+}
+
+/// A peer that claims every piece and answers each request with garbage.
+async fn hostile_peer(t: Arc<Torrent>) -> SocketAddr {
+    use shoal_wire::{Bitfield, ConnectionConfig, Event, PeerConnection};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let Ok(Ok((mut s, _))) = tokio::time::timeout(LIMIT, l.accept()).await else {
+            return;
+        };
+        let Ok(prefix) = shoal_wire::tokio_io::read_handshake_prefix(&mut s).await else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        let mut c = PeerConnection::incoming(
+            ConnectionConfig::default(),
+            prefix,
+            *b"-XX0000-hostilepeer!",
+            Some(Bitfield::full(t.piece_count())),
+            now,
+        );
+        let mut rng = rand::rngs::StdRng::seed_from_u64(99);
+        let mut buf = vec![0u8; 65536];
+        let end = tokio::time::Instant::now() + LIMIT;
+        loop {
+            while let Some(b) = c.poll_transmit() {
+                if s.write_all(&b).await.is_err() {
+                    return;
+                }
+            }
+            let n = match tokio::time::timeout_at(end, s.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => n,
+                _ => return,
+            };
+            let now = std::time::Instant::now();
+            if c.handle_bytes(now, &buf[..n]).is_err() {
+                return;
+            }
+            while let Some(ev) = c.poll_event() {
+                match ev {
+                    Event::Interested => {
+                        let _ = c.unchoke(now);
+                    }
+                    Event::Request(r) => {
+                        let mut junk = vec![0u8; r.length as usize];
+                        rng.fill(&mut junk[..]);
+                        let _ = c.send_piece(now, r.piece, r.offset, junk.into());
+                    }
+                    _ => {}
+                }
+            }
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_peer_is_banned_and_download_completes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let t = make_torrent(&src, "ban", &[2 << 20], 32 * 1024, Version::V1);
+    let mut seeder = Session::start(SessionConfig {
+        // Slow honest seeder, so the hostile peer gets requests too.
+        max_upload_rate: Some(1 << 20),
+        ..cfg()
+    })
+    .await
+    .unwrap();
+    add(&mut seeder, params(&t, &src, vec![])).await;
+    let bad = hostile_peer(t.clone()).await;
+    let mut leech = Session::start(cfg()).await.unwrap();
+    let dst = tmp.path().join("dst");
+    let h = add(&mut leech, params(&t, &dst, vec![bad, seeder.local_addr()])).await;
+    wait_complete(&h).await;
+    let s = h.status();
+    assert!(s.pieces_failed > 0, "{s:?}");
+    assert_eq!(s.banned, 1, "{s:?}");
+    same_files(&t, &src, &dst);
+    leech.shutdown().await;
+    seeder.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_peer_is_dropped_without_harm() {
+    use tokio::io::AsyncWriteExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let t = make_torrent(&src, "junk", &[500_000], 32 * 1024, Version::V1);
+    let mut seeder = Session::start(cfg()).await.unwrap();
+    add(&mut seeder, params(&t, &src, vec![])).await;
+    let addr = seeder.local_addr();
+    // A valid handshake followed by a 1 GB length prefix, and plain junk.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let hs = shoal_wire::Handshake {
+        reserved: shoal_wire::Reserved::shoal(false),
+        info_hash: t.info_hashes().primary().0,
+        peer_id: [7; 20],
+    };
+    s.write_all(&hs.encode()).await.unwrap();
+    s.write_all(&1_000_000_000u32.to_be_bytes()).await.unwrap();
+    let mut j = tokio::net::TcpStream::connect(addr).await.unwrap();
+    j.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+    let mut leech = Session::start(cfg()).await.unwrap();
+    let dst = tmp.path().join("dst");
+    let h = add(&mut leech, params(&t, &dst, vec![addr])).await;
+    wait_complete(&h).await;
+    same_files(&t, &src, &dst);
+    leech.shutdown().await;
+    seeder.shutdown().await;
+}

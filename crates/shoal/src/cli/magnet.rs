@@ -1,0 +1,500 @@
+//! `shoal download MAGNET-URI`: trackerless magnet downloads.
+//!
+//! Flow: parse the magnet; start the peer session and a DHT node (UDP, bound
+//! to the same IP as `--listen`); bootstrap the DHT from `--dht-bootstrap`
+//! (or the public routers when allowed); look up peers for the info-hash
+//! repeatedly; fetch the info dictionary (BEP 9) from those peers, the magnet's
+//! `x.pe` peers and `--peer`, verified against the info-hash; then download as
+//! for a .torrent while the DHT keeps finding peers and announcing our port.
+//! Private torrents (BEP 27) stop using the DHT once the metadata says so.
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use shoal_dht::{Config as DhtNodeConfig, Dht, DhtConfig, DEFAULT_BOOTSTRAP};
+use shoal_engine::dht_peers::{DhtPeerFinder, DhtPeersConfig};
+use shoal_engine::metadata::{fetch_metadata, FetchProgress, MetadataFetchConfig, MetadataTarget};
+use shoal_engine::{
+    AddTorrentParams, FileSelection, Session, SessionConfig, TorrentHandle, TorrentState,
+};
+use shoal_metainfo::{Magnet, ParseLimits, Torrent};
+use shoal_wire::MetadataHash;
+use tokio::sync::mpsc;
+
+use super::download::{runtime, DownloadArgs, Progress, Signals};
+use super::InvalidInput;
+
+/// Options of `shoal download` that only matter for magnet links.
+#[derive(Debug, Clone, Args)]
+pub struct MagnetArgs {
+    /// A DHT node to bootstrap from (repeatable); replaces the public routers.
+    #[arg(long = "dht-bootstrap", value_name = "ADDR:PORT")]
+    pub dht_bootstrap: Vec<SocketAddr>,
+    /// Do not contact the public DHT bootstrap routers.
+    #[arg(long)]
+    pub no_default_bootstrap: bool,
+    /// Give up when no peer gave the metadata within this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub metadata_timeout: u64,
+}
+
+/// How often the DHT is asked for peers while the metadata is missing.
+const METADATA_LOOKUP_INTERVAL: Duration = Duration::from_secs(5);
+/// How often the DHT is asked for peers (and our port announced) while downloading.
+const DOWNLOAD_LOOKUP_INTERVAL: Duration = Duration::from_secs(30);
+/// Most of the magnet's `tr` trackers asked for peers while the metadata is missing.
+const MAX_METADATA_TRACKERS: usize = 8;
+/// Fallback time between two announces to one tracker while the metadata is missing.
+const METADATA_TRACKER_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Runs `shoal download` for a magnet URI.
+pub fn run(args: DownloadArgs) -> anyhow::Result<()> {
+    let magnet = Magnet::parse(&args.torrent).context("download")?;
+    let target = target_of(&magnet)?;
+    runtime()?.block_on(download(args, magnet, target))
+}
+
+/// The handshake hash and the metadata hash a magnet names.
+fn target_of(m: &Magnet) -> anyhow::Result<MetadataTarget> {
+    if let Some(v1) = m.v1 {
+        return Ok(MetadataTarget {
+            info_hash: *v1.as_bytes(),
+            hash: MetadataHash::V1(*v1.as_bytes()),
+        });
+    }
+    if let Some(v2) = m.v2 {
+        return Ok(MetadataTarget {
+            info_hash: *v2.truncated().as_bytes(),
+            hash: MetadataHash::V2(*v2.as_bytes()),
+        });
+    }
+    Err(InvalidInput("download: the magnet names no info-hash".into()).into())
+}
+
+/// The file selection: `--only` wins, then the magnet's `so` (BEP 53), else all.
+fn selection(args: &DownloadArgs, magnet: &Magnet, torrent: &Torrent) -> FileSelection {
+    if let Some(s) = &args.only {
+        return FileSelection::parse(s);
+    }
+    if magnet.select_only.is_empty() {
+        return FileSelection::All;
+    }
+    let n = torrent.files().len() as u32;
+    let mut idx: Vec<usize> = magnet
+        .select_only
+        .iter()
+        .flat_map(|r| *r.start()..=(*r.end()).min(n.saturating_sub(1)))
+        .filter(|i| *i < n)
+        .map(|i| i as usize)
+        .collect();
+    idx.sort_unstable();
+    idx.dedup();
+    FileSelection::Indices(idx)
+}
+
+/// The DHT bootstrap addresses: the given ones, else the public routers
+/// (resolved now) unless `--no-default-bootstrap`.
+async fn bootstrap_addrs(m: &MagnetArgs, v6: bool) -> Vec<SocketAddr> {
+    if !m.dht_bootstrap.is_empty() || m.no_default_bootstrap {
+        return m.dht_bootstrap.clone();
+    }
+    let mut out = Vec::new();
+    for host in DEFAULT_BOOTSTRAP {
+        match tokio::net::lookup_host(host).await {
+            Ok(addrs) => out.extend(addrs.filter(|a| a.is_ipv6() == v6)),
+            Err(e) => tracing::warn!(%host, error = %e, "dht: cannot resolve bootstrap router"),
+        }
+    }
+    out
+}
+
+/// Binds the DHT socket on the listen IP, on the listen port number when free.
+async fn start_dht(listen: SocketAddr) -> anyhow::Result<Dht> {
+    let node = DhtNodeConfig {
+        seed: rand::random(),
+        ..DhtNodeConfig::default()
+    };
+    let cfg = |port| DhtConfig {
+        bind: SocketAddr::new(listen.ip(), port),
+        node: node.clone(),
+        ..DhtConfig::default()
+    };
+    if listen.port() != 0 {
+        if let Ok(d) = Dht::bind(cfg(listen.port())).await {
+            return Ok(d);
+        }
+    }
+    Dht::bind(cfg(0))
+        .await
+        .context("download: starting the DHT")
+}
+
+/// The magnet's `x.pe` peers and `--peer`s (host names resolved; failures skipped).
+async fn explicit_peers(args: &DownloadArgs, magnet: &Magnet) -> Vec<SocketAddr> {
+    let mut out = args.peers.clone();
+    for hp in &magnet.peers {
+        match hp.to_socket_addr() {
+            Some(a) => out.push(a),
+            None => match tokio::net::lookup_host((hp.host.as_str(), hp.port)).await {
+                Ok(mut addrs) => out.extend(addrs.next()),
+                Err(e) => tracing::warn!(host = %hp.host, error = %e, "x.pe peer not resolved"),
+            },
+        }
+    }
+    out
+}
+
+/// Asks the magnet's trackers (`tr`, and `--tracker`) for peers while the
+/// metadata is missing (the engine announces to them once the torrent runs);
+/// peers go to `sink`. Abort the returned task when done.
+fn tracker_peers(
+    magnet: &Magnet,
+    args: &DownloadArgs,
+    info_hash: [u8; 20],
+    peer_id: [u8; 20],
+    port: u16,
+    sink: mpsc::Sender<Vec<SocketAddr>>,
+) -> tokio::task::JoinHandle<()> {
+    let urls: Vec<String> = magnet
+        .trackers
+        .iter()
+        .chain(args.trackers.iter())
+        .take(MAX_METADATA_TRACKERS)
+        .cloned()
+        .collect();
+    tokio::spawn(async move {
+        if urls.is_empty() {
+            return;
+        }
+        let client = match shoal_tracker::TrackerClient::new(Default::default()) {
+            Ok(c) => Arc::new(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "tracker client");
+                return;
+            }
+        };
+        let mut set = tokio::task::JoinSet::new();
+        for url in urls {
+            let client = client.clone();
+            let sink = sink.clone();
+            set.spawn(async move {
+                // The size is unknown until the metadata arrives: say something is left.
+                let mut req = shoal_tracker::AnnounceRequest::new(info_hash, peer_id, port, 1);
+                req.event = shoal_tracker::Event::Started;
+                req.numwant = Some(50);
+                loop {
+                    let wait = match client.announce(&url, &req, None).await {
+                        Ok(r) => {
+                            req.event = shoal_tracker::Event::None;
+                            if !r.peers.is_empty() && sink.send(r.peers).await.is_err() {
+                                return;
+                            }
+                            Duration::from_secs(u64::from(r.interval.clamp(5, 300)))
+                        }
+                        Err(e) => {
+                            tracing::warn!(%url, error = %e, "tracker announce failed");
+                            METADATA_TRACKER_INTERVAL
+                        }
+                    };
+                    tokio::time::sleep(wait.min(METADATA_TRACKER_INTERVAL)).await;
+                }
+            });
+        }
+        while set.join_next().await.is_some() {}
+    })
+}
+
+async fn download(
+    args: DownloadArgs,
+    magnet: Magnet,
+    target: MetadataTarget,
+) -> anyhow::Result<()> {
+    let mut session = Session::start(SessionConfig {
+        listen: args.listen,
+        max_upload_rate: args.max_upload_rate,
+        max_download_rate: args.max_download_rate,
+        ..SessionConfig::default()
+    })
+    .await
+    .context("download")?;
+    eprintln!("listening on {}", session.local_addr());
+    let dht = match start_dht(args.listen).await {
+        Ok(d) => d,
+        Err(e) => {
+            session.shutdown().await;
+            return Err(e);
+        }
+    };
+    let result = with_dht(&args, &magnet, target, &mut session, &dht).await;
+    let _ = dht.shutdown().await;
+    session.shutdown().await;
+    result
+}
+
+async fn with_dht(
+    args: &DownloadArgs,
+    magnet: &Magnet,
+    target: MetadataTarget,
+    session: &mut Session,
+    dht: &Dht,
+) -> anyhow::Result<()> {
+    let boot = bootstrap_addrs(&args.magnet, args.listen.is_ipv6()).await;
+    let nodes = dht.bootstrap(&boot).await.unwrap_or(0);
+    eprintln!(
+        "dht on {}: {} nodes from {} bootstrap addresses",
+        dht.local_addr(),
+        nodes,
+        boot.len()
+    );
+    let mut signals = Signals::new()?;
+    let explicit = explicit_peers(args, magnet).await;
+    let (tx, mut rx) = mpsc::channel(16);
+    let tx_trackers = tx.clone();
+    let finder = DhtPeerFinder::spawn(
+        dht.clone(),
+        target.info_hash,
+        DhtPeersConfig {
+            interval: METADATA_LOOKUP_INTERVAL,
+            announce_port: None,
+            ..DhtPeersConfig::default()
+        },
+        tx,
+    );
+    let trackers_task = tracker_peers(
+        magnet,
+        args,
+        target.info_hash,
+        session.peer_id(),
+        session.local_addr().port(),
+        tx_trackers,
+    );
+    let config = MetadataFetchConfig {
+        peer_id: session.peer_id(),
+        overall_timeout: Duration::from_secs(args.magnet.metadata_timeout),
+        ..MetadataFetchConfig::default()
+    };
+    let mut last_line: Option<Instant> = None;
+    let mut last_known = usize::MAX;
+    let report = |p: FetchProgress| {
+        let due = last_line.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+        if p.known != last_known || due {
+            last_known = p.known;
+            last_line = Some(Instant::now());
+            eprintln!(
+                "fetching metadata from {} peers… ({} trying, {} failed)",
+                p.known, p.active, p.failed
+            );
+        }
+    };
+    eprintln!("fetching metadata from {} peers…", explicit.len());
+    let fetched = tokio::select! {
+        sig = signals.recv() => {
+            finder.stop().await;
+            trackers_task.abort();
+            bail!("download interrupted by {sig} while fetching metadata");
+        }
+        r = fetch_metadata(target, config, explicit.clone(), &mut rx, report) => r,
+    };
+    finder.stop().await;
+    trackers_task.abort();
+    let fetched = fetched.context("download: fetching metadata")?;
+    let torrent = Torrent::from_info_bytes(&fetched.info, &ParseLimits::default())
+        .context("download: the metadata")?;
+    let torrent = Arc::new(torrent);
+    eprintln!(
+        "metadata: {} ({} bytes of info from {})",
+        torrent.name(),
+        fetched.info.len(),
+        fetched.from
+    );
+    let private = torrent.is_private();
+    // BEP 27: a private torrent uses only its trackers (and peers given by hand).
+    let peers = if private {
+        eprintln!("private torrent: not using the DHT");
+        explicit
+    } else {
+        fetched.candidates
+    };
+    let mut trackers = magnet.trackers.clone();
+    trackers.extend(args.trackers.iter().cloned());
+    std::fs::create_dir_all(&args.output)
+        .with_context(|| format!("creating {}", args.output.display()))?;
+    let params = AddTorrentParams {
+        torrent: torrent.clone(),
+        save_path: args.output.clone(),
+        selection: selection(args, magnet, &torrent),
+        peers,
+        extra_trackers: trackers,
+    };
+    let handle = match session.add_torrent(params, Arc::new(|_| {})).await {
+        Ok(h) => h,
+        Err(e) => {
+            return Err(match e {
+                shoal_engine::AddTorrentError::NoSuchFile { .. }
+                | shoal_engine::AddTorrentError::EmptySelection
+                | shoal_engine::AddTorrentError::V2Only => {
+                    anyhow::Error::new(InvalidInput(format!("download: {e}")))
+                }
+                e => anyhow::Error::new(e).context("download"),
+            })
+        }
+    };
+    // Keep finding peers on the DHT and announce our port (never for private torrents).
+    let dht_task = (!private).then(|| {
+        let (tx, mut rx) = mpsc::channel::<Vec<SocketAddr>>(16);
+        let finder = DhtPeerFinder::spawn(
+            dht.clone(),
+            target.info_hash,
+            DhtPeersConfig {
+                interval: DOWNLOAD_LOOKUP_INTERVAL,
+                announce_port: Some(session.local_addr().port()),
+                ..DhtPeersConfig::default()
+            },
+            tx,
+        );
+        let h = handle.clone();
+        let forward = tokio::spawn(async move {
+            while let Some(p) = rx.recv().await {
+                h.add_peers(p).await;
+            }
+        });
+        (finder, forward)
+    });
+    let outcome = follow(args, &torrent, &handle, &mut signals).await;
+    if let Some((finder, forward)) = dht_task {
+        finder.stop().await;
+        forward.abort();
+    }
+    outcome
+}
+
+/// Shows progress until the download completes (or, with `--seed`, until a signal).
+async fn follow(
+    args: &DownloadArgs,
+    torrent: &Torrent,
+    handle: &TorrentHandle,
+    signals: &mut Signals,
+) -> anyhow::Result<()> {
+    let mut progress = Progress::new(torrent.name());
+    let mut rx = handle.subscribe();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut announced_complete = false;
+    let outcome: anyhow::Result<()> = loop {
+        tokio::select! {
+            sig = signals.recv() => {
+                let s = handle.status();
+                break if s.is_complete() {
+                    Ok(())
+                } else {
+                    Err(anyhow::anyhow!("download interrupted by {sig} at {:.1}%", s.progress() * 100.0))
+                };
+            }
+            r = rx.changed() => {
+                if r.is_err() {
+                    break Err(anyhow::anyhow!("download: the torrent stopped unexpectedly"));
+                }
+                let s = rx.borrow_and_update().clone();
+                if s.state == TorrentState::Paused {
+                    let why = s.error.map(|e| e.to_string()).unwrap_or_else(|| "paused".into());
+                    break Err(anyhow::anyhow!("download: {why}"));
+                }
+                if s.is_complete() && !announced_complete {
+                    announced_complete = true;
+                    progress.update(&s, true);
+                    if args.seed {
+                        progress.message("download complete; seeding (Ctrl-C to stop)");
+                    } else {
+                        break Ok(());
+                    }
+                }
+            }
+            _ = tick.tick() => progress.update(&handle.status(), false),
+        }
+    };
+    let last = handle.status();
+    progress.finish(&last);
+    outcome?;
+    if !last.is_complete() {
+        bail!("download: incomplete ({:.1}%)", last.progress() * 100.0);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// A three-file torrent (10 bytes each) from its info dictionary.
+    fn three_files() -> Torrent {
+        let info = b"d5:filesld6:lengthi10e4:pathl1:aeed6:lengthi10e4:pathl1:beed6:lengthi10e4:pathl1:ceee4:name1:x12:piece lengthi16384e6:pieces20:xxxxxxxxxxxxxxxxxxxxe";
+        Torrent::from_info_bytes(info, &ParseLimits::default()).unwrap()
+    }
+
+    fn args(extra: &[&str]) -> DownloadArgs {
+        let mut v = vec![
+            "shoal",
+            "download",
+            "magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a",
+        ];
+        v.extend_from_slice(extra);
+        match super::super::Cli::parse_from(v).command {
+            super::super::Command::Download(a) => a,
+            c => panic!("{c:?}"),
+        }
+    }
+
+    #[test]
+    fn select_only_becomes_the_selection_unless_only_is_given() {
+        let t = three_files();
+        let m =
+            Magnet::parse("magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a&so=2-7,0")
+                .unwrap();
+        // Out-of-range indices are dropped, the rest sorted.
+        assert_eq!(
+            selection(&args(&[]), &m, &t),
+            FileSelection::Indices(vec![0, 2])
+        );
+        assert_eq!(
+            selection(&args(&["--only", "1"]), &m, &t),
+            FileSelection::Indices(vec![1])
+        );
+        let plain =
+            Magnet::parse("magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a").unwrap();
+        assert_eq!(selection(&args(&[]), &plain, &t), FileSelection::All);
+    }
+
+    #[test]
+    fn magnet_options_parse() {
+        let a = args(&[
+            "--dht-bootstrap",
+            "127.0.0.1:7000",
+            "--no-default-bootstrap",
+            "--metadata-timeout",
+            "5",
+        ]);
+        assert_eq!(
+            a.magnet.dht_bootstrap,
+            vec!["127.0.0.1:7000".parse().unwrap()]
+        );
+        assert!(a.magnet.no_default_bootstrap);
+        assert_eq!(a.magnet.metadata_timeout, 5);
+        assert_eq!(args(&[]).magnet.metadata_timeout, 120);
+    }
+
+    #[test]
+    fn v1_and_v2_targets() {
+        let h = "c12fe1c06bba254a9dc9f519b335aa7c1367a88a";
+        let m = Magnet::parse(&format!("magnet:?xt=urn:btih:{h}")).unwrap();
+        let t = target_of(&m).unwrap();
+        assert_eq!(hex::encode(t.info_hash), h);
+        assert_eq!(t.hash, MetadataHash::V1(t.info_hash));
+        let h2 = "1220caf1e1c30e81cb361b9ee167c4aa64228a7fa4fa9f6105232b28ad099f3a302e";
+        let m = Magnet::parse(&format!("magnet:?xt=urn:btmh:{h2}")).unwrap();
+        let t = target_of(&m).unwrap();
+        assert_eq!(hex::encode(t.info_hash), &h2[4..44]);
+        assert!(matches!(t.hash, MetadataHash::V2(full) if hex::encode(full) == h2[4..]));
+    }
+}

@@ -1,0 +1,96 @@
+//! The command line: the argument types, dispatch to one module per command,
+//! and the mapping of errors to exit codes and one-line messages.
+//!
+//! To add a command: a sibling module with an `Args` struct and a `run`
+//! function, a variant in [`Command`], an arm in [`run`].
+use clap::{Parser, Subcommand};
+
+pub mod create;
+pub mod dht;
+pub mod download;
+pub mod info;
+pub mod magnet;
+pub mod seed;
+
+/// Exit code when the operation failed (I/O, network).
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code when the input or the options are invalid (same as clap's usage errors).
+pub const EXIT_INVALID: u8 = 2;
+
+/// shoal: a BitTorrent-compatible peer-to-peer node.
+#[derive(Debug, Parser)]
+#[command(name = "shoal", version, about, propagate_version = true)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show what a .torrent file or a magnet URI holds.
+    Info(info::InfoArgs),
+    /// Make a .torrent of a file or a directory.
+    Create(create::CreateArgs),
+    /// Download a torrent from its swarm (then exit, or keep seeding with --seed).
+    Download(download::DownloadArgs),
+    /// Check a torrent's data, then serve it until interrupted.
+    Seed(seed::SeedArgs),
+    /// Query and use the mainline DHT (BEP 5, 44, 51).
+    Dht(dht::DhtArgs),
+}
+
+/// Runs one command.
+pub fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Info(args) => info::run(args),
+        Command::Create(args) => create::run(args),
+        Command::Download(args) => download::run(args),
+        Command::Seed(args) => seed::run(args),
+        Command::Dht(args) => dht::run(args),
+    }
+}
+
+/// An error caused by what the user gave (exit code [`EXIT_INVALID`]).
+#[derive(Debug)]
+pub struct InvalidInput(pub String);
+
+impl std::fmt::Display for InvalidInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InvalidInput {}
+
+/// The exit code for an error: [`EXIT_INVALID`] when any error in its chain is
+/// about the input (a torrent, a magnet, an option), else [`EXIT_FAILURE`].
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    use shoal_metainfo::CreateError;
+    let invalid = e.chain().any(|c| {
+        c.is::<InvalidInput>()
+            || c.is::<shoal_metainfo::MetainfoError>()
+            || c.is::<shoal_metainfo::MagnetError>()
+            || c.is::<shoal_bencode::Error>()
+            || c.downcast_ref::<CreateError>().is_some_and(|ce| {
+                !matches!(ce, CreateError::Io { .. } | CreateError::FileChanged { .. })
+            })
+    });
+    if invalid {
+        EXIT_INVALID
+    } else {
+        EXIT_FAILURE
+    }
+}
+
+/// The whole error chain on one line (`outer: inner: cause`), control characters replaced.
+pub fn one_line(e: &anyhow::Error) -> String {
+    format!("{e:#}")
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}

@@ -1,0 +1,161 @@
+//! `shoal seed`: check a torrent's data (all cores), then serve it and
+//! announce to its trackers until SIGINT or SIGTERM, which send `stopped`
+//! and exit 0.
+//!
+//! `--data` is the directory that contains the torrent's content (as
+//! libtorrent's save path), the content directory itself for a multi-file
+//! torrent, or the file itself for a single-file torrent.
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use shoal_engine::{AddTorrentParams, FileSelection, Session, SessionConfig, TorrentState};
+use shoal_metainfo::Torrent;
+
+use super::download::{load_torrent, runtime, Progress, Signals};
+use super::InvalidInput;
+
+/// Arguments of `shoal seed`.
+#[derive(Debug, Args)]
+pub struct SeedArgs {
+    /// The .torrent file.
+    pub torrent: PathBuf,
+    /// Where the data is (see the command's description).
+    #[arg(long, value_name = "PATH")]
+    pub data: PathBuf,
+    /// Address to accept peers on.
+    #[arg(long, default_value = "0.0.0.0:6881")]
+    pub listen: SocketAddr,
+    /// An extra tracker URL (repeatable).
+    #[arg(long = "tracker", value_name = "URL")]
+    pub trackers: Vec<String>,
+    /// A peer to connect to (repeatable; for peers that only accept incoming connections).
+    #[arg(long = "peer", value_name = "ADDR:PORT")]
+    pub peers: Vec<SocketAddr>,
+    /// Session-wide upload limit in bytes per second.
+    #[arg(long, value_name = "BYTES/S")]
+    pub max_upload_rate: Option<u64>,
+}
+
+/// Runs `shoal seed`.
+pub fn run(args: SeedArgs) -> anyhow::Result<()> {
+    let torrent = load_torrent(&args.torrent)?;
+    let save_path = save_path(&torrent, &args.data)?;
+    runtime()?.block_on(seed(args, torrent, save_path))
+}
+
+/// The storage root for `data`: accepts the save path, the content
+/// directory of a multi-file torrent, or the file of a single-file torrent.
+fn save_path(t: &Torrent, data: &Path) -> anyhow::Result<PathBuf> {
+    let meta = std::fs::metadata(data).with_context(|| format!("--data {}", data.display()))?;
+    let name = t.name();
+    let parent = || {
+        data.parent()
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    p.to_path_buf()
+                }
+            })
+            .unwrap_or_else(|| PathBuf::from("."))
+    };
+    if meta.is_file() {
+        if t.is_multi_file() {
+            return Err(InvalidInput(format!(
+                "--data {} is a file but the torrent has several files",
+                data.display()
+            ))
+            .into());
+        }
+        let file_name = data.file_name().map(|n| n.to_string_lossy().into_owned());
+        let first = t
+            .files()
+            .first()
+            .map(|f| f.path_string())
+            .unwrap_or_default();
+        if file_name.as_deref() != Some(first.as_str()) {
+            return Err(InvalidInput(format!(
+                "--data {} is not the torrent's file {first:?}",
+                data.display()
+            ))
+            .into());
+        }
+        return Ok(parent());
+    }
+    if data.join(name).exists() {
+        return Ok(data.to_path_buf());
+    }
+    if t.is_multi_file()
+        && data
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy() == name)
+    {
+        return Ok(parent());
+    }
+    Ok(data.to_path_buf())
+}
+
+async fn seed(args: SeedArgs, torrent: Arc<Torrent>, save_path: PathBuf) -> anyhow::Result<()> {
+    let mut session = Session::start(SessionConfig {
+        listen: args.listen,
+        max_upload_rate: args.max_upload_rate,
+        ..SessionConfig::default()
+    })
+    .await
+    .context("seed")?;
+    eprintln!("listening on {}", session.local_addr());
+    eprintln!("checking {}", save_path.join(torrent.name()).display());
+    let params = AddTorrentParams {
+        torrent: torrent.clone(),
+        save_path,
+        selection: FileSelection::All,
+        peers: args.peers.clone(),
+        extra_trackers: args.trackers.clone(),
+    };
+    let handle = match session.add_torrent(params, Arc::new(|_| {})).await {
+        Ok(h) => h,
+        Err(e) => {
+            session.shutdown().await;
+            return Err(anyhow::Error::new(e).context("seed"));
+        }
+    };
+    let s = handle.status();
+    if s.is_complete() {
+        eprintln!("data verified: {} pieces; seeding", s.pieces);
+    } else {
+        eprintln!(
+            "warning: only {} of {} pieces verified; serving those and fetching the rest",
+            s.pieces_have, s.pieces
+        );
+    }
+    let mut progress = Progress::new(torrent.name());
+    let mut signals = Signals::new()?;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut rx = handle.subscribe();
+    let result = loop {
+        tokio::select! {
+            sig = signals.recv() => {
+                progress.message(&format!("{sig}: stopping"));
+                break Ok(());
+            }
+            r = rx.changed() => {
+                if r.is_err() {
+                    break Err(anyhow::anyhow!("seed: the torrent stopped unexpectedly"));
+                }
+                let s = rx.borrow_and_update().clone();
+                if s.state == TorrentState::Paused {
+                    let why = s.error.map(|e| e.to_string()).unwrap_or_else(|| "paused".into());
+                    break Err(anyhow::anyhow!("seed: {why}"));
+                }
+            }
+            _ = tick.tick() => progress.update(&handle.status(), false),
+        }
+    };
+    session.shutdown().await;
+    progress.finish(&handle.status());
+    result
+}
