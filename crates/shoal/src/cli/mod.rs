@@ -87,10 +87,39 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
     }
 }
 
-/// The whole error chain on one line (`outer: inner: cause`), control characters replaced.
+/// The whole error chain on one line (`outer: inner: cause`), control characters
+/// replaced. A link that repeats its neighbour (a context naming the same path
+/// as the error it wraps, an error whose message already ends with its source)
+/// is printed once.
 pub fn one_line(e: &anyhow::Error) -> String {
-    format!("{e:#}")
+    let mut parts: Vec<String> = Vec::new();
+    for link in e.chain() {
+        let s = link.to_string();
+        match parts.last_mut() {
+            Some(prev) if *prev == s || prev.ends_with(&format!(": {s}")) => {}
+            Some(prev) if s.starts_with(&format!("{prev}: ")) => *prev = s,
+            _ => parts.push(s),
+        }
+    }
+    parts
+        .join(": ")
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
+}
+
+#[cfg(test)]
+mod one_line_tests {
+    use super::one_line;
+
+    #[test]
+    fn repeated_links_are_printed_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "not found");
+        let e = anyhow::Error::new(io)
+            .context("/x: not found")
+            .context("/x");
+        assert_eq!(one_line(&e), "/x: not found");
+        let e = anyhow::anyhow!("inner\nline").context("outer");
+        assert_eq!(one_line(&e), "outer: inner line");
+    }
 }
