@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Most block writes one peer may have pending before it stops reading.
-const MAX_PENDING_WRITES: usize = 256;
+const MAX_PENDING_WRITES: usize = 128;
 /// Most upload reads in flight per peer.
 const MAX_PENDING_READS: usize = 16;
 /// Pieces up to this size are read whole once and served from memory.

@@ -60,7 +60,7 @@ impl Default for SessionConfig {
             max_download_rate: None,
             max_peers_per_torrent: 50,
             upload_slots: 8,
-            write_budget: 8 << 20,
+            write_budget: 4 << 20,
             seed: None,
         }
     }
