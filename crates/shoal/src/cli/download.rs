@@ -14,10 +14,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Args;
 use shoal_engine::{
-    AddTorrentParams, FileSelection, Session, SessionConfig, TorrentState, TorrentStatus,
+    AddTorrentParams, FileSelection, Session, SessionConfig, TorrentHandle, TorrentState,
+    TorrentStatus,
 };
 use shoal_metainfo::Torrent;
 
+use super::info::human;
 use super::InvalidInput;
 
 /// Arguments of `shoal download`.
@@ -125,10 +127,22 @@ async fn download(args: DownloadArgs, torrent: Arc<Torrent>) -> anyhow::Result<(
             s.pieces_have, s.pieces
         );
     }
+    let mut signals = Signals::new()?;
+    let outcome = follow(&args, &torrent, &handle, &mut signals).await;
+    session.shutdown().await;
+    outcome
+}
+
+/// Shows progress until the download completes (or, with `--seed`, until a signal).
+pub(crate) async fn follow(
+    args: &DownloadArgs,
+    torrent: &Torrent,
+    handle: &TorrentHandle,
+    signals: &mut Signals,
+) -> anyhow::Result<()> {
     let mut progress = Progress::new(torrent.name());
     let mut rx = handle.subscribe();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut signals = Signals::new()?;
     let mut announced_complete = false;
     let outcome: anyhow::Result<()> = loop {
         tokio::select! {
@@ -162,7 +176,6 @@ async fn download(args: DownloadArgs, torrent: Arc<Torrent>) -> anyhow::Result<(
             _ = tick.tick() => progress.update(&handle.status(), false),
         }
     };
-    session.shutdown().await;
     let last = handle.status();
     progress.finish(&last);
     outcome?;
@@ -202,22 +215,6 @@ impl Signals {
             let _ = tokio::signal::ctrl_c().await;
             "Ctrl-C"
         }
-    }
-}
-
-/// Human-readable bytes (binary units).
-pub(crate) fn human(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
     }
 }
 

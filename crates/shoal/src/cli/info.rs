@@ -242,7 +242,8 @@ fn text(v: &Value) -> String {
 }
 
 /// A byte count with a binary unit, e.g. `1.5 GiB`.
-fn human(n: u64) -> String {
+/// Human-readable bytes (binary units).
+pub(crate) fn human(n: u64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
     let mut v = n as f64;
     let mut u = 0;

@@ -16,14 +16,12 @@ use clap::Args;
 use shoal_dht::{Config as DhtNodeConfig, Dht, DhtConfig, DEFAULT_BOOTSTRAP};
 use shoal_engine::dht_peers::{DhtPeerFinder, DhtPeersConfig};
 use shoal_engine::metadata::{fetch_metadata, FetchProgress, MetadataFetchConfig, MetadataTarget};
-use shoal_engine::{
-    AddTorrentParams, FileSelection, Session, SessionConfig, TorrentHandle, TorrentState,
-};
+use shoal_engine::{AddTorrentParams, FileSelection, Session, SessionConfig};
 use shoal_metainfo::{Magnet, ParseLimits, Torrent};
 use shoal_wire::MetadataHash;
 use tokio::sync::mpsc;
 
-use super::download::{runtime, DownloadArgs, Progress, Signals};
+use super::download::{follow, runtime, DownloadArgs, Signals};
 use super::InvalidInput;
 
 /// Options of `shoal download` that only matter for magnet links.
@@ -368,58 +366,6 @@ async fn with_dht(
         forward.abort();
     }
     outcome
-}
-
-/// Shows progress until the download completes (or, with `--seed`, until a signal).
-async fn follow(
-    args: &DownloadArgs,
-    torrent: &Torrent,
-    handle: &TorrentHandle,
-    signals: &mut Signals,
-) -> anyhow::Result<()> {
-    let mut progress = Progress::new(torrent.name());
-    let mut rx = handle.subscribe();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut announced_complete = false;
-    let outcome: anyhow::Result<()> = loop {
-        tokio::select! {
-            sig = signals.recv() => {
-                let s = handle.status();
-                break if s.is_complete() {
-                    Ok(())
-                } else {
-                    Err(anyhow::anyhow!("download interrupted by {sig} at {:.1}%", s.progress() * 100.0))
-                };
-            }
-            r = rx.changed() => {
-                if r.is_err() {
-                    break Err(anyhow::anyhow!("download: the torrent stopped unexpectedly"));
-                }
-                let s = rx.borrow_and_update().clone();
-                if s.state == TorrentState::Paused {
-                    let why = s.error.map(|e| e.to_string()).unwrap_or_else(|| "paused".into());
-                    break Err(anyhow::anyhow!("download: {why}"));
-                }
-                if s.is_complete() && !announced_complete {
-                    announced_complete = true;
-                    progress.update(&s, true);
-                    if args.seed {
-                        progress.message("download complete; seeding (Ctrl-C to stop)");
-                    } else {
-                        break Ok(());
-                    }
-                }
-            }
-            _ = tick.tick() => progress.update(&handle.status(), false),
-        }
-    };
-    let last = handle.status();
-    progress.finish(&last);
-    outcome?;
-    if !last.is_complete() {
-        bail!("download: incomplete ({:.1}%)", last.progress() * 100.0);
-    }
-    Ok(())
 }
 
 #[cfg(test)]
