@@ -109,7 +109,8 @@ def start_seeder(kind, torrent, data_parent, work, leech_port):
     log = os.path.join(work, "seed-%s.log" % kind)
     dial = ["--peer", "127.0.0.1:%d" % leech_port] if leech_port else []
     if kind == "shoal":
-        p = Proc([SHOAL, "seed", torrent, "--data", data_parent, "--listen", "127.0.0.1:%d" % port] + dial, log)
+        p = Proc([SHOAL, "seed", torrent, "--data", data_parent, "--listen", "127.0.0.1:%d" % port,
+                  "--no-dht"] + dial, log)
         ready = lambda: "listening on" in open(log, errors="replace").read()
     elif kind == "libtorrent":
         p = Proc(["/usr/bin/python3", LT, "seed", torrent, data_parent, "--port", str(port),
@@ -138,7 +139,7 @@ def run_leecher(kind, torrent, out, work, port, timeout):
     log = os.path.join(work, "leech-%s.log" % kind)
     done_file = None
     if kind == "shoal":
-        p = Proc([SHOAL, "download", torrent, "-o", out, "--listen", "127.0.0.1:%d" % port], log)
+        p = Proc([SHOAL, "download", torrent, "-o", out, "--listen", "127.0.0.1:%d" % port, "--no-dht"], log)
     elif kind == "libtorrent":
         p = Proc(["/usr/bin/python3", LT, "download", torrent, out, "--port", str(port), "--timeout", str(timeout)], log)
     elif kind == "aria2":

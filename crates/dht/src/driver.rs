@@ -3,7 +3,8 @@
 //!
 //! The task loop: receive a datagram, or a command, or the node's next deadline; then
 //! flush datagrams to send and hand finished operations to whoever waits for them.
-//! The routing table is saved to `state_file` periodically and on shutdown.
+//! The routing table is saved to `state_file` periodically and on shutdown (never
+//! while it is empty, so a run without network does not wipe a good table).
 use crate::compact::NodeInfo;
 use crate::id::Id20;
 use crate::item::{self, Item, ItemError};
@@ -27,7 +28,9 @@ pub struct DhtConfig {
     pub bind: SocketAddr,
     /// Core settings.
     pub node: Config,
-    /// Where to load the routing table from at start and save it to.
+    /// Where to load the routing table from at start and save it to (its directory
+    /// is created when missing; a file that cannot be read is logged and ignored, and
+    /// replaced at the next save).
     pub state_file: Option<PathBuf>,
     /// How often to save the routing table.
     pub save_interval: Duration,
@@ -108,11 +111,16 @@ impl Dht {
         let mut saved = Vec::new();
         if let Some(path) = &cfg.state_file {
             if path.exists() {
-                let (id, nodes) = persist::load(path)?.parsed();
-                if cfg.node.id.is_none() {
-                    cfg.node.id = id;
+                match persist::load(path) {
+                    Ok(t) => {
+                        let (id, nodes) = t.parsed();
+                        if cfg.node.id.is_none() {
+                            cfg.node.id = id;
+                        }
+                        saved = nodes;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "dht: ignoring the state file"),
                 }
-                saved = nodes;
             }
         }
         let socket = UdpSocket::bind(cfg.bind)
@@ -308,10 +316,10 @@ impl Dht {
         self.call(Cmd::Counters).await
     }
 
-    /// Saves the routing table to `path`.
+    /// Saves the routing table to `path` (creating its directory).
     pub async fn save_table(&self, path: &std::path::Path) -> Result<(), DhtError> {
         let nodes = self.nodes().await?;
-        persist::save(path, &SavedTable::new(self.id, &nodes))?;
+        save_nodes(path, self.id, &nodes)?;
         Ok(())
     }
 
@@ -319,6 +327,17 @@ impl Dht {
     pub async fn shutdown(&self) -> Result<(), DhtError> {
         self.call(Cmd::Shutdown).await
     }
+}
+
+/// Writes `nodes` to `path`, creating the parent directory first.
+fn save_nodes(path: &std::path::Path, own: Id20, nodes: &[NodeInfo]) -> Result<(), PersistError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| PersistError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    persist::save(path, &SavedTable::new(own, nodes))
 }
 
 struct Task {
@@ -381,11 +400,15 @@ impl Task {
         }
     }
 
+    /// Saves the table to the state file, unless it is empty.
     fn save(&self) {
         if let Some(path) = &self.state_file {
             let mut nodes = self.node.table(false).nodes();
             nodes.extend(self.node.table(true).nodes());
-            if let Err(e) = persist::save(path, &SavedTable::new(self.node.id(), &nodes)) {
+            if nodes.is_empty() {
+                return;
+            }
+            if let Err(e) = save_nodes(path, self.node.id(), &nodes) {
                 tracing::warn!(error = %e, "dht: saving the routing table failed");
             }
         }

@@ -76,8 +76,14 @@ pub struct LookupResult {
     pub store_errors: Vec<(SocketAddr, i64)>,
     /// Queries sent for this lookup (including the store phase).
     pub messages: u32,
-    /// Queries that timed out.
+    /// Queries that timed out (counted at their soft timeout).
     pub timeouts: u32,
+    /// Distinct nodes that gave a real answer to a search query (KRPC error replies
+    /// and duplicate answers to a retransmission are not counted).
+    pub responses: u32,
+    /// Search queries sent once more after their soft timeout, to nodes among the
+    /// k closest not known dead (a lost datagram must not drop that branch).
+    pub retransmits: u32,
     /// Time from start to completion.
     pub duration: Duration,
 }
@@ -103,6 +109,11 @@ pub(crate) struct Candidate {
     pub token: Option<Vec<u8>>,
     /// Address-only seed (bootstrap): the ID is not known until it answers.
     pub unknown_id: bool,
+    /// Queries to this node still waiting for an answer (the first one and, after a
+    /// soft timeout, one retransmission).
+    pub outstanding: u8,
+    /// Whether the query was already sent again.
+    pub retransmitted: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -182,6 +193,8 @@ impl Lookup {
             hops,
             token: None,
             unknown_id,
+            outstanding: 0,
+            retransmitted: false,
         };
         let pos = self.candidates.partition_point(|x| x.dist <= dist);
         if pos >= MAX_CANDIDATES {
@@ -227,6 +240,7 @@ impl Lookup {
                     waiting = true;
                     if in_flight < self.alpha {
                         c.state = CState::InFlight;
+                        c.outstanding = 1;
                         in_flight += 1;
                         out.push(c.node);
                     }
@@ -244,12 +258,18 @@ impl Lookup {
         self.candidates.iter().position(|c| c.node.addr == addr)
     }
 
-    /// A candidate answered with `id`; returns its hops.
+    /// A candidate answered with `id`; returns its hops. The first answer of each
+    /// candidate counts in [`LookupResult::responses`] (a late answer to the first
+    /// query after the retransmission was answered is not counted again).
     pub fn responded(&mut self, addr: SocketAddr, id: Id20, token: Option<Vec<u8>>) -> u8 {
         let Some(i) = self.find(addr) else {
             return 1;
         };
         let mut c = self.candidates.remove(i);
+        if c.state != CState::Responded {
+            self.result.responses += 1;
+        }
+        c.outstanding = 0;
         c.state = CState::Responded;
         c.token = token;
         c.node.id = id;
@@ -263,20 +283,61 @@ impl Lookup {
 
     /// A candidate passed its soft timeout (it may still answer): its slot goes to
     /// another query and parallelism widens (adaptive alpha).
-    pub fn slow(&mut self, addr: SocketAddr) {
+    ///
+    /// Returns whether to send the query to it once more: a datagram may have been
+    /// lost, and a node among the k closest that are not known dead decides the
+    /// result. Only one retransmission per candidate; the caller reports it with
+    /// [`Lookup::retransmitted`] once it is sent. Either answer counts, and the
+    /// candidate is dead only when both queries timed out.
+    pub fn slow(&mut self, addr: SocketAddr) -> bool {
+        let Some(i) = self.find(addr) else {
+            return false;
+        };
+        if self.candidates[i].state != CState::InFlight {
+            return false;
+        }
+        self.candidates[i].state = CState::Slow;
+        self.alpha = (self.alpha + 1).min(self.max_alpha);
+        let rank = self.candidates[..i]
+            .iter()
+            .filter(|c| c.state != CState::Dead)
+            .count();
+        !self.candidates[i].retransmitted && rank < self.k
+    }
+
+    /// The query to a slow candidate was sent again.
+    pub fn retransmitted(&mut self, addr: SocketAddr) {
         if let Some(i) = self.find(addr) {
-            if self.candidates[i].state == CState::InFlight {
-                self.candidates[i].state = CState::Slow;
-                self.alpha = (self.alpha + 1).min(self.max_alpha);
+            let c = &mut self.candidates[i];
+            if c.state == CState::Slow {
+                c.retransmitted = true;
+                c.outstanding = c.outstanding.saturating_add(1);
+                self.result.retransmits += 1;
             }
         }
     }
 
-    /// A candidate hit its hard timeout or answered with an error.
+    /// A query to a candidate hit its hard timeout (or could not be sent): the
+    /// candidate is dead when no other query to it is outstanding.
+    pub fn timed_out(&mut self, addr: SocketAddr) {
+        if let Some(i) = self.find(addr) {
+            let c = &mut self.candidates[i];
+            if matches!(c.state, CState::InFlight | CState::Slow) {
+                c.outstanding = c.outstanding.saturating_sub(1);
+                if c.outstanding == 0 {
+                    c.state = CState::Dead;
+                }
+            }
+        }
+    }
+
+    /// A candidate answered with a KRPC error: it is alive but useless, dead at once.
     pub fn dead(&mut self, addr: SocketAddr) {
         if let Some(i) = self.find(addr) {
-            if matches!(self.candidates[i].state, CState::InFlight | CState::Slow) {
-                self.candidates[i].state = CState::Dead;
+            let c = &mut self.candidates[i];
+            if matches!(c.state, CState::InFlight | CState::Slow) {
+                c.state = CState::Dead;
+                c.outstanding = 0;
             }
         }
     }
@@ -346,6 +407,101 @@ mod tests {
         assert_eq!(r.closest.len(), 2);
         assert_eq!(r.closest[0].node, n(1));
         assert_eq!(l.store_targets(), vec![(n(4), b"t".to_vec())]);
+    }
+
+    fn state(l: &Lookup, b: u8) -> CState {
+        l.candidates
+            .iter()
+            .find(|c| c.node == n(b))
+            .map(|c| c.state)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_lost_query_is_sent_again_once_and_either_answer_counts() {
+        let mut l = Lookup::new(LookupId(1), LookupKind::FindNode, Id20::ZERO, 2, 2, 0);
+        for b in [8, 4, 2, 1] {
+            l.add(n(b), 1, false);
+        }
+        assert_eq!(l.next_queries().unwrap(), vec![n(1), n(2)]);
+        // 1 is the closest: its soft timeout asks for a retransmission.
+        assert!(l.slow(n(1).addr));
+        l.retransmitted(n(1).addr);
+        assert_eq!(l.result.retransmits, 1);
+        // The first query's hard timeout does not kill it: the second is outstanding.
+        l.timed_out(n(1).addr);
+        assert_eq!(state(&l, 1), CState::Slow);
+        // Still waited for: the lookup cannot end without it.
+        l.responded(n(2).addr, n(2).id, None);
+        l.responded(n(4).addr, n(4).id, None);
+        assert!(l.next_queries().is_some());
+        l.responded(n(1).addr, n(1).id, None);
+        assert_eq!(state(&l, 1), CState::Responded);
+        // A late duplicate answer is not counted twice.
+        l.responded(n(1).addr, n(1).id, None);
+        assert_eq!(l.result.responses, 3);
+        assert!(l.next_queries().is_none());
+        assert_eq!(l.finish(1).closest[0].node, n(1));
+    }
+
+    #[test]
+    fn dead_only_when_both_queries_timed_out() {
+        let mut l = Lookup::new(LookupId(1), LookupKind::FindNode, Id20::ZERO, 2, 2, 0);
+        for b in [4, 2, 1] {
+            l.add(n(b), 1, false);
+        }
+        l.next_queries().unwrap();
+        assert!(l.slow(n(1).addr));
+        l.retransmitted(n(1).addr);
+        // A second soft timeout of the same candidate sends nothing more.
+        assert!(!l.slow(n(1).addr));
+        l.timed_out(n(1).addr);
+        assert_eq!(state(&l, 1), CState::Slow);
+        l.timed_out(n(1).addr);
+        assert_eq!(state(&l, 1), CState::Dead);
+        // Without a retransmission one timeout is enough.
+        assert!(l.slow(n(2).addr));
+        l.timed_out(n(2).addr);
+        assert_eq!(state(&l, 2), CState::Dead);
+        assert_eq!(l.result.retransmits, 1);
+        assert_eq!(l.result.responses, 0);
+    }
+
+    #[test]
+    fn only_the_k_closest_live_candidates_are_sent_again() {
+        let mut l = Lookup::new(LookupId(1), LookupKind::FindNode, Id20::ZERO, 1, 3, 0);
+        for b in [4, 2, 1] {
+            l.add(n(b), 1, false);
+        }
+        assert_eq!(l.next_queries().unwrap(), vec![n(1), n(2), n(4)]);
+        // 4 is not among the k = 1 closest that may still answer.
+        assert!(!l.slow(n(4).addr));
+        // Once 1 and 2 are dead, 4 decides the result and is worth a second try.
+        l.dead(n(1).addr);
+        l.dead(n(2).addr);
+        let mut l2 = l.clone();
+        l2.candidates.iter_mut().for_each(|c| {
+            if c.node == n(4) {
+                c.state = CState::InFlight;
+            }
+        });
+        assert!(l2.slow(n(4).addr));
+    }
+
+    #[test]
+    fn an_error_reply_kills_at_once() {
+        let mut l = Lookup::new(LookupId(1), LookupKind::FindNode, Id20::ZERO, 2, 2, 0);
+        l.add(n(1), 1, false);
+        l.next_queries().unwrap();
+        assert!(l.slow(n(1).addr));
+        l.retransmitted(n(1).addr);
+        l.dead(n(1).addr);
+        assert_eq!(state(&l, 1), CState::Dead);
+        // The other query's timeout changes nothing; no answer was counted.
+        l.timed_out(n(1).addr);
+        assert_eq!(state(&l, 1), CState::Dead);
+        assert_eq!(l.result.responses, 0);
+        assert!(l.next_queries().is_none());
     }
 
     #[test]

@@ -263,6 +263,19 @@ impl Node {
     }
 
     fn send_query(&mut self, now: u64, to: SocketAddr, kind: QueryKind, purpose: Purpose) -> bool {
+        self.send_query_with(now, to, kind, purpose, false)
+    }
+
+    /// Sends a query; `slow` starts it past its soft timeout (a retransmission has
+    /// only the hard timeout).
+    fn send_query_with(
+        &mut self,
+        now: u64,
+        to: SocketAddr,
+        kind: QueryKind,
+        purpose: Purpose,
+        slow: bool,
+    ) -> bool {
         if self.pending.len() >= self.cfg.max_pending {
             return false;
         }
@@ -284,7 +297,7 @@ impl Node {
                 to,
                 sent: now,
                 purpose,
-                slow: false,
+                slow,
             },
         );
         self.transmit(to, &msg);
@@ -352,9 +365,15 @@ impl Node {
             }
         }
         for (lid, to) in soft {
-            if let Some(l) = self.lookups.iter_mut().find(|l| l.id == lid) {
-                l.slow(to);
-                l.result.timeouts += 1;
+            let retransmit = match self.lookups.iter_mut().find(|l| l.id == lid) {
+                Some(l) => {
+                    l.result.timeouts += 1;
+                    l.slow(to)
+                }
+                None => false,
+            };
+            if retransmit {
+                self.retransmit(now, lid, to);
             }
             self.step(now, lid);
         }
@@ -459,6 +478,20 @@ impl Node {
         Ok(id)
     }
 
+    /// Sends the search query of lookup `lid` to `to` once more (new transaction id,
+    /// hard timeout only); the first query stays outstanding too.
+    fn retransmit(&mut self, now: u64, lid: LookupId, to: SocketAddr) {
+        let Some(li) = self.lookups.iter().position(|l| l.id == lid) else {
+            return;
+        };
+        let q = self.lookup_query(&self.lookups[li]);
+        if self.send_query_with(now, to, q, Purpose::Lookup(lid), true) {
+            let l = &mut self.lookups[li];
+            l.retransmitted(to);
+            l.result.messages += 1;
+        }
+    }
+
     fn lookup_query(&self, l: &Lookup) -> QueryKind {
         match &l.kind {
             LookupKind::FindNode => QueryKind::FindNode { target: l.target },
@@ -498,7 +531,7 @@ impl Node {
             for n in nodes {
                 self.lookups[li].result.messages += 1;
                 if !self.send_query(now, n.addr, q.clone(), Purpose::Lookup(id)) {
-                    self.lookups[li].dead(n.addr);
+                    self.lookups[li].timed_out(n.addr);
                     unsent = true;
                 }
             }
@@ -607,7 +640,11 @@ impl Node {
                     if !p.slow && error.is_none() {
                         l.result.timeouts += 1;
                     }
-                    l.dead(p.to);
+                    if error.is_some() {
+                        l.dead(p.to);
+                    } else {
+                        l.timed_out(p.to);
+                    }
                 }
                 self.step(now, lid);
             }

@@ -203,3 +203,79 @@ fn ping_timeout_adapts_and_lookup_across_three_nodes() {
     assert_eq!(nodes[0].poll_event(), Some(Event::PingDone(p, None)));
     assert_eq!(nodes[0].counters().timeouts, 1);
 }
+
+#[test]
+fn a_lost_lookup_query_is_sent_again_and_its_answer_used() {
+    let t0 = Duration::from_secs(1);
+    let mut nodes = [Node::new(cfg(1), t0), Node::new(cfg(2), t0)];
+    let id1 = nodes[1].id();
+    nodes[0].add_node(
+        NodeInfo {
+            id: id1,
+            addr: addr(1),
+        },
+        t0,
+    );
+    let lid = nodes[0]
+        .start_lookup(t0, LookupKind::FindNode, id1, false, &[])
+        .unwrap();
+    // The first query is lost.
+    let lost = nodes[0].poll_transmit().expect("a query");
+    assert_eq!(lost.to, addr(1));
+    assert!(nodes[0].poll_transmit().is_none());
+    // At the soft timeout the query goes out again, with a new transaction id.
+    let soft = nodes[0].poll_timeout();
+    assert_eq!(soft, t0 + nodes[0].query_timeout());
+    nodes[0].handle_timeout(soft);
+    let again = nodes[0].poll_transmit().expect("a retransmission");
+    assert_eq!(again.to, addr(1));
+    let tid = |d: &[u8]| Message::decode(d).unwrap().tid;
+    assert_ne!(tid(&lost.data), tid(&again.data));
+    // The first query's hard timeout passes: the node is still waited for.
+    let hard = t0 + nodes[0].query_timeout() * 2;
+    nodes[0].handle_timeout(hard);
+    assert!(nodes[0].poll_event().is_none());
+    // The answer to the retransmission completes the lookup.
+    nodes[1].handle_packet(hard, addr(0), &again.data);
+    let reply = nodes[1].poll_transmit().expect("an answer");
+    nodes[0].handle_packet(hard, addr(1), &reply.data);
+    match nodes[0].poll_event() {
+        Some(Event::LookupDone(id, r)) => {
+            assert_eq!(id, lid);
+            assert_eq!(r.closest.first().map(|c| c.node.id), Some(id1));
+            assert_eq!((r.messages, r.retransmits, r.responses), (2, 1, 1));
+            assert_eq!(r.timeouts, 1);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn error_replies_are_not_counted_as_answers() {
+    let t0 = Duration::from_secs(1);
+    let mut n = Node::new(cfg(1), t0);
+    let seed = addr(1);
+    let lid = n
+        .start_lookup(t0, LookupKind::FindNode, Id20([7; 20]), false, &[seed])
+        .unwrap();
+    let q = n.poll_transmit().expect("a query");
+    let err = Message {
+        tid: Message::decode(&q.data).unwrap().tid,
+        version: None,
+        ip: None,
+        read_only: false,
+        body: Body::Error(crate::krpc::ErrorMsg {
+            code: 202,
+            message: "server error".to_string(),
+        }),
+    };
+    n.handle_packet(t0, seed, &err.encode());
+    match n.poll_event() {
+        Some(Event::LookupDone(id, r)) => {
+            assert_eq!(id, lid);
+            assert_eq!((r.messages, r.responses, r.timeouts), (1, 0, 0));
+            assert!(r.closest.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -163,3 +163,37 @@ async fn table_survives_restart() {
     })
     .await
 }
+
+#[tokio::test]
+async fn bad_state_file_is_ignored_and_empty_table_not_saved() {
+    with_timeout(async {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("dht.json");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b"{not json").unwrap();
+        let cfg = DhtConfig {
+            state_file: Some(path.clone()),
+            ..common::config(70)
+        };
+        // A corrupt file does not stop the node; an empty table is not written.
+        let a = Dht::bind(cfg.clone()).await.unwrap();
+        a.shutdown().await.unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"{not json");
+        // With nodes the file is replaced, its directory created when missing.
+        let other = Dht::bind(common::config(71)).await.unwrap();
+        let fresh = dir.path().join("new").join("dht.json");
+        let b = Dht::bind(DhtConfig {
+            state_file: Some(fresh.clone()),
+            ..cfg
+        })
+        .await
+        .unwrap();
+        assert_eq!(b.bootstrap(&[other.local_addr()]).await.unwrap(), 1);
+        b.shutdown().await.unwrap();
+        let t = shoal_dht::persist::load(&fresh).unwrap();
+        assert_eq!(t.nodes.len(), 1);
+        assert_eq!(t.id, b.id().to_hex());
+        common::shutdown(&[other]).await;
+    })
+    .await
+}

@@ -16,20 +16,55 @@ use tokio_util::sync::CancellationToken;
 /// Settings of a [`DhtPeerFinder`].
 #[derive(Debug, Clone)]
 pub struct DhtPeersConfig {
-    /// Time between two lookups (the first runs at once).
+    /// Time between two lookups (the first runs at once); [`SEED_INTERVAL`] for
+    /// torrents we only seed, [`DOWNLOAD_INTERVAL`] while downloading.
     pub interval: Duration,
     /// Our TCP listen port to announce; `None`: look up only.
     pub announce_port: Option<u16>,
     /// Most peers handed on per lookup.
     pub max_peers_per_lookup: usize,
+    /// Time to the next lookup instead of `interval` (when shorter) after a lookup
+    /// that failed, reached no node or stored no announce (e.g. the DHT was still
+    /// empty), so a node that joins late is not idle for a whole `interval`.
+    pub retry_interval: Duration,
+}
+
+/// Time between two announces of a torrent we seed: peers stored in the DHT expire
+/// after about 30 minutes, so every 15 minutes keeps us listed.
+pub const SEED_INTERVAL: Duration = Duration::from_secs(15 * 60);
+/// Time between two lookups (and announces) while downloading.
+pub const DOWNLOAD_INTERVAL: Duration = Duration::from_secs(30);
+/// Default [`DhtPeersConfig::retry_interval`].
+pub const RETRY_INTERVAL: Duration = Duration::from_secs(30);
+
+impl DhtPeersConfig {
+    /// Seeding: announce `port` at once, then every [`SEED_INTERVAL`].
+    pub fn seeding(port: u16) -> Self {
+        DhtPeersConfig {
+            interval: SEED_INTERVAL,
+            announce_port: Some(port),
+            ..DhtPeersConfig::default()
+        }
+    }
+
+    /// Downloading: look up peers and announce `port` at once, then every
+    /// [`DOWNLOAD_INTERVAL`].
+    pub fn downloading(port: u16) -> Self {
+        DhtPeersConfig {
+            interval: DOWNLOAD_INTERVAL,
+            announce_port: Some(port),
+            ..DhtPeersConfig::default()
+        }
+    }
 }
 
 impl Default for DhtPeersConfig {
     fn default() -> Self {
         DhtPeersConfig {
-            interval: Duration::from_secs(30),
+            interval: DOWNLOAD_INTERVAL,
             announce_port: None,
             max_peers_per_lookup: 200,
+            retry_interval: RETRY_INTERVAL,
         }
     }
 }
@@ -91,6 +126,10 @@ async fn run(
             _ = cancel.cancelled() => return,
             r = lookup => r,
         };
+        let reached = match &result {
+            Ok(r) => !r.closest.is_empty() && (config.announce_port.is_none() || r.stored > 0),
+            Err(_) => false,
+        };
         match result {
             Ok(r) => {
                 tracing::debug!(
@@ -113,7 +152,11 @@ async fn run(
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = sink.closed() => return,
-            _ = tokio::time::sleep(config.interval) => {}
+            _ = tokio::time::sleep(if reached {
+                config.interval
+            } else {
+                config.retry_interval.min(config.interval)
+            }) => {}
         }
     }
 }
@@ -134,6 +177,56 @@ mod tests {
         })
         .await
         .unwrap()
+    }
+
+    #[test]
+    fn seeding_and_downloading_presets() {
+        let s = DhtPeersConfig::seeding(6881);
+        assert_eq!((s.interval, s.announce_port), (SEED_INTERVAL, Some(6881)));
+        let d = DhtPeersConfig::downloading(7000);
+        assert_eq!(
+            (d.interval, d.announce_port),
+            (DOWNLOAD_INTERVAL, Some(7000))
+        );
+        assert!(SEED_INTERVAL > DOWNLOAD_INTERVAL);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_empty_dht_is_retried_sooner_than_the_interval() {
+        let (a, b, c) = (node(11).await, node(12).await, node(13).await);
+        let ih = [0x3c; 20];
+        let (tx, _rx) = mpsc::channel(4);
+        // `a` knows nobody yet: the first announce reaches no node.
+        let finder = DhtPeerFinder::spawn(
+            a.clone(),
+            ih,
+            DhtPeersConfig {
+                interval: Duration::from_secs(3600),
+                retry_interval: Duration::from_millis(100),
+                ..DhtPeersConfig::seeding(4444)
+            },
+            tx,
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        b.bootstrap(&[c.local_addr()]).await.unwrap();
+        a.bootstrap(&[b.local_addr()]).await.unwrap();
+        // Within seconds (not an hour) the announce lands where `c` finds it.
+        let ours = SocketAddr::from(([127, 0, 0, 1], 4444));
+        let found = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let r = c.get_peers(Id20(ih)).await.unwrap();
+                if r.peers.contains(&ours) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await;
+        assert!(found.is_ok(), "the announce was not retried");
+        finder.stop().await;
+        for n in [a, b, c] {
+            n.shutdown().await.unwrap();
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,8 +19,9 @@ pub enum SessionError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AddTorrentError {
-    /// The torrent has no v1 piece hashes (v2-only): not supported yet.
-    #[error("v2-only torrents are not supported yet")]
+    /// A v2-only torrent without its piece layers (made from a bare `info`
+    /// dictionary, e.g. a v2-only magnet link): its pieces cannot be verified.
+    #[error("v2-only torrent without piece layers (v2-only magnet links are not supported yet)")]
     V2Only,
     /// `--only` names a file index past the end.
     #[error("file selection: no file {index} (the torrent has {count} files)")]

@@ -2,8 +2,8 @@
 //!
 //! The decision-making parts are sans-IO and deterministic given a seeded RNG
 //! and the time passed in: the piece picker ([`picker`]), the choker
-//! ([`choker`]), rate limiting ([`rate`]) and guilt tracking for corrupt
-//! pieces ([`smartban`]).
+//! ([`choker`]), rate limiting ([`rate`]), guilt tracking for corrupt
+//! pieces ([`smartban`]) and peer exchange ([`pex`]).
 //!
 //! The runtime is made of actors (DESIGN.md principle 4): a [`Session`]
 //! (listen socket and routing by info-hash), one torrent actor per torrent
@@ -19,6 +19,7 @@ pub mod error;
 pub mod layout;
 pub mod metadata;
 mod peer;
+pub mod pex;
 pub mod picker;
 pub mod rate;
 pub mod session;

@@ -8,7 +8,9 @@
 //! piece and checks the whole dictionary against the info-hash (SHA-1 for v1,
 //! SHA-256 for v2). Each peer assembles its own copy, so a peer that sends a
 //! bad piece fails only its own attempt: it is dropped and other peers go on.
-//! New candidates (from the DHT, say) can arrive while the fetch runs. The
+//! New candidates (from the DHT, say) can arrive while the fetch runs, and
+//! peers named in a contacted peer's first `ut_pex` message (BEP 11; at most
+//! [`shoal_wire::pex::MAX_PEX_PEERS`] per peer) join the candidates too. The
 //! whole fetch is bounded by [`MetadataFetchConfig::overall_timeout`].
 use bytes::Bytes;
 use shoal_wire::metadata::DEFAULT_MAX_METADATA_SIZE;
@@ -90,7 +92,8 @@ pub struct FetchedMetadata {
     pub info: Bytes,
     /// The peer it came from.
     pub from: SocketAddr,
-    /// Every distinct candidate seen (useful as initial peers for the download).
+    /// Every distinct candidate seen, including those learned by peer
+    /// exchange (useful as initial peers for the download).
     pub candidates: Vec<SocketAddr>,
 }
 
@@ -213,6 +216,8 @@ pub async fn fetch_metadata(
     };
     add(initial, &mut seen, &mut queue);
     let mut active: JoinSet<(SocketAddr, Result<Bytes, PeerMetadataError>)> = JoinSet::new();
+    // Peers' `ut_pex` lists; bounded, and a full channel drops a list.
+    let (pex_tx, mut pex_rx) = mpsc::channel::<Vec<SocketAddr>>(16);
     let mut more_open = true;
     let mut failed = 0usize;
     let mut last_error: Option<String> = None;
@@ -221,8 +226,9 @@ pub async fn fetch_metadata(
         while active.len() < config.max_concurrent.max(1) {
             let Some(peer) = queue.pop_front() else { break };
             let cfg = config.clone();
+            let pex = pex_tx.clone();
             active.spawn(async move {
-                let r = fetch_from_peer(peer, target, &cfg).await;
+                let r = fetch_with_pex(peer, target, &cfg, Some(pex)).await;
                 (peer, r)
             });
         }
@@ -251,6 +257,10 @@ pub async fn fetch_metadata(
                 Some(addrs) => add(addrs, &mut seen, &mut queue),
                 None => more_open = false,
             },
+            Some(addrs) = pex_rx.recv() => {
+                tracing::debug!(peers = addrs.len(), "metadata: peers from ut_pex");
+                add(addrs, &mut seen, &mut queue);
+            }
             Some(joined) = active.join_next(), if !active.is_empty() => match joined {
                 Ok((from, Ok(info))) => {
                     return Ok(FetchedMetadata { info, from, candidates: order });
@@ -275,7 +285,18 @@ pub async fn fetch_from_peer(
     target: MetadataTarget,
     config: &MetadataFetchConfig,
 ) -> Result<Bytes, PeerMetadataError> {
-    match tokio::time::timeout(config.peer_timeout, fetch_inner(peer, target, config)).await {
+    fetch_with_pex(peer, target, config, None).await
+}
+
+/// [`fetch_from_peer`], passing the peer's first `ut_pex` list to `pex`.
+async fn fetch_with_pex(
+    peer: SocketAddr,
+    target: MetadataTarget,
+    config: &MetadataFetchConfig,
+    pex: Option<mpsc::Sender<Vec<SocketAddr>>>,
+) -> Result<Bytes, PeerMetadataError> {
+    let inner = fetch_inner(peer, target, config, pex);
+    match tokio::time::timeout(config.peer_timeout, inner).await {
         Ok(r) => r,
         Err(_) => Err(PeerMetadataError::TimedOut {
             peer,
@@ -375,6 +396,7 @@ async fn fetch_inner(
     peer: SocketAddr,
     target: MetadataTarget,
     config: &MetadataFetchConfig,
+    mut pex: Option<mpsc::Sender<Vec<SocketAddr>>>,
 ) -> Result<Bytes, PeerMetadataError> {
     let io = |source| PeerMetadataError::Io { peer, source };
     let mut stream = TcpStream::connect(peer).await.map_err(io)?;
@@ -422,6 +444,22 @@ async fn fetch_inner(
         }
         let now = Instant::now();
         while let Some(ev) = conn.poll_event() {
+            if let Event::Pex(m) = &ev {
+                // Only the first message of this peer is used.
+                if let Some(tx) = pex.take() {
+                    let addrs: Vec<SocketAddr> = m
+                        .added
+                        .iter()
+                        .map(|(a, _)| *a)
+                        .filter(|a| a.port() != 0 && !a.ip().is_unspecified() && *a != peer)
+                        .take(shoal_wire::pex::MAX_PEX_PEERS)
+                        .collect();
+                    if !addrs.is_empty() {
+                        let _ = tx.try_send(addrs);
+                    }
+                }
+                continue;
+            }
             if let Some(info) =
                 state.on_event(&mut conn, ev, &target, config.max_metadata_size, now)?
             {

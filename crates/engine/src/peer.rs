@@ -24,8 +24,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// Most block writes one peer may have pending before it stops reading.
-const MAX_PENDING_WRITES: usize = 128;
+/// Most batches of received blocks (one per socket read, at most about
+/// [`READ_CHUNK`] bytes each) one peer may have waiting for the disk actor's
+/// budget before it stops reading.
+const MAX_PENDING_WRITES: usize = 8;
 /// Most upload reads in flight per peer.
 const MAX_PENDING_READS: usize = 16;
 /// Pieces up to this size are read whole once and served from memory.
@@ -35,7 +37,7 @@ const MAX_QUEUED_OUTPUT: usize = 4 << 20;
 /// How often a peer reports its rates.
 const STATS_INTERVAL: Duration = Duration::from_millis(500);
 /// Bytes read from the socket at most per read call.
-const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 128 * 1024;
 
 /// A session-wide rate limiter shared by peer tasks (tiny critical section).
 pub(crate) type SharedBucket = Arc<Mutex<TokenBucket>>;
@@ -62,6 +64,8 @@ pub(crate) enum PeerCmd {
     Unchoke,
     /// Tell the peer whether we are interested.
     Interested(bool),
+    /// Send this `ut_pex` message (BEP 11).
+    Pex(shoal_wire::PexMessage),
     /// Close the connection.
     Close,
 }
@@ -75,6 +79,17 @@ pub(crate) enum PeerMsg {
     Handshake { peer_id: [u8; 20] },
     /// The request pipeline cap (the peer's `reqq`).
     PipelineLimit(u32),
+    /// Facts from the peer's extension handshake that peer exchange needs.
+    Extensions {
+        /// Its listen port (`p`).
+        port: Option<u16>,
+        /// It speaks `ut_pex`.
+        pex: bool,
+        /// Our address as it sees us (`yourip`).
+        your_ip: Option<std::net::IpAddr>,
+    },
+    /// A decoded `ut_pex` message (BEP 11).
+    Pex(shoal_wire::PexMessage),
     /// The peer's piece set was replaced.
     Bitfield(shoal_wire::Bitfield),
     /// The peer has a new piece.
@@ -85,11 +100,10 @@ pub(crate) enum PeerMsg {
     Unchoked,
     /// The peer's interest in us changed.
     Interest(bool),
-    /// A requested block arrived (the data went to the disk actor).
-    Block {
-        block: Block,
-        digest: Option<[u8; 20]>,
-    },
+    /// Requested blocks arrived (their data went to the disk actor), with
+    /// their SHA-1 when smart-ban digests are on. One message per socket
+    /// read rather than per block.
+    Blocks(Vec<(Block, Option<[u8; 20]>)>),
     /// These requests will not be answered.
     RequestsFailed(Vec<Block>),
     /// The disk verified a piece this peer completed.
@@ -143,7 +157,12 @@ pub(crate) struct PeerTask {
     pub reported_uploaded: u64,
 }
 
-pub(crate) type WriteFut = Pin<Box<dyn Future<Output = Result<WriteOutcome, DiskError>> + Send>>;
+/// Blocks received but not yet handed to the disk actor, and the outcomes of
+/// those handed over (one future per socket read's worth of blocks).
+pub(crate) type WriteFut =
+    Pin<Box<dyn Future<Output = Result<Vec<Result<WriteOutcome, DiskError>>, DiskError>> + Send>>;
+/// Blocks parsed from the socket, waiting to go to the torrent and the disk.
+type Received = Vec<(Block, Option<[u8; 20]>, Bytes)>;
 type ReadFut = Pin<Box<dyn Future<Output = ReadDone> + Send>>;
 
 /// A finished upload read.
@@ -252,7 +271,7 @@ impl PeerTask {
         // (and their piece's verdict the torrent), or the piece would stall.
         let drain = async {
             while let Some(res) = writes.next().await {
-                if self.on_written(res).await.is_err() {
+                if self.on_batch_written(res).await.is_err() {
                     break;
                 }
             }
@@ -290,11 +309,16 @@ impl PeerTask {
         let mut read_resume_at: Option<Instant> = None;
         let mut stats_at = Instant::now() + STATS_INTERVAL;
         let mut eof = false;
+        let mut received: Received = Vec::new();
         loop {
             let now = Instant::now();
             // Events from the state machine.
             while let Some(ev) = self.conn.poll_event() {
-                self.on_event(now, ev, writes, &mut to_serve).await?;
+                self.on_event(now, ev, &mut received, &mut to_serve).await?;
+            }
+            if !received.is_empty() {
+                self.hand_over(std::mem::take(&mut received), writes)
+                    .await?;
             }
             // Serve requests: from the cached piece, else load it (or one block
             // of a huge piece) on a blocking thread.
@@ -306,6 +330,15 @@ impl PeerTask {
                     continue;
                 }
                 let end = r.offset as usize + r.length as usize;
+                let storage = self.shared.disk.storage().clone();
+                let plen = storage.map().piece_len(r.piece).unwrap_or(0) as usize;
+                if end > plen {
+                    // Past the end of the piece: never servable (and it would
+                    // reload the piece forever), so reject it.
+                    to_serve.pop_front();
+                    let _ = self.conn.reject_request(now, r);
+                    continue;
+                }
                 let hit = cache
                     .as_ref()
                     .filter(|(p, b)| *p == r.piece && end <= b.len())
@@ -323,8 +356,6 @@ impl PeerTask {
                     }
                     continue;
                 }
-                let storage = self.shared.disk.storage().clone();
-                let plen = storage.map().piece_len(r.piece).unwrap_or(0) as usize;
                 if plen <= MAX_CACHED_PIECE {
                     if loading {
                         break;
@@ -387,7 +418,7 @@ impl PeerTask {
                         .process_received(Instant::now())
                         .map_err(|e| format!("protocol: {e}"))?;
                 }
-                Some(res) = writes.next(), if !writes.is_empty() => self.on_written(res).await?,
+                Some(res) = writes.next(), if !writes.is_empty() => self.on_batch_written(res).await?,
                 Some(done) = reads.next(), if !reads.is_empty() => match done {
                     ReadDone::Block(r, Ok(data)) => {
                         // Not requested any more (cancelled, choked): dropped.
@@ -444,7 +475,7 @@ impl PeerTask {
         &mut self,
         now: Instant,
         ev: Event,
-        writes: &mut FuturesUnordered<WriteFut>,
+        received: &mut Received,
         to_serve: &mut VecDeque<BlockRequest>,
     ) -> Result<(), String> {
         match ev {
@@ -453,10 +484,17 @@ impl PeerTask {
                 self.send(PeerMsg::PipelineLimit(self.conn.pipeline_limit()))
                     .await?;
             }
-            Event::ExtensionHandshake(_) => {
+            Event::ExtensionHandshake(h) => {
                 self.send(PeerMsg::PipelineLimit(self.conn.pipeline_limit()))
                     .await?;
+                self.send(PeerMsg::Extensions {
+                    port: h.port,
+                    pex: h.id_of(shoal_wire::extension::UT_PEX).is_some(),
+                    your_ip: h.your_ip,
+                })
+                .await?;
             }
+            Event::Pex(m) => self.send(PeerMsg::Pex(m)).await?,
             Event::Bitfield => {
                 if let Some(b) = self.conn.peer_pieces() {
                     let b = b.clone();
@@ -483,11 +521,7 @@ impl PeerTask {
                     .digests
                     .load(Ordering::Relaxed)
                     .then(|| Sha1::digest(&data).into());
-                self.send(PeerMsg::Block { block, digest }).await?;
-                let disk = self.shared.disk.clone();
-                writes.push(Box::pin(async move {
-                    disk.write_block(piece, offset, data).await
-                }));
+                received.push((block, digest, data));
             }
             Event::Request(r) => to_serve.push_back(r),
             Event::RequestCancelled(r) => to_serve.retain(|x| *x != r),
@@ -538,6 +572,9 @@ impl PeerTask {
             PeerCmd::Interested(i) => {
                 let _ = self.conn.set_interested(now, i);
             }
+            PeerCmd::Pex(m) => {
+                let _ = self.conn.send_pex(now, &m);
+            }
             PeerCmd::Close => return Err("closed by the torrent".into()),
         }
         Ok(())
@@ -557,6 +594,42 @@ impl PeerTask {
                 Ok(())
             }
             e => Err(format!("disk: {e}")),
+        }
+    }
+
+    /// Tells the torrent about `received` blocks (one message), then hands
+    /// their data to the disk actor as one batch.
+    async fn hand_over(
+        &mut self,
+        received: Received,
+        writes: &mut FuturesUnordered<WriteFut>,
+    ) -> Result<(), String> {
+        let mut blocks = Vec::with_capacity(received.len());
+        let mut data = Vec::with_capacity(received.len());
+        for (b, digest, bytes) in received {
+            blocks.push((b, digest));
+            data.push((b.piece, b.offset, bytes));
+        }
+        self.send(PeerMsg::Blocks(blocks)).await?;
+        let disk = self.shared.disk.clone();
+        writes.push(Box::pin(async move {
+            disk.queue_blocks(data).await?.outcomes().await
+        }));
+        Ok(())
+    }
+
+    async fn on_batch_written(
+        &mut self,
+        res: Result<Vec<Result<WriteOutcome, DiskError>>, DiskError>,
+    ) -> Result<(), String> {
+        match res {
+            Ok(outcomes) => {
+                for o in outcomes {
+                    self.on_written(o).await?;
+                }
+                Ok(())
+            }
+            Err(e) => self.on_written(Err(e)).await,
         }
     }
 

@@ -50,6 +50,10 @@ pub struct SessionConfig {
     pub write_budget: usize,
     /// Seed for the session's RNG (peer id, tie-breaking); random when `None`.
     pub seed: Option<u64>,
+    /// Time between two BEP 11 `ut_pex` messages to one peer (60 s; BEP 11
+    /// allows no less against real clients, tests shorten it). Incoming
+    /// messages are honoured at most every 3/4 of it.
+    pub pex_interval: Duration,
 }
 
 impl Default for SessionConfig {
@@ -62,6 +66,7 @@ impl Default for SessionConfig {
             upload_slots: 8,
             write_budget: 4 << 20,
             seed: None,
+            pex_interval: Duration::from_secs(60),
         }
     }
 }
@@ -277,6 +282,8 @@ impl Session {
             ));
         }
         let layout = storage_layout(&t)?;
+        // The piece space (a v2-only layout ends with a pad to a piece boundary).
+        let total_length = layout.total_length;
         let wanted = params.selection.wanted_files(&t)?;
         let prio = piece_priorities(&t, &wanted);
         let piece_length = u32::try_from(t.piece_length()).map_err(|_| AddTorrentError::V2Only)?;
@@ -309,7 +316,7 @@ impl Session {
                 ..DiskConfig::default()
             },
         )?;
-        let mut picker = PiecePicker::new(piece_length, t.total_length());
+        let mut picker = PiecePicker::new(piece_length, total_length);
         for (i, &p) in prio.iter().enumerate() {
             picker.set_priority(i as u32, p);
         }
@@ -416,6 +423,11 @@ impl Session {
             announcer,
             counters,
             initial_status: status,
+            pex: crate::pex::PeerExchange::new(
+                crate::pex::PexConfig::with_interval(self.config.pex_interval),
+                !t.is_private(),
+                self.local_addr,
+            ),
         });
         tokio::spawn(actor.run());
         let handle = TorrentHandle {

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 use shoal_storage::hash::sha1_of;
-use shoal_storage::{FileSpec, Storage, StorageLayout, StorageOptions};
+use shoal_storage::{FileSpec, PieceHashes, Storage, StorageLayout, StorageOptions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -53,7 +53,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             length: total,
             pad: false,
         }],
-        piece_hashes_v1: hashes,
+        piece_hashes: PieceHashes::V1(hashes),
     };
     let s = Storage::open(layout, dir.path(), StorageOptions::default())?;
     let t = Instant::now();

@@ -9,7 +9,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use shoal_storage::hash::sha1_of;
 use shoal_storage::{
-    Disk, DiskConfig, FileSpec, Storage, StorageLayout, StorageOptions, WriteOutcome,
+    Disk, DiskConfig, FileSpec, PieceHashes, Storage, StorageLayout, StorageOptions, WriteOutcome,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -42,7 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 pad: false,
             })
             .collect(),
-        piece_hashes_v1: vec![h; n],
+        piece_hashes: PieceHashes::V1(vec![h; n]),
     };
     let storage = Arc::new(Storage::open(
         layout,

@@ -53,6 +53,39 @@ impl Storage {
         let map = self.map();
         let pl = map.layout().piece_length;
         let per_run = (CHECK_CHUNK / pl).max(1) as usize;
+        // Pieces whose wanted files are absent or too short cannot be on disk:
+        // skip them without reading (a fresh download checks nothing).
+        let sizes = self.on_disk_lengths();
+        let could_be_there = |p: u32| {
+            map.piece_spans(p).is_ok_and(|mut spans| {
+                spans.all(|s| {
+                    s.pad
+                        || !self.is_wanted(s.file)
+                        || sizes
+                            .get(s.file)
+                            .copied()
+                            .flatten()
+                            .is_some_and(|l| l >= s.file_offset + s.len)
+                })
+            })
+        };
+        let skipped = pieces.iter().filter(|&&p| !could_be_there(p)).count();
+        let kept: Vec<u32>;
+        let pieces = if skipped == 0 {
+            pieces
+        } else {
+            for &p in pieces.iter().filter(|&&p| !could_be_there(p)) {
+                if let Some(slot) = out.get_mut(p as usize) {
+                    *slot = false;
+                }
+            }
+            kept = pieces
+                .iter()
+                .copied()
+                .filter(|&p| could_be_there(p))
+                .collect();
+            &kept
+        };
         // Runs of consecutive pieces, at most `per_run` long.
         let mut runs: Vec<&[u32]> = Vec::new();
         let mut start = 0;
@@ -92,6 +125,17 @@ impl Storage {
             }
         }
         Ok(())
+    }
+
+    /// Length on disk of each file (`None`: absent, or a pad file).
+    fn on_disk_lengths(&self) -> Vec<Option<u64>> {
+        (0..self.map().file_count())
+            .map(|i| {
+                self.file_path(i)
+                    .and_then(|p| std::fs::metadata(p).ok())
+                    .map(|m| m.len())
+            })
+            .collect()
     }
 
     fn check_run(&self, run: &[u32], buf: &mut Vec<u8>) -> Result<Vec<(u32, bool)>, StorageError> {

@@ -10,32 +10,43 @@
 //! wait for the outcome) first acquires as many permits as the block has
 //! bytes from a semaphore holding `write_budget` permits; the permit travels
 //! with the block and is released only when the bytes leave memory (written
-//! or dropped). So queued + buffered + being-hashed bytes never exceed the
-//! budget, and a slow disk makes `write_block` wait, which slows the peers'
-//! sockets (backpressure). To guarantee progress when partial pieces fill the
-//! budget, the actor writes the oldest partial pieces' blocks to disk
-//! unverified ("flush") whenever less than a quarter of the budget is free;
-//! such a piece is verified by reading it back when it completes. Size the
-//! budget at several piece lengths (default 32 MiB) so that flushing stays
-//! the exception; blocks longer than a quarter of the budget are rejected.
+//! or dropped). So queued + buffered bytes never exceed the budget, and a
+//! slow disk makes `write_block` wait, which slows the peers' sockets
+//! (backpressure).
+//!
+//! # Hashing as blocks arrive (v1 pieces)
+//! Blocks of a piece mostly arrive in order. The actor keeps a running SHA-1
+//! per partial piece: each block that extends the hashed prefix is hashed at
+//! once and written to disk in runs of up to [`WRITE_RUN`] bytes, so a piece
+//! never waits whole in memory, and completing it costs only the digest
+//! comparison (no read-back, no second pass). Blocks that arrive ahead of the
+//! prefix wait in memory; when less than a quarter of the budget is free the
+//! actor writes the oldest such blocks to disk unhashed ("flush") and reads
+//! them back when the prefix reaches them. Data of a piece that fails its
+//! hash may be on disk, but the piece is never reported verified and its
+//! blocks are fetched and written again. Pieces without a SHA-1 (v2) are
+//! kept in memory (or flushed) until complete, then hashed on rayon.
 //!
 //! # Piece completion
-//! When the last block of a piece arrives, the piece is hashed from memory on
-//! rayon (no read-back unless it was flushed); if it matches it is written and
-//! the completing `write_block` call returns [`WriteOutcome::PieceVerified`],
-//! otherwise nothing is written and it returns [`WriteOutcome::PieceFailed`].
-//! Blocks for pieces being hashed or already verified are ignored
-//! ([`WriteOutcome::Ignored`]), so a late endgame duplicate can never
-//! overwrite verified data.
+//! When the last block of a piece arrives the completing `write_block` call
+//! returns [`WriteOutcome::PieceVerified`] (the whole piece is on disk) or
+//! [`WriteOutcome::PieceFailed`]. Blocks for pieces being hashed or already
+//! verified are ignored ([`WriteOutcome::Ignored`]), so a late endgame
+//! duplicate can never overwrite verified data.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use sha1::{Digest, Sha1};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::error::StorageError;
 use crate::store::Storage;
+
+/// Hashed blocks are written to disk in runs of at most this many bytes (one
+/// `pwritev` per run instead of one `pwrite` per block).
+const WRITE_RUN: u64 = 256 << 10;
 
 /// Configuration of the disk actor.
 #[derive(Debug, Clone, Copy)]
@@ -130,19 +141,155 @@ impl PendingWrite {
     }
 }
 
+/// Where the outcome of one queued block goes: its own oneshot
+/// ([`DiskHandle::queue_block`]) or its slot in a batch
+/// ([`DiskHandle::queue_blocks`]), whose reply is sent when every block of
+/// the batch has an outcome.
+enum Reply {
+    One(oneshot::Sender<Result<WriteOutcome, DiskError>>),
+    Batch(Arc<BatchReply>, usize),
+}
+
+/// Outcomes of a batch, sent together once all are known.
+struct BatchReply {
+    state: std::sync::Mutex<BatchState>,
+}
+
+struct BatchState {
+    outcomes: Vec<Option<Result<WriteOutcome, DiskError>>>,
+    missing: usize,
+    tx: Option<oneshot::Sender<Vec<Result<WriteOutcome, DiskError>>>>,
+}
+
+impl Reply {
+    /// Delivers `r`; the result says nothing (a gone receiver is fine).
+    fn send(self, r: Result<WriteOutcome, DiskError>) -> Result<(), ()> {
+        match self {
+            Reply::One(tx) => tx.send(r).map_err(|_| ()),
+            Reply::Batch(b, i) => {
+                let mut st = b.state.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(slot) = st.outcomes.get_mut(i) {
+                    if slot.is_none() {
+                        *slot = Some(r);
+                        st.missing = st.missing.saturating_sub(1);
+                    }
+                }
+                if st.missing == 0 {
+                    if let Some(tx) = st.tx.take() {
+                        let all = std::mem::take(&mut st.outcomes)
+                            .into_iter()
+                            .map(|o| o.unwrap_or(Err(DiskError::Closed)))
+                            .collect();
+                        return tx.send(all).map_err(|_| ());
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The outcomes of a batch handed over by [`DiskHandle::queue_blocks`].
+#[derive(Debug)]
+#[must_use = "the outcomes tell whether blocks completed pieces"]
+pub struct PendingBatch(oneshot::Receiver<Vec<Result<WriteOutcome, DiskError>>>);
+
+impl PendingBatch {
+    /// Waits until the actor has processed every block of the batch; one
+    /// outcome per block, in batch order.
+    pub async fn outcomes(self) -> Result<Vec<Result<WriteOutcome, DiskError>>, DiskError> {
+        self.0.await.map_err(|_| DiskError::Closed)
+    }
+}
+
 struct Block {
     len: u64,
     /// `None` once flushed to disk.
     data: Option<(Bytes, OwnedSemaphorePermit)>,
 }
 
+/// A piece with some but not all blocks received.
 #[derive(Default)]
 struct Partial {
+    /// Received blocks at or after `hashed`, by offset.
     blocks: BTreeMap<u64, Block>,
+    /// Bytes received (the hashed prefix included).
     received: u64,
+    /// Running SHA-1 of `[0, hashed)`; `None` for pieces hashed whole (v2).
+    hasher: Option<Sha1>,
+    /// End of the prefix that is hashed (and written, or in `run`).
+    hashed: u64,
+    /// Hashed blocks not written yet, contiguous, ending at `hashed`.
+    run: Vec<(Bytes, OwnedSemaphorePermit)>,
+    /// Bytes in `run`.
+    run_len: u64,
+    /// Some block was written to disk before it was hashed.
     flushed: bool,
+    /// A flushed block could not be read back: the piece must fail.
+    unreadable: bool,
     /// Arrival order of the first block, for flushing oldest first.
     born: u64,
+}
+
+impl Partial {
+    /// Writes the hashed run to disk, releasing its memory.
+    fn write_run(&mut self, storage: &Storage, piece: u32) -> Result<(), StorageError> {
+        if self.run.is_empty() {
+            return Ok(());
+        }
+        let bufs: Vec<&[u8]> = self.run.iter().map(|(d, _)| &d[..]).collect();
+        storage.write_vectored(piece, self.hashed - self.run_len, &bufs)?;
+        self.run.clear();
+        self.run_len = 0;
+        Ok(())
+    }
+
+    /// Hashes every block that extends the hashed prefix (reading flushed
+    /// ones back), writing runs of [`WRITE_RUN`] bytes as they fill up.
+    fn advance(&mut self, storage: &Storage, piece: u32) -> Result<(), StorageError> {
+        let Some(mut h) = self.hasher.take() else {
+            return Ok(());
+        };
+        let r = self.advance_with(&mut h, storage, piece);
+        self.hasher = Some(h);
+        r
+    }
+
+    fn advance_with(
+        &mut self,
+        h: &mut Sha1,
+        storage: &Storage,
+        piece: u32,
+    ) -> Result<(), StorageError> {
+        while let Some(entry) = self.blocks.first_entry() {
+            if *entry.key() != self.hashed {
+                break;
+            }
+            let b = entry.remove();
+            match b.data {
+                Some((data, permit)) => {
+                    h.update(&data);
+                    self.run.push((data, permit));
+                    self.run_len += b.len;
+                    self.hashed += b.len;
+                    if self.run_len >= WRITE_RUN {
+                        self.write_run(storage, piece)?;
+                    }
+                }
+                None => {
+                    // Flushed earlier: on disk already, hash it from there.
+                    self.write_run(storage, piece)?;
+                    let mut buf = vec![0u8; b.len as usize];
+                    if !storage.read_into(piece, self.hashed, &mut buf)? {
+                        self.unreadable = true;
+                    }
+                    h.update(&buf);
+                    self.hashed += b.len;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -152,13 +299,23 @@ enum PieceState {
     Verified,
 }
 
+/// One block of a [`Msg::WriteMany`].
+struct WriteReq {
+    piece: u32,
+    offset: u32,
+    data: Bytes,
+    reply: Reply,
+}
+
 enum Msg {
+    /// Several blocks, each with its share of the budget.
+    WriteMany(Vec<(WriteReq, OwnedSemaphorePermit)>),
     Write {
         piece: u32,
         offset: u32,
         data: Bytes,
         permit: OwnedSemaphorePermit,
-        reply: oneshot::Sender<Result<WriteOutcome, DiskError>>,
+        reply: Reply,
     },
     Done {
         piece: u32,
@@ -302,11 +459,93 @@ impl DiskHandle {
                 offset,
                 data,
                 permit,
-                reply,
+                reply: Reply::One(reply),
             })
             .await
             .map_err(|_| DiskError::Closed)?;
         Ok(PendingWrite(rx))
+    }
+
+    /// Hands several received blocks `(piece, offset, data)` to the actor at
+    /// once (one budget wait, one wake-up of the actor), waiting only for
+    /// budget and queue space. A block that is empty or larger than a quarter
+    /// of the budget gets a [`DiskError::BadBlock`] outcome. The returned
+    /// [`PendingBatch`] yields every block's outcome once all are known.
+    pub async fn queue_blocks(
+        &self,
+        blocks: Vec<(u32, u32, Bytes)>,
+    ) -> Result<PendingBatch, DiskError> {
+        let (tx, rx) = oneshot::channel();
+        let batch = Arc::new(BatchReply {
+            state: std::sync::Mutex::new(BatchState {
+                outcomes: (0..blocks.len()).map(|_| None).collect(),
+                missing: blocks.len(),
+                tx: Some(tx),
+            }),
+        });
+        if blocks.is_empty() {
+            let _ = batch
+                .state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .tx
+                .take()
+                .map(|tx| tx.send(Vec::new()));
+        }
+        // Blocks go in groups of at most a quarter of the budget: one budget
+        // wait and one message (one wake-up of the actor) per group.
+        let mut group: Vec<WriteReq> = Vec::new();
+        let mut group_len = 0usize;
+        for (i, (piece, offset, data)) in blocks.into_iter().enumerate() {
+            let reply = Reply::Batch(batch.clone(), i);
+            let len = data.len();
+            if len == 0 || len > self.budget_len / 4 {
+                let _ = reply.send(Err(DiskError::BadBlock {
+                    piece,
+                    offset,
+                    len,
+                    reason: "empty, or larger than a quarter of the write budget",
+                }));
+                continue;
+            }
+            if group_len + len > self.budget_len / 4 {
+                self.send_group(std::mem::take(&mut group), group_len)
+                    .await?;
+                group_len = 0;
+            }
+            group_len += len;
+            group.push(WriteReq {
+                piece,
+                offset,
+                data,
+                reply,
+            });
+        }
+        if !group.is_empty() {
+            self.send_group(group, group_len).await?;
+        }
+        Ok(PendingBatch(rx))
+    }
+
+    async fn send_group(&self, group: Vec<WriteReq>, total: usize) -> Result<(), DiskError> {
+        let mut permit = self
+            .budget
+            .clone()
+            .acquire_many_owned(total as u32)
+            .await
+            .map_err(|_| DiskError::Closed)?;
+        let mut writes = Vec::with_capacity(group.len());
+        for w in group {
+            // Cannot fail: the permits add up to `total`.
+            let Some(p) = permit.split(w.data.len()) else {
+                return Err(DiskError::Closed);
+            };
+            writes.push((w, p));
+        }
+        self.tx
+            .send(Msg::WriteMany(writes))
+            .await
+            .map_err(|_| DiskError::Closed)
     }
 
     /// Reads a block for uploading, on a blocking thread. Only verified pieces
@@ -391,6 +630,16 @@ impl Actor {
                     self.on_write(piece, offset, data, permit, reply);
                     self.maybe_flush();
                 }
+                Msg::WriteMany(writes) => {
+                    for (w, permit) in writes {
+                        if shutdown.is_some() {
+                            let _ = w.reply.send(Err(DiskError::Closed));
+                            continue;
+                        }
+                        self.on_write(w.piece, w.offset, w.data, permit, w.reply);
+                    }
+                    self.maybe_flush();
+                }
                 Msg::Done { piece, verified } => {
                     self.in_flight = self.in_flight.saturating_sub(1);
                     if let Some(s) = self.state.get_mut(piece as usize) {
@@ -450,7 +699,7 @@ impl Actor {
         offset: u32,
         data: Bytes,
         permit: OwnedSemaphorePermit,
-        reply: oneshot::Sender<Result<WriteOutcome, DiskError>>,
+        reply: Reply,
     ) {
         let len = data.len() as u64;
         let off = u64::from(offset);
@@ -475,11 +724,21 @@ impl Actor {
             return;
         }
         let born = self.born;
+        let incremental = self.storage.map().piece_hash(piece).is_some();
         let p = self.partial.entry(piece).or_insert_with(|| Partial {
             born,
+            hasher: incremental.then(Sha1::new),
             ..Partial::default()
         });
         self.born += 1;
+        if off < p.hashed {
+            let _ = reply.send(if off + len <= p.hashed {
+                Ok(WriteOutcome::Duplicate)
+            } else {
+                bad("overlaps a received block")
+            });
+            return;
+        }
         if let Some((&po, pb)) = p.blocks.range(..=off).next_back() {
             if po == off && pb.len == len {
                 let _ = reply.send(Ok(WriteOutcome::Duplicate));
@@ -504,8 +763,18 @@ impl Actor {
             },
         );
         p.received += len;
+        if let Err(e) = p.advance(&self.storage, piece) {
+            // The piece's buffered data is dropped; it will be fetched again.
+            self.partial.remove(&piece);
+            let _ = reply.send(Err(e.into()));
+            return;
+        }
         if p.received < plen {
             let _ = reply.send(Ok(WriteOutcome::Buffered));
+            return;
+        }
+        if p.hasher.is_some() {
+            self.complete_incremental(piece, plen, reply);
             return;
         }
         let Some(done) = self.partial.remove(&piece) else {
@@ -529,6 +798,33 @@ impl Actor {
         });
     }
 
+    /// Finishes a piece hashed as its blocks arrived: writes the last run and
+    /// compares the digest.
+    fn complete_incremental(&mut self, piece: u32, plen: u64, reply: Reply) {
+        let Some(mut done) = self.partial.remove(&piece) else {
+            return;
+        };
+        if let Err(e) = done.write_run(&self.storage, piece) {
+            let _ = reply.send(Err(e.into()));
+            return;
+        }
+        let digest: Option<[u8; 20]> = done.hasher.take().map(|h| h.finalize().into());
+        let good = done.hashed == plen
+            && !done.unreadable
+            && digest.is_some_and(|d| self.storage.map().piece_hash(piece) == Some(&d));
+        let outcome = if good {
+            self.stats.pieces_verified += 1;
+            if let Some(s) = self.state.get_mut(piece as usize) {
+                *s = PieceState::Verified;
+            }
+            WriteOutcome::PieceVerified(piece)
+        } else {
+            self.stats.pieces_failed += 1;
+            WriteOutcome::PieceFailed(piece)
+        };
+        let _ = reply.send(Ok(outcome));
+    }
+
     /// Frees budget by writing the oldest partial pieces to disk, unverified,
     /// when less than a quarter of the budget is free.
     fn maybe_flush(&mut self) {
@@ -538,7 +834,7 @@ impl Actor {
         let mut order: Vec<(u64, u32)> = self
             .partial
             .iter()
-            .filter(|(_, p)| p.blocks.values().any(|b| b.data.is_some()))
+            .filter(|(_, p)| !p.run.is_empty() || p.blocks.values().any(|b| b.data.is_some()))
             .map(|(&i, p)| (p.born, i))
             .collect();
         order.sort_unstable();
@@ -559,6 +855,8 @@ impl Actor {
         let Some(p) = self.partial.get_mut(&piece) else {
             return Ok(());
         };
+        self.stats.blocks_flushed += p.run.len() as u64;
+        p.write_run(&self.storage, piece)?;
         for (&off, b) in p.blocks.iter_mut() {
             if let Some((data, _)) = &b.data {
                 self.storage.write(piece, off, data)?;

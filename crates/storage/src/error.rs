@@ -63,6 +63,42 @@ pub enum LayoutError {
         /// Hashes given.
         got: usize,
     },
+    /// A v2 layout's piece length is not a power of two of at least 16 KiB.
+    #[error("storage layout: v2 piece length {piece_length} is not a power of two >= 16 KiB")]
+    V2PieceLength {
+        /// The piece length.
+        piece_length: u64,
+    },
+    /// A non-empty file of a v2 layout does not start on (the next) piece boundary.
+    #[error("storage layout: v2 file {index} starts at byte {offset}, not at its piece boundary")]
+    V2Unaligned {
+        /// File index.
+        index: usize,
+        /// Its offset in the piece space.
+        offset: u64,
+    },
+    /// A non-empty file of a v2 layout has no pieces root, or no piece layer
+    /// although it is longer than one piece.
+    #[error("storage layout: v2 file {index} lacks its pieces root or piece layer")]
+    V2MissingHashes {
+        /// File index.
+        index: usize,
+    },
+    /// A file's piece layer has the wrong length or does not hash to its
+    /// pieces root.
+    #[error(
+        "storage layout: v2 file {index} has a piece layer that does not match its pieces root"
+    )]
+    V2BadLayer {
+        /// File index.
+        index: usize,
+    },
+    /// A v2 piece entry breaks the [`crate::layout::V2Piece`] invariants.
+    #[error("storage layout: v2 hash entry of piece {piece} is inconsistent with the layout")]
+    V2BadPiece {
+        /// Piece index.
+        piece: u32,
+    },
     /// The piece index is past the end.
     #[error("piece {piece} does not exist ({count} pieces)")]
     NoSuchPiece {

@@ -32,9 +32,10 @@ pub struct FileSpec {
 
 /// Everything storage needs to know about a torrent's data, as plain data.
 ///
-/// Extension point for v2 (BEP 52): per-file merkle roots would be added as
-/// another optional field (e.g. `piece_layers_v2`), verified by a second
-/// hasher beside [`crate::hash::verify_v1`]; the mapping does not change.
+/// v1 and hybrid torrents carry SHA-1 piece hashes; v2-only torrents (BEP 52)
+/// carry one merkle subtree root per piece ([`PieceHashes::V2`]). The mapping
+/// is the same for both: a v2 torrent's files are aligned to piece boundaries
+/// by pad files (the metainfo layer synthesises them), which never touch disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StorageLayout {
     /// Nominal piece length in bytes (> 0).
@@ -43,8 +44,140 @@ pub struct StorageLayout {
     pub total_length: u64,
     /// Files in torrent order.
     pub files: Vec<FileSpec>,
-    /// SHA-1 of every piece (v1), `ceil(total_length / piece_length)` entries.
-    pub piece_hashes_v1: Vec<[u8; 20]>,
+    /// Expected hash of every piece, `ceil(total_length / piece_length)` entries.
+    pub piece_hashes: PieceHashes,
+}
+
+/// The expected hashes of a torrent's pieces, one entry per piece.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PieceHashes {
+    /// SHA-1 of the whole piece, pad bytes included (v1 and hybrid torrents).
+    V1(Vec<[u8; 20]>),
+    /// BEP 52 merkle roots (v2-only torrents); build with
+    /// [`PieceHashes::v2_from_files`].
+    V2(Vec<V2Piece>),
+}
+
+/// How to verify one piece of a v2 torrent.
+///
+/// The piece's file bytes (its first `data_len` bytes; the rest of the piece,
+/// if any, is alignment padding and not hashed) are cut into 16 KiB leaves,
+/// each hashed with SHA-256 (the last one may be short and is hashed as is);
+/// the leaf layer is padded with zero hashes to `leaves` entries and reduced
+/// pairwise to a root that must equal `root`.
+///
+/// Invariants (checked by [`PieceMap::new`]): `0 < data_len <=` the piece's
+/// length, `leaves` is a power of two with `leaves * 16 KiB >= data_len` and
+/// `leaves <= piece_length / 16 KiB`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct V2Piece {
+    /// The expected root: the file's piece-layer entry for files longer than
+    /// one piece, else the file's `pieces root`.
+    pub root: [u8; 32],
+    /// Bytes of file data in the piece.
+    pub data_len: u64,
+    /// Leaf count of the piece's subtree: `piece_length / 16 KiB` for pieces
+    /// of files longer than one piece, else the next power of two of the
+    /// file's block count.
+    pub leaves: u32,
+}
+
+/// The v2 hashes of one non-empty file, input to [`PieceHashes::v2_from_files`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct V2FileHashes<'a> {
+    /// The file's `pieces root` (BEP 52 `file tree`).
+    pub pieces_root: [u8; 32],
+    /// The file's piece layer (`piece layers[pieces root]`), required when the
+    /// file is longer than one piece, ignored otherwise.
+    pub layer: Option<&'a [[u8; 32]]>,
+}
+
+impl PieceHashes {
+    /// Number of entries (should equal the piece count).
+    pub fn len(&self) -> usize {
+        match self {
+            PieceHashes::V1(v) => v.len(),
+            PieceHashes::V2(v) => v.len(),
+        }
+    }
+
+    /// True when there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Builds the per-piece v2 entries of a v2-only torrent.
+    ///
+    /// `files` is the piece-space file list (pad files included) and `hashes`
+    /// is aligned with it: `Some` for every non-pad file of non-zero length,
+    /// anything for the others (ignored). Every such file must start on a
+    /// piece boundary, and a file longer than one piece must come with a
+    /// piece layer of `ceil(length / piece_length)` hashes whose merkle root is
+    /// its pieces root (re-checked here). `piece_length` must be a power of
+    /// two of at least 16 KiB.
+    pub fn v2_from_files(
+        piece_length: u64,
+        files: &[FileSpec],
+        hashes: &[Option<V2FileHashes<'_>>],
+    ) -> Result<PieceHashes, LayoutError> {
+        use shoal_metainfo::merkle::{merkle_root_with_pad, num_blocks, BLOCK_SIZE};
+        let block = BLOCK_SIZE as u64;
+        if piece_length < block || !piece_length.is_power_of_two() {
+            return Err(LayoutError::V2PieceLength { piece_length });
+        }
+        let per_piece = piece_length / block;
+        let level = per_piece.trailing_zeros();
+        let mut out = Vec::new();
+        let mut pos: u64 = 0;
+        for (index, f) in files.iter().enumerate() {
+            let start = pos;
+            pos = pos
+                .checked_add(f.length)
+                .ok_or(LayoutError::LengthOverflow { index })?;
+            if f.pad || f.length == 0 {
+                continue;
+            }
+            if (out.len() as u64).checked_mul(piece_length) != Some(start) {
+                return Err(LayoutError::V2Unaligned {
+                    index,
+                    offset: start,
+                });
+            }
+            let h = hashes
+                .get(index)
+                .copied()
+                .flatten()
+                .ok_or(LayoutError::V2MissingHashes { index })?;
+            if f.length <= piece_length {
+                let leaves = num_blocks(f.length).next_power_of_two();
+                out.push(V2Piece {
+                    root: h.pieces_root,
+                    data_len: f.length,
+                    leaves: u32::try_from(leaves)
+                        .map_err(|_| LayoutError::V2PieceLength { piece_length })?,
+                });
+                continue;
+            }
+            let layer = h.layer.ok_or(LayoutError::V2MissingHashes { index })?;
+            let pieces = f.length.div_ceil(piece_length);
+            if layer.len() as u64 != pieces
+                || merkle_root_with_pad(layer, layer.len(), level) != h.pieces_root
+            {
+                return Err(LayoutError::V2BadLayer { index });
+            }
+            let leaves = u32::try_from(per_piece)
+                .map_err(|_| LayoutError::V2PieceLength { piece_length })?;
+            for (k, root) in layer.iter().enumerate() {
+                let off = k as u64 * piece_length;
+                out.push(V2Piece {
+                    root: *root,
+                    data_len: (f.length - off).min(piece_length),
+                    leaves,
+                });
+            }
+        }
+        Ok(PieceHashes::V2(out))
+    }
 }
 
 /// A contiguous run of bytes of one file (or pad) inside a requested range.
@@ -135,11 +268,14 @@ impl PieceMap {
         let expected = layout.total_length.div_ceil(layout.piece_length);
         let piece_count =
             u32::try_from(expected).map_err(|_| LayoutError::TooManyPieces { count: expected })?;
-        if layout.piece_hashes_v1.len() as u64 != expected {
+        if layout.piece_hashes.len() as u64 != expected {
             return Err(LayoutError::PieceCountMismatch {
                 expected,
-                got: layout.piece_hashes_v1.len(),
+                got: layout.piece_hashes.len(),
             });
+        }
+        if let PieceHashes::V2(v2) = &layout.piece_hashes {
+            check_v2(&layout, v2)?;
         }
         Ok(Self {
             layout,
@@ -178,9 +314,34 @@ impl PieceMap {
         Some((self.layout.total_length - start).min(self.layout.piece_length))
     }
 
-    /// Expected SHA-1 of `piece`.
+    /// Expected SHA-1 of `piece` (`None` for v2 torrents or past the end).
     pub fn piece_hash(&self, piece: u32) -> Option<&[u8; 20]> {
-        self.layout.piece_hashes_v1.get(piece as usize)
+        match &self.layout.piece_hashes {
+            PieceHashes::V1(v) => v.get(piece as usize),
+            PieceHashes::V2(_) => None,
+        }
+    }
+
+    /// How to verify `piece` of a v2 torrent (`None` for v1 or past the end).
+    pub fn piece_hash_v2(&self, piece: u32) -> Option<&V2Piece> {
+        match &self.layout.piece_hashes {
+            PieceHashes::V2(v) => v.get(piece as usize),
+            PieceHashes::V1(_) => None,
+        }
+    }
+
+    /// Whether the concatenation of `chunks` (the whole piece) matches the
+    /// expected hash of `piece`, SHA-1 or v2 merkle root. Blocking CPU work:
+    /// call it off the async threads.
+    pub fn verify_piece(&self, piece: u32, chunks: &[&[u8]]) -> bool {
+        match &self.layout.piece_hashes {
+            PieceHashes::V1(v) => v
+                .get(piece as usize)
+                .is_some_and(|h| crate::hash::verify_v1(h, chunks.iter().copied())),
+            PieceHashes::V2(v) => v
+                .get(piece as usize)
+                .is_some_and(|e| crate::hash::verify_v2(e, chunks.iter().copied())),
+        }
     }
 
     /// The spans of `len` bytes at `offset` inside `piece`.
@@ -244,6 +405,32 @@ impl PieceMap {
     }
 }
 
+/// Checks the [`V2Piece`] invariants against the piece lengths.
+fn check_v2(layout: &StorageLayout, v2: &[V2Piece]) -> Result<(), LayoutError> {
+    use shoal_metainfo::merkle::BLOCK_SIZE;
+    let pl = layout.piece_length;
+    let block = BLOCK_SIZE as u64;
+    if pl < block || !pl.is_power_of_two() {
+        return Err(LayoutError::V2PieceLength { piece_length: pl });
+    }
+    for (i, e) in v2.iter().enumerate() {
+        let start = i as u64 * pl;
+        let plen = layout.total_length.saturating_sub(start).min(pl);
+        let leaves = u64::from(e.leaves);
+        let ok = e.data_len > 0
+            && e.data_len <= plen
+            && leaves.is_power_of_two()
+            && leaves <= pl / block
+            && leaves * block >= e.data_len;
+        if !ok {
+            return Err(LayoutError::V2BadPiece {
+                piece: u32::try_from(i).unwrap_or(u32::MAX),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Iterator over the [`Span`]s of a byte range; see [`PieceMap::range_spans`].
 #[derive(Debug, Clone)]
 pub struct Spans<'a> {
@@ -300,7 +487,7 @@ mod tests {
             piece_length,
             total_length: total,
             files,
-            piece_hashes_v1: vec![[0; 20]; n],
+            piece_hashes: PieceHashes::V1(vec![[0; 20]; n]),
         }
     }
 
@@ -390,7 +577,9 @@ mod tests {
             Err(LayoutError::LengthMismatch { .. })
         ));
         let mut l = layout(4, vec![file("a", 9)]);
-        l.piece_hashes_v1.pop();
+        if let PieceHashes::V1(v) = &mut l.piece_hashes {
+            v.pop();
+        }
         assert!(matches!(
             PieceMap::new(l),
             Err(LayoutError::PieceCountMismatch { .. })

@@ -2,10 +2,13 @@
 //!
 //! - [`layout`]: the plain-data [`StorageLayout`] a torrent is converted into,
 //!   and [`PieceMap`], the O(log n) piece/block → (file, offset, length) mapping
-//!   with pad files and zero-length files.
+//!   with pad files and zero-length files; [`PieceHashes`] holds the expected
+//!   piece hashes, SHA-1 (v1, hybrid) or BEP 52 merkle roots (v2-only).
 //! - [`Storage`]: synchronous positional I/O (`pread`/`pwrite`) through a
 //!   bounded LRU of lazily opened files, confined to the root directory; file
 //!   selection with a `.parts` side file for boundary pieces of unwanted files.
+//! - [`hash_proof`]: BEP 52 hash requests answered from a piece layer and
+//!   `hashes` answers checked against a pieces root (not wired in yet).
 //! - [`Storage::check`]: hash existing data on all cores (rayon).
 //! - [`resume`]: the resume file, so a restart re-checks only changed files.
 //! - [`Disk`] / [`DiskHandle`]: the async-facing actor with a write-back
@@ -23,6 +26,7 @@ pub mod disk;
 pub mod error;
 pub mod files;
 pub mod hash;
+pub mod hash_proof;
 pub mod layout;
 pub mod resume;
 pub mod store;
@@ -31,9 +35,13 @@ pub use check::CheckProgress;
 pub use disk::{Disk, DiskConfig, DiskError, DiskHandle, DiskStats, PendingWrite, WriteOutcome};
 pub use error::{IoOp, LayoutError, ResumeError, StorageError};
 pub use files::Allocation;
-pub use layout::{FileSpec, PieceMap, Span, Spans, StorageLayout};
+pub use layout::{
+    FileSpec, PieceHashes, PieceMap, Span, Spans, StorageLayout, V2FileHashes, V2Piece,
+};
 pub use resume::{FileStamp, ResumeData, ResumeOutcome};
 pub use store::{Storage, StorageOptions};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_v2;

@@ -416,7 +416,7 @@ impl Storage {
     }
 
     /// Hashes `piece` as stored on disk and compares it with its expected
-    /// SHA-1. `Ok(false)` when it differs or is not (fully) on disk.
+    /// hash (SHA-1 or v2 merkle root). `Ok(false)` when it differs or is not (fully) on disk.
     pub fn verify_on_disk(&self, piece: u32) -> Result<bool, StorageError> {
         let len = self.map.piece_len(piece).ok_or(LayoutError::NoSuchPiece {
             piece,
@@ -429,11 +429,11 @@ impl Storage {
         Ok(self.verify_data(piece, &[&buf]))
     }
 
-    /// Whether the concatenation of `chunks` hashes to `piece`'s SHA-1.
+    /// Whether the concatenation of `chunks` (the whole piece) matches
+    /// `piece`'s expected hash (v1 SHA-1 or v2 merkle root, see
+    /// [`PieceMap::verify_piece`]).
     pub fn verify_data(&self, piece: u32, chunks: &[&[u8]]) -> bool {
-        self.map
-            .piece_hash(piece)
-            .is_some_and(|h| crate::hash::verify_v1(h, chunks.iter().copied()))
+        self.map.verify_piece(piece, chunks)
     }
 
     /// Stat of file `i` on disk: `(len, mtime_ns)`, `None` when absent.

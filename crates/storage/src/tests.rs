@@ -38,7 +38,7 @@ fn torrent(piece_length: u64, files: &[(&str, u64, bool)], seed: u64) -> (Storag
                 pad,
             })
             .collect(),
-        piece_hashes_v1: hashes,
+        piece_hashes: PieceHashes::V1(hashes),
     };
     (layout, data)
 }
@@ -374,7 +374,13 @@ fn disk_actor_verifies_with_bounded_memory() {
                 let data = data.clone();
                 tasks.spawn(async move {
                     let mut verified = Vec::new();
-                    for off in (0..4096u32).step_by(512) {
+                    // Odd writers send each piece's blocks last first, so
+                    // they wait in memory, get flushed and are read back.
+                    let mut offsets: Vec<u32> = (0..4096u32).step_by(512).collect();
+                    if w % 2 == 1 {
+                        offsets.reverse();
+                    }
+                    for off in offsets {
                         for p in (w..n).step_by(4) {
                             let start = u64::from(p) * 4096 + u64::from(off);
                             if start >= data.len() as u64 {
@@ -433,6 +439,104 @@ fn disk_actor_verifies_with_bounded_memory() {
 }
 
 #[test]
+fn disk_actor_hashes_in_order_blocks_without_holding_pieces() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two 1 MiB pieces sent block by block in order: each block is hashed on
+    // arrival and written in runs, so memory never holds a whole piece.
+    let (layout, data) = torrent(1 << 20, &[("big", 2 << 20, false)], 7);
+    let s = Arc::new(open(&layout, dir.path()));
+    rt().block_on(async {
+        tokio::time::timeout(Duration::from_secs(30), async {
+            let disk = Disk::spawn(s.clone(), vec![false; 2], DiskConfig::default()).unwrap();
+            let data = Bytes::from(data.clone());
+            let mut outcomes = Vec::new();
+            for p in 0..2u32 {
+                for off in (0..1u32 << 20).step_by(16 << 10) {
+                    let start = (p as usize) << 20 | off as usize;
+                    let block = data.slice(start..start + (16 << 10));
+                    outcomes.push(disk.write_block(p, off, block).await.unwrap());
+                }
+            }
+            assert_eq!(outcomes[63], WriteOutcome::PieceVerified(0));
+            assert_eq!(outcomes[127], WriteOutcome::PieceVerified(1));
+            let st = disk.stats().await.unwrap();
+            assert!(st.peak_buffered_bytes <= 300 << 10, "{st:?}");
+            assert_eq!((st.blocks_flushed, st.pieces_verified), (0, 2), "{st:?}");
+            disk.shutdown().await.unwrap();
+        })
+        .await
+        .unwrap();
+    });
+    assert_eq!(std::fs::read(dir.path().join("big")).unwrap(), data);
+}
+
+#[test]
+fn disk_actor_takes_batches_of_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layout, data) = torrent(1024, &[("x", 3000, false)], 5);
+    let s = Arc::new(open(&layout, dir.path()));
+    rt().block_on(async {
+        tokio::time::timeout(Duration::from_secs(30), async {
+            let disk = Disk::spawn(
+                s.clone(),
+                vec![false; 3],
+                DiskConfig {
+                    write_budget: 4096,
+                    queue_len: 4,
+                },
+            )
+            .unwrap();
+            let data = Bytes::from(data.clone());
+            assert!(disk
+                .queue_blocks(Vec::new())
+                .await
+                .unwrap()
+                .outcomes()
+                .await
+                .unwrap()
+                .is_empty());
+            // Piece 0 whole, the start of piece 1, an empty block, piece 2
+            // (952 bytes) last block first: more than a quarter of the
+            // budget, so it travels in several groups.
+            let batch = vec![
+                (0, 0, data.slice(0..512)),
+                (0, 512, data.slice(512..1024)),
+                (1, 0, data.slice(1024..1536)),
+                (1, 600, Bytes::new()),
+                (2, 512, data.slice(2560..3000)),
+                (2, 0, data.slice(2048..2560)),
+            ];
+            let out = disk
+                .queue_blocks(batch)
+                .await
+                .unwrap()
+                .outcomes()
+                .await
+                .unwrap();
+            assert_eq!(out.len(), 6);
+            assert_eq!(out[0].as_ref().unwrap(), &WriteOutcome::Buffered);
+            assert_eq!(out[1].as_ref().unwrap(), &WriteOutcome::PieceVerified(0));
+            assert_eq!(out[2].as_ref().unwrap(), &WriteOutcome::Buffered);
+            assert!(matches!(out[3], Err(DiskError::BadBlock { .. })));
+            assert_eq!(out[4].as_ref().unwrap(), &WriteOutcome::Buffered);
+            assert_eq!(out[5].as_ref().unwrap(), &WriteOutcome::PieceVerified(2));
+            let out = disk
+                .queue_blocks(vec![(1, 512, data.slice(1536..2048))])
+                .await
+                .unwrap()
+                .outcomes()
+                .await
+                .unwrap();
+            assert_eq!(out[0].as_ref().unwrap(), &WriteOutcome::PieceVerified(1));
+            disk.shutdown().await.unwrap();
+        })
+        .await
+        .unwrap();
+    });
+    assert_eq!(std::fs::read(dir.path().join("x")).unwrap(), data);
+}
+
+#[test]
 fn disk_actor_reports_hash_failure_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let (layout, data) = torrent(1024, &[("x", 3000, false)], 33);
@@ -467,7 +571,7 @@ fn disk_actor_reports_hash_failure_and_recovers() {
                 disk.write_block(1, 512, bad.slice(512..)).await.unwrap(),
                 WriteOutcome::PieceFailed(1)
             );
-            assert!(!s.verify_on_disk(1).unwrap(), "failed data is not written");
+            assert!(!s.verify_on_disk(1).unwrap(), "failed data does not verify");
             // Re-fetched good data verifies.
             assert_eq!(
                 disk.write_block(1, 512, piece.slice(512..)).await.unwrap(),

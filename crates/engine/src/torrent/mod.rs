@@ -8,6 +8,7 @@ mod pieces;
 use crate::choker::Choker;
 use crate::error::TorrentError;
 use crate::peer::{FromPeer, PeerCmd, PeerMsg, PeerShared, PeerTask};
+use crate::pex::PeerExchange;
 use crate::picker::{PeerKey, PiecePicker, BLOCK_SIZE};
 use crate::smartban::{BlockDigest, SmartBan};
 use crate::status::{TorrentState, TorrentStatus};
@@ -97,6 +98,7 @@ enum AddrState {
 
 struct AddrInfo {
     state: AddrState,
+    source: peers::PeerSource,
     failures: u32,
     retry_at: Instant,
 }
@@ -115,6 +117,8 @@ pub(crate) struct TorrentInit {
     pub announcer: Option<(AnnouncerHandle, mpsc::Receiver<AnnounceOutcome>)>,
     pub counters: Arc<Counters>,
     pub initial_status: TorrentStatus,
+    /// Peer exchange (disabled for private torrents).
+    pub pex: PeerExchange,
 }
 
 /// Byte counters the announcer closure reads.
@@ -161,6 +165,7 @@ pub(crate) struct TorrentActor {
     last_resume: Instant,
     last_rate: (Instant, u64, u64),
     wanted_bytes: u64,
+    pex: PeerExchange,
 }
 
 impl TorrentActor {
@@ -217,6 +222,7 @@ impl TorrentActor {
             last_resume: now,
             last_rate: (now, 0, 0),
             wanted_bytes,
+            pex: init.pex,
         }
     }
 
@@ -284,7 +290,7 @@ impl TorrentActor {
                     Some(self.have.clone()),
                     Instant::now(),
                 );
-                let (key, task) = self.new_peer(addr, conn);
+                let (key, task) = self.new_peer(addr, conn, false);
                 self.tasks.spawn(task.run(stream));
                 let _ = key;
             }
@@ -296,10 +302,10 @@ impl TorrentActor {
                     Some(self.have.clone()),
                     Instant::now(),
                 );
-                let (_, task) = self.new_peer(addr, conn);
+                let (_, task) = self.new_peer(addr, conn, true);
                 self.tasks.spawn(task.run(stream));
             }
-            TorrentCmd::AddPeers(addrs) => self.add_addrs(addrs),
+            TorrentCmd::AddPeers(addrs) => self.add_addrs(addrs, peers::PeerSource::Added),
             TorrentCmd::Shutdown(_) => {}
         }
     }
@@ -312,12 +318,26 @@ impl TorrentActor {
         };
         // BEP 9: advertise the info dictionary so magnet leechers can fetch it.
         c.extension_handshake.metadata_size = Some(self.shared.info.len() as u64);
+        // BEP 10 `p`, so peers can pass our listen address on (BEP 11);
+        // BEP 27: no `ut_pex` at all for private torrents.
+        c.extension_handshake.port = Some(self.pex.own_addr().port()).filter(|&p| p != 0);
+        if !self.pex.enabled() {
+            c.extension_handshake
+                .m
+                .remove(shoal_wire::extension::UT_PEX);
+        }
         c
     }
 
-    fn new_peer(&mut self, addr: SocketAddr, conn: PeerConnection) -> (PeerKey, PeerTask) {
+    fn new_peer(
+        &mut self,
+        addr: SocketAddr,
+        conn: PeerConnection,
+        outgoing: bool,
+    ) -> (PeerKey, PeerTask) {
         let key = self.next_key;
         self.next_key += 1;
+        self.pex.add_peer(key, addr, outgoing);
         let (ptx, prx) = mpsc::channel(PEER_CMD_QUEUE);
         self.peers.insert(
             key,
@@ -403,6 +423,7 @@ impl TorrentActor {
                 } else if let Some(p) = self.peers.get_mut(&key) {
                     p.peer_id = Some(peer_id);
                     self.status.peers += 1;
+                    self.pex.on_handshake(key);
                 }
             }
             PeerMsg::PipelineLimit(n) => {
@@ -410,6 +431,11 @@ impl TorrentActor {
                     p.pipeline_cap = n.max(1);
                 }
             }
+            PeerMsg::Extensions { port, pex, your_ip } => {
+                self.pex
+                    .on_extensions(key, Instant::now(), port, pex, your_ip);
+            }
+            PeerMsg::Pex(m) => self.on_pex(key, &m),
             PeerMsg::Bitfield(bf) => {
                 self.drop_availability(key);
                 if bf.len() != self.picker.num_pieces() {
@@ -424,6 +450,7 @@ impl TorrentActor {
                         self.picker.add_availability(i);
                     }
                 }
+                self.pex.set_seed(key, full);
                 let interesting = bf.iter_ones().filter(|&i| self.wanted(i)).count() as u32;
                 if let Some(p) = self.peers.get_mut(&key) {
                     p.has = bf;
@@ -441,6 +468,10 @@ impl TorrentActor {
                 if p.has.set(i).unwrap_or(false) {
                     if !p.seed {
                         self.picker.add_availability(i);
+                    }
+                    if p.has.is_full() {
+                        // Announced with the seed flag from now on (BEP 11).
+                        self.pex.set_seed(key, true);
                     }
                     if wanted {
                         p.interesting += 1;
@@ -472,7 +503,12 @@ impl TorrentActor {
                     self.rechoke();
                 }
             }
-            PeerMsg::Block { block, digest } => self.on_block(key, block, digest),
+            PeerMsg::Blocks(blocks) => {
+                for (block, digest) in blocks {
+                    self.on_block(key, block, digest);
+                }
+                self.fill(key);
+            }
             PeerMsg::RequestsFailed(blocks) => {
                 for b in blocks {
                     let removed = self
@@ -562,6 +598,7 @@ impl TorrentActor {
     }
 
     fn on_closed(&mut self, key: PeerKey, reason: &str) {
+        self.pex.remove_peer(key);
         self.drop_availability(key);
         self.picker.release_peer(key);
         let Some(p) = self.peers.remove(&key) else {
@@ -623,6 +660,7 @@ impl TorrentActor {
                 let _ = p.tx.try_send(PeerCmd::Close);
             }
         }
+        self.send_pex(now);
         self.connect_more();
         if now.saturating_duration_since(self.last_rechoke) >= RECHOKE_INTERVAL {
             self.rechoke();

@@ -36,7 +36,6 @@ impl TorrentActor {
                 self.send(other, PeerCmd::Cancel(block));
             }
         }
-        self.fill(key);
     }
 
     pub(super) fn on_verified(&mut self, piece: u32) {

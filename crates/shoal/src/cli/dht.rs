@@ -55,7 +55,7 @@ pub struct NetOpts {
     #[arg(long = "bootstrap", value_name = "ADDR:PORT", global = true)]
     pub bootstrap: Vec<String>,
     /// Do not use the public bootstrap routers (they are used only when no --bootstrap is given).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, env = "SHOAL_NO_DEFAULT_BOOTSTRAP", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_default_bootstrap: bool,
     /// UDP address of the local DHT node (default 0.0.0.0:0).
     #[arg(long, value_name = "ADDR:PORT", global = true)]

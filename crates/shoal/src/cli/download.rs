@@ -5,6 +5,10 @@
 //! Exit code 0 only when every wanted byte is on disk and verified; a disk
 //! error pauses the torrent and exits non-zero with its message; Ctrl-C and
 //! SIGTERM send `stopped` to the trackers and exit (non-zero if incomplete).
+//!
+//! Non-private torrents (BEP 27) also use the DHT ([`super::dht_node`]): the
+//! node finds peers, announces our listen port and answers queries while the
+//! process runs (`--no-dht` turns it off).
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,6 +23,7 @@ use shoal_engine::{
 };
 use shoal_metainfo::Torrent;
 
+use super::dht_node::{DhtNode, DhtNodeArgs, PeerFeed};
 use super::info::human;
 use super::InvalidInput;
 
@@ -54,9 +59,12 @@ pub struct DownloadArgs {
     /// Session-wide download limit in bytes per second.
     #[arg(long, value_name = "BYTES/S")]
     pub max_download_rate: Option<u64>,
-    /// Options for magnet links (DHT bootstrap, metadata timeout).
+    /// Options for magnet links (metadata timeout).
     #[command(flatten)]
     pub magnet: super::magnet::MagnetArgs,
+    /// DHT options (bootstrap, state file, off switch).
+    #[command(flatten)]
+    pub dht: super::dht_node::DhtNodeArgs,
 }
 
 /// Runs `shoal download`.
@@ -97,8 +105,11 @@ async fn download(args: DownloadArgs, torrent: Arc<Torrent>) -> anyhow::Result<(
     .await
     .context("download")?;
     eprintln!("listening on {}", session.local_addr());
-    std::fs::create_dir_all(&args.output)
-        .with_context(|| format!("creating {}", args.output.display()))?;
+    let node = start_dht(&args.dht, &torrent, session.local_addr()).await;
+    if let Err(e) = std::fs::create_dir_all(&args.output) {
+        stop(node, None, session).await;
+        return Err(e).with_context(|| format!("creating {}", args.output.display()));
+    }
     let params = AddTorrentParams {
         torrent: torrent.clone(),
         save_path: args.output.clone(),
@@ -109,7 +120,7 @@ async fn download(args: DownloadArgs, torrent: Arc<Torrent>) -> anyhow::Result<(
     let handle = match session.add_torrent(params, Arc::new(|_| {})).await {
         Ok(h) => h,
         Err(e) => {
-            session.shutdown().await;
+            stop(node, None, session).await;
             return Err(match e {
                 shoal_engine::AddTorrentError::NoSuchFile { .. }
                 | shoal_engine::AddTorrentError::EmptySelection
@@ -127,10 +138,49 @@ async fn download(args: DownloadArgs, torrent: Arc<Torrent>) -> anyhow::Result<(
             s.pieces_have, s.pieces
         );
     }
-    let mut signals = Signals::new()?;
-    let outcome = follow(&args, &torrent, &handle, &mut signals).await;
-    session.shutdown().await;
+    let feed = node.as_ref().map(|n| {
+        let port = session.local_addr().port();
+        n.feed(handle.info_hash(), port, handle.clone())
+    });
+    let outcome = match Signals::new() {
+        Ok(mut signals) => follow(&args, &torrent, &handle, &mut signals).await,
+        Err(e) => Err(e),
+    };
+    stop(node, feed, session).await;
     outcome
+}
+
+/// The DHT node for a non-private torrent unless `--no-dht`; a node that cannot
+/// start is reported and the download goes on without it.
+pub(crate) async fn start_dht(
+    args: &DhtNodeArgs,
+    torrent: &Torrent,
+    listen: SocketAddr,
+) -> Option<DhtNode> {
+    if torrent.is_private() {
+        if !args.no_dht {
+            eprintln!("private torrent: not using the DHT");
+        }
+        return None;
+    }
+    match DhtNode::start(args, listen).await {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("warning: running without the DHT: {}", super::one_line(&e));
+            None
+        }
+    }
+}
+
+/// Stops the DHT feed, the DHT node (saving its table) and the session.
+pub(crate) async fn stop(node: Option<DhtNode>, feed: Option<PeerFeed>, session: Session) {
+    if let Some(f) = feed {
+        f.stop().await;
+    }
+    if let Some(n) = node {
+        n.shutdown().await;
+    }
+    session.shutdown().await;
 }
 
 /// Shows progress until the download completes (or, with `--seed`, until a signal).

@@ -1,19 +1,19 @@
 //! `shoal download MAGNET-URI`: trackerless magnet downloads.
 //!
-//! Flow: parse the magnet; start the peer session and a DHT node (UDP, bound
-//! to the same IP as `--listen`); bootstrap the DHT from `--dht-bootstrap`
-//! (or the public routers when allowed); look up peers for the info-hash
-//! repeatedly; fetch the info dictionary (BEP 9) from those peers, the magnet's
-//! `x.pe` peers and `--peer`, verified against the info-hash; then download as
-//! for a .torrent while the DHT keeps finding peers and announcing our port.
-//! Private torrents (BEP 27) stop using the DHT once the metadata says so.
+//! Flow: parse the magnet; start the peer session and the DHT node
+//! ([`super::dht_node`]: bound next to `--listen`, routing table from the state
+//! file, bootstrapped from `--dht-bootstrap`, the saved nodes or the public
+//! routers); look up peers for the info-hash repeatedly; fetch the info
+//! dictionary (BEP 9) from those peers, the magnet's `x.pe` peers and `--peer`,
+//! verified against the info-hash; then download as for a .torrent while the
+//! DHT keeps finding peers and announcing our port. Private torrents (BEP 27)
+//! stop using the DHT once the metadata says so; `--no-dht` never starts it.
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Args;
-use shoal_dht::{Config as DhtNodeConfig, Dht, DhtConfig, DEFAULT_BOOTSTRAP};
 use shoal_engine::dht_peers::{DhtPeerFinder, DhtPeersConfig};
 use shoal_engine::metadata::{fetch_metadata, FetchProgress, MetadataFetchConfig, MetadataTarget};
 use shoal_engine::{AddTorrentParams, FileSelection, Session, SessionConfig};
@@ -21,18 +21,14 @@ use shoal_metainfo::{Magnet, ParseLimits, Torrent};
 use shoal_wire::MetadataHash;
 use tokio::sync::mpsc;
 
+use super::dht_node::DhtNode;
 use super::download::{follow, runtime, DownloadArgs, Signals};
 use super::InvalidInput;
 
-/// Options of `shoal download` that only matter for magnet links.
+/// Options of `shoal download` that only matter for magnet links (the DHT
+/// options are in [`super::dht_node::DhtNodeArgs`]).
 #[derive(Debug, Clone, Args)]
 pub struct MagnetArgs {
-    /// A DHT node to bootstrap from (repeatable); replaces the public routers.
-    #[arg(long = "dht-bootstrap", value_name = "ADDR:PORT")]
-    pub dht_bootstrap: Vec<SocketAddr>,
-    /// Do not contact the public DHT bootstrap routers.
-    #[arg(long)]
-    pub no_default_bootstrap: bool,
     /// Give up when no peer gave the metadata within this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 120)]
     pub metadata_timeout: u64,
@@ -40,8 +36,6 @@ pub struct MagnetArgs {
 
 /// How often the DHT is asked for peers while the metadata is missing.
 const METADATA_LOOKUP_INTERVAL: Duration = Duration::from_secs(5);
-/// How often the DHT is asked for peers (and our port announced) while downloading.
-const DOWNLOAD_LOOKUP_INTERVAL: Duration = Duration::from_secs(30);
 /// Most of the magnet's `tr` trackers asked for peers while the metadata is missing.
 const MAX_METADATA_TRACKERS: usize = 8;
 /// Fallback time between two announces to one tracker while the metadata is missing.
@@ -90,43 +84,6 @@ fn selection(args: &DownloadArgs, magnet: &Magnet, torrent: &Torrent) -> FileSel
     idx.sort_unstable();
     idx.dedup();
     FileSelection::Indices(idx)
-}
-
-/// The DHT bootstrap addresses: the given ones, else the public routers
-/// (resolved now) unless `--no-default-bootstrap`.
-async fn bootstrap_addrs(m: &MagnetArgs, v6: bool) -> Vec<SocketAddr> {
-    if !m.dht_bootstrap.is_empty() || m.no_default_bootstrap {
-        return m.dht_bootstrap.clone();
-    }
-    let mut out = Vec::new();
-    for host in DEFAULT_BOOTSTRAP {
-        match tokio::net::lookup_host(host).await {
-            Ok(addrs) => out.extend(addrs.filter(|a| a.is_ipv6() == v6)),
-            Err(e) => tracing::warn!(%host, error = %e, "dht: cannot resolve bootstrap router"),
-        }
-    }
-    out
-}
-
-/// Binds the DHT socket on the listen IP, on the listen port number when free.
-async fn start_dht(listen: SocketAddr) -> anyhow::Result<Dht> {
-    let node = DhtNodeConfig {
-        seed: rand::random(),
-        ..DhtNodeConfig::default()
-    };
-    let cfg = |port| DhtConfig {
-        bind: SocketAddr::new(listen.ip(), port),
-        node: node.clone(),
-        ..DhtConfig::default()
-    };
-    if listen.port() != 0 {
-        if let Ok(d) = Dht::bind(cfg(listen.port())).await {
-            return Ok(d);
-        }
-    }
-    Dht::bind(cfg(0))
-        .await
-        .context("download: starting the DHT")
 }
 
 /// The magnet's `x.pe` peers and `--peer`s (host names resolved; failures skipped).
@@ -218,15 +175,17 @@ async fn download(
     .await
     .context("download")?;
     eprintln!("listening on {}", session.local_addr());
-    let dht = match start_dht(args.listen).await {
+    let node = match DhtNode::start(&args.dht, session.local_addr()).await {
         Ok(d) => d,
         Err(e) => {
             session.shutdown().await;
-            return Err(e);
+            return Err(e.context("download"));
         }
     };
-    let result = with_dht(&args, &magnet, target, &mut session, &dht).await;
-    let _ = dht.shutdown().await;
+    let result = with_dht(&args, &magnet, target, &mut session, node.as_ref()).await;
+    if let Some(n) = node {
+        n.shutdown().await;
+    }
     session.shutdown().await;
     result
 }
@@ -236,30 +195,30 @@ async fn with_dht(
     magnet: &Magnet,
     target: MetadataTarget,
     session: &mut Session,
-    dht: &Dht,
+    node: Option<&DhtNode>,
 ) -> anyhow::Result<()> {
-    let boot = bootstrap_addrs(&args.magnet, args.listen.is_ipv6()).await;
-    let nodes = dht.bootstrap(&boot).await.unwrap_or(0);
-    eprintln!(
-        "dht on {}: {} nodes from {} bootstrap addresses",
-        dht.local_addr(),
-        nodes,
-        boot.len()
-    );
     let mut signals = Signals::new()?;
+    if let Some(n) = node {
+        tokio::select! {
+            sig = signals.recv() => bail!("download interrupted by {sig} while joining the DHT"),
+            _ = n.bootstrapped() => {}
+        }
+    }
     let explicit = explicit_peers(args, magnet).await;
     let (tx, mut rx) = mpsc::channel(16);
     let tx_trackers = tx.clone();
-    let finder = DhtPeerFinder::spawn(
-        dht.clone(),
-        target.info_hash,
-        DhtPeersConfig {
-            interval: METADATA_LOOKUP_INTERVAL,
-            announce_port: None,
-            ..DhtPeersConfig::default()
-        },
-        tx,
-    );
+    let finder = node.map(|n| {
+        DhtPeerFinder::spawn(
+            n.dht().clone(),
+            target.info_hash,
+            DhtPeersConfig {
+                interval: METADATA_LOOKUP_INTERVAL,
+                announce_port: None,
+                ..DhtPeersConfig::default()
+            },
+            tx,
+        )
+    });
     let trackers_task = tracker_peers(
         magnet,
         args,
@@ -289,13 +248,17 @@ async fn with_dht(
     eprintln!("fetching metadata from {} peers…", explicit.len());
     let fetched = tokio::select! {
         sig = signals.recv() => {
-            finder.stop().await;
+            if let Some(f) = finder {
+                f.stop().await;
+            }
             trackers_task.abort();
             bail!("download interrupted by {sig} while fetching metadata");
         }
         r = fetch_metadata(target, config, explicit.clone(), &mut rx, report) => r,
     };
-    finder.stop().await;
+    if let Some(f) = finder {
+        f.stop().await;
+    }
     trackers_task.abort();
     let fetched = fetched.context("download: fetching metadata")?;
     let torrent = Torrent::from_info_bytes(&fetched.info, &ParseLimits::default())
@@ -340,30 +303,16 @@ async fn with_dht(
         }
     };
     // Keep finding peers on the DHT and announce our port (never for private torrents).
-    let dht_task = (!private).then(|| {
-        let (tx, mut rx) = mpsc::channel::<Vec<SocketAddr>>(16);
-        let finder = DhtPeerFinder::spawn(
-            dht.clone(),
+    let feed = node.filter(|_| !private).map(|n| {
+        n.feed(
             target.info_hash,
-            DhtPeersConfig {
-                interval: DOWNLOAD_LOOKUP_INTERVAL,
-                announce_port: Some(session.local_addr().port()),
-                ..DhtPeersConfig::default()
-            },
-            tx,
-        );
-        let h = handle.clone();
-        let forward = tokio::spawn(async move {
-            while let Some(p) = rx.recv().await {
-                h.add_peers(p).await;
-            }
-        });
-        (finder, forward)
+            session.local_addr().port(),
+            handle.clone(),
+        )
     });
     let outcome = follow(args, &torrent, &handle, &mut signals).await;
-    if let Some((finder, forward)) = dht_task {
-        finder.stop().await;
-        forward.abort();
+    if let Some(f) = feed {
+        f.stop().await;
     }
     outcome
 }
@@ -421,11 +370,8 @@ mod tests {
             "--metadata-timeout",
             "5",
         ]);
-        assert_eq!(
-            a.magnet.dht_bootstrap,
-            vec!["127.0.0.1:7000".parse().unwrap()]
-        );
-        assert!(a.magnet.no_default_bootstrap);
+        assert_eq!(a.dht.dht_bootstrap, vec!["127.0.0.1:7000".parse().unwrap()]);
+        assert!(a.dht.no_default_bootstrap);
         assert_eq!(a.magnet.metadata_timeout, 5);
         assert_eq!(args(&[]).magnet.metadata_timeout, 120);
     }

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 pub mod create;
 pub mod dht;
+pub mod dht_node;
 pub mod download;
 pub mod info;
 pub mod magnet;

@@ -5,6 +5,10 @@
 //! `--data` is the directory that contains the torrent's content (as
 //! libtorrent's save path), the content directory itself for a multi-file
 //! torrent, or the file itself for a single-file torrent.
+//!
+//! A non-private torrent (BEP 27) is also announced on the DHT at once and
+//! every 15 minutes ([`super::dht_node`]); the DHT node answers queries until
+//! the process stops, and its routing table is saved at exit.
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,7 +19,8 @@ use clap::Args;
 use shoal_engine::{AddTorrentParams, FileSelection, Session, SessionConfig, TorrentState};
 use shoal_metainfo::Torrent;
 
-use super::download::{load_torrent, runtime, Progress, Signals};
+use super::dht_node::DhtNodeArgs;
+use super::download::{load_torrent, runtime, start_dht, stop, Progress, Signals};
 use super::InvalidInput;
 
 /// Arguments of `shoal seed`.
@@ -38,6 +43,9 @@ pub struct SeedArgs {
     /// Session-wide upload limit in bytes per second.
     #[arg(long, value_name = "BYTES/S")]
     pub max_upload_rate: Option<u64>,
+    /// DHT options (bootstrap, state file, off switch).
+    #[command(flatten)]
+    pub dht: DhtNodeArgs,
 }
 
 /// Runs `shoal seed`.
@@ -108,6 +116,7 @@ async fn seed(args: SeedArgs, torrent: Arc<Torrent>, save_path: PathBuf) -> anyh
     .await
     .context("seed")?;
     eprintln!("listening on {}", session.local_addr());
+    let node = start_dht(&args.dht, &torrent, session.local_addr()).await;
     eprintln!("checking {}", save_path.join(torrent.name()).display());
     let params = AddTorrentParams {
         torrent: torrent.clone(),
@@ -119,7 +128,7 @@ async fn seed(args: SeedArgs, torrent: Arc<Torrent>, save_path: PathBuf) -> anyh
     let handle = match session.add_torrent(params, Arc::new(|_| {})).await {
         Ok(h) => h,
         Err(e) => {
-            session.shutdown().await;
+            stop(node, None, session).await;
             return Err(anyhow::Error::new(e).context("seed"));
         }
     };
@@ -132,8 +141,18 @@ async fn seed(args: SeedArgs, torrent: Arc<Torrent>, save_path: PathBuf) -> anyh
             s.pieces_have, s.pieces
         );
     }
+    let feed = node.as_ref().map(|n| {
+        let port = session.local_addr().port();
+        n.feed(handle.info_hash(), port, handle.clone())
+    });
     let mut progress = Progress::new(torrent.name());
-    let mut signals = Signals::new()?;
+    let mut signals = match Signals::new() {
+        Ok(s) => s,
+        Err(e) => {
+            stop(node, feed, session).await;
+            return Err(e);
+        }
+    };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut rx = handle.subscribe();
     let result = loop {
@@ -155,7 +174,7 @@ async fn seed(args: SeedArgs, torrent: Arc<Torrent>, save_path: PathBuf) -> anyh
             _ = tick.tick() => progress.update(&handle.status(), false),
         }
     };
-    session.shutdown().await;
+    stop(node, feed, session).await;
     progress.finish(&handle.status());
     result
 }

@@ -15,6 +15,12 @@ Subcommands (all print one JSON object on stdout):
   download TORRENT SAVE_PATH [--port P] [--peer HOST:PORT]... [--linger S] [--timeout S]
                                     download until complete (then seed S more seconds);
                                     prints {"listening": PORT} at start and stats at the end
+                                    --max-download BYTES/S (seed and download): download limit,
+                                    applied to loopback peers too
+                                    --report-peers (seed and download): the periodic stats lines
+                                    also carry "peer_list": [{"ip", "port", "pid", "client",
+                                    "source"}] (pid as text, source = libtorrent's peer_info
+                                    source bits: 1 tracker, 2 dht, 4 pex, 8 lsd, 32 incoming)
 No network is used: sessions listen on 127.0.0.1 only, with DHT/LSD/UPnP/NAT-PMP off
 (DHT only on loopback with --dht-bootstrap).
 """
@@ -140,6 +146,18 @@ def emit(obj):
     sys.stdout.flush()
 
 
+def peer_list(h):
+    out = []
+    for p in h.get_peer_info():
+        pid = p.pid.to_bytes() if hasattr(p.pid, "to_bytes") else bytes(p.pid)
+        client = p.client
+        if isinstance(client, bytes):
+            client = client.decode("utf-8", "replace")
+        out.append({"ip": p.ip[0], "port": p.ip[1], "pid": pid.decode("latin-1"),
+                    "client": client, "source": int(p.source)})
+    return out
+
+
 def swarm(argv, seeding):
     torrent, save_path = argv[2], argv[3]
     ses = session(opt(argv, "--port", 0, int))
@@ -147,13 +165,18 @@ def swarm(argv, seeding):
     if dht_nodes:
         enable_loopback_dht(ses, dht_nodes)
     max_up = opt(argv, "--max-upload", 0, int)
+    max_down = opt(argv, "--max-download", 0, int)
     if max_up:
         ses.apply_settings({"upload_rate_limit": max_up})
+    if max_down:
+        ses.apply_settings({"download_rate_limit": max_down})
+    if max_up or max_down:
         # libtorrent exempts local peers from rate limits: put loopback peers in
         # the global class so the limit applies.
         f = lt.ip_filter()
         f.add_rule("0.0.0.0", "255.255.255.255", 1 << lt.session.global_peer_class_id)
         ses.set_peer_class_filter(f)
+    report_peers = "--report-peers" in argv
     atp = lt.add_torrent_params()
     atp.ti = lt.torrent_info(torrent)
     atp.save_path = save_path
@@ -171,8 +194,11 @@ def swarm(argv, seeding):
         st = h.status()
         if time.time() - last_stats >= 0.5:
             last_stats = time.time()
-            emit({"uploaded": st.total_payload_upload, "downloaded": st.total_payload_download,
-                  "progress": st.progress, "peers": st.num_peers})
+            line = {"uploaded": st.total_payload_upload, "downloaded": st.total_payload_download,
+                    "progress": st.progress, "peers": st.num_peers}
+            if report_peers:
+                line["peer_list"] = peer_list(h)
+            emit(line)
         if st.state not in (lt.torrent_status.checking_files,
                             lt.torrent_status.checking_resume_data) and not peers_added:
             for p in opts(argv, "--peer"):

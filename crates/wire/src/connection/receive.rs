@@ -259,8 +259,11 @@ impl PeerConnection {
                 Err(e) => return Err(e.into()),
             }
         } else if ours.id_of(UT_PEX) == Some(id) {
-            let m = PexMessage::decode(&payload, self.config.max_pex_peers)?;
-            self.events.push_back(Event::Pex(m));
+            // Peer lists are advisory: a malformed one is dropped, the
+            // connection stays (the engine ignores that peer's PEX only).
+            if let Ok(m) = PexMessage::decode(&payload, self.config.max_pex_peers) {
+                self.events.push_back(Event::Pex(m));
+            }
         } else {
             self.events.push_back(Event::Extended { id, payload });
         }

@@ -141,9 +141,10 @@ pub async fn lookup(
     Ok(r)
 }
 
-/// Queries answered during a lookup (sent minus timed out).
+/// Nodes that gave a real answer during a lookup (KRPC error replies, timeouts and
+/// duplicate answers to retransmissions are not counted).
 fn answered(r: &LookupResult) -> u32 {
-    r.messages.saturating_sub(r.timeouts)
+    r.responses
 }
 
 /// The common lookup statistics as JSON fields.
@@ -151,6 +152,7 @@ fn stats(r: &LookupResult) -> Value {
     json!({
         "queries": r.messages,
         "timeouts": r.timeouts,
+        "retransmits": r.retransmits,
         "responses": answered(r),
         "duration_ms": r.duration.as_secs_f64() * 1000.0,
     })

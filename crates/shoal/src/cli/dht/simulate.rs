@@ -101,7 +101,7 @@ pub fn text(r: &SimReport) -> String {
          success rate {:.4}\n\
          hops p50/p90/p99 {}\n\
          latency ms p50/p90/p99 {}\n\
-         messages per lookup {:.1}, timeouts per lookup {:.2}\n\
+         messages per lookup {:.1}, timeouts per lookup {:.2}, retransmits per lookup {:.2}\n\
          bytes per node {:.0}, table entries per node {:.1}\n\
          wall {:.2} s (building {:.2} s)\n",
         r.nodes,
@@ -114,6 +114,7 @@ pub fn text(r: &SimReport) -> String {
         p(&r.latency_ms),
         r.messages_per_lookup,
         r.timeouts_per_lookup,
+        r.retransmits_per_lookup,
         r.bytes_per_node,
         r.table_entries_per_node,
         r.wall_s,
