@@ -197,3 +197,37 @@ async fn bad_state_file_is_ignored_and_empty_table_not_saved() {
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_loopback_announce_and_get_peers() {
+    with_timeout(async {
+        // BEP 32: nodes bound on [::1] keep an IPv6 table, exchange `nodes6`
+        // and store 18-byte compact peers.
+        if std::net::UdpSocket::bind("[::1]:0").is_err() {
+            eprintln!("no IPv6 loopback here; skipped");
+            return;
+        }
+        let mut nodes = Vec::new();
+        for i in 0..16u64 {
+            let mut c = common::config(9_000 + i);
+            c.bind = "[::1]:0".parse().unwrap();
+            nodes.push(Dht::bind(c).await.unwrap());
+        }
+        assert!(nodes[0].local_addr().is_ipv6());
+        let first = nodes[0].local_addr();
+        for d in &nodes[1..] {
+            d.bootstrap(&[first]).await.unwrap();
+        }
+        for d in &nodes {
+            assert!(d.bootstrap(&[first]).await.unwrap() > 0);
+        }
+        let ih = Id20([0x5a; 20]);
+        let r = nodes[3].announce(ih, Some(6881)).await.unwrap();
+        assert!(r.stored > 0, "{r:?}");
+        let got = nodes[12].get_peers(ih).await.unwrap();
+        let want = std::net::SocketAddr::new(nodes[3].local_addr().ip(), 6881);
+        assert!(got.peers.contains(&want), "{:?}", got.peers);
+        common::shutdown(&nodes).await;
+    })
+    .await
+}

@@ -216,3 +216,41 @@ fn seed_two_leechers_and_kill_restart() {
         assert!(st.success(), "exit on SIGINT: {st}\n{}", p.seen.join("\n"));
     }
 }
+
+#[test]
+fn ipv6_seed_and_download() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback here; skipped");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (torrent, src) = make(tmp.path());
+    let t = torrent.to_str().unwrap();
+    let mut seed = Proc::spawn(&[
+        "seed",
+        t,
+        "--data",
+        src.to_str().unwrap(),
+        "--listen",
+        "[::1]:0",
+        "--no-dht",
+    ]);
+    let seed_addr = seed.listen_addr();
+    assert!(seed_addr.is_ipv6(), "{seed_addr}");
+    seed.wait_line(|l| l.contains("seeding").then_some(()));
+    let out = tmp.path().join("v6");
+    let mut leech = Proc::spawn(&[
+        "download",
+        t,
+        "-o",
+        out.to_str().unwrap(),
+        "--listen",
+        "[::1]:0",
+        "--peer",
+        &seed_addr.to_string(),
+        "--no-dht",
+    ]);
+    assert!(leech.listen_addr().is_ipv6());
+    assert!(leech.wait_exit().success(), "{}", leech.seen.join("\n"));
+    same(&src, &out);
+}
