@@ -101,6 +101,8 @@ pub struct DhtNode {
     dht: Dht,
     ready: watch::Receiver<bool>,
     bootstrap: JoinHandle<()>,
+    /// Exclusive lock on the state file while this process uses it.
+    _state_lock: Option<std::fs::File>,
 }
 
 impl DhtNode {
@@ -111,7 +113,22 @@ impl DhtNode {
         if args.no_dht {
             return Ok(None);
         }
-        let state = args.state_file();
+        let mut state = args.state_file();
+        // One process per state file: a second shoal (another download next
+        // to a seed) would otherwise run the same node ID and overwrite the
+        // table. It runs with a fresh ID and no state file instead.
+        let state_lock = match state.as_deref().map(lock_state) {
+            Some(StateLock::Held(f)) => Some(f),
+            Some(StateLock::Busy) => {
+                eprintln!(
+                    "warning: the DHT state file is in use by another shoal process; \
+                     this one starts with a fresh node ID and does not save it"
+                );
+                state = None;
+                None
+            }
+            Some(StateLock::Unavailable) | None => None,
+        };
         let mut saved = 0;
         if let Some(p) = state.as_deref().filter(|p| p.exists()) {
             match shoal_dht::persist::load(p) {
@@ -142,6 +159,7 @@ impl DhtNode {
             dht,
             ready,
             bootstrap,
+            _state_lock: state_lock,
         }))
     }
 
@@ -237,6 +255,47 @@ async fn join(dht: &Dht, args: &DhtNodeArgs, saved: usize, state: Option<&Path>)
     }
 }
 
+/// What [`lock_state`] found.
+#[derive(Debug)]
+enum StateLock {
+    /// We hold the lock while the file handle lives.
+    Held(std::fs::File),
+    /// Another process holds it.
+    Busy,
+    /// No lock could be taken (read-only directory, no flock): go on without.
+    Unavailable,
+}
+
+/// Takes an exclusive advisory lock on `<state file>.lock`.
+fn lock_state(state: &Path) -> StateLock {
+    let mut name = state.as_os_str().to_owned();
+    name.push(".lock");
+    let path = PathBuf::from(name);
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path);
+    let file = match file {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::debug!(path = %path.display(), error = %e, "dht: no state lock");
+            return StateLock::Unavailable;
+        }
+    };
+    match file.try_lock() {
+        Ok(()) => StateLock::Held(file),
+        Err(std::fs::TryLockError::WouldBlock) => StateLock::Busy,
+        Err(std::fs::TryLockError::Error(e)) => {
+            tracing::debug!(path = %path.display(), error = %e, "dht: cannot lock the state file");
+            StateLock::Unavailable
+        }
+    }
+}
+
 /// Binds the DHT socket on the listen IP, on the listen port number when free.
 async fn bind(listen: SocketAddr, state_file: Option<PathBuf>) -> anyhow::Result<Dht> {
     let node = NodeConfig {
@@ -286,6 +345,19 @@ mod tests {
         let mut v = vec!["x"];
         v.extend_from_slice(args);
         Cli::parse_from(v).dht
+    }
+
+    #[test]
+    fn state_file_is_locked_by_one_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("sub").join("dht.json");
+        let first = lock_state(&state);
+        assert!(matches!(first, StateLock::Held(_)), "{first:?}");
+        // flock locks belong to the open file: a second open conflicts, as
+        // another process would.
+        assert!(matches!(lock_state(&state), StateLock::Busy));
+        drop(first);
+        assert!(matches!(lock_state(&state), StateLock::Held(_)));
     }
 
     #[test]
