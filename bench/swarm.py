@@ -163,6 +163,8 @@ def run_leecher(kind, torrent, out, work, port, timeout):
         d = os.path.join(work, "tr-leech")
         script = tr_config(d, port)
         done_file = os.path.join(d, "done")
+        if os.path.exists(done_file):  # left by the previous Transmission run
+            os.remove(done_file)
         p = Proc(["transmission-cli", "-g", os.path.join(d, "cfg"), "-w", out, "-p", str(port), "-f", script, torrent], log)
     t0 = time.time()
     hwm_kib = 0
