@@ -21,6 +21,7 @@ pub mod metadata;
 mod peer;
 pub mod pex;
 pub mod picker;
+pub mod piece_layers;
 pub mod rate;
 pub mod session;
 pub mod smartban;

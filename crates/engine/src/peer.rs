@@ -11,6 +11,7 @@ use crate::rate::TokenBucket;
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use sha1::{Digest, Sha1};
+use shoal_storage::hash_proof::FileTree;
 use shoal_storage::{DiskError, DiskHandle, WriteOutcome};
 use shoal_wire::{BlockRequest, Event, PeerConnection};
 use std::collections::VecDeque;
@@ -140,7 +141,27 @@ pub(crate) struct PeerShared {
     /// The bencoded info dictionary, served over `ut_metadata` (BEP 9) to
     /// peers that came from a magnet link.
     pub info: Bytes,
+    /// The merkle trees above the piece layers of a v2 torrent's files, by
+    /// pieces root, for answering BEP 52 hash requests (empty for v1).
+    pub hash_trees: Vec<([u8; 32], FileTree)>,
 }
+
+/// The trees [`PeerShared::hash_trees`] holds for `t` (files with a piece layer).
+pub(crate) fn hash_trees(t: &shoal_metainfo::Torrent) -> Vec<([u8; 32], FileTree)> {
+    let level = (t.piece_length() / 16384).max(1).trailing_zeros();
+    let mut out: Vec<([u8; 32], FileTree)> = Vec::new();
+    for (i, f) in t.files().iter().enumerate() {
+        if let (Some(root), Some(layer)) = (f.pieces_root, t.piece_layer(i)) {
+            if !out.iter().any(|(r, _)| *r == root) {
+                out.push((root, FileTree::from_piece_layer(layer, level)));
+            }
+        }
+    }
+    out
+}
+
+/// Bytes queued to a peer beyond which its hash requests are rejected.
+const MAX_HASH_BACKLOG: usize = 256 * 1024;
 
 /// Everything a peer task needs to run.
 pub(crate) struct PeerTask {
@@ -534,6 +555,27 @@ impl PeerTask {
                 let m = shoal_wire::MetadataMessage::data_for(&self.shared.info, piece)
                     .unwrap_or(shoal_wire::MetadataMessage::Reject { piece });
                 let _ = self.conn.send_metadata(now, &m);
+            }
+            Event::HashRequest(r) => {
+                // BEP 52: answer from the piece layers, or reject (unknown
+                // file, bad range, or too much already queued to this peer).
+                let hashes = self
+                    .shared
+                    .hash_trees
+                    .iter()
+                    .find(|(root, _)| *root == r.pieces_root)
+                    .filter(|_| self.conn.send_queue_len() < MAX_HASH_BACKLOG)
+                    .and_then(|(_, t)| {
+                        t.hashes(r.base_layer, r.index, r.length, r.proof_layers)
+                            .ok()
+                    });
+                let served = hashes.is_some();
+                tracing::debug!(peer = %self.addr, index = r.index, length = r.length,
+                    proof_layers = r.proof_layers, served, "hash request");
+                let _ = match hashes {
+                    Some(h) => self.conn.send_hashes(now, r, Bytes::from(h.concat())),
+                    None => self.conn.send_hash_reject(now, r),
+                };
             }
             _ => {}
         }

@@ -404,6 +404,7 @@ impl Session {
             down_bucket: self.down.clone(),
             digests: Arc::new(AtomicBool::new(false)),
             info: bytes::Bytes::copy_from_slice(t.info_bytes()),
+            hash_trees: crate::peer::hash_trees(&t),
         });
         let actor = TorrentActor::new(TorrentInit {
             info_hash,

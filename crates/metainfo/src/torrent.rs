@@ -386,6 +386,61 @@ impl Torrent {
         self.layers.get(file_index)?.as_deref()
     }
 
+    /// Whether file `file_index` needs a piece layer that this torrent lacks: a
+    /// file of a v2-only torrent, longer than one piece, whose layer was not in
+    /// the metainfo (as with [`Torrent::from_info_bytes`] for a magnet link).
+    /// Always false for v1 and hybrid torrents (their SHA-1 piece hashes do).
+    pub fn needs_piece_layer(&self, file_index: usize) -> bool {
+        self.version == MetaVersion::V2
+            && self
+                .files
+                .get(file_index)
+                .is_some_and(|f| f.pieces_root.is_some() && f.length > self.piece_length && !f.pad)
+            && self.piece_layer(file_index).is_none()
+    }
+
+    /// Attaches a piece layer fetched separately (BEP 52 hash requests, for a
+    /// magnet link) to file `file_index`. The layer is checked like one read
+    /// from `piece layers`: one hash per piece of the file, hashing to its
+    /// `pieces root`; on error the torrent is unchanged.
+    pub fn attach_piece_layer(
+        &mut self,
+        file_index: usize,
+        layer: Vec<[u8; 32]>,
+    ) -> Result<(), MetainfoError> {
+        let key = format!("piece layer of file {file_index}");
+        let Some(f) = self.files.get(file_index) else {
+            return Err(invalid(key, Problem::MissingLayer, 0));
+        };
+        let Some(root) = f.pieces_root.filter(|_| f.length > self.piece_length) else {
+            return Err(invalid(key, Problem::MissingLayer, 0));
+        };
+        let expected = f.length.div_ceil(self.piece_length);
+        let got = layer.len() as u64;
+        if got != expected {
+            return Err(invalid(
+                key,
+                Problem::PieceCount {
+                    got,
+                    expected,
+                    total: f.length,
+                },
+                0,
+            ));
+        }
+        let level = (self.piece_length / 16384).max(1).trailing_zeros();
+        if crate::merkle::merkle_root_with_pad(&layer, layer.len(), level) != root {
+            return Err(invalid(key, Problem::LayerMismatch, 0));
+        }
+        if self.layers.len() < self.files.len() {
+            self.layers.resize(self.files.len(), None);
+        }
+        if let Some(slot) = self.layers.get_mut(file_index) {
+            *slot = Some(layer);
+        }
+        Ok(())
+    }
+
     /// The files in torrent order, with offsets in the piece stream.
     pub fn files(&self) -> &[FileEntry] {
         &self.files
@@ -571,5 +626,57 @@ fn shift_offsets(e: MetainfoError, by: usize) -> MetainfoError {
             MetainfoError::NotCanonical(b)
         }
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod attach_tests {
+    use super::*;
+    use crate::create::{CreateOptions, Version};
+
+    /// Layers taken from a full v2 torrent attach to the same torrent made
+    /// from its bare info dict; wrong or short layers are refused.
+    #[test]
+    fn attach_piece_layer_checks_count_and_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("t");
+        std::fs::create_dir_all(&src).unwrap();
+        let big: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+        std::fs::write(src.join("big"), &big).unwrap();
+        std::fs::write(src.join("small"), b"tiny").unwrap();
+        let opts = CreateOptions {
+            piece_length: Some(16384),
+            version: Version::V2,
+            ..CreateOptions::default()
+        };
+        let full = Torrent::from_bytes(&crate::create(&src, &opts, &|_| {}).unwrap()).unwrap();
+        let mut bare = Torrent::from_info_bytes(full.info_bytes(), &Default::default()).unwrap();
+        let i = (0..full.files().len())
+            .find(|&i| full.piece_layer(i).is_some())
+            .unwrap();
+        assert!(bare.needs_piece_layer(i));
+        assert!(!full.needs_piece_layer(i));
+        let small = 1 - i;
+        assert!(!bare.needs_piece_layer(small));
+        let layer = full.piece_layer(i).unwrap().to_vec();
+        let mut wrong = layer.clone();
+        wrong[1][0] ^= 1;
+        assert!(bare.attach_piece_layer(i, wrong).is_err());
+        assert!(bare
+            .attach_piece_layer(i, layer[..layer.len() - 1].to_vec())
+            .is_err());
+        assert!(bare.attach_piece_layer(small, vec![[0; 32]]).is_err());
+        assert!(bare.needs_piece_layer(i));
+        bare.attach_piece_layer(i, layer.clone()).unwrap();
+        assert_eq!(bare.piece_layer(i), Some(layer.as_slice()));
+        assert!(!bare.needs_piece_layer(i));
+        // A hybrid from bare info bytes has its SHA-1 hashes: nothing needed.
+        let opts = CreateOptions {
+            version: Version::Hybrid,
+            ..opts
+        };
+        let hybrid = Torrent::from_bytes(&crate::create(&src, &opts, &|_| {}).unwrap()).unwrap();
+        let bare = Torrent::from_info_bytes(hybrid.info_bytes(), &Default::default()).unwrap();
+        assert!((0..bare.files().len()).all(|i| !bare.needs_piece_layer(i)));
     }
 }

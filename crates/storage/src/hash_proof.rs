@@ -9,9 +9,12 @@
 //! the first `k - 1` proof layers lie inside the requested subtree and are
 //! omitted but still counted, so a `hashes` message carries
 //! `min(proof_layers - (k - 1), height - k)` uncle hashes, lowest first.
+//! This counting is confirmed against libtorrent 2.0 both ways (interop test
+//! `interop_v2_magnet`): libtorrent asks with `proof_layers = height - 1`
+//! (its maximum) and checks our answers; it answers ours the same way.
 //!
-//! Not wired into the engine yet (that needs the peer loop to answer
-//! messages 21/22/23); the wire codec for them lives in `shoal_wire`.
+//! Used by the engine's peer task (serving) and by
+//! `shoal_engine::piece_layers` (fetching layers for v2-only magnets).
 
 use shoal_metainfo::merkle::{hash_pair, pad_hash};
 

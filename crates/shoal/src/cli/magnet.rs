@@ -6,7 +6,9 @@
 //! routers); look up peers for the info-hash repeatedly; fetch the info
 //! dictionary (BEP 9) from those peers, the magnet's `x.pe` peers and `--peer`,
 //! verified against the info-hash; then download as for a .torrent while the
-//! DHT keeps finding peers and announcing our port. Private torrents (BEP 27)
+//! DHT keeps finding peers and announcing our port; a v2-only torrent first
+//! gets its piece layers from the peers by BEP 52 hash requests
+//! ([`shoal_engine::piece_layers`]). Private torrents (BEP 27)
 //! stop using the DHT once the metadata says so; `--no-dht` never starts it.
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use shoal_engine::dht_peers::{DhtPeerFinder, DhtPeersConfig};
 use shoal_engine::metadata::{fetch_metadata, FetchProgress, MetadataFetchConfig, MetadataTarget};
+use shoal_engine::piece_layers::{fetch_piece_layers, LayerFetchConfig};
 use shoal_engine::{AddTorrentParams, FileSelection, Session, SessionConfig};
 use shoal_metainfo::{Magnet, ParseLimits, Torrent};
 use shoal_wire::MetadataHash;
@@ -261,8 +264,35 @@ async fn with_dht(
     }
     trackers_task.abort();
     let fetched = fetched.context("download: fetching metadata")?;
-    let torrent = Torrent::from_info_bytes(&fetched.info, &ParseLimits::default())
+    let mut torrent = Torrent::from_info_bytes(&fetched.info, &ParseLimits::default())
         .context("download: the metadata")?;
+    let missing = (0..torrent.files().len())
+        .filter(|&i| torrent.needs_piece_layer(i))
+        .count();
+    if missing > 0 {
+        // A v2-only torrent: its info dict has no piece layers; ask peers (BEP 52).
+        eprintln!("fetching the piece layers of {missing} files…");
+        // The peer that gave the metadata first; a private torrent (BEP 27)
+        // asks only it and the peers given by hand.
+        let others = if torrent.is_private() {
+            &explicit
+        } else {
+            &fetched.candidates
+        };
+        let mut peers = vec![fetched.from];
+        peers.extend(others.iter().filter(|a| **a != fetched.from));
+        let config = LayerFetchConfig {
+            peer_id: session.peer_id(),
+            overall_timeout: Duration::from_secs(args.magnet.metadata_timeout),
+            ..LayerFetchConfig::default()
+        };
+        tokio::select! {
+            sig = signals.recv() => bail!("download interrupted by {sig} while fetching piece layers"),
+            r = fetch_piece_layers(&mut torrent, target.info_hash, &peers, &config) => {
+                r.context("download: fetching piece layers")?;
+            }
+        }
+    }
     let torrent = Arc::new(torrent);
     eprintln!(
         "metadata: {} ({} bytes of info from {})",

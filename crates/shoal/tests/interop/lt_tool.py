@@ -21,6 +21,8 @@ Subcommands (all print one JSON object on stdout):
                                     also carry "peer_list": [{"ip", "port", "pid", "client",
                                     "source"}] (pid as text, source = libtorrent's peer_info
                                     source bits: 1 tracker, 2 dht, 4 pex, 8 lsd, 32 incoming)
+                                    TORRENT may be a magnet URI (download): the metadata
+                                    and, for v2-only magnets, the piece layers come from peers
 No network is used: sessions listen on 127.0.0.1 only, with DHT/LSD/UPnP/NAT-PMP off
 (DHT only on loopback with --dht-bootstrap).
 """
@@ -177,8 +179,11 @@ def swarm(argv, seeding):
         f.add_rule("0.0.0.0", "255.255.255.255", 1 << lt.session.global_peer_class_id)
         ses.set_peer_class_filter(f)
     report_peers = "--report-peers" in argv
-    atp = lt.add_torrent_params()
-    atp.ti = lt.torrent_info(torrent)
+    if torrent.startswith("magnet:"):
+        atp = lt.parse_magnet_uri(torrent)
+    else:
+        atp = lt.add_torrent_params()
+        atp.ti = lt.torrent_info(torrent)
     atp.save_path = save_path
     h = ses.add_torrent(atp)
     if max_up:

@@ -283,12 +283,19 @@ impl PeerConnection {
         self.send_extended(now, UT_PEX, m.encode())
     }
 
-    /// Sends a BEP 52 hash request.
+    /// Sends a BEP 52 hash request. Needs the v2 bit on both sides, or
+    /// [`crate::ConnectionConfig::v2_messages`] (libtorrent does not set the
+    /// bit for v2-only torrents, whose truncated info-hash already means v2).
     pub fn send_hash_request(&mut self, now: Instant, h: HashRequest) -> Result<(), CommandError> {
-        self.send_v2(now, Message::HashRequest(h))
+        self.connected()?;
+        if !self.common.v2() && !self.config.v2_messages {
+            return Err(CommandError::NotSupported("BitTorrent v2 (BEP 52)"));
+        }
+        self.queue(now, &Message::HashRequest(h));
+        Ok(())
     }
 
-    /// Sends BEP 52 hashes answering `request`.
+    /// Sends BEP 52 hashes answering `request` (allowed without the v2 bit).
     pub fn send_hashes(
         &mut self,
         now: Instant,
@@ -298,16 +305,15 @@ impl PeerConnection {
         self.send_v2(now, Message::Hashes { request, hashes })
     }
 
-    /// Sends a BEP 52 hash reject.
+    /// Sends a BEP 52 hash reject (allowed without the v2 bit).
     pub fn send_hash_reject(&mut self, now: Instant, h: HashRequest) -> Result<(), CommandError> {
         self.send_v2(now, Message::HashReject(h))
     }
 
+    /// Queues an answer to a peer's hash request: the peer asked, so it
+    /// speaks v2 whatever its handshake bits say.
     fn send_v2(&mut self, now: Instant, m: Message) -> Result<(), CommandError> {
         self.connected()?;
-        if !self.common.v2() {
-            return Err(CommandError::NotSupported("BitTorrent v2 (BEP 52)"));
-        }
         self.queue(now, &m);
         Ok(())
     }

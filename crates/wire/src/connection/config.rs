@@ -52,6 +52,10 @@ pub struct ConnectionConfig {
     pub max_pex_peers: usize,
     /// Recently cancelled requests whose late blocks are still delivered.
     pub max_cancelled_remembered: usize,
+    /// Allow sending BEP 52 hash requests when the peer's handshake lacks the
+    /// v2 bit (set for v2-only torrents: libtorrent sets the bit only for
+    /// hybrids). Default false.
+    pub v2_messages: bool,
 }
 
 impl Default for ConnectionConfig {
@@ -73,6 +77,7 @@ impl Default for ConnectionConfig {
             max_metadata_size: DEFAULT_MAX_METADATA_SIZE,
             max_pex_peers: MAX_PEX_PEERS,
             max_cancelled_remembered: 64,
+            v2_messages: false,
         }
     }
 }

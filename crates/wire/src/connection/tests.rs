@@ -798,3 +798,44 @@ mod props {
         }
     }
 }
+
+/// Hash requests need the v2 bit on both sides or `v2_messages` (libtorrent
+/// leaves the bit clear for v2-only torrents); answers to a peer's request
+/// are always allowed.
+#[test]
+fn hash_messages_without_the_v2_bit() {
+    use crate::message::HashRequest;
+    let h = HashRequest {
+        pieces_root: [3; 32],
+        base_layer: 2,
+        index: 0,
+        length: 4,
+        proof_layers: 1,
+    };
+    let (mut a, now) = scripted(ConnectionConfig::default(), Some(PIECES));
+    assert!(matches!(
+        a.send_hash_request(now, h),
+        Err(CommandError::NotSupported(_))
+    ));
+    a.send_hash_reject(now, h).unwrap();
+    a.send_hashes(now, h, Bytes::from(vec![7u8; 5 * 32]))
+        .unwrap();
+    let sent = sent_messages(&mut a, 0);
+    assert_eq!(
+        sent,
+        vec![
+            Message::HashReject(h),
+            Message::Hashes {
+                request: h,
+                hashes: Bytes::from(vec![7u8; 5 * 32])
+            }
+        ]
+    );
+    let cfg = ConnectionConfig {
+        v2_messages: true,
+        ..ConnectionConfig::default()
+    };
+    let (mut b, now) = scripted(cfg, Some(PIECES));
+    b.send_hash_request(now, h).unwrap();
+    assert_eq!(sent_messages(&mut b, 0), vec![Message::HashRequest(h)]);
+}
