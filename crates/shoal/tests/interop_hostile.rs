@@ -74,20 +74,14 @@ fn setup(
 }
 
 fn slow_lt_seeder(torrent: &Path, parent: &Path, logs: &Path, rate: &str) -> (Proc, u16) {
-    let (p, port) = lt_swarm(
-        "seed",
+    let (p, port) = lt_seeding(
         "lt-seed",
         torrent,
         parent,
         &["--max-upload", rate, "--timeout", "200"],
         logs,
+        LIMIT,
     );
-    wait_for("libtorrent to seed", LIMIT, || {
-        json_lines(&p)
-            .iter()
-            .find(|v| v["seeding"] == true)
-            .map(|_| ())
-    });
     (p, port)
 }
 

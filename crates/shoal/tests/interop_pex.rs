@@ -56,20 +56,14 @@ fn has_peer_id_prefix(p: &Proc, prefix: &str) -> bool {
 }
 
 fn start_seed(tmp: &Path, torrent: &Path, parent: &Path) -> (Proc, u16) {
-    let (seed, port) = lt_swarm(
-        "seed",
+    let (seed, port) = lt_seeding(
         "lt-seed",
         torrent,
         parent,
         &["--timeout", "150", "--report-peers"],
         tmp,
+        LIMIT,
     );
-    wait_for("libtorrent to seed", LIMIT, || {
-        json_lines(&seed)
-            .iter()
-            .find(|v| v["seeding"] == true)
-            .map(|_| ())
-    });
     (seed, port)
 }
 

@@ -118,20 +118,14 @@ fn shoal_leeches_64mib_from_libtorrent_via_opentracker() {
     let tracker = format!("http://127.0.0.1:{port}/announce");
     let (parent, data, torrent, hash) = torrent_for(tmp.path(), "payload", 64, &tracker, "--v1");
     let _ot = OpenTracker::start(port, &[&hash]);
-    let (seeder, _) = lt_swarm(
-        "seed",
+    let (seeder, _) = lt_seeding(
         "lt-seed",
         &torrent,
         &parent,
         &["--timeout", "300"],
         tmp.path(),
+        LIMIT,
     );
-    wait_for("libtorrent to seed", LIMIT, || {
-        json_lines(&seeder)
-            .iter()
-            .find(|v| v["seeding"] == true)
-            .map(|_| ())
-    });
     let out = tmp.path().join("out");
     let mut leech = Proc::spawn(
         "shoal-download",
@@ -177,21 +171,12 @@ fn libtorrent_aria2_and_transmission_leech_64mib_from_shoal() {
     );
     std::thread::sleep(Duration::from_millis(500));
 
-    let mut seeder = Proc::spawn(
-        "shoal-seed",
-        &mut shoal_cmd(&[
-            "seed",
-            torrent.to_str().unwrap(),
-            "--data",
-            parent.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--peer",
-            &format!("127.0.0.1:{tr_port}"),
-        ]),
+    let (mut seeder, _) = shoal_seeding(
+        &torrent,
+        &parent,
+        &["--peer", &format!("127.0.0.1:{tr_port}")],
         tmp.path(),
     );
-    shoal_listen_port(&mut seeder);
 
     let lt_out = tmp.path().join("lt");
     let (mut lt, _) = lt_swarm(
@@ -268,20 +253,14 @@ fn killed_at_half_then_restarted_completes_without_refetching_verified_pieces() 
     let tracker = format!("http://127.0.0.1:{port}/announce");
     let (parent, data, torrent, hash) = torrent_for(tmp.path(), "payload", 64, &tracker, "--v1");
     let _ot = OpenTracker::start(port, &[&hash]);
-    let (seeder, _) = lt_swarm(
-        "seed",
+    let (seeder, _) = lt_seeding(
         "lt-seed",
         &torrent,
         &parent,
         &["--timeout", "300", "--max-upload", "8000000"],
         tmp.path(),
+        LIMIT,
     );
-    wait_for("libtorrent to seed", LIMIT, || {
-        json_lines(&seeder)
-            .iter()
-            .find(|v| v["seeding"] == true)
-            .map(|_| ())
-    });
     let out = tmp.path().join("out");
     let args = [
         "download",
@@ -348,21 +327,12 @@ fn mixed_swarm_shoal_seeder_with_shoal_libtorrent_and_aria2_leechers() {
     let (parent, data, torrent, hash) = torrent_for(tmp.path(), "payload", 24, &tracker, "--v1");
     let _ot = OpenTracker::start(port, &[&hash]);
     // A slow seeder (3 MB/s): three leechers finish in time only by trading pieces.
-    let mut seeder = Proc::spawn(
-        "shoal-seed",
-        &mut shoal_cmd(&[
-            "seed",
-            torrent.to_str().unwrap(),
-            "--data",
-            parent.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--max-upload-rate",
-            "3000000",
-        ]),
+    let (mut seeder, _) = shoal_seeding(
+        &torrent,
+        &parent,
+        &["--max-upload-rate", "3000000"],
         tmp.path(),
     );
-    shoal_listen_port(&mut seeder);
 
     let shoal_out = tmp.path().join("shoal-leech");
     let mut shoal_leech = Proc::spawn(

@@ -148,20 +148,7 @@ fn libtorrent_downloads_v2_torrent_from_shoal_seed_via_tracker() {
     let (parent, data, torrent, hash) = shoal_v2_torrent(tmp.path(), "v2seed", &tracker);
     let _ot = OpenTracker::start(port, &[&hash]);
     // `shoal seed` fully checks the data (merkle roots) before seeding.
-    let mut seeder = Proc::spawn(
-        "shoal-seed",
-        &mut shoal_cmd(&[
-            "seed",
-            torrent.to_str().unwrap(),
-            "--data",
-            parent.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--no-dht",
-        ]),
-        tmp.path(),
-    );
-    shoal_listen_port(&mut seeder);
+    let (mut seeder, _) = shoal_seeding(&torrent, &parent, &["--no-dht"], tmp.path());
     let lt_out = tmp.path().join("lt");
     let (mut lt, _) = lt_swarm(
         "download",

@@ -65,20 +65,14 @@ fn shoal_downloads_v2_only_magnet_from_libtorrent() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let (parent, data, torrent, v2) = v2_torrent(tmp.path(), "v2mag");
-    let (mut seeder, port) = lt_swarm(
-        "seed",
+    let (mut seeder, port) = lt_seeding(
         "lt-seed",
         &torrent,
         &parent,
         &["--timeout", "150"],
         tmp.path(),
+        LIMIT,
     );
-    wait_for("libtorrent to seed", LIMIT, || {
-        json_lines(&seeder)
-            .iter()
-            .find(|v| v["seeding"] == true)
-            .map(|_| ())
-    });
     let out = tmp.path().join("out");
     let magnet = format!("magnet:?xt=urn:btmh:1220{v2}&dn=v2mag&x.pe=127.0.0.1:{port}");
     let mut cmd = Command::new(shoal_bin());

@@ -362,6 +362,41 @@ pub fn lt_swarm(
     (p, port)
 }
 
+/// Starts a libtorrent seeder of `torrent` (data under `save`) and waits, up
+/// to `limit`, until it reports seeding; returns it with its listen port.
+pub fn lt_seeding(
+    name: &str,
+    torrent: &Path,
+    save: &Path,
+    extra: &[&str],
+    logs: &Path,
+    limit: Duration,
+) -> (Proc, u16) {
+    let (p, port) = lt_swarm("seed", name, torrent, save, extra, logs);
+    wait_for("libtorrent to seed", limit, || {
+        json_lines(&p)
+            .iter()
+            .find(|v| v["seeding"] == true)
+            .map(|_| ())
+    });
+    (p, port)
+}
+
+/// Starts `shoal seed TORRENT --data PARENT --listen 127.0.0.1:0 EXTRA...` and
+/// waits until it listens; returns it with its port.
+pub fn shoal_seeding(torrent: &Path, parent: &Path, extra: &[&str], logs: &Path) -> (Proc, u16) {
+    let mut cmd = Command::new(shoal_bin());
+    cmd.arg("seed")
+        .arg(torrent)
+        .arg("--data")
+        .arg(parent)
+        .args(["--listen", "127.0.0.1:0"])
+        .args(extra);
+    let mut p = Proc::spawn("shoal-seed", &mut cmd, logs);
+    let port = shoal_listen_port(&mut p);
+    (p, port)
+}
+
 /// Waits until shoal printed `listening on ADDR` on stderr; returns the port.
 pub fn shoal_listen_port(p: &mut Proc) -> u16 {
     wait_for("shoal to listen", Duration::from_secs(60), || {
