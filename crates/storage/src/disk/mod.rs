@@ -34,7 +34,7 @@
 //! verified are ignored ([`WriteOutcome::Ignored`]), so a late endgame
 //! duplicate can never overwrite verified data.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -44,9 +44,12 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use crate::error::StorageError;
 use crate::store::Storage;
 
-/// Hashed blocks are written to disk in runs of at most this many bytes (one
-/// `pwritev` per run instead of one `pwrite` per block).
-const WRITE_RUN: u64 = 256 << 10;
+mod partial;
+mod reply;
+
+use partial::{hash_and_write, Block, Partial};
+pub use reply::PendingBatch;
+use reply::{BatchReply, BatchState, Reply};
 
 /// Configuration of the disk actor.
 #[derive(Debug, Clone, Copy)]
@@ -138,157 +141,6 @@ impl PendingWrite {
     /// completes a piece: until the piece was hashed and written).
     pub async fn outcome(self) -> Result<WriteOutcome, DiskError> {
         self.0.await.map_err(|_| DiskError::Closed)?
-    }
-}
-
-/// Where the outcome of one queued block goes: its own oneshot
-/// ([`DiskHandle::queue_block`]) or its slot in a batch
-/// ([`DiskHandle::queue_blocks`]), whose reply is sent when every block of
-/// the batch has an outcome.
-enum Reply {
-    One(oneshot::Sender<Result<WriteOutcome, DiskError>>),
-    Batch(Arc<BatchReply>, usize),
-}
-
-/// Outcomes of a batch, sent together once all are known.
-struct BatchReply {
-    state: std::sync::Mutex<BatchState>,
-}
-
-struct BatchState {
-    outcomes: Vec<Option<Result<WriteOutcome, DiskError>>>,
-    missing: usize,
-    tx: Option<oneshot::Sender<Vec<Result<WriteOutcome, DiskError>>>>,
-}
-
-impl Reply {
-    /// Delivers `r`; the result says nothing (a gone receiver is fine).
-    fn send(self, r: Result<WriteOutcome, DiskError>) -> Result<(), ()> {
-        match self {
-            Reply::One(tx) => tx.send(r).map_err(|_| ()),
-            Reply::Batch(b, i) => {
-                let mut st = b.state.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(slot) = st.outcomes.get_mut(i) {
-                    if slot.is_none() {
-                        *slot = Some(r);
-                        st.missing = st.missing.saturating_sub(1);
-                    }
-                }
-                if st.missing == 0 {
-                    if let Some(tx) = st.tx.take() {
-                        let all = std::mem::take(&mut st.outcomes)
-                            .into_iter()
-                            .map(|o| o.unwrap_or(Err(DiskError::Closed)))
-                            .collect();
-                        return tx.send(all).map_err(|_| ());
-                    }
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-/// The outcomes of a batch handed over by [`DiskHandle::queue_blocks`].
-#[derive(Debug)]
-#[must_use = "the outcomes tell whether blocks completed pieces"]
-pub struct PendingBatch(oneshot::Receiver<Vec<Result<WriteOutcome, DiskError>>>);
-
-impl PendingBatch {
-    /// Waits until the actor has processed every block of the batch; one
-    /// outcome per block, in batch order.
-    pub async fn outcomes(self) -> Result<Vec<Result<WriteOutcome, DiskError>>, DiskError> {
-        self.0.await.map_err(|_| DiskError::Closed)
-    }
-}
-
-struct Block {
-    len: u64,
-    /// `None` once flushed to disk.
-    data: Option<(Bytes, OwnedSemaphorePermit)>,
-}
-
-/// A piece with some but not all blocks received.
-#[derive(Default)]
-struct Partial {
-    /// Received blocks at or after `hashed`, by offset.
-    blocks: BTreeMap<u64, Block>,
-    /// Bytes received (the hashed prefix included).
-    received: u64,
-    /// Running SHA-1 of `[0, hashed)`; `None` for pieces hashed whole (v2).
-    hasher: Option<Sha1>,
-    /// End of the prefix that is hashed (and written, or in `run`).
-    hashed: u64,
-    /// Hashed blocks not written yet, contiguous, ending at `hashed`.
-    run: Vec<(Bytes, OwnedSemaphorePermit)>,
-    /// Bytes in `run`.
-    run_len: u64,
-    /// Some block was written to disk before it was hashed.
-    flushed: bool,
-    /// A flushed block could not be read back: the piece must fail.
-    unreadable: bool,
-    /// Arrival order of the first block, for flushing oldest first.
-    born: u64,
-}
-
-impl Partial {
-    /// Writes the hashed run to disk, releasing its memory.
-    fn write_run(&mut self, storage: &Storage, piece: u32) -> Result<(), StorageError> {
-        if self.run.is_empty() {
-            return Ok(());
-        }
-        let bufs: Vec<&[u8]> = self.run.iter().map(|(d, _)| &d[..]).collect();
-        storage.write_vectored(piece, self.hashed - self.run_len, &bufs)?;
-        self.run.clear();
-        self.run_len = 0;
-        Ok(())
-    }
-
-    /// Hashes every block that extends the hashed prefix (reading flushed
-    /// ones back), writing runs of [`WRITE_RUN`] bytes as they fill up.
-    fn advance(&mut self, storage: &Storage, piece: u32) -> Result<(), StorageError> {
-        let Some(mut h) = self.hasher.take() else {
-            return Ok(());
-        };
-        let r = self.advance_with(&mut h, storage, piece);
-        self.hasher = Some(h);
-        r
-    }
-
-    fn advance_with(
-        &mut self,
-        h: &mut Sha1,
-        storage: &Storage,
-        piece: u32,
-    ) -> Result<(), StorageError> {
-        while let Some(entry) = self.blocks.first_entry() {
-            if *entry.key() != self.hashed {
-                break;
-            }
-            let b = entry.remove();
-            match b.data {
-                Some((data, permit)) => {
-                    h.update(&data);
-                    self.run.push((data, permit));
-                    self.run_len += b.len;
-                    self.hashed += b.len;
-                    if self.run_len >= WRITE_RUN {
-                        self.write_run(storage, piece)?;
-                    }
-                }
-                None => {
-                    // Flushed earlier: on disk already, hash it from there.
-                    self.write_run(storage, piece)?;
-                    let mut buf = vec![0u8; b.len as usize];
-                    if !storage.read_into(piece, self.hashed, &mut buf)? {
-                        self.unreadable = true;
-                    }
-                    h.update(&buf);
-                    self.hashed += b.len;
-                }
-            }
-        }
-        Ok(())
     }
 }
 
@@ -875,35 +727,4 @@ impl Actor {
         }
         Ok(())
     }
-}
-
-/// Hashes a complete piece (from memory, or read back if parts of it were
-/// flushed) and writes it when it matches.
-fn hash_and_write(storage: &Storage, piece: u32, p: Partial) -> Result<WriteOutcome, DiskError> {
-    if !p.flushed {
-        // Not flushed: every block is in memory and, the piece being
-        // complete, they are contiguous from offset 0.
-        let bufs: Vec<&[u8]> = p
-            .blocks
-            .values()
-            .filter_map(|b| b.data.as_ref().map(|(d, _)| &d[..]))
-            .collect();
-        if !storage.verify_data(piece, &bufs) {
-            return Ok(WriteOutcome::PieceFailed(piece));
-        }
-        storage.write_vectored(piece, 0, &bufs)?;
-        return Ok(WriteOutcome::PieceVerified(piece));
-    }
-    // Some blocks are on disk already: write the rest, then hash from disk.
-    for (&off, b) in &p.blocks {
-        if let Some((d, _)) = &b.data {
-            storage.write(piece, off, d)?;
-        }
-    }
-    drop(p);
-    Ok(if storage.verify_on_disk(piece)? {
-        WriteOutcome::PieceVerified(piece)
-    } else {
-        WriteOutcome::PieceFailed(piece)
-    })
 }
