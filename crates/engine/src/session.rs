@@ -54,6 +54,10 @@ pub struct SessionConfig {
     /// allows no less against real clients, tests shorten it). Incoming
     /// messages are honoured at most every 3/4 of it.
     pub pex_interval: Duration,
+    /// Write downloaded data with `O_DIRECT` where the filesystem allows it,
+    /// bypassing the page cache (see `shoal_storage::StorageOptions`).
+    /// Default `true`; `false` writes everything through the page cache.
+    pub direct_io: bool,
 }
 
 impl Default for SessionConfig {
@@ -67,6 +71,7 @@ impl Default for SessionConfig {
             write_budget: 4 << 20,
             seed: None,
             pex_interval: Duration::from_secs(60),
+            direct_io: true,
         }
     }
 }
@@ -289,6 +294,7 @@ impl Session {
         let piece_length = u32::try_from(t.piece_length()).map_err(|_| AddTorrentError::V2Only)?;
         let opts = StorageOptions {
             name: t.info_hashes().primary().to_hex(),
+            direct_io: self.config.direct_io,
             ..StorageOptions::default()
         };
         let storage = Arc::new(Storage::open(layout, params.save_path.clone(), opts)?);

@@ -40,7 +40,20 @@ pub(crate) struct Target<'a> {
 struct Entry {
     file: Arc<File>,
     writable: bool,
+    /// The same file opened again with `O_DIRECT` for aligned writes.
+    direct: Direct,
     last_use: u64,
+}
+
+/// Whether an entry has an `O_DIRECT` handle.
+#[derive(Clone)]
+enum Direct {
+    /// Not asked for yet.
+    Untried,
+    Open(Arc<File>),
+    /// The filesystem refused `O_DIRECT` (or an aligned write failed with
+    /// `EINVAL`): buffered writes only for this file.
+    Unavailable,
 }
 
 #[derive(Default)]
@@ -198,6 +211,40 @@ impl FileCache {
         }
     }
 
+    /// An `O_DIRECT` handle on a file already opened by
+    /// [`FileCache::get_write`] under `key`; `None` when the filesystem does
+    /// not support it (then the caller writes through the page cache).
+    ///
+    /// The handle is a reopening of the cached descriptor through
+    /// `/proc/self/fd`, so the path is not resolved again.
+    pub(crate) fn get_direct(&self, key: usize) -> Option<Arc<File>> {
+        let fd = {
+            let lru = self.lock();
+            let e = lru.map.get(&key)?;
+            match &e.direct {
+                Direct::Open(f) => return Some(f.clone()),
+                Direct::Unavailable => return None,
+                Direct::Untried if !e.writable => return None,
+                Direct::Untried => e.file.clone(),
+            }
+        };
+        let direct = crate::direct::reopen_direct(&fd).ok().map(Arc::new);
+        let mut lru = self.lock();
+        let e = lru.map.get_mut(&key)?;
+        e.direct = match &direct {
+            Some(f) => Direct::Open(f.clone()),
+            None => Direct::Unavailable,
+        };
+        direct
+    }
+
+    /// Stops using `O_DIRECT` for `key` (an aligned write was refused).
+    pub(crate) fn disable_direct(&self, key: usize) {
+        if let Some(e) = self.lock().map.get_mut(&key) {
+            e.direct = Direct::Unavailable;
+        }
+    }
+
     fn cached(&self, key: usize, write: bool) -> Option<Arc<File>> {
         let mut lru = self.lock();
         lru.tick += 1;
@@ -231,6 +278,7 @@ impl FileCache {
             Entry {
                 file: file.clone(),
                 writable,
+                direct: Direct::Untried,
                 last_use: tick,
             },
         );

@@ -22,6 +22,7 @@
 #![deny(missing_docs)]
 
 pub mod check;
+mod direct;
 pub mod disk;
 pub mod error;
 pub mod files;
@@ -30,6 +31,7 @@ pub mod hash_proof;
 pub mod layout;
 pub mod resume;
 pub mod store;
+mod writer;
 
 pub use check::CheckProgress;
 pub use disk::{Disk, DiskConfig, DiskError, DiskHandle, DiskStats, PendingWrite, WriteOutcome};
@@ -43,5 +45,7 @@ pub use store::{Storage, StorageOptions};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_direct;
 #[cfg(test)]
 mod tests_v2;

@@ -19,8 +19,12 @@
 //! boundary bytes are copied to the parts file (the file itself is kept).
 //! Interior pieces of an unwanted file are never requested by the picker.
 
+use std::io::IoSlice;
 use std::path::{Path, PathBuf};
-use std::sync::{RwLock, RwLockReadGuard};
+use std::sync::{Mutex, RwLock, RwLockReadGuard};
+
+use crate::direct::{AlignedBuf, Gather, ALIGN};
+use crate::writer::{Job, Report, Writer, SLOW_JOBS_TO_GIVE_UP};
 
 use crate::error::{IoOp, LayoutError, StorageError};
 use crate::files::{safe_join, Allocation, FileCache, Target};
@@ -37,6 +41,10 @@ pub struct StorageOptions {
     pub state_dir: Option<PathBuf>,
     /// Base name of the resume and parts files, normally the hex info-hash.
     pub name: String,
+    /// Write aligned runs of downloaded data with `O_DIRECT`, bypassing the
+    /// page cache (see [`crate::direct`]); where the filesystem or the
+    /// alignment does not allow it, writes are buffered. Default `true`.
+    pub direct_io: bool,
 }
 
 impl Default for StorageOptions {
@@ -46,6 +54,7 @@ impl Default for StorageOptions {
             allocation: Allocation::Sparse,
             state_dir: None,
             name: "torrent".to_owned(),
+            direct_io: true,
         }
     }
 }
@@ -61,6 +70,11 @@ pub struct Storage {
     parts_path: PathBuf,
     files: FileCache,
     wanted: RwLock<Vec<bool>>,
+    direct_io: bool,
+    /// The thread that writes direct chunks, started on first use.
+    writer: Mutex<Option<Writer>>,
+    /// Bytes handed to the direct writer so far.
+    direct_bytes: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Storage {
@@ -107,6 +121,9 @@ impl Storage {
             paths,
             parts_path,
             wanted: RwLock::new(wanted),
+            direct_io: opts.direct_io,
+            writer: Mutex::new(None),
+            direct_bytes: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -164,6 +181,8 @@ impl Storage {
         // Held for the whole move so no concurrent write lands on the side
         // being emptied.
         let mut wanted = self.wanted.write().unwrap_or_else(|e| e.into_inner());
+        // Boundary bytes may be in queued writes: let them land first.
+        self.wait(Report::Nothing)?;
         let was = *wanted
             .get(i)
             .ok_or(LayoutError::NoSuchFile { index: i, count })?;
@@ -316,40 +335,159 @@ impl Storage {
         offset: u64,
         bufs: &[&[u8]],
     ) -> Result<(), StorageError> {
+        self.write_vectored_behind(piece, offset, bufs)?;
+        self.wait_written(piece)
+    }
+
+    /// [`Storage::write_vectored`] that may return before the aligned parts
+    /// are on disk: they are copied and queued to the direct writer (see
+    /// [`crate::direct`]). Call [`Storage::wait_written`] for `piece` before
+    /// reading this range back or reporting the piece complete; a failed
+    /// queued write is reported there.
+    pub fn write_vectored_behind(
+        &self,
+        piece: u32,
+        offset: u64,
+        bufs: &[&[u8]],
+    ) -> Result<(), StorageError> {
         let total: u64 = bufs.iter().map(|b| b.len() as u64).sum();
         let spans = self.map.block_spans(piece, offset, total)?;
         let wanted = self.wanted();
-        let mut slices = Vec::with_capacity(bufs.len() + 2);
         for s in spans {
             if s.pad {
                 continue;
             }
-            // Gather the parts of `bufs` that fall inside this span.
-            slices.clear();
-            let (lo, hi) = (s.buf_offset, s.buf_offset + s.len);
-            let mut pos = 0u64;
-            for b in bufs {
-                let (blo, bhi) = (pos, pos + b.len() as u64);
-                pos = bhi;
-                if bhi <= lo || blo >= hi {
-                    continue;
-                }
-                let from = (lo.max(blo) - blo) as usize;
-                let to = (hi.min(bhi) - blo) as usize;
-                if let Some(part) = b.get(from..to) {
-                    slices.push(std::io::IoSlice::new(part));
-                }
-            }
-            let (target, at) = if wanted.get(s.file).copied().unwrap_or(false) {
+            let parts = sub_parts(bufs, s.buf_offset as usize, (s.buf_offset + s.len) as usize);
+            let file_wanted = wanted.get(s.file).copied().unwrap_or(false);
+            let (target, at) = if file_wanted {
                 (self.target(s.file), s.file_offset)
             } else {
                 (self.parts_target(), self.abs_offset(&s))
             };
             let f = self.files.get_write(&target)?;
-            crate::files::write_all_vectored_at(&f, &mut slices, at)
-                .map_err(|e| StorageError::io(IoOp::Write, target.path, at, e))?;
+            let len = s.len as usize;
+            // The whole pages inside the span may go direct; the partial
+            // pages at either end are written through the page cache.
+            let head = ((ALIGN as u64 - at % ALIGN as u64) % ALIGN as u64) as usize;
+            let middle = len.saturating_sub(head) & !(ALIGN - 1);
+            let direct = if file_wanted && middle > 0 {
+                let mid = sub_parts(&parts, head, head + middle);
+                self.write_direct(&target, piece, &mid, at + head as u64)?
+            } else {
+                0
+            };
+            let buffered = |lo: usize, hi: usize| -> Result<(), StorageError> {
+                if lo >= hi {
+                    return Ok(());
+                }
+                let mut slices: Vec<IoSlice<'_>> = sub_parts(&parts, lo, hi)
+                    .into_iter()
+                    .map(IoSlice::new)
+                    .collect();
+                let at = at + lo as u64;
+                crate::files::write_all_vectored_at(&f, &mut slices, at)
+                    .map_err(|e| StorageError::io(IoOp::Write, target.path, at, e))
+            };
+            if direct == 0 {
+                buffered(0, len)?;
+            } else {
+                buffered(0, head)?;
+                buffered(head + direct, len)?;
+            }
         }
         Ok(())
+    }
+
+    /// Queues the aligned prefix of `parts` (to be written at `at`) to the
+    /// direct writer when enabled and possible; returns its length (0: the
+    /// caller writes it all buffered).
+    fn write_direct(
+        &self,
+        t: &Target<'_>,
+        piece: u32,
+        parts: &[&[u8]],
+        at: u64,
+    ) -> Result<usize, StorageError> {
+        let total: usize = parts.iter().map(|s| s.len()).sum();
+        let direct_len = total & !(ALIGN - 1);
+        if !self.direct_io || !at.is_multiple_of(ALIGN as u64) || direct_len == 0 {
+            return Ok(0);
+        }
+        let Some(direct) = self.files.get_direct(t.key) else {
+            return Ok(0);
+        };
+        let buffered = self.files.get_write(t)?;
+        let mut guard = self.writer();
+        if guard.is_none() {
+            match Writer::spawn() {
+                Ok(w) => *guard = Some(w),
+                Err(_) => return Ok(0),
+            }
+        }
+        let Some(w) = guard.as_mut() else {
+            return Ok(0);
+        };
+        if w.slow_jobs() >= SLOW_JOBS_TO_GIVE_UP {
+            return Ok(0);
+        }
+        let mut gather = Gather::new(parts);
+        let mut done = 0usize;
+        while done < direct_len {
+            let n = (direct_len - done).min(AlignedBuf::LEN);
+            let mut buf = w.buffer();
+            gather.fill(buf.get_mut().get_mut(..n).unwrap_or_default());
+            w.submit(Job {
+                direct: direct.clone(),
+                buffered: buffered.clone(),
+                key: t.key,
+                path: t.path.to_path_buf(),
+                buf,
+                len: n,
+                offset: at + done as u64,
+                piece,
+            });
+            done += n;
+        }
+        self.direct_bytes
+            .fetch_add(done as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(done)
+    }
+
+    fn writer(&self) -> std::sync::MutexGuard<'_, Option<Writer>> {
+        // The writer's own state is behind its own lock; poisoning here
+        // cannot leave it inconsistent.
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Bytes written with `O_DIRECT` so far (queued ones included): 0 when
+    /// the option is off, the filesystem refuses it or nothing was aligned.
+    pub fn direct_bytes_written(&self) -> u64 {
+        self.direct_bytes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Waits until every write queued by [`Storage::write_vectored_behind`]
+    /// is done; fails with the first failed write of `piece`.
+    pub fn wait_written(&self, piece: u32) -> Result<(), StorageError> {
+        self.wait(Report::Piece(piece))
+    }
+
+    /// Waits for every queued write; fails with the first failed one.
+    pub fn wait_all_written(&self) -> Result<(), StorageError> {
+        self.wait(Report::All)
+    }
+
+    fn wait(&self, report: Report) -> Result<(), StorageError> {
+        let guard = self.writer();
+        let Some(w) = guard.as_ref() else {
+            return Ok(());
+        };
+        let (refused, err) = w.wait(report);
+        drop(guard);
+        for key in refused {
+            tracing::debug!(file = key, "O_DIRECT write refused; buffered from now on");
+            self.files.disable_direct(key);
+        }
+        err.map_or(Ok(()), Err)
     }
 
     /// Fills `buf` with the bytes at `offset` inside `piece`. Returns
@@ -454,6 +592,7 @@ impl Storage {
     /// Flushes every file of the torrent (and the parts file) that exists to
     /// stable storage.
     pub fn sync_all(&self) -> Result<(), StorageError> {
+        self.wait(Report::Nothing)?;
         let n = self.map.file_count();
         for i in 0..n {
             if self.file_path(i).is_some() {
@@ -470,4 +609,21 @@ impl Storage {
         }
         Ok(())
     }
+}
+
+/// The bytes `[lo, hi)` of the concatenation of `bufs`, as sub-slices.
+fn sub_parts<'a>(bufs: &[&'a [u8]], lo: usize, hi: usize) -> Vec<&'a [u8]> {
+    let mut out = Vec::with_capacity(bufs.len());
+    let mut pos = 0usize;
+    for b in bufs {
+        let (blo, bhi) = (pos, pos + b.len());
+        pos = bhi;
+        if bhi <= lo || blo >= hi {
+            continue;
+        }
+        if let Some(part) = b.get(lo.max(blo) - blo..hi.min(bhi) - blo) {
+            out.push(part);
+        }
+    }
+    out
 }

@@ -59,6 +59,10 @@ pub struct DownloadArgs {
     /// Session-wide download limit in bytes per second.
     #[arg(long, value_name = "BYTES/S")]
     pub max_download_rate: Option<u64>,
+    /// Write through the page cache instead of with O_DIRECT (which shoal
+    /// uses for aligned runs of downloaded data where the filesystem allows).
+    #[arg(long)]
+    pub buffered_writes: bool,
     /// Options for magnet links (metadata timeout).
     #[command(flatten)]
     pub magnet: super::magnet::MagnetArgs,
@@ -105,6 +109,7 @@ async fn download(args: DownloadArgs, torrent: Arc<Torrent>) -> anyhow::Result<(
         listen: args.listen,
         max_upload_rate: args.max_upload_rate,
         max_download_rate: args.max_download_rate,
+        direct_io: !args.buffered_writes,
         ..SessionConfig::default()
     })
     .await

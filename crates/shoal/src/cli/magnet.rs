@@ -173,6 +173,7 @@ async fn download(
         listen: args.listen,
         max_upload_rate: args.max_upload_rate,
         max_download_rate: args.max_download_rate,
+        direct_io: !args.buffered_writes,
         ..SessionConfig::default()
     })
     .await

@@ -656,7 +656,12 @@ impl Actor {
         let Some(mut done) = self.partial.remove(&piece) else {
             return;
         };
-        if let Err(e) = done.write_run(&self.storage, piece) {
+        // Every run of the piece on disk (or its write error) before the
+        // outcome: a verified piece may be read back for upload at once.
+        let written = done
+            .write_run(&self.storage, piece)
+            .and_then(|()| self.storage.wait_written(piece));
+        if let Err(e) = written {
             let _ = reply.send(Err(e.into()));
             return;
         }
@@ -725,6 +730,6 @@ impl Actor {
         for p in pieces {
             self.flush_piece(p)?;
         }
-        Ok(())
+        Ok(self.storage.wait_all_written()?)
     }
 }

@@ -46,13 +46,14 @@ pub(super) struct Partial {
 }
 
 impl Partial {
-    /// Writes the hashed run to disk, releasing its memory.
+    /// Writes the hashed run to disk (its aligned part possibly still in
+    /// flight: see [`Storage::wait_written`]), releasing its memory.
     pub(super) fn write_run(&mut self, storage: &Storage, piece: u32) -> Result<(), StorageError> {
         if self.run.is_empty() {
             return Ok(());
         }
         let bufs: Vec<&[u8]> = self.run.iter().map(|(d, _)| &d[..]).collect();
-        storage.write_vectored(piece, self.hashed - self.run_len, &bufs)?;
+        storage.write_vectored_behind(piece, self.hashed - self.run_len, &bufs)?;
         self.run.clear();
         self.run_len = 0;
         Ok(())
