@@ -23,8 +23,8 @@ use std::io::IoSlice;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock, RwLockReadGuard};
 
-use crate::direct::{AlignedBuf, Gather, ALIGN};
-use crate::writer::{Job, Report, Writer, SLOW_JOBS_TO_GIVE_UP};
+use crate::direct::{Gather, ALIGN};
+use crate::writer::{Dest, Report, Writer, SLOW_JOBS_TO_GIVE_UP};
 
 use crate::error::{IoOp, LayoutError, StorageError};
 use crate::files::{safe_join, Allocation, FileCache, Target};
@@ -427,30 +427,23 @@ impl Storage {
         let Some(w) = guard.as_mut() else {
             return Ok(0);
         };
+        for key in w.take_refused() {
+            tracing::debug!(file = key, "O_DIRECT write refused; buffered from now on");
+            self.files.disable_direct(key);
+        }
         if w.slow_jobs() >= SLOW_JOBS_TO_GIVE_UP {
             return Ok(0);
         }
-        let mut gather = Gather::new(parts);
-        let mut done = 0usize;
-        while done < direct_len {
-            let n = (direct_len - done).min(AlignedBuf::LEN);
-            let mut buf = w.buffer();
-            gather.fill(buf.get_mut().get_mut(..n).unwrap_or_default());
-            w.submit(Job {
-                direct: direct.clone(),
-                buffered: buffered.clone(),
-                key: t.key,
-                path: t.path.to_path_buf(),
-                buf,
-                len: n,
-                offset: at + done as u64,
-                piece,
-            });
-            done += n;
-        }
+        let dest = Dest {
+            direct,
+            buffered,
+            key: t.key,
+            path: t.path.to_path_buf(),
+        };
+        w.append(&dest, piece, at, &mut Gather::new(parts), direct_len);
         self.direct_bytes
-            .fetch_add(done as u64, std::sync::atomic::Ordering::Relaxed);
-        Ok(done)
+            .fetch_add(direct_len as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(direct_len)
     }
 
     fn writer(&self) -> std::sync::MutexGuard<'_, Option<Writer>> {
@@ -477,17 +470,31 @@ impl Storage {
     }
 
     fn wait(&self, report: Report) -> Result<(), StorageError> {
-        let guard = self.writer();
-        let Some(w) = guard.as_ref() else {
+        let mut guard = self.writer();
+        let Some(w) = guard.as_mut() else {
             return Ok(());
         };
-        let (refused, err) = w.wait(report);
-        drop(guard);
-        for key in refused {
-            tracing::debug!(file = key, "O_DIRECT write refused; buffered from now on");
-            self.files.disable_direct(key);
+        w.wait(report).map_or(Ok(()), Err)
+    }
+
+    /// Runs `f` once every write queued so far by
+    /// [`Storage::write_vectored_behind`] is done, with the first failed
+    /// write of `piece`: on the writer thread, or here at once when nothing
+    /// was ever queued. The disk actor reports a piece verified from `f`,
+    /// so it never waits for the device itself.
+    pub fn after_written(
+        &self,
+        piece: u32,
+        f: impl FnOnce(Result<(), StorageError>) + Send + 'static,
+    ) {
+        let mut guard = self.writer();
+        match guard.as_mut() {
+            Some(w) => w.after_written(piece, Box::new(f)),
+            None => {
+                drop(guard);
+                f(Ok(()));
+            }
         }
-        err.map_or(Ok(()), Err)
     }
 
     /// Fills `buf` with the bytes at `offset` inside `piece`. Returns

@@ -1,39 +1,47 @@
 //! The background writer of direct (`O_DIRECT`) chunks.
 //!
-//! A direct write blocks until the device has the data (about 0.2 ms per
-//! 256 KiB here), time in which the disk actor could hash the next blocks.
-//! So [`Storage::write_vectored_behind`](crate::Storage::write_vectored_behind)
-//! copies each aligned chunk into one of a few pooled [`AlignedBuf`]s and
-//! hands it to this thread; the actor waits only when every buffer is in
-//! flight (backpressure), and [`Writer::wait`] before it reports a piece
-//! complete. Jobs run in order; an error is kept with its piece until that
-//! piece is waited for.
+//! A direct write blocks until the device has the data (about 0.6 ms per MiB
+//! here), time in which the disk actor could hash the next blocks. So
+//! [`Storage::write_vectored_behind`](crate::Storage::write_vectored_behind)
+//! copies the aligned part of each run into a pooled [`AlignedBuf`] of 1 MiB
+//! (contiguous runs of one piece share a buffer: one device request per MiB)
+//! and hands full buffers to this thread. The actor blocks only when every
+//! buffer is in flight (backpressure). Jobs run in order, so a callback
+//! queued with [`Writer::after_written`] runs once every earlier write has
+//! landed: the disk actor reports a piece verified from there, without
+//! waiting itself. A failed write is kept with its piece until that piece's
+//! callback or a [`Writer::wait`] reports it.
 
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::direct::{pwrite_direct, AlignedBuf};
+use crate::direct::{pwrite_direct, AlignedBuf, Gather};
 use crate::error::{IoOp, StorageError};
 
-/// Buffers in flight at most (their memory: `POOL * AlignedBuf::LEN`).
-const POOL: usize = 4;
+/// Buffers in use at most (their memory: `POOL * AlignedBuf::LEN`).
+const POOL: usize = 3;
 
-/// A direct write of one buffer slower than this counts as slow (256 KiB in
-/// 8 ms is 32 MiB/s: a seeking hard disk, a network filesystem).
-const SLOW_JOB: Duration = Duration::from_millis(8);
+/// A direct write slower than this rate counts as slow (a seeking hard
+/// disk, a network filesystem).
+const SLOW_BYTES_PER_SEC: u64 = 32 << 20;
 
 /// After this many slow jobs the storage gives up `O_DIRECT`: without the
 /// page cache the kernel cannot merge and reorder writes for such a device.
 pub(crate) const SLOW_JOBS_TO_GIVE_UP: u64 = 8;
 
-/// One aligned chunk to write.
-pub(crate) struct Job {
+/// Called on the writer thread once the writes queued before it are done,
+/// with the first failed write of its piece.
+pub(crate) type Callback = Box<dyn FnOnce(Result<(), StorageError>) + Send>;
+
+/// Where a chunk goes: the file's two handles and its cache key.
+#[derive(Clone)]
+pub(crate) struct Dest {
     /// The `O_DIRECT` handle.
     pub direct: Arc<File>,
     /// The ordinary handle of the same file, for a chunk the device refuses.
@@ -41,10 +49,20 @@ pub(crate) struct Job {
     /// Cache key of the file, reported back when `O_DIRECT` was refused.
     pub key: usize,
     pub path: PathBuf,
-    pub buf: AlignedBuf,
-    pub len: usize,
-    pub offset: u64,
-    pub piece: u32,
+}
+
+/// Aligned bytes of one piece for one file, contiguous from `offset`.
+struct Chunk {
+    dest: Dest,
+    buf: AlignedBuf,
+    len: usize,
+    offset: u64,
+    piece: u32,
+}
+
+enum Job {
+    Write(Chunk),
+    Call(u32, Callback),
 }
 
 #[derive(Default)]
@@ -55,8 +73,15 @@ struct State {
     errors: Vec<(u32, StorageError)>,
     /// Files whose direct writes were refused (`EINVAL`).
     refused: Vec<usize>,
-    /// Jobs that took longer than [`SLOW_JOB`].
+    /// Writes slower than [`SLOW_BYTES_PER_SEC`].
     slow: u64,
+}
+
+impl State {
+    fn take_error(&mut self, piece: u32) -> Option<StorageError> {
+        let pos = self.errors.iter().position(|(p, _)| *p == piece);
+        pos.map(|i| self.errors.swap_remove(i).1)
+    }
 }
 
 #[derive(Default)]
@@ -71,6 +96,38 @@ impl Shared {
         // state inconsistent.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Runs one job and records its outcome; returns a chunk's buffer.
+    fn run(&self, job: Job) -> Option<AlignedBuf> {
+        match job {
+            Job::Write(c) => {
+                let t0 = Instant::now();
+                let result = write_chunk(&c);
+                let slow = t0.elapsed()
+                    > Duration::from_nanos(c.len as u64 * 1_000_000_000 / SLOW_BYTES_PER_SEC);
+                let mut st = self.lock();
+                st.slow += u64::from(slow);
+                match result {
+                    Ok(false) => {}
+                    Ok(true) => st.refused.push(c.dest.key),
+                    Err(e) => st.errors.push((c.piece, e)),
+                }
+                st.done += 1;
+                drop(st);
+                self.changed.notify_all();
+                Some(c.buf)
+            }
+            Job::Call(piece, f) => {
+                let mut st = self.lock();
+                let err = st.take_error(piece);
+                st.done += 1;
+                drop(st);
+                self.changed.notify_all();
+                f(err.map_or(Ok(()), Err));
+                None
+            }
+        }
+    }
 }
 
 /// Which failed writes [`Writer::wait`] reports (and forgets).
@@ -84,12 +141,15 @@ pub(crate) enum Report {
     Nothing,
 }
 
-/// The writer thread, its job queue and its buffer pool.
+/// The writer thread, its job queue, its buffer pool and the chunk being
+/// filled.
 pub(crate) struct Writer {
     jobs: Option<SyncSender<Job>>,
     free: Receiver<AlignedBuf>,
     /// Buffers not allocated yet.
     unallocated: usize,
+    /// The chunk being filled, not queued yet.
+    filling: Option<Chunk>,
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
 }
@@ -98,34 +158,31 @@ impl Writer {
     /// Starts the thread.
     pub(crate) fn spawn() -> io::Result<Self> {
         let (jobs, rx) = mpsc::sync_channel::<Job>(POOL);
-        let (free_tx, free) = mpsc::channel();
+        let (free_tx, free): (Sender<AlignedBuf>, _) = mpsc::channel();
         let shared = Arc::new(Shared::default());
         let sh = shared.clone();
         let thread = std::thread::Builder::new()
             .name("shoal-writer".into())
             .spawn(move || {
                 for job in rx {
-                    let t0 = Instant::now();
-                    let result = write_job(&job);
-                    if t0.elapsed() > SLOW_JOB {
-                        sh.lock().slow += 1;
+                    if let Some(buf) = sh.run(job) {
+                        let _ = free_tx.send(buf);
                     }
-                    finish(&sh, &job, result);
-                    let _ = free_tx.send(job.buf);
                 }
             })?;
         Ok(Self {
             jobs: Some(jobs),
             free,
             unallocated: POOL,
+            filling: None,
             shared,
             thread: Some(thread),
         })
     }
 
     /// A buffer to fill: a free one, a new one while the pool is not full,
-    /// else waits for the oldest job to finish.
-    pub(crate) fn buffer(&mut self) -> AlignedBuf {
+    /// else waits for the oldest write to finish.
+    fn buffer(&mut self) -> AlignedBuf {
         if let Ok(b) = self.free.try_recv() {
             return b;
         }
@@ -137,8 +194,68 @@ impl Writer {
         self.free.recv().unwrap_or_else(|_| AlignedBuf::new())
     }
 
+    /// Copies the next `n` bytes of `gather` (a multiple of the alignment)
+    /// for `dest` at the aligned `offset`, queuing each buffer that fills up
+    /// or cannot take them contiguously.
+    pub(crate) fn append(
+        &mut self,
+        dest: &Dest,
+        piece: u32,
+        mut offset: u64,
+        gather: &mut Gather<'_>,
+        mut n: usize,
+    ) {
+        while n > 0 {
+            let joins = self.filling.as_ref().is_some_and(|c| {
+                c.dest.key == dest.key
+                    && c.piece == piece
+                    && c.offset + c.len as u64 == offset
+                    && c.len < AlignedBuf::LEN
+            });
+            if !joins {
+                self.flush();
+                let buf = self.buffer();
+                self.filling = Some(Chunk {
+                    dest: dest.clone(),
+                    buf,
+                    len: 0,
+                    offset,
+                    piece,
+                });
+            }
+            let Some(c) = self.filling.as_mut() else {
+                return;
+            };
+            let take = n.min(AlignedBuf::LEN - c.len);
+            let copied = gather.fill(
+                c.buf
+                    .get_mut()
+                    .get_mut(c.len..c.len + take)
+                    .unwrap_or_default(),
+            );
+            c.len += copied;
+            offset += copied as u64;
+            n -= take;
+            if copied < take {
+                n = 0; // the parts ran out (cannot happen for a valid `n`)
+            }
+            if c.len == AlignedBuf::LEN {
+                self.flush();
+            }
+        }
+    }
+
+    /// Queues the chunk being filled, if any.
+    fn flush(&mut self) {
+        if let Some(c) = self.filling.take() {
+            if c.len > 0 {
+                self.submit(Job::Write(c));
+            }
+        }
+    }
+
     /// Queues a job (or, if the thread is gone, runs it here).
-    pub(crate) fn submit(&mut self, job: Job) {
+    fn submit(&mut self, job: Job) {
         self.shared.lock().queued += 1;
         let job = match &self.jobs {
             Some(tx) => match tx.send(job) {
@@ -147,18 +264,31 @@ impl Writer {
             },
             None => job,
         };
-        finish(&self.shared, &job, write_job(&job));
+        self.shared.run(job);
     }
 
-    /// How many jobs were slow so far (see [`SLOW_JOBS_TO_GIVE_UP`]).
+    /// Runs `f` on the writer thread once every write queued so far (the
+    /// chunk being filled included) is done, with `piece`'s first failure.
+    pub(crate) fn after_written(&mut self, piece: u32, f: Callback) {
+        self.flush();
+        self.submit(Job::Call(piece, f));
+    }
+
+    /// How many writes were slow so far (see [`SLOW_JOBS_TO_GIVE_UP`]).
     pub(crate) fn slow_jobs(&self) -> u64 {
         self.shared.lock().slow
     }
 
-    /// Waits until every queued job is done. Returns the files whose direct
-    /// writes were refused since the last call, and the first error that
-    /// `report` asks for, which is then forgotten.
-    pub(crate) fn wait(&self, report: Report) -> (Vec<usize>, Option<StorageError>) {
+    /// Files whose direct writes were refused since the last call.
+    pub(crate) fn take_refused(&self) -> Vec<usize> {
+        std::mem::take(&mut self.shared.lock().refused)
+    }
+
+    /// Queues the chunk being filled and waits until every queued job is
+    /// done. Returns the first error that `report` asks for, which is then
+    /// forgotten.
+    pub(crate) fn wait(&mut self, report: Report) -> Option<StorageError> {
+        self.flush();
         let mut st = self.shared.lock();
         while st.done < st.queued {
             st = self
@@ -167,24 +297,20 @@ impl Writer {
                 .wait(st)
                 .unwrap_or_else(|e| e.into_inner());
         }
-        let refused = std::mem::take(&mut st.refused);
-        let err = match report {
-            Report::Piece(piece) => {
-                let pos = st.errors.iter().position(|(p, _)| *p == piece);
-                pos.map(|i| st.errors.swap_remove(i).1)
-            }
+        match report {
+            Report::Piece(piece) => st.take_error(piece),
             Report::All => {
                 let first = st.errors.drain(..).next();
                 first.map(|(_, e)| e)
             }
             Report::Nothing => None,
-        };
-        (refused, err)
+        }
     }
 }
 
 impl Drop for Writer {
     fn drop(&mut self) {
+        self.flush();
         self.jobs = None; // ends the thread's loop once the queue is drained
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -192,32 +318,20 @@ impl Drop for Writer {
     }
 }
 
-/// Records the outcome of a job and wakes the waiters.
-fn finish(shared: &Shared, job: &Job, result: Result<bool, StorageError>) {
-    let mut st = shared.lock();
-    match result {
-        Ok(false) => {}
-        Ok(true) => st.refused.push(job.key),
-        Err(e) => st.errors.push((job.piece, e)),
-    }
-    st.done += 1;
-    drop(st);
-    shared.changed.notify_all();
-}
-
-/// Writes one job. `Ok(true)`: the device refused `O_DIRECT` (`EINVAL`) and
-/// the chunk was written through the page cache instead.
-fn write_job(job: &Job) -> Result<bool, StorageError> {
-    let data = job.buf.get(job.len);
-    let io_err = |e| StorageError::io(IoOp::Write, &job.path, job.offset, e);
-    let (done, refused) = match pwrite_direct(&job.direct, data, job.offset) {
+/// Writes one chunk. `Ok(true)`: the device refused `O_DIRECT` (`EINVAL`)
+/// and the chunk was written through the page cache instead.
+fn write_chunk(c: &Chunk) -> Result<bool, StorageError> {
+    let data = c.buf.get(c.len);
+    let io_err = |e| StorageError::io(IoOp::Write, &c.dest.path, c.offset, e);
+    let (done, refused) = match pwrite_direct(&c.dest.direct, data, c.offset) {
         Ok(n) => (n, false),
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => (0, true),
         Err(e) => return Err(io_err(e)),
     };
     if let Some(rest) = data.get(done..).filter(|r| !r.is_empty()) {
-        job.buffered
-            .write_all_at(rest, job.offset + done as u64)
+        c.dest
+            .buffered
+            .write_all_at(rest, c.offset + done as u64)
             .map_err(io_err)?;
     }
     Ok(refused)
@@ -227,29 +341,17 @@ fn write_job(job: &Job) -> Result<bool, StorageError> {
 mod tests {
     use super::*;
 
-    fn job(
-        direct: &Arc<File>,
-        buffered: &Arc<File>,
-        w: &mut Writer,
-        piece: u32,
-        offset: u64,
-    ) -> Job {
-        let mut buf = w.buffer();
-        buf.get_mut().fill(piece as u8);
-        Job {
-            direct: direct.clone(),
-            buffered: buffered.clone(),
+    fn dest(f: &Arc<File>) -> Dest {
+        Dest {
+            direct: f.clone(),
+            buffered: f.clone(),
             key: 0,
             path: PathBuf::from("f"),
-            buf,
-            len: crate::direct::ALIGN,
-            offset,
-            piece,
         }
     }
 
     #[test]
-    fn jobs_land_in_order_and_errors_stay_with_their_piece() {
+    fn writes_land_in_order_and_errors_stay_with_their_piece() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         let rw = Arc::new(
@@ -263,24 +365,49 @@ mod tests {
         );
         let ro = Arc::new(File::open(&path).unwrap());
         let mut w = Writer::spawn().unwrap();
-        for i in 0..10u32 {
-            let j = job(&rw, &rw, &mut w, 1, u64::from(i % 2) * 4096);
-            w.submit(j);
+        // Piece 1: 1.5 buffers of ones, appended in 4 KiB steps (two jobs).
+        let ones = vec![1u8; AlignedBuf::LEN * 3 / 2];
+        for (i, c) in ones.chunks(4096).enumerate() {
+            let parts = [c];
+            w.append(
+                &dest(&rw),
+                1,
+                (i * 4096) as u64,
+                &mut Gather::new(&parts),
+                4096,
+            );
         }
         // A write that fails (read-only descriptor) belongs to piece 7.
-        let j = job(&ro, &ro, &mut w, 7, 8192);
-        w.submit(j);
-        let (_, err) = w.wait(Report::Piece(1));
-        assert!(err.is_none());
-        let (_, err) = w.wait(Report::Nothing);
-        assert!(err.is_none());
-        let (_, err) = w.wait(Report::Piece(7));
-        assert!(matches!(err, Some(StorageError::Io { .. })), "{err:?}");
-        let (_, err) = w.wait(Report::All);
-        assert!(err.is_none(), "reported twice");
-        let got = std::fs::read(&path).unwrap();
-        assert_eq!(got.len(), 8192);
-        assert!(got.iter().all(|&b| b == 1));
+        let sevens = [7u8; 4096];
+        let parts: [&[u8]; 1] = [&sevens];
+        w.append(
+            &dest(&ro),
+            7,
+            ones.len() as u64,
+            &mut Gather::new(&parts),
+            4096,
+        );
+        // Callbacks run after the writes before them, with their piece's error.
+        let (tx, rx) = mpsc::channel();
+        for piece in [1u32, 7, 7] {
+            let tx = tx.clone();
+            w.after_written(
+                piece,
+                Box::new(move |r| tx.send((piece, r.is_ok())).unwrap()),
+            );
+        }
+        let got: Vec<(u32, bool)> = rx.iter().take(3).collect();
+        assert_eq!(got, [(1, true), (7, false), (7, true)]);
+        assert!(w.wait(Report::All).is_none(), "reported twice");
+        assert_eq!(std::fs::read(&path).unwrap(), ones);
+        // A failure is also reported by wait, for its piece only.
+        w.append(&dest(&ro), 9, 0, &mut Gather::new(&parts), 4096);
+        assert!(w.wait(Report::Piece(1)).is_none());
+        assert!(w.wait(Report::Nothing).is_none());
+        assert!(matches!(
+            w.wait(Report::Piece(9)),
+            Some(StorageError::Io { .. })
+        ));
         drop(w); // joins the thread
     }
 }

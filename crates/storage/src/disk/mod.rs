@@ -656,12 +656,7 @@ impl Actor {
         let Some(mut done) = self.partial.remove(&piece) else {
             return;
         };
-        // Every run of the piece on disk (or its write error) before the
-        // outcome: a verified piece may be read back for upload at once.
-        let written = done
-            .write_run(&self.storage, piece)
-            .and_then(|()| self.storage.wait_written(piece));
-        if let Err(e) = written {
+        if let Err(e) = done.write_run(&self.storage, piece) {
             let _ = reply.send(Err(e.into()));
             return;
         }
@@ -679,7 +674,12 @@ impl Actor {
             self.stats.pieces_failed += 1;
             WriteOutcome::PieceFailed(piece)
         };
-        let _ = reply.send(Ok(outcome));
+        // The outcome goes out once every run of the piece is on disk (a
+        // verified piece may be read back for upload at once), or with the
+        // error of a run that failed; the actor hashes on meanwhile.
+        self.storage.after_written(piece, move |written| {
+            let _ = reply.send(written.map(|()| outcome).map_err(Into::into));
+        });
     }
 
     /// Frees budget by writing the oldest partial pieces to disk, unverified,
