@@ -27,9 +27,13 @@ use crate::error::{IoOp, StorageError};
 /// Buffers in use at most (their memory: `POOL * AlignedBuf::LEN`).
 const POOL: usize = 3;
 
-/// A direct write slower than this rate counts as slow (a seeking hard
-/// disk, a network filesystem).
-const SLOW_BYTES_PER_SEC: u64 = 32 << 20;
+/// A direct write that takes longer than [`SLOW_LATENCY`] plus its length
+/// at this rate counts as slow: a seeking hard disk (about 15 ms per MiB) or
+/// a network filesystem, not an SSD (1 to 4 ms per MiB) or a fast VM disk.
+const SLOW_BYTES_PER_SEC: u64 = 256 << 20;
+
+/// Latency allowed to every direct write before it counts as slow.
+const SLOW_LATENCY: Duration = Duration::from_millis(2);
 
 /// After this many slow jobs the storage gives up `O_DIRECT`: without the
 /// page cache the kernel cannot merge and reorder writes for such a device.
@@ -104,7 +108,8 @@ impl Shared {
                 let t0 = Instant::now();
                 let result = write_chunk(&c);
                 let slow = t0.elapsed()
-                    > Duration::from_nanos(c.len as u64 * 1_000_000_000 / SLOW_BYTES_PER_SEC);
+                    > SLOW_LATENCY
+                        + Duration::from_nanos(c.len as u64 * 1_000_000_000 / SLOW_BYTES_PER_SEC);
                 let mut st = self.lock();
                 st.slow += u64::from(slow);
                 match result {
