@@ -147,11 +147,15 @@ def vm_hwm_kib(pid):
     return 0
 
 
+SHOAL_LEECH_ARGS = []
+
+
 def run_leecher(kind, torrent, out, work, port, timeout):
     log = os.path.join(work, "leech-%s.log" % kind)
     done_file = None
     if kind == "shoal":
-        p = Proc([SHOAL, "download", torrent, "-o", out, "--listen", "127.0.0.1:%d" % port, "--no-dht"], log)
+        p = Proc([SHOAL, "download", torrent, "-o", out, "--listen", "127.0.0.1:%d" % port, "--no-dht"]
+                 + SHOAL_LEECH_ARGS, log)
     elif kind == "libtorrent":
         p = Proc(["/usr/bin/python3", LT, "download", torrent, out, "--port", str(port), "--timeout", str(timeout)], log)
     elif kind == "aria2":
@@ -210,7 +214,10 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--pairs", default="")
     ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--shoal-leech-args", default="",
+                    help="extra arguments for shoal as leecher, e.g. --buffered-writes")
     args = ap.parse_args()
+    SHOAL_LEECH_ARGS.extend(args.shoal_leech_args.split())
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "shoal"], cwd=ROOT, check=True)
     work = tempfile.mkdtemp(prefix="shoal-bench-swarm.")
     try:
