@@ -96,7 +96,8 @@ def tr_config(d, port):
                    "utp-enabled": False, "port-forwarding-enabled": False, "peer-port": port,
                    "bind-address-ipv4": "127.0.0.1", "rpc-enabled": False,
                    "ratio-limit-enabled": False, "speed-limit-up-enabled": False,
-                   "message-level": 1, "encryption": 1}, f)
+                   "message-level": 1, "encryption": 1,
+                   "rename-partial-files": False}, f)  # no .part left when the done script runs
     done = os.path.join(d, "done.sh")
     with open(done, "w") as f:
         f.write("#!/bin/sh\ntouch '%s'\n" % os.path.join(d, "done"))
