@@ -12,7 +12,11 @@ use crate::*;
 
 /// A torrent made of `files` (`(path, len, pad)`), with pseudo-random content
 /// (zeros in pad files) and the matching piece hashes.
-fn torrent(piece_length: u64, files: &[(&str, u64, bool)], seed: u64) -> (StorageLayout, Vec<u8>) {
+pub(crate) fn torrent(
+    piece_length: u64,
+    files: &[(&str, u64, bool)],
+    seed: u64,
+) -> (StorageLayout, Vec<u8>) {
     let mut data = Vec::new();
     let mut x = seed | 1;
     for &(_, len, pad) in files {

@@ -1,41 +1,12 @@
 //! Tests of the `O_DIRECT` write path: aligned runs go through the direct
 //! writer, everything else through the page cache, and both agree on disk.
 
-use std::path::PathBuf;
-
-use crate::hash::sha1_of;
 use crate::*;
 
 /// One file per `(name, len)`, pseudo-random content, `piece_length` pieces.
 fn layout(piece_length: u64, files: &[(&str, u64)]) -> (StorageLayout, Vec<u8>) {
-    let total: u64 = files.iter().map(|f| f.1).sum();
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let data: Vec<u8> = (0..total)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
-    let hashes = data
-        .chunks(piece_length as usize)
-        .map(|c| sha1_of([c]))
-        .collect();
-    let layout = StorageLayout {
-        piece_length,
-        total_length: total,
-        files: files
-            .iter()
-            .map(|&(p, len)| FileSpec {
-                path: PathBuf::from(p),
-                length: len,
-                pad: false,
-            })
-            .collect(),
-        piece_hashes: PieceHashes::V1(hashes),
-    };
-    (layout, data)
+    let files: Vec<(&str, u64, bool)> = files.iter().map(|&(p, l)| (p, l, false)).collect();
+    crate::tests::torrent(piece_length, &files, 0x9e37_79b9)
 }
 
 fn storage(layout: &StorageLayout, root: &std::path::Path, direct_io: bool) -> Storage {
