@@ -163,6 +163,10 @@ pub(crate) fn hash_trees(t: &shoal_metainfo::Torrent) -> Vec<([u8; 32], FileTree
 /// Bytes queued to a peer beyond which its hash requests are rejected.
 const MAX_HASH_BACKLOG: usize = 256 * 1024;
 
+/// Pieces in the BEP 6 allowed-fast set we offer each peer (BEP 6's example
+/// and libtorrent's default).
+const ALLOWED_FAST_K: u32 = 10;
+
 /// Everything a peer task needs to run.
 pub(crate) struct PeerTask {
     pub key: PeerKey,
@@ -211,6 +215,29 @@ fn request_of(b: &Block) -> BlockRequest {
 }
 
 impl PeerTask {
+    /// BEP 6: lets a peer with the fast extension fetch the pieces of its
+    /// canonical allowed-fast set (from its IPv4 address) that we have, even
+    /// while we choke it, so a newcomer gets its first pieces to trade before
+    /// an upload slot frees up. Sent right after our bitfield.
+    fn grant_allowed_fast(&mut self, now: Instant) {
+        let ip = match self.addr.ip().to_canonical() {
+            std::net::IpAddr::V4(ip) => ip,
+            std::net::IpAddr::V6(_) => return, // BEP 6 defines the set for IPv4 only
+        };
+        let Some(n) = self.conn.num_pieces() else {
+            return;
+        };
+        if !self.conn.supports_fast() {
+            return;
+        }
+        let info_hash = *self.conn.info_hash();
+        for p in shoal_wire::fast::allowed_fast_set(ALLOWED_FAST_K, n, &info_hash, ip) {
+            if self.ours.get(p) {
+                let _ = self.conn.allow_fast(now, p);
+            }
+        }
+    }
+
     /// Connects to `addr` (bounded by `timeout`), then runs.
     pub async fn connect_and_run(self, timeout: Duration) {
         let key = self.key;
@@ -504,6 +531,7 @@ impl PeerTask {
                 self.send(PeerMsg::Handshake { peer_id }).await?;
                 self.send(PeerMsg::PipelineLimit(self.conn.pipeline_limit()))
                     .await?;
+                self.grant_allowed_fast(now);
             }
             Event::ExtensionHandshake(h) => {
                 self.send(PeerMsg::PipelineLimit(self.conn.pipeline_limit()))

@@ -315,3 +315,85 @@ async fn garbage_peer_is_dropped_without_harm() {
     leech.shutdown().await;
     seeder.shutdown().await;
 }
+
+/// Reads one length-prefixed peer message: `(id, payload)`; `None` for a
+/// keep-alive.
+async fn read_msg(s: &mut tokio::net::TcpStream) -> Option<(u8, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    let len = s.read_u32().await.unwrap() as usize;
+    assert!(len <= 1 << 20, "message of {len} bytes");
+    let mut m = vec![0u8; len];
+    s.read_exact(&mut m).await.unwrap();
+    (len > 0).then(|| (m[0], m[1..].to_vec()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn choked_peer_gets_its_allowed_fast_pieces() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let t = make_torrent(&src, "fast", &[40 * 16384 + 77], 16384, Version::V1);
+    let n = t.piece_count() as u32;
+    let mut seeder = Session::start(cfg()).await.unwrap();
+    add(&mut seeder, params(&t, &src, vec![])).await;
+    let ih = t.info_hashes().primary().0;
+    let want = shoal_wire::fast::allowed_fast_set(10, n, &ih, std::net::Ipv4Addr::LOCALHOST);
+    assert_eq!(want.len(), 10);
+    tokio::time::timeout(LIMIT, async {
+        let mut s = tokio::net::TcpStream::connect(seeder.local_addr())
+            .await
+            .unwrap();
+        let hs = shoal_wire::Handshake {
+            reserved: shoal_wire::Reserved::shoal(false),
+            info_hash: ih,
+            peer_id: [9; 20],
+        };
+        s.write_all(&hs.encode()).await.unwrap();
+        let mut theirs = [0u8; 68];
+        s.read_exact(&mut theirs).await.unwrap();
+        // We never say interested, so we stay choked: every piece we get
+        // must come from the allowed-fast set.
+        let mut offered = Vec::new();
+        let mut asked = false;
+        loop {
+            let Some((id, p)) = read_msg(&mut s).await else {
+                continue;
+            };
+            match id {
+                0x0E => {}                                // have all, first
+                1 => panic!("unchoked without interest"), // unchoke
+                0x11 => {
+                    offered.push(u32::from_be_bytes(p[..4].try_into().unwrap()));
+                    if offered.len() == want.len() && !asked {
+                        let mut sorted = offered.clone();
+                        sorted.sort_unstable();
+                        let mut w = want.clone();
+                        w.sort_unstable();
+                        assert_eq!(sorted, w);
+                        // Request a block of an allowed-fast piece while choked.
+                        let mut req = vec![0, 0, 0, 13, 6];
+                        req.extend_from_slice(&want[0].to_be_bytes());
+                        req.extend_from_slice(&100u32.to_be_bytes());
+                        req.extend_from_slice(&1000u32.to_be_bytes());
+                        s.write_all(&req).await.unwrap();
+                        asked = true;
+                    }
+                }
+                7 => {
+                    let piece = u32::from_be_bytes(p[..4].try_into().unwrap());
+                    let off = u32::from_be_bytes(p[4..8].try_into().unwrap());
+                    assert_eq!((piece, off, p.len() - 8), (want[0], 100, 1000));
+                    let file = std::fs::read(src.join(&t.files()[0].path)).unwrap();
+                    let start = piece as usize * 16384 + 100;
+                    assert_eq!(&p[8..], &file[start..start + 1000]);
+                    break;
+                }
+                0x10 => panic!("allowed-fast request rejected"),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .unwrap();
+    seeder.shutdown().await;
+}
