@@ -19,9 +19,10 @@
 //! boundary bytes are copied to the parts file (the file itself is kept).
 //! Interior pieces of an unwanted file are never requested by the picker.
 
+use std::fs::File;
 use std::io::IoSlice;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use crate::direct::{Gather, ALIGN};
 use crate::writer::{Dest, Report, Writer, SLOW_JOBS_TO_GIVE_UP};
@@ -372,7 +373,7 @@ impl Storage {
             let middle = len.saturating_sub(head) & !(ALIGN - 1);
             let direct = if file_wanted && middle > 0 {
                 let mid = sub_parts(&parts, head, head + middle);
-                self.write_direct(&target, piece, &mid, at + head as u64)?
+                self.write_direct(&target, &f, piece, &mid, at + head as u64)?
             } else {
                 0
             };
@@ -400,10 +401,12 @@ impl Storage {
 
     /// Queues the aligned prefix of `parts` (to be written at `at`) to the
     /// direct writer when enabled and possible; returns its length (0: the
-    /// caller writes it all buffered).
+    /// caller writes it all buffered). `buffered` is the file's ordinary
+    /// handle, for chunks the device refuses.
     fn write_direct(
         &self,
         t: &Target<'_>,
+        buffered: &Arc<File>,
         piece: u32,
         parts: &[&[u8]],
         at: u64,
@@ -416,7 +419,6 @@ impl Storage {
         let Some(direct) = self.files.get_direct(t.key) else {
             return Ok(0);
         };
-        let buffered = self.files.get_write(t)?;
         let mut guard = self.writer();
         if guard.is_none() {
             match Writer::spawn() {
@@ -436,7 +438,7 @@ impl Storage {
         }
         let dest = Dest {
             direct,
-            buffered,
+            buffered: buffered.clone(),
             key: t.key,
             path: t.path.to_path_buf(),
         };
