@@ -6,8 +6,10 @@
 //! writes are pending (each waits for write budget in the disk actor), while
 //! the download rate limit says so, or while too much output is queued.
 //! A protocol error closes this connection only.
+use crate::error::TorrentError;
 use crate::picker::{Block, PeerKey};
 use crate::rate::TokenBucket;
+use crate::torrent::{DiskVerdict, ToTorrent};
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use sha1::{Digest, Sha1};
@@ -67,8 +69,6 @@ pub(crate) enum PeerCmd {
     Interested(bool),
     /// Send this `ut_pex` message (BEP 11).
     Pex(shoal_wire::PexMessage),
-    /// Close the connection.
-    Close,
 }
 
 /// What a peer task tells its torrent.
@@ -107,12 +107,6 @@ pub(crate) enum PeerMsg {
     Blocks(Vec<(Block, Option<[u8; 20]>)>),
     /// These requests will not be answered.
     RequestsFailed(Vec<Block>),
-    /// The disk verified a piece this peer completed.
-    PieceVerified(u32),
-    /// A piece this peer completed failed its hash.
-    PieceFailed(u32),
-    /// Writing failed: the torrent must pause.
-    DiskError(String),
     /// Periodic rates (payload bytes/s) and snub state.
     Stats {
         down_rate: u64,
@@ -122,13 +116,6 @@ pub(crate) enum PeerMsg {
     },
     /// The connection ended.
     Closed { reason: String },
-}
-
-/// A message from peer `key`.
-#[derive(Debug)]
-pub(crate) struct FromPeer {
-    pub key: PeerKey,
-    pub msg: PeerMsg,
 }
 
 /// What every peer task of one torrent shares.
@@ -175,7 +162,7 @@ pub(crate) struct PeerTask {
     /// Our pieces when the task started; updated by `Have` commands.
     pub ours: shoal_wire::Bitfield,
     pub cmds: mpsc::Receiver<PeerCmd>,
-    pub to_torrent: mpsc::Sender<FromPeer>,
+    pub to_torrent: mpsc::Sender<ToTorrent>,
     pub shared: Arc<PeerShared>,
     pub cancel: CancellationToken,
     /// Upload bytes already reported to the torrent.
@@ -251,32 +238,19 @@ impl PeerTask {
         match stream {
             Ok(Ok(s)) => {
                 let _ = s.set_nodelay(true);
-                let _ = tx
-                    .send(FromPeer {
-                        key,
-                        msg: PeerMsg::TcpConnected,
-                    })
-                    .await;
+                let _ = tx.send(ToTorrent::Peer(key, PeerMsg::TcpConnected)).await;
                 self.run(s).await
             }
             Ok(Err(e)) => {
+                let reason = format!("connect: {e}");
                 let _ = tx
-                    .send(FromPeer {
-                        key,
-                        msg: PeerMsg::Closed {
-                            reason: format!("connect: {e}"),
-                        },
-                    })
+                    .send(ToTorrent::Peer(key, PeerMsg::Closed { reason }))
                     .await;
             }
             Err(_) => {
+                let reason = "connect: timed out".into();
                 let _ = tx
-                    .send(FromPeer {
-                        key,
-                        msg: PeerMsg::Closed {
-                            reason: "connect: timed out".into(),
-                        },
-                    })
+                    .send(ToTorrent::Peer(key, PeerMsg::Closed { reason }))
                     .await;
             }
         }
@@ -291,16 +265,20 @@ impl PeerTask {
         let reason = self.drive(stream).await;
         let _ = self
             .to_torrent
-            .send(FromPeer {
-                key: self.key,
-                msg: PeerMsg::Closed { reason },
-            })
+            .send(ToTorrent::Peer(self.key, PeerMsg::Closed { reason }))
             .await;
     }
 
     async fn send(&self, msg: PeerMsg) -> Result<(), String> {
         self.to_torrent
-            .send(FromPeer { key: self.key, msg })
+            .send(ToTorrent::Peer(self.key, msg))
+            .await
+            .map_err(|_| "torrent stopped".to_string())
+    }
+
+    async fn send_verdict(&self, v: DiskVerdict) -> Result<(), String> {
+        self.to_torrent
+            .send(ToTorrent::Disk(v))
             .await
             .map_err(|_| "torrent stopped".to_string())
     }
@@ -645,7 +623,6 @@ impl PeerTask {
             PeerCmd::Pex(m) => {
                 let _ = self.conn.send_pex(now, &m);
             }
-            PeerCmd::Close => return Err("closed by the torrent".into()),
         }
         Ok(())
     }
@@ -659,7 +636,8 @@ impl PeerTask {
             DiskError::Storage(e) => {
                 tracing::warn!(peer = %self.addr, error = %e, "reading data to upload failed");
                 if e.should_pause() {
-                    self.send(PeerMsg::DiskError(e.to_string())).await?;
+                    self.send_verdict(DiskVerdict::Error(TorrentError::Disk(e.to_string())))
+                        .await?;
                 }
                 Ok(())
             }
@@ -705,11 +683,12 @@ impl PeerTask {
 
     async fn on_written(&mut self, res: Result<WriteOutcome, DiskError>) -> Result<(), String> {
         match res {
-            Ok(WriteOutcome::PieceVerified(p)) => self.send(PeerMsg::PieceVerified(p)).await,
-            Ok(WriteOutcome::PieceFailed(p)) => self.send(PeerMsg::PieceFailed(p)).await,
+            Ok(WriteOutcome::PieceVerified(p)) => self.send_verdict(DiskVerdict::Verified(p)).await,
+            Ok(WriteOutcome::PieceFailed(p)) => self.send_verdict(DiskVerdict::Failed(p)).await,
             Ok(_) => Ok(()),
             Err(DiskError::Storage(e)) => {
-                self.send(PeerMsg::DiskError(e.to_string())).await?;
+                self.send_verdict(DiskVerdict::Error(TorrentError::Disk(e.to_string())))
+                    .await?;
                 Err(format!("disk: {e}"))
             }
             Err(DiskError::BadBlock { reason, .. }) => {

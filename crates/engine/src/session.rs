@@ -10,7 +10,9 @@ use crate::peer::{PeerShared, SharedBucket};
 use crate::picker::PiecePicker;
 use crate::rate::TokenBucket;
 use crate::status::{TorrentState, TorrentStatus};
-use crate::torrent::{Counters, Limits, PeerStream, TorrentActor, TorrentCmd, TorrentInit};
+use crate::torrent::{
+    CoreInit, CoreLimits, Counters, DriverInit, PeerStream, TorrentCmd, TorrentCore, TorrentDriver,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use shoal_metainfo::Torrent;
@@ -402,7 +404,6 @@ impl Session {
             );
             Some((h, arx))
         };
-        let (stx, srx) = watch::channel(status.clone());
         let (ctx, crx) = mpsc::channel(256);
         let shared = Arc::new(PeerShared {
             disk: disk.clone(),
@@ -412,29 +413,38 @@ impl Session {
             info: bytes::Bytes::copy_from_slice(t.info_bytes()),
             hash_trees: crate::peer::hash_trees(&t),
         });
-        let actor = TorrentActor::new(TorrentInit {
+        let now = std::time::Instant::now();
+        let core = TorrentCore::new(
+            CoreInit {
+                peer_id: self.peer_id,
+                picker,
+                limits: CoreLimits {
+                    max_peers: self.config.max_peers_per_torrent,
+                    max_connecting: 10,
+                    upload_slots: self.config.upload_slots,
+                },
+                rng: StdRng::seed_from_u64(self.rng.gen()),
+                status,
+                pex: crate::pex::PeerExchange::new(
+                    crate::pex::PexConfig::with_interval(self.config.pex_interval),
+                    !t.is_private(),
+                    self.local_addr,
+                ),
+            },
+            now,
+        );
+        let (stx, srx) = watch::channel(core.status().clone());
+        let actor = TorrentDriver::new(DriverInit {
+            core,
             info_hash,
             peer_id: self.peer_id,
-            picker,
             disk,
             shared,
-            limits: Limits {
-                max_peers: self.config.max_peers_per_torrent,
-                max_connecting: 10,
-                upload_slots: self.config.upload_slots,
-                connect_timeout: Duration::from_secs(10),
-            },
-            rng: StdRng::seed_from_u64(self.rng.gen()),
+            connect_timeout: Duration::from_secs(10),
             status: stx,
             cmds: crx,
             announcer,
             counters,
-            initial_status: status,
-            pex: crate::pex::PeerExchange::new(
-                crate::pex::PexConfig::with_interval(self.config.pex_interval),
-                !t.is_private(),
-                self.local_addr,
-            ),
         });
         tokio::spawn(actor.run());
         let handle = TorrentHandle {

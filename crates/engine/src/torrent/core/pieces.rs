@@ -1,16 +1,44 @@
-//! The torrent actor's piece bookkeeping: blocks arriving, pieces verified
+//! The core's piece bookkeeping: requests, blocks arriving, pieces verified
 //! or failed, and smart ban of the peers that sent corrupt data.
-use super::{ban_key, PeerCmd, TorrentActor, TorrentState};
+use super::{ban_key, pipeline_target, Action, PeerCmd, TorrentCore, TorrentState};
 use crate::picker::{Block, PeerKey, BLOCK_SIZE};
 use crate::smartban::BlockDigest;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::time::Instant;
 
-impl TorrentActor {
+impl TorrentCore {
+    /// Tops up `key`'s request pipeline from the picker.
+    pub(super) fn fill(&mut self, key: PeerKey) {
+        if self.status.state != TorrentState::Downloading {
+            return;
+        }
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if p.closing || p.choking_us || !p.am_interested || p.peer_id.is_none() {
+            return;
+        }
+        let target = pipeline_target(p.down_rate, p.pipeline_cap);
+        let deficit = target.saturating_sub(p.in_flight.len());
+        if deficit == 0 || (deficit < target.min(4) && !p.in_flight.is_empty()) {
+            return;
+        }
+        let has = &p.has;
+        let blocks = self
+            .picker
+            .pick(key, |i| has.get(i), deficit, &mut self.rng);
+        if blocks.is_empty() {
+            return;
+        }
+        for b in &blocks {
+            p.in_flight.insert((b.piece, b.offset));
+        }
+        self.send(key, PeerCmd::Request(blocks));
+    }
+
     pub(super) fn on_block(&mut self, key: PeerKey, block: Block, digest: Option<BlockDigest>) {
         let len = u64::from(block.len);
         self.status.downloaded += len;
-        self.counters.downloaded.fetch_add(len, Ordering::Relaxed);
         let Some(p) = self.peers.get_mut(&key) else {
             return;
         };
@@ -38,7 +66,7 @@ impl TorrentActor {
         }
     }
 
-    pub(super) fn on_verified(&mut self, piece: u32) {
+    pub(super) fn on_verified(&mut self, now: Instant, piece: u32) {
         if self.picker.has(piece) || piece >= self.picker.num_pieces() {
             return;
         }
@@ -47,13 +75,8 @@ impl TorrentActor {
         let _ = self.have.set(piece);
         self.resume_dirty = true;
         self.status.pieces_have += 1;
-        let len = u64::from(self.picker.piece_len(piece));
         if wanted {
-            self.status.verified_wanted_bytes += len;
-            self.counters.left.fetch_sub(
-                len.min(self.counters.left.load(Ordering::Relaxed)),
-                Ordering::Relaxed,
-            );
+            self.status.verified_wanted_bytes += u64::from(self.picker.piece_len(piece));
         }
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
         for k in keys {
@@ -72,37 +95,23 @@ impl TorrentActor {
         }
         self.senders.remove(&piece);
         if self.ban.wants_digests(piece) {
-            let storage = self.disk.storage().clone();
-            let tx = self.digests_tx.clone();
-            let len = self.picker.piece_len(piece) as usize;
-            tokio::task::spawn_blocking(move || {
-                let mut buf = vec![0u8; len];
-                if let Ok(true) = storage.read_into(piece, 0, &mut buf) {
-                    let good: Vec<BlockDigest> = buf
-                        .chunks(BLOCK_SIZE as usize)
-                        .map(|c| {
-                            use sha1::Digest;
-                            sha1::Sha1::digest(c).into()
-                        })
-                        .collect();
-                    let _ = tx.blocking_send((piece, good));
-                }
-            });
+            self.actions.push_back(Action::ReadDigests(piece));
         }
         if !self.completed && self.picker.is_complete() {
             self.completed = true;
-            self.status.state = TorrentState::Seeding;
+            if self.status.state == TorrentState::Downloading {
+                self.status.state = TorrentState::Seeding;
+            }
             tracing::info!("download complete");
             if !self.was_complete_at_start {
-                if let Some(a) = &self.announcer {
-                    let a = a.completed();
-                    // Bounded: the announcer's command queue is small and drained promptly.
-                    let _ = futures_util::FutureExt::now_or_never(a);
-                }
+                self.actions.push_back(Action::AnnounceCompleted);
             }
-            self.save_resume();
-            self.publish();
-            // Leechers that only wanted from us: interest is recomputed above.
+            self.save_resume(now);
+            // Seeding now: no interest in anyone any more.
+            let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+            for k in keys {
+                self.update_interest(k);
+            }
         }
     }
 
@@ -130,7 +139,7 @@ impl TorrentActor {
             Vec::new()
         };
         // From now on every block's digest is kept, so mixed pieces can be judged.
-        self.shared.digests.store(true, Ordering::Relaxed);
+        self.digests = true;
         tracing::info!(piece, guilty = ?guilty, "piece failed its hash check");
         for ip in guilty {
             self.ban_ip(ip);
