@@ -145,20 +145,37 @@ impl FileSelection {
     }
 }
 
+impl FileSelection {
+    /// One priority per file of `t`: 1 for a selected file, 0 otherwise
+    /// (errors as [`FileSelection::wanted_files`]).
+    pub fn file_priorities(&self, t: &Torrent) -> Result<Vec<u8>, AddTorrentError> {
+        Ok(self.wanted_files(t)?.into_iter().map(u8::from).collect())
+    }
+}
+
 /// Per-piece priority (1 wanted, 0 not) from the wanted files: a piece is
 /// wanted when any wanted file (of non-zero length) overlaps it.
 pub fn piece_priorities(t: &Torrent, wanted: &[bool]) -> Vec<u8> {
+    let prio: Vec<u8> = wanted.iter().map(|&w| u8::from(w)).collect();
+    piece_priorities_of(t, &prio)
+}
+
+/// Per-piece priority from one priority per file (0: skip): a piece gets
+/// the highest priority of the files (of non-zero length, not padding) that
+/// overlap it. Missing entries count as 1.
+pub fn piece_priorities_of(t: &Torrent, file_prio: &[u8]) -> Vec<u8> {
     let n = t.piece_count() as usize;
     let pl = t.piece_length().max(1);
     let mut prio = vec![0u8; n];
-    for (f, _) in t.files().iter().zip(wanted).filter(|(_, &w)| w) {
-        if f.length == 0 {
+    for (i, f) in t.files().iter().enumerate() {
+        let fp = file_prio.get(i).copied().unwrap_or(1);
+        if f.length == 0 || f.pad || fp == 0 {
             continue;
         }
         let first = (f.offset / pl) as usize;
         let last = ((f.end() - 1) / pl) as usize;
         for p in prio.iter_mut().take(last + 1).skip(first) {
-            *p = 1;
+            *p = (*p).max(fp);
         }
     }
     prio

@@ -14,14 +14,14 @@ use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use sha1::{Digest, Sha1};
 use shoal_storage::hash_proof::FileTree;
-use shoal_storage::{DiskError, DiskHandle, WriteOutcome};
+use shoal_storage::{DiskError, DiskHandle, Storage, WriteOutcome};
 use shoal_wire::{BlockRequest, Event, PeerConnection};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -45,11 +45,17 @@ const READ_CHUNK: usize = 128 * 1024;
 /// A session-wide rate limiter shared by peer tasks (tiny critical section).
 pub(crate) type SharedBucket = Arc<Mutex<TokenBucket>>;
 
-fn take(bucket: &SharedBucket, bytes: u64) -> Duration {
+fn take1(bucket: &SharedBucket, bytes: u64) -> Duration {
     match bucket.lock() {
         Ok(mut b) => b.take(bytes, Instant::now()),
         Err(p) => p.into_inner().take(bytes, Instant::now()),
     }
+}
+
+/// Takes `bytes` from a session-wide and a per-torrent bucket: the wait
+/// before they may move is the longer of the two.
+fn take(buckets: &[SharedBucket; 2], bytes: u64) -> Duration {
+    take1(&buckets[0], bytes).max(take1(&buckets[1], bytes))
 }
 
 /// Commands from the torrent to a peer task.
@@ -120,11 +126,17 @@ pub(crate) enum PeerMsg {
 
 /// What every peer task of one torrent shares.
 pub(crate) struct PeerShared {
-    pub disk: DiskHandle,
-    pub up_bucket: SharedBucket,
-    pub down_bucket: SharedBucket,
+    /// The torrent's data (uploads read it).
+    pub storage: Arc<Storage>,
+    /// The disk actor, started once the torrent downloads (blocks arriving
+    /// before are dropped: nothing requested them).
+    pub disk: OnceLock<DiskHandle>,
+    /// Upload limits: the session's and the torrent's.
+    pub up: [SharedBucket; 2],
+    /// Download limits: the session's and the torrent's.
+    pub down: [SharedBucket; 2],
     /// Compute block digests for smart ban (on after the first hash failure).
-    pub digests: Arc<AtomicBool>,
+    pub digests: AtomicBool,
     /// The bencoded info dictionary, served over `ut_metadata` (BEP 9) to
     /// peers that came from a magnet link.
     pub info: Bytes,
@@ -225,14 +237,22 @@ impl PeerTask {
         }
     }
 
-    /// Connects to `addr` (bounded by `timeout`), then runs.
-    pub async fn connect_and_run(self, timeout: Duration) {
+    /// Connects to `addr` (bounded by `timeout`, holding one of the
+    /// session's half-open permits meanwhile), then runs.
+    pub async fn connect_and_run(self, timeout: Duration, half_open: Arc<tokio::sync::Semaphore>) {
         let key = self.key;
         let tx = self.to_torrent.clone();
         let cancel = self.cancel.clone();
-        let connect = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(self.addr));
+        let connect = async {
+            let _permit = half_open.acquire_owned().await;
+            tokio::time::timeout(timeout, tokio::net::TcpStream::connect(self.addr)).await
+        };
         let stream = tokio::select! {
-            _ = cancel.cancelled() => return,
+            _ = cancel.cancelled() => {
+                let reason = "cancelled".to_string();
+                let _ = tx.send(ToTorrent::Peer(key, PeerMsg::Closed { reason })).await;
+                return;
+            }
             r = connect => r,
         };
         match stream {
@@ -356,7 +376,7 @@ impl PeerTask {
                     continue;
                 }
                 let end = r.offset as usize + r.length as usize;
-                let storage = self.shared.disk.storage().clone();
+                let storage = self.shared.storage.clone();
                 let plen = storage.map().piece_len(r.piece).unwrap_or(0) as usize;
                 if end > plen {
                     // Past the end of the piece: never servable (and it would
@@ -371,7 +391,7 @@ impl PeerTask {
                     .map(|(_, b)| b.slice(r.offset as usize..end));
                 if let Some(data) = hit {
                     to_serve.pop_front();
-                    let wait = take(&self.shared.up_bucket, u64::from(r.length));
+                    let wait = take(&self.shared.up, u64::from(r.length));
                     if wait.is_zero() {
                         let _ = self.conn.send_piece(now, r.piece, r.offset, data);
                     } else {
@@ -400,13 +420,18 @@ impl PeerTask {
                     break;
                 }
                 to_serve.pop_front();
-                let wait = take(&self.shared.up_bucket, u64::from(r.length));
-                let disk = self.shared.disk.clone();
+                let wait = take(&self.shared.up, u64::from(r.length));
                 reads.push(Box::pin(async move {
                     if !wait.is_zero() {
                         tokio::time::sleep(wait).await;
                     }
-                    let res = disk.read_block(r.piece, r.offset, r.length as usize).await;
+                    let (piece, offset, len) = (r.piece, u64::from(r.offset), r.length as usize);
+                    let res = tokio::task::spawn_blocking(move || {
+                        storage.read_block(piece, offset, len).map(Bytes::from)
+                    })
+                    .await
+                    .map_err(|_| DiskError::Closed)
+                    .and_then(|r| r.map_err(DiskError::from));
                     ReadDone::Block(r, res)
                 }));
             }
@@ -438,7 +463,7 @@ impl PeerTask {
                         eof = true;
                         continue;
                     }
-                    let wait = take(&self.shared.down_bucket, n as u64);
+                    let wait = take(&self.shared.down, n as u64);
                     read_resume_at = (!wait.is_zero()).then(|| Instant::now() + wait);
                     self.conn
                         .process_received(Instant::now())
@@ -636,7 +661,7 @@ impl PeerTask {
             DiskError::Storage(e) => {
                 tracing::warn!(peer = %self.addr, error = %e, "reading data to upload failed");
                 if e.should_pause() {
-                    self.send_verdict(DiskVerdict::Error(TorrentError::Disk(e.to_string())))
+                    self.send_verdict(DiskVerdict::Error(TorrentError::from_storage(&e)))
                         .await?;
                 }
                 Ok(())
@@ -659,7 +684,11 @@ impl PeerTask {
             data.push((b.piece, b.offset, bytes));
         }
         self.send(PeerMsg::Blocks(blocks)).await?;
-        let disk = self.shared.disk.clone();
+        let Some(disk) = self.shared.disk.get().cloned() else {
+            // Nothing was requested (the torrent is not downloading): the
+            // torrent counted the blocks and drops them.
+            return Ok(());
+        };
         writes.push(Box::pin(async move {
             disk.queue_blocks(data).await?.outcomes().await
         }));
@@ -687,7 +716,7 @@ impl PeerTask {
             Ok(WriteOutcome::PieceFailed(p)) => self.send_verdict(DiskVerdict::Failed(p)).await,
             Ok(_) => Ok(()),
             Err(DiskError::Storage(e)) => {
-                self.send_verdict(DiskVerdict::Error(TorrentError::Disk(e.to_string())))
+                self.send_verdict(DiskVerdict::Error(TorrentError::from_storage(&e)))
                     .await?;
                 Err(format!("disk: {e}"))
             }

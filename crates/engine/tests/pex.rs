@@ -50,14 +50,17 @@ async fn add(
     selection: FileSelection,
     peers: Vec<SocketAddr>,
 ) -> TorrentHandle {
-    let p = AddTorrentParams {
-        torrent: t.clone(),
-        save_path: dir.to_path_buf(),
-        selection,
-        peers,
-        extra_trackers: Vec::new(),
-    };
-    s.add_torrent(p, Arc::new(|_| {})).await.unwrap()
+    let mut p = AddTorrentParams::torrent(t.clone(), dir);
+    p.selection = selection;
+    p.peers = peers;
+    let h = s.add(p).await.unwrap();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        h.wait_for(|s| s.state != shoal_engine::TorrentState::Checking),
+    )
+    .await
+    .unwrap();
+    h
 }
 
 fn empty_index(t: &Torrent) -> usize {

@@ -52,17 +52,19 @@ fn cfg() -> SessionConfig {
 }
 
 fn params(t: &Arc<Torrent>, dir: &Path, peers: Vec<SocketAddr>) -> AddTorrentParams {
-    AddTorrentParams {
-        torrent: t.clone(),
-        save_path: dir.to_path_buf(),
-        selection: FileSelection::All,
-        peers,
-        extra_trackers: Vec::new(),
-    }
+    let mut p = AddTorrentParams::torrent(t.clone(), dir);
+    p.selection = FileSelection::All;
+    p.peers = peers;
+    p
 }
 
+/// Adds a torrent and waits for its check to end.
 async fn add(s: &mut Session, p: AddTorrentParams) -> TorrentHandle {
-    s.add_torrent(p, Arc::new(|_| {})).await.unwrap()
+    let h = s.add(p).await.unwrap();
+    tokio::time::timeout(LIMIT, h.wait_for(|s| s.state != TorrentState::Checking))
+        .await
+        .unwrap();
+    h
 }
 
 fn same_files(t: &Torrent, a: &Path, b: &Path) {

@@ -194,17 +194,23 @@ impl Storage {
         Ok((files, stamp_of(self.parts_path())?))
     }
 
-    /// Writes the resume file for `verified` (one entry per piece) with the
-    /// current file stamps, atomically (temp file + rename).
-    pub fn save_resume(&self, verified: &[bool]) -> Result<(), StorageError> {
+    /// The resume data for `verified` (one entry per piece) with the current
+    /// file stamps. Take it after the data it describes was written.
+    pub fn resume_data(&self, verified: &[bool]) -> Result<ResumeData, StorageError> {
         let (files, parts) = self.stamps()?;
-        let data = ResumeData {
+        Ok(ResumeData {
             piece_length: self.map().layout().piece_length,
             total_length: self.map().layout().total_length,
             verified: verified.to_vec(),
             files,
             parts,
-        };
+        })
+    }
+
+    /// Writes the resume file for `verified` (one entry per piece) with the
+    /// current file stamps, atomically (temp file + rename).
+    pub fn save_resume(&self, verified: &[bool]) -> Result<(), StorageError> {
+        let data = self.resume_data(verified)?;
         let dir = self.state_dir();
         std::fs::create_dir_all(dir).map_err(|e| StorageError::io(IoOp::CreateDir, dir, 0, e))?;
         let path = self.resume_path();
@@ -223,6 +229,12 @@ impl Storage {
             Err(e) => return Err(StorageError::io(IoOp::Read, &path, 0, e).into()),
         };
         let r = ResumeData::decode(&bytes)?;
+        self.validate_resume(&r)?;
+        Ok(Some(r))
+    }
+
+    /// Checks that resume data describes this torrent's layout.
+    pub fn validate_resume(&self, r: &ResumeData) -> Result<(), ResumeError> {
         let l = self.map().layout();
         if r.piece_length != l.piece_length || r.total_length != l.total_length {
             return Err(ResumeError::Mismatch {
@@ -237,7 +249,7 @@ impl Storage {
         if r.files.len() != self.map().file_count() {
             return Err(ResumeError::Mismatch { what: "file count" });
         }
-        Ok(Some(r))
+        Ok(())
     }
 
     /// The verified pieces after a restart: trusted from the resume file where
@@ -247,12 +259,28 @@ impl Storage {
         &self,
         progress: &(dyn Fn(CheckProgress) + Sync),
     ) -> Result<ResumeOutcome, StorageError> {
+        match self.load_resume() {
+            Ok(r) => self.resume_from(r, progress),
+            Err(ResumeError::Storage(e)) => Err(e),
+            Err(e) => self.full_check(&e.to_string(), progress),
+        }
+    }
+
+    /// As [`Storage::resume_or_check`], from resume data kept elsewhere (a
+    /// session's persistence) instead of the resume file; `None`, or data
+    /// that does not describe this torrent, means a full check.
+    pub fn resume_from(
+        &self,
+        resume: Option<ResumeData>,
+        progress: &(dyn Fn(CheckProgress) + Sync),
+    ) -> Result<ResumeOutcome, StorageError> {
         let n = self.map().piece_count();
-        let resume = match self.load_resume() {
-            Ok(Some(r)) => r,
-            Ok(None) => return self.full_check("no resume file", progress),
-            Err(ResumeError::Storage(e)) => return Err(e),
-            Err(e) => return self.full_check(&e.to_string(), progress),
+        let resume = match resume {
+            None => return self.full_check("no resume data", progress),
+            Some(r) => match self.validate_resume(&r) {
+                Ok(()) => r,
+                Err(e) => return self.full_check(&e.to_string(), progress),
+            },
         };
         let (files, parts) = self.stamps()?;
         let mut recheck = vec![false; n as usize];

@@ -1,50 +1,28 @@
-//! The thin tokio driver of a [`TorrentCore`]: one task per torrent that
-//! feeds the core its inputs (commands, peer events, disk verdicts, tracker
-//! answers, timer expiries) with the current time and carries out its
-//! actions (commands to peer tasks, dials, resume saves, digest reads).
-//!
-//! The task sleeps until the core's next deadline; an idle torrent's task
-//! waits on its inbox alone.
-use super::core::{Action, DiskVerdict, PeerSource, TorrentCore};
+//! [`Run`]: the thin tokio side of a [`TorrentCore`] while the torrent
+//! transfers — its peer tasks and the channels they report on, the disk
+//! actor, and the execution of the core's actions. The torrent's task
+//! ([`super::task`]) owns a `Run` from the end of a check until a pause for
+//! a recheck, a move or the end, and feeds it commands, peers and time.
+use super::core::{Action, DiskVerdict, TorrentCore};
 use crate::peer::{PeerCmd, PeerMsg, PeerShared, PeerTask};
 use crate::picker::{PeerKey, BLOCK_SIZE};
+use crate::session::SessionCtx;
 use crate::smartban::BlockDigest;
-use crate::status::{TorrentState, TorrentStatus};
-use shoal_storage::DiskHandle;
-use shoal_tracker::{AnnounceOutcome, AnnouncerHandle};
+use shoal_storage::{Disk, DiskConfig};
 use shoal_wire::{ConnectionConfig, HandshakePrefix, PeerConnection, Reserved};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// A byte stream a peer connection can run over (TCP, or in-memory in tests).
 pub trait PeerStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> PeerStream for T {}
-
-/// Commands to a torrent's task.
-pub(crate) enum TorrentCmd {
-    /// A connection whose handshake prefix names this torrent.
-    Incoming {
-        stream: Box<dyn PeerStream>,
-        prefix: HandshakePrefix,
-        addr: SocketAddr,
-    },
-    /// An outgoing connection over an established stream (tests).
-    Outgoing {
-        stream: Box<dyn PeerStream>,
-        addr: SocketAddr,
-    },
-    /// Addresses to connect to.
-    AddPeers(Vec<SocketAddr>),
-    /// Stop: close peers, announce `stopped`, save resume data.
-    Shutdown(oneshot::Sender<()>),
-}
 
 /// What a peer task or the disk tells its torrent.
 #[derive(Debug)]
@@ -57,13 +35,16 @@ pub(crate) enum ToTorrent {
 
 /// Most commands queued to one peer task before it is closed as stuck.
 const PEER_CMD_QUEUE: usize = 4096;
+/// Bound on closing the peer tasks at the end of a run.
+const PEERS_GRACE: Duration = Duration::from_secs(5);
 
-/// Byte counters the announcer closure reads.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub downloaded: AtomicU64,
-    pub uploaded: AtomicU64,
-    pub left: AtomicU64,
+/// Actions of the core that need the torrent's task (trackers, persistence).
+#[derive(Debug)]
+pub(crate) enum TaskAction {
+    /// Store this verified-piece set.
+    SaveResume(Vec<bool>),
+    /// Tell the trackers the download completed.
+    AnnounceCompleted,
 }
 
 /// A live peer task as the driver reaches it.
@@ -72,64 +53,39 @@ struct PeerLink {
     cancel: CancellationToken,
 }
 
-/// Everything a driver needs, built by the session.
-pub(crate) struct DriverInit {
+/// The running side of a torrent. See the module docs.
+pub(crate) struct Run {
     pub core: TorrentCore,
-    pub info_hash: [u8; 20],
-    pub peer_id: [u8; 20],
-    pub disk: DiskHandle,
     pub shared: Arc<PeerShared>,
-    pub connect_timeout: Duration,
-    pub status: watch::Sender<TorrentStatus>,
-    pub cmds: mpsc::Receiver<TorrentCmd>,
-    pub announcer: Option<(AnnouncerHandle, mpsc::Receiver<AnnounceOutcome>)>,
-    pub counters: Arc<Counters>,
-}
-
-/// The task around one torrent core. See the module docs.
-pub(crate) struct TorrentDriver {
-    core: TorrentCore,
+    ctx: Arc<SessionCtx>,
     info_hash: [u8; 20],
-    peer_id: [u8; 20],
-    disk: DiskHandle,
-    shared: Arc<PeerShared>,
-    connect_timeout: Duration,
-    status_tx: watch::Sender<TorrentStatus>,
-    cmds: mpsc::Receiver<TorrentCmd>,
-    rx: mpsc::Receiver<ToTorrent>,
+    write_budget: usize,
+    pub rx: mpsc::Receiver<ToTorrent>,
     tx: mpsc::Sender<ToTorrent>,
-    announcer: Option<AnnouncerHandle>,
-    ann_rx: Option<mpsc::Receiver<AnnounceOutcome>>,
-    counters: Arc<Counters>,
     links: HashMap<PeerKey, PeerLink>,
     tasks: JoinSet<()>,
     cancel: CancellationToken,
     digests_tx: mpsc::Sender<(u32, Vec<BlockDigest>)>,
-    digests_rx: mpsc::Receiver<(u32, Vec<BlockDigest>)>,
+    pub digests_rx: mpsc::Receiver<(u32, Vec<BlockDigest>)>,
 }
 
-impl TorrentDriver {
-    pub(crate) fn new(init: DriverInit) -> Self {
+impl Run {
+    pub(crate) fn new(
+        core: TorrentCore,
+        shared: Arc<PeerShared>,
+        ctx: Arc<SessionCtx>,
+        info_hash: [u8; 20],
+    ) -> Self {
         let (tx, rx) = mpsc::channel(1024);
         let (digests_tx, digests_rx) = mpsc::channel(16);
-        let (announcer, ann_rx) = match init.announcer {
-            Some((h, r)) => (Some(h), Some(r)),
-            None => (None, None),
-        };
-        TorrentDriver {
-            core: init.core,
-            info_hash: init.info_hash,
-            peer_id: init.peer_id,
-            disk: init.disk,
-            shared: init.shared,
-            connect_timeout: init.connect_timeout,
-            status_tx: init.status,
-            cmds: init.cmds,
+        Run {
+            core,
+            shared,
+            write_budget: ctx.config.write_budget,
+            ctx,
+            info_hash,
             rx,
             tx,
-            announcer,
-            ann_rx,
-            counters: init.counters,
             links: HashMap::new(),
             tasks: JoinSet::new(),
             cancel: CancellationToken::new(),
@@ -138,53 +94,8 @@ impl TorrentDriver {
         }
     }
 
-    /// The run loop; returns after a shutdown command (or when every handle
-    /// is gone).
-    pub(crate) async fn run(mut self) {
-        loop {
-            let deadline = self.core.poll_timeout();
-            tokio::select! {
-                cmd = self.cmds.recv() => match cmd {
-                    Some(TorrentCmd::Shutdown(reply)) => {
-                        self.shutdown().await;
-                        let _ = reply.send(());
-                        return;
-                    }
-                    Some(cmd) => self.on_cmd(cmd),
-                    None => {
-                        self.shutdown().await;
-                        return;
-                    }
-                },
-                Some(m) = self.rx.recv() => {
-                    let now = Instant::now();
-                    self.on_msg(now, m);
-                    // Drain a burst before acting.
-                    for _ in 0..256 {
-                        match self.rx.try_recv() {
-                            Ok(m) => self.on_msg(now, m),
-                            Err(_) => break,
-                        }
-                    }
-                }
-                Some(o) = recv_opt(&mut self.ann_rx) => {
-                    if let Ok(resp) = &o.result {
-                        tracing::debug!(url = %o.url, peers = resp.peers.len(), "announce ok");
-                    }
-                    match o.result {
-                        Ok(resp) => self.core.add_addrs(Instant::now(), resp.peers, PeerSource::Tracker),
-                        Err(e) => tracing::info!(url = %o.url, error = %e, "announce failed"),
-                    }
-                }
-                Some((piece, good)) = self.digests_rx.recv() => self.core.on_digests(piece, &good),
-                _ = sleep_until(deadline) => self.core.handle_timeout(Instant::now()),
-            }
-            self.act();
-            self.publish();
-        }
-    }
-
-    fn on_msg(&mut self, now: Instant, m: ToTorrent) {
+    /// Feeds one message from a peer task or the disk.
+    pub(crate) fn on_msg(&mut self, now: Instant, m: ToTorrent) {
         match m {
             ToTorrent::Peer(key, msg) => {
                 if matches!(msg, PeerMsg::Closed { .. }) {
@@ -196,52 +107,73 @@ impl TorrentDriver {
         }
     }
 
-    fn on_cmd(&mut self, cmd: TorrentCmd) {
-        let now = Instant::now();
-        match cmd {
-            TorrentCmd::Incoming {
-                stream,
-                prefix,
-                addr,
-            } => {
-                let Some(key) = self.core.accept_incoming(addr) else {
-                    return;
-                };
-                let conn = PeerConnection::incoming(
-                    self.conn_config(),
-                    prefix,
-                    self.peer_id,
-                    Some(self.core.have().clone()),
-                    now,
-                );
-                let task = self.peer_task(key, addr, conn);
-                self.tasks.spawn(task.run(stream));
-            }
-            TorrentCmd::Outgoing { stream, addr } => {
-                let key = self.core.attach_outgoing(addr);
-                let conn = PeerConnection::outgoing(
-                    self.conn_config(),
-                    self.info_hash,
-                    self.peer_id,
-                    Some(self.core.have().clone()),
-                    now,
-                );
-                let task = self.peer_task(key, addr, conn);
-                self.tasks.spawn(task.run(stream));
-            }
-            TorrentCmd::AddPeers(addrs) => {
-                self.core.add_addrs(now, addrs, PeerSource::Added);
-                self.core.handle_timeout(now);
-            }
-            TorrentCmd::Shutdown(_) => {}
-        }
+    /// A connection from the listener whose handshake names this torrent.
+    pub(crate) fn incoming(
+        &mut self,
+        stream: Box<dyn super::PeerStream>,
+        prefix: HandshakePrefix,
+        addr: SocketAddr,
+    ) {
+        let Ok(permit) = self.ctx.conns.total.clone().try_acquire_owned() else {
+            return;
+        };
+        let Some(key) = self.core.accept_incoming(addr) else {
+            return;
+        };
+        let conn = PeerConnection::incoming(
+            self.conn_config(),
+            prefix,
+            self.ctx.peer_id,
+            Some(self.core.have().clone()),
+            Instant::now(),
+        );
+        let task = self.peer_task(key, addr, conn);
+        self.tasks.spawn(async move {
+            task.run(stream).await;
+            drop(permit);
+        });
     }
 
-    /// Carries out what the core asked for.
-    fn act(&mut self) {
+    /// An outgoing connection over an established stream (tests).
+    pub(crate) fn outgoing(&mut self, stream: Box<dyn super::PeerStream>, addr: SocketAddr) {
+        let key = self.core.attach_outgoing(addr);
+        let conn = PeerConnection::outgoing(
+            self.conn_config(),
+            self.info_hash,
+            self.ctx.peer_id,
+            Some(self.core.have().clone()),
+            Instant::now(),
+        );
+        let task = self.peer_task(key, addr, conn);
+        self.tasks.spawn(task.run(stream));
+    }
+
+    /// Starts the disk actor when the torrent starts downloading (a seeding
+    /// torrent needs none: it only reads).
+    pub(crate) fn ensure_disk(&mut self) -> Result<(), shoal_storage::DiskError> {
+        if self.shared.disk.get().is_some()
+            || self.core.status().state != crate::TorrentState::Downloading
+        {
+            return Ok(());
+        }
+        let disk = Disk::spawn(
+            self.shared.storage.clone(),
+            self.core.verified(),
+            DiskConfig {
+                write_budget: self.write_budget,
+                ..DiskConfig::default()
+            },
+        )?;
+        let _ = self.shared.disk.set(disk);
+        Ok(())
+    }
+
+    /// Carries out what the core asked for; returns what only the task can do.
+    pub(crate) fn act(&mut self) -> Vec<TaskAction> {
         self.shared
             .digests
             .store(self.core.wants_block_digests(), Ordering::Relaxed);
+        let mut out = Vec::new();
         while let Some(a) = self.core.poll_action() {
             match a {
                 Action::Peer(key, cmd) => {
@@ -257,54 +189,41 @@ impl TorrentDriver {
                         l.cancel.cancel();
                     }
                 }
-                Action::Connect { key, addr } => {
-                    let conn = PeerConnection::outgoing(
-                        self.conn_config(),
-                        self.info_hash,
-                        self.peer_id,
-                        Some(self.core.have().clone()),
-                        Instant::now(),
-                    );
-                    let task = self.peer_task(key, addr, conn);
-                    self.tasks.spawn(task.connect_and_run(self.connect_timeout));
-                }
-                Action::SaveResume(v) => {
-                    let disk = self.disk.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = disk.save_resume(v).await {
-                            tracing::warn!(error = %e, "saving resume data failed");
-                        }
-                    });
-                }
+                Action::Connect { key, addr } => self.connect(key, addr),
+                Action::SaveResume(v) => out.push(TaskAction::SaveResume(v)),
                 Action::ReadDigests(piece) => self.read_digests(piece),
-                Action::AnnounceCompleted => {
-                    if let Some(a) = &self.announcer {
-                        // Bounded: the announcer's queue is small and drained promptly.
-                        let _ = futures_util::FutureExt::now_or_never(a.completed());
-                    }
-                }
+                Action::AnnounceCompleted => out.push(TaskAction::AnnounceCompleted),
             }
         }
         while self.tasks.try_join_next().is_some() {}
+        out
     }
 
-    fn publish(&mut self) {
-        let s = self.core.status();
-        self.counters
-            .downloaded
-            .store(s.downloaded, Ordering::Relaxed);
-        self.counters.uploaded.store(s.uploaded, Ordering::Relaxed);
-        self.counters.left.store(
-            s.wanted_bytes.saturating_sub(s.verified_wanted_bytes),
-            Ordering::Relaxed,
+    fn connect(&mut self, key: PeerKey, addr: SocketAddr) {
+        let Ok(permit) = self.ctx.conns.total.clone().try_acquire_owned() else {
+            // The session is full: the core backs off this address.
+            let tx = self.tx.clone();
+            let reason = "session connection limit".to_string();
+            self.tasks.spawn(async move {
+                let _ = tx
+                    .send(ToTorrent::Peer(key, PeerMsg::Closed { reason }))
+                    .await;
+            });
+            return;
+        };
+        let conn = PeerConnection::outgoing(
+            self.conn_config(),
+            self.info_hash,
+            self.ctx.peer_id,
+            Some(self.core.have().clone()),
+            Instant::now(),
         );
-        self.status_tx.send_if_modified(|old| {
-            if old != s {
-                old.clone_from(s);
-                true
-            } else {
-                false
-            }
+        let task = self.peer_task(key, addr, conn);
+        let timeout = self.ctx.config.connect_timeout;
+        let half_open = self.ctx.conns.half_open.clone();
+        self.tasks.spawn(async move {
+            task.connect_and_run(timeout, half_open).await;
+            drop(permit);
         });
     }
 
@@ -351,7 +270,7 @@ impl TorrentDriver {
     }
 
     fn read_digests(&self, piece: u32) {
-        let storage = self.disk.storage().clone();
+        let storage = self.shared.storage.clone();
         let tx = self.digests_tx.clone();
         let Some(len) = storage.map().piece_len(piece) else {
             return;
@@ -371,18 +290,27 @@ impl TorrentDriver {
         });
     }
 
-    async fn shutdown(&mut self) {
+    /// Ends the run: closes every connection (bounded), keeps the traffic
+    /// totals exact, flushes the disk. Returns the verified-piece set.
+    pub(crate) async fn stop(&mut self) -> Vec<bool> {
         let verified = self.core.shutdown();
-        self.act();
+        let _ = self.act();
         self.cancel.cancel();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let deadline = tokio::time::Instant::now() + PEERS_GRACE;
         loop {
             tokio::select! {
                 j = self.tasks.join_next() => if j.is_none() { break },
                 Some(m) = self.rx.recv() => {
-                    // Keep the traffic totals exact; everything else is moot now.
-                    if let ToTorrent::Peer(key, msg @ PeerMsg::Stats { .. }) = m {
-                        self.core.on_peer(Instant::now(), key, msg);
+                    // Keep the traffic totals and the verdicts of pieces
+                    // that completed meanwhile; everything else is moot now.
+                    match m {
+                        ToTorrent::Peer(key, msg @ PeerMsg::Stats { .. }) => {
+                            self.core.on_peer(Instant::now(), key, msg)
+                        }
+                        ToTorrent::Disk(v @ DiskVerdict::Verified(_)) => {
+                            self.core.on_disk(Instant::now(), v)
+                        }
+                        _ => {}
                     }
                 }
                 _ = tokio::time::sleep_until(deadline) => {
@@ -391,37 +319,18 @@ impl TorrentDriver {
                 }
             }
         }
-        // Counters for the `stopped` announce.
-        self.publish();
-        if let Some(a) = self.announcer.take() {
-            a.stop().await;
+        while let Ok(m) = self.rx.try_recv() {
+            if let ToTorrent::Disk(v @ DiskVerdict::Verified(_)) = m {
+                self.core.on_disk(Instant::now(), v);
+            }
         }
-        if let Err(e) = self.disk.shutdown().await {
-            tracing::warn!(error = %e, "disk shutdown");
+        while self.core.poll_action().is_some() {}
+        if let Some(disk) = self.shared.disk.get() {
+            if let Err(e) = disk.shutdown().await {
+                tracing::warn!(error = %e, "disk shutdown");
+            }
         }
-        let storage = self.disk.storage().clone();
-        let saved = tokio::task::spawn_blocking(move || storage.save_resume(&verified)).await;
-        if let Ok(Err(e)) = saved {
-            tracing::warn!(error = %e, "saving resume data failed");
-        }
-        debug_assert!(matches!(
-            self.core.status().state,
-            TorrentState::Paused | TorrentState::Stopped
-        ));
-        self.publish();
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(t) => tokio::time::sleep_until(t.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
-    match rx {
-        Some(r) => r.recv().await,
-        None => std::future::pending().await,
+        drop(verified);
+        self.core.verified()
     }
 }

@@ -1,8 +1,24 @@
-//! One torrent: a sans-IO [`core`] (picker, choker, smart ban, peer set,
-//! peer exchange) and the tokio [`driver`] that runs it.
+//! One torrent of a session: a sans-IO [`core`] (picker, choker, smart ban,
+//! peer set, peer exchange), the tokio [`driver`] that runs it while it
+//! transfers, and the [`task`] that carries it through its life (metadata,
+//! checking, transfer, recheck, move, removal).
+mod cmd;
 pub(crate) mod core;
+mod data_ops;
 pub(crate) mod driver;
+mod handle;
+mod magnet;
+mod task;
 
-pub(crate) use self::core::{CoreInit, CoreLimits, DiskVerdict, TorrentCore};
+pub(crate) use self::core::DiskVerdict;
+pub(crate) use cmd::TorrentCmd;
 pub use driver::PeerStream;
-pub(crate) use driver::{Counters, DriverInit, ToTorrent, TorrentCmd, TorrentDriver};
+pub(crate) use driver::ToTorrent;
+pub use handle::{TorrentHandle, TorrentMeta};
+pub(crate) use task::{spawn, Origin};
+
+/// Whether a handshake's 20-byte hash names a torrent with these hashes
+/// (its v1 hash, or its v2 hash truncated).
+pub(crate) fn matches_hash(h: &shoal_metainfo::InfoHashes, wire: &[u8; 20]) -> bool {
+    h.v1.is_some_and(|v| v.0 == *wire) || h.v2.is_some_and(|v| v.truncated().0 == *wire)
+}

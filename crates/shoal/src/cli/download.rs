@@ -1,14 +1,16 @@
 //! `shoal download`: fetch a torrent's wanted files from the swarm into a
 //! directory, with a progress bar on a terminal (plain lines every second
-//! otherwise), then exit (default) or keep seeding (`--seed`).
+//! otherwise), then exit (default) or keep seeding (`--seed`). The torrent is
+//! a .torrent file or a magnet link; everything about peers (trackers, the
+//! DHT, peer exchange, a magnet's metadata and v2 piece layers, BEP 27 for
+//! private torrents) is the engine's session's work: this command is a thin
+//! client that adds one torrent and follows it.
 //!
 //! Exit code 0 only when every wanted byte is on disk and verified; a disk
-//! error pauses the torrent and exits non-zero with its message; Ctrl-C and
-//! SIGTERM send `stopped` to the trackers and exit (non-zero if incomplete).
-//!
-//! Non-private torrents (BEP 27) also use the DHT ([`super::dht_node`]): the
-//! node finds peers, announces our listen port and answers queries while the
-//! process runs (`--no-dht` turns it off).
+//! error (or a magnet whose metadata never came) stops the torrent and exits
+//! non-zero with its message; Ctrl-C and SIGTERM send `stopped` to the
+//! trackers and exit (non-zero if incomplete). Resume data is kept beside the
+//! data (`.shoal/<info-hash>.resume`), so a restart fetches nothing twice.
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,12 +20,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Args;
 use shoal_engine::{
-    AddTorrentParams, FileSelection, Session, SessionConfig, TorrentHandle, TorrentState,
-    TorrentStatus,
+    AddTorrentError, AddTorrentParams, FileSelection, ResumeFiles, Session, SessionConfig,
+    TorrentHandle, TorrentSource, TorrentState, TorrentStatus,
 };
-use shoal_metainfo::Torrent;
+use shoal_metainfo::{Magnet, Torrent};
 
-use super::dht_node::{DhtNode, DhtNodeArgs, PeerFeed};
+use super::dht_node::report_bootstrap;
 use super::info::human;
 use super::InvalidInput;
 
@@ -65,19 +67,32 @@ pub struct DownloadArgs {
     pub buffered_writes: bool,
     /// Options for magnet links (metadata timeout).
     #[command(flatten)]
-    pub magnet: super::magnet::MagnetArgs,
+    pub magnet: MagnetArgs,
     /// DHT options (bootstrap, state file, off switch).
     #[command(flatten)]
     pub dht: super::dht_node::DhtNodeArgs,
 }
 
+/// Options of `shoal download` that only matter for magnet links.
+#[derive(Debug, Clone, Args)]
+pub struct MagnetArgs {
+    /// Give up when no peer gave the metadata within this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub metadata_timeout: u64,
+}
+
 /// Runs `shoal download`.
 pub fn run(args: DownloadArgs) -> anyhow::Result<()> {
-    if args.torrent.starts_with("magnet:") {
-        return super::magnet::run(args);
-    }
-    let torrent = load_torrent(Path::new(&args.torrent))?;
-    runtime()?.block_on(download(args, torrent))
+    let source = if args.torrent.starts_with("magnet:") {
+        let m = Magnet::parse(&args.torrent).context("download")?;
+        if m.v1.is_none() && m.v2.is_none() {
+            return Err(InvalidInput("download: the magnet names no info-hash".into()).into());
+        }
+        TorrentSource::Magnet(Box::new(m))
+    } else {
+        TorrentSource::Torrent(load_torrent(Path::new(&args.torrent))?)
+    };
+    runtime()?.block_on(download(args, source))
 }
 
 /// The tokio runtime of `download` and `seed`: ONE network thread. Hashing
@@ -100,111 +115,155 @@ pub(crate) fn load_torrent(path: &Path) -> anyhow::Result<Arc<Torrent>> {
     Ok(Arc::new(t))
 }
 
-async fn download(args: DownloadArgs, torrent: Arc<Torrent>) -> anyhow::Result<()> {
-    let selection = match &args.only {
-        Some(s) => FileSelection::parse(s),
-        None => FileSelection::All,
+/// Starts the session of a one-torrent command (resume files beside the
+/// data; no DHT node for a private torrent: BEP 27, said once).
+pub(crate) async fn start_session(
+    mut config: SessionConfig,
+    dht: &super::dht_node::DhtNodeArgs,
+    private: bool,
+    what: &str,
+) -> anyhow::Result<(Session, tokio::task::JoinHandle<()>)> {
+    config.dht = if private {
+        if !dht.no_dht {
+            eprintln!("private torrent: not using the DHT");
+        }
+        None
+    } else {
+        dht.settings()
     };
-    let mut session = Session::start(SessionConfig {
+    let session = Session::start_with(config, Arc::new(ResumeFiles::new()))
+        .await
+        .with_context(|| what.to_owned())?;
+    eprintln!("listening on {}", session.local_addr());
+    let s = session.clone();
+    let report = tokio::spawn(async move { report_bootstrap(&s).await });
+    Ok((session, report))
+}
+
+/// The error of a refused add: invalid input (exit 2) or a failure.
+pub(crate) fn add_error(what: &str, e: AddTorrentError) -> anyhow::Error {
+    match e {
+        AddTorrentError::NoSuchFile { .. }
+        | AddTorrentError::EmptySelection
+        | AddTorrentError::NoInfoHash
+        | AddTorrentError::V2Only => anyhow::Error::new(InvalidInput(format!("{what}: {e}"))),
+        e => anyhow::Error::new(e).context(what.to_owned()),
+    }
+}
+
+async fn download(args: DownloadArgs, source: TorrentSource) -> anyhow::Result<()> {
+    let private = matches!(&source, TorrentSource::Torrent(t) if t.is_private());
+    let magnet = matches!(source, TorrentSource::Magnet(_));
+    let config = SessionConfig {
         listen: args.listen,
         max_upload_rate: args.max_upload_rate,
         max_download_rate: args.max_download_rate,
         direct_io: !args.buffered_writes,
         ..SessionConfig::default()
-    })
-    .await
-    .context("download")?;
-    eprintln!("listening on {}", session.local_addr());
-    let node = start_dht(&args.dht, &torrent, session.local_addr()).await;
-    if let Err(e) = std::fs::create_dir_all(&args.output) {
-        stop(node, None, session).await;
-        return Err(e).with_context(|| format!("creating {}", args.output.display()));
-    }
-    let params = AddTorrentParams {
-        torrent: torrent.clone(),
-        save_path: args.output.clone(),
-        selection,
-        peers: args.peers.clone(),
-        extra_trackers: args.trackers.clone(),
     };
-    let handle = match session.add_torrent(params, Arc::new(|_| {})).await {
-        Ok(h) => h,
-        Err(e) => {
-            stop(node, None, session).await;
-            return Err(match e {
-                shoal_engine::AddTorrentError::NoSuchFile { .. }
-                | shoal_engine::AddTorrentError::EmptySelection
-                | shoal_engine::AddTorrentError::V2Only => {
-                    anyhow::Error::new(InvalidInput(format!("download: {e}")))
-                }
-                e => anyhow::Error::new(e).context("download"),
-            });
+    let (session, report) = start_session(config, &args.dht, private, "download").await?;
+    let outcome = async {
+        std::fs::create_dir_all(&args.output)
+            .with_context(|| format!("creating {}", args.output.display()))?;
+        let mut params = AddTorrentParams::new(source, &args.output);
+        if let Some(s) = &args.only {
+            params.selection = FileSelection::parse(s);
         }
-    };
-    let s = handle.status();
-    if s.pieces_have > 0 {
-        eprintln!(
-            "resuming: {} of {} pieces already verified",
-            s.pieces_have, s.pieces
-        );
+        params.peers = args.peers.clone();
+        params.extra_trackers = args.trackers.clone();
+        if magnet {
+            params.metadata_timeout = Some(Duration::from_secs(args.magnet.metadata_timeout));
+            eprintln!(
+                "fetching metadata from {} peers, the trackers and the DHT…",
+                args.peers.len()
+            );
+        }
+        let handle = session
+            .add(params)
+            .await
+            .map_err(|e| add_error("download", e))?;
+        let mut signals = Signals::new()?;
+        follow(&args, &handle, &mut signals).await
     }
-    let feed = node.as_ref().map(|n| {
-        let port = session.local_addr().port();
-        n.feed(handle.info_hash(), port, handle.clone())
-    });
-    let outcome = match Signals::new() {
-        Ok(mut signals) => follow(&args, &torrent, &handle, &mut signals).await,
-        Err(e) => Err(e),
-    };
-    stop(node, feed, session).await;
+    .await;
+    report.abort();
+    session.shutdown().await;
     outcome
 }
 
-/// The DHT node for a non-private torrent unless `--no-dht`; a node that cannot
-/// start is reported and the download goes on without it.
-pub(crate) async fn start_dht(
-    args: &DhtNodeArgs,
-    torrent: &Torrent,
-    listen: SocketAddr,
-) -> Option<DhtNode> {
-    if torrent.is_private() {
-        if !args.no_dht {
-            eprintln!("private torrent: not using the DHT");
-        }
-        return None;
-    }
-    match DhtNode::start(args, listen).await {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("warning: running without the DHT: {}", super::one_line(&e));
-            None
-        }
-    }
-}
-
-/// Stops the DHT feed, the DHT node (saving its table) and the session.
-pub(crate) async fn stop(node: Option<DhtNode>, feed: Option<PeerFeed>, session: Session) {
-    if let Some(f) = feed {
-        f.stop().await;
-    }
-    if let Some(n) = node {
-        n.shutdown().await;
-    }
-    session.shutdown().await;
-}
-
-/// Shows progress until the download completes (or, with `--seed`, until a signal).
+/// Shows progress until the download completes (or, with `--seed`, until a
+/// signal); says what happened on the way (metadata, resume, completion).
 pub(crate) async fn follow(
     args: &DownloadArgs,
-    torrent: &Torrent,
     handle: &TorrentHandle,
     signals: &mut Signals,
 ) -> anyhow::Result<()> {
-    let mut progress = Progress::new(torrent.name());
+    let mut progress: Option<Progress> = None;
     let mut rx = handle.subscribe();
+    let mut meta = handle.subscribe_meta();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut announced_complete = false;
+    let mut saw_metadata = handle.torrent().is_some();
+    let mut checked = false;
     let outcome: anyhow::Result<()> = loop {
+        let s = rx.borrow_and_update().clone();
+        let torrent = meta.borrow_and_update().torrent.clone();
+        if !saw_metadata {
+            if let Some(t) = torrent {
+                saw_metadata = true;
+                eprintln!(
+                    "metadata: {} ({} bytes of info)",
+                    t.name(),
+                    t.info_bytes().len()
+                );
+                if t.is_private() {
+                    eprintln!("private torrent: not using the DHT");
+                }
+                let missing = (0..t.files().len())
+                    .filter(|&i| t.needs_piece_layer(i))
+                    .count();
+                if missing > 0 {
+                    eprintln!("fetching the piece layers of {missing} files…");
+                }
+            }
+        }
+        if progress.is_none() {
+            if let Some(t) = handle.torrent() {
+                progress = Some(Progress::new(t.name()));
+            }
+        }
+        let settled = !matches!(
+            s.state,
+            TorrentState::Checking | TorrentState::FetchingMetadata
+        );
+        if settled && !checked && s.pieces > 0 {
+            checked = true;
+            if s.pieces_have > 0 && !s.is_complete() {
+                eprintln!(
+                    "resuming: {} of {} pieces already verified",
+                    s.pieces_have, s.pieces
+                );
+            }
+        }
+        if s.state == TorrentState::Error {
+            let why = s
+                .error
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| "stopped".into());
+            break Err(anyhow::anyhow!("download: {why}"));
+        }
+        if settled && s.is_complete() && !announced_complete {
+            announced_complete = true;
+            if let Some(p) = progress.as_mut() {
+                p.update(&s, true);
+            }
+            if args.seed {
+                message(&progress, "download complete; seeding (Ctrl-C to stop)");
+            } else {
+                message(&progress, "download complete");
+                break Ok(());
+            }
+        }
         tokio::select! {
             sig = signals.recv() => {
                 let s = handle.status();
@@ -218,31 +277,31 @@ pub(crate) async fn follow(
                 if r.is_err() {
                     break Err(anyhow::anyhow!("download: the torrent stopped unexpectedly"));
                 }
-                let s = rx.borrow_and_update().clone();
-                if s.state == TorrentState::Paused {
-                    let why = s.error.map(|e| e.to_string()).unwrap_or_else(|| "paused".into());
-                    break Err(anyhow::anyhow!("download: {why}"));
-                }
-                if s.is_complete() && !announced_complete {
-                    announced_complete = true;
-                    progress.update(&s, true);
-                    if args.seed {
-                        progress.message("download complete; seeding (Ctrl-C to stop)");
-                    } else {
-                        break Ok(());
-                    }
+            }
+            Ok(()) = meta.changed() => {}
+            _ = tick.tick() => {
+                if let Some(p) = progress.as_mut() {
+                    p.update(&handle.status(), false);
                 }
             }
-            _ = tick.tick() => progress.update(&handle.status(), false),
         }
     };
     let last = handle.status();
-    progress.finish(&last);
+    if let Some(mut p) = progress {
+        p.finish(&last);
+    }
     outcome?;
     if !last.is_complete() {
         bail!("download: incomplete ({:.1}%)", last.progress() * 100.0);
     }
     Ok(())
+}
+
+fn message(p: &Option<Progress>, m: &str) {
+    match p {
+        Some(p) => p.message(m),
+        None => eprintln!("{m}"),
+    }
 }
 
 /// SIGINT / SIGTERM as one stream.

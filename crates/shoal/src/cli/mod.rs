@@ -10,7 +10,6 @@ pub mod dht;
 pub mod dht_node;
 pub mod download;
 pub mod info;
-pub mod magnet;
 pub mod seed;
 
 /// Exit code when the operation failed (I/O, network).

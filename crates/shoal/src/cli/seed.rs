@@ -16,11 +16,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use shoal_engine::{AddTorrentParams, FileSelection, Session, SessionConfig, TorrentState};
+use shoal_engine::{AddTorrentParams, SessionConfig, TorrentState};
 use shoal_metainfo::Torrent;
 
 use super::dht_node::DhtNodeArgs;
-use super::download::{load_torrent, runtime, start_dht, stop, Progress, Signals};
+use super::download::{add_error, load_torrent, runtime, start_session, Progress, Signals};
 use super::InvalidInput;
 
 /// Arguments of `shoal seed`.
@@ -108,73 +108,68 @@ fn save_path(t: &Torrent, data: &Path) -> anyhow::Result<PathBuf> {
 }
 
 async fn seed(args: SeedArgs, torrent: Arc<Torrent>, save_path: PathBuf) -> anyhow::Result<()> {
-    let mut session = Session::start(SessionConfig {
+    let config = SessionConfig {
         listen: args.listen,
         max_upload_rate: args.max_upload_rate,
         ..SessionConfig::default()
-    })
-    .await
-    .context("seed")?;
-    eprintln!("listening on {}", session.local_addr());
-    let node = start_dht(&args.dht, &torrent, session.local_addr()).await;
-    eprintln!("checking {}", save_path.join(torrent.name()).display());
-    let params = AddTorrentParams {
-        torrent: torrent.clone(),
-        save_path,
-        selection: FileSelection::All,
-        peers: args.peers.clone(),
-        extra_trackers: args.trackers.clone(),
     };
-    let handle = match session.add_torrent(params, Arc::new(|_| {})).await {
-        Ok(h) => h,
-        Err(e) => {
-            stop(node, None, session).await;
-            return Err(anyhow::Error::new(e).context("seed"));
-        }
-    };
-    let s = handle.status();
-    if s.is_complete() {
-        eprintln!("data verified: {} pieces; seeding", s.pieces);
-    } else {
-        eprintln!(
-            "warning: only {} of {} pieces verified; serving those and fetching the rest",
-            s.pieces_have, s.pieces
-        );
-    }
-    let feed = node.as_ref().map(|n| {
-        let port = session.local_addr().port();
-        n.feed(handle.info_hash(), port, handle.clone())
-    });
-    let mut progress = Progress::new(torrent.name());
-    let mut signals = match Signals::new() {
-        Ok(s) => s,
-        Err(e) => {
-            stop(node, feed, session).await;
-            return Err(e);
-        }
-    };
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut rx = handle.subscribe();
-    let result = loop {
-        tokio::select! {
+    let (session, report) = start_session(config, &args.dht, torrent.is_private(), "seed").await?;
+    let outcome = async {
+        eprintln!("checking {}", save_path.join(torrent.name()).display());
+        let mut params = AddTorrentParams::torrent(torrent.clone(), save_path);
+        params.peers = args.peers.clone();
+        params.extra_trackers = args.trackers.clone();
+        let handle = session
+            .add(params)
+            .await
+            .map_err(|e| add_error("seed", e))?;
+        let mut signals = Signals::new()?;
+        let s = tokio::select! {
+            s = handle.wait_for(|s| s.state != TorrentState::Checking) => s,
             sig = signals.recv() => {
-                progress.message(&format!("{sig}: stopping"));
-                break Ok(());
+                eprintln!("{sig}: stopping");
+                return Ok(());
             }
-            r = rx.changed() => {
-                if r.is_err() {
-                    break Err(anyhow::anyhow!("seed: the torrent stopped unexpectedly"));
-                }
-                let s = rx.borrow_and_update().clone();
-                if s.state == TorrentState::Paused {
-                    let why = s.error.map(|e| e.to_string()).unwrap_or_else(|| "paused".into());
-                    break Err(anyhow::anyhow!("seed: {why}"));
-                }
-            }
-            _ = tick.tick() => progress.update(&handle.status(), false),
+        };
+        if s.state == TorrentState::Error {
+            let why = s.error.map(|e| e.to_string()).unwrap_or_default();
+            anyhow::bail!("seed: {why}");
         }
-    };
-    stop(node, feed, session).await;
-    progress.finish(&handle.status());
-    result
+        if s.is_complete() {
+            eprintln!("data verified: {} pieces; seeding", s.pieces);
+        } else {
+            eprintln!(
+                "warning: only {} of {} pieces verified; serving those and fetching the rest",
+                s.pieces_have, s.pieces
+            );
+        }
+        let mut progress = Progress::new(torrent.name());
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut rx = handle.subscribe();
+        let result = loop {
+            tokio::select! {
+                sig = signals.recv() => {
+                    progress.message(&format!("{sig}: stopping"));
+                    break Ok(());
+                }
+                r = rx.changed() => {
+                    if r.is_err() {
+                        break Err(anyhow::anyhow!("seed: the torrent stopped unexpectedly"));
+                    }
+                    let s = rx.borrow_and_update().clone();
+                    if s.state == TorrentState::Error {
+                        let why = s.error.map(|e| e.to_string()).unwrap_or_default();
+                        break Err(anyhow::anyhow!("seed: {why}"));
+                    }
+                }
+                _ = tick.tick() => progress.update(&handle.status(), false),
+            }
+        };
+        progress.finish(&handle.status());
+        result
+    }
+    .await;
+    report.abort();
+    session.shutdown().await;
+    outcome
 }

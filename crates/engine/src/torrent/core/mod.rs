@@ -442,16 +442,24 @@ impl TorrentCore {
     }
 
     /// Stops transferring: every connection is closed. With `error`, the
-    /// torrent is paused by a failure and says why.
+    /// torrent stops on a failure ([`TorrentState::Error`]) and says why.
     pub(crate) fn pause(&mut self, error: Option<TorrentError>) {
-        if self.status.state == TorrentState::Paused {
+        if matches!(
+            self.status.state,
+            TorrentState::Paused | TorrentState::Error
+        ) && (error.is_none() || self.status.error.is_some())
+        {
             return;
         }
         match &error {
-            Some(e) => tracing::error!(error = %e, "pausing torrent"),
+            Some(e) => tracing::error!(error = %e, "stopping the torrent"),
             None => tracing::info!("pausing torrent"),
         }
-        self.status.state = TorrentState::Paused;
+        self.status.state = if error.is_some() {
+            TorrentState::Error
+        } else {
+            TorrentState::Paused
+        };
         self.status.error = error;
         self.status.download_rate = 0;
         self.status.upload_rate = 0;
@@ -463,7 +471,6 @@ impl TorrentCore {
 
     /// Starts transferring again after [`TorrentCore::pause`]; candidates are
     /// dialled at once.
-    #[allow(dead_code)] // the session's resume command (next step)
     pub(crate) fn resume(&mut self, now: Instant) {
         if self.active() {
             return;
@@ -484,7 +491,6 @@ impl TorrentCore {
     }
 
     /// New piece priorities (0: skip). Interest, requests and the state follow.
-    #[allow(dead_code)] // the session's file selection command (next step)
     pub(crate) fn set_priorities(&mut self, now: Instant, prio: &[u8]) {
         for (i, &p) in prio
             .iter()
@@ -538,9 +544,7 @@ impl TorrentCore {
         for k in keys {
             self.close_peer(k);
         }
-        if self.status.state != TorrentState::Paused {
-            self.status.state = TorrentState::Stopped;
-        }
+        self.status.state = TorrentState::Stopped;
         self.status.download_rate = 0;
         self.status.upload_rate = 0;
         self.resume_dirty = false;

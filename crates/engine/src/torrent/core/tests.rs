@@ -433,9 +433,12 @@ fn pause_closes_everything_and_resume_dials_again() {
 fn disk_error_pauses_with_its_reason() {
     let mut h = Harness::new(2, &[], 4);
     let _ = h.peer(1, &all(2));
-    let e = TorrentError::Disk("No space left on device".into());
+    let e = TorrentError::Disk {
+        kind: crate::error::DiskErrorKind::NoSpace,
+        message: "No space left on device".into(),
+    };
     h.core.on_disk(h.now, DiskVerdict::Error(e.clone()));
-    assert_eq!(h.core.status().state, TorrentState::Paused);
+    assert_eq!(h.core.status().state, TorrentState::Error);
     assert_eq!(h.core.status().error, Some(e));
 }
 

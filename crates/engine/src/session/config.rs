@@ -1,0 +1,134 @@
+//! Settings of a session and of a torrent being added.
+use super::dht::DhtSettings;
+use crate::layout::FileSelection;
+use crate::persist::TorrentLimits;
+use shoal_metainfo::{InfoHashes, Magnet, Torrent};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Settings of a [`super::Session`].
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// TCP address to accept peers on (port 0 picks one; see
+    /// [`super::Session::local_addr`]).
+    pub listen: SocketAddr,
+    /// Session-wide upload limit in bytes/s (`None`: unlimited).
+    pub max_upload_rate: Option<u64>,
+    /// Session-wide download limit in bytes/s (`None`: unlimited).
+    pub max_download_rate: Option<u64>,
+    /// Most connections per torrent.
+    pub max_peers_per_torrent: usize,
+    /// Most connections of the whole session.
+    pub max_connections: usize,
+    /// Most outgoing connections being set up at once, whole session.
+    pub max_half_open: usize,
+    /// Time allowed to set up an outgoing TCP connection.
+    pub connect_timeout: Duration,
+    /// Regular upload slots per torrent (plus one optimistic).
+    pub upload_slots: usize,
+    /// Bytes of received block data buffered in memory per downloading torrent.
+    pub write_budget: usize,
+    /// Seed for the session's RNG (peer id, tie-breaking); random when `None`.
+    pub seed: Option<u64>,
+    /// Time between two BEP 11 `ut_pex` messages to one peer (60 s; BEP 11
+    /// allows no less against real clients, tests shorten it). Incoming
+    /// messages are honoured at most every 3/4 of it.
+    pub pex_interval: Duration,
+    /// Write downloaded data with `O_DIRECT` where the filesystem allows it,
+    /// bypassing the page cache (see `shoal_storage::StorageOptions`).
+    /// Default `true`; `false` writes everything through the page cache.
+    pub direct_io: bool,
+    /// Run a DHT node (`None`: no DHT at all).
+    pub dht: Option<DhtSettings>,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 6881)),
+            max_upload_rate: None,
+            max_download_rate: None,
+            max_peers_per_torrent: 50,
+            max_connections: 500,
+            max_half_open: 50,
+            connect_timeout: Duration::from_secs(10),
+            upload_slots: 8,
+            write_budget: 4 << 20,
+            seed: None,
+            pex_interval: Duration::from_secs(60),
+            direct_io: true,
+            dht: None,
+        }
+    }
+}
+
+/// What a torrent is added from.
+#[derive(Debug, Clone)]
+pub enum TorrentSource {
+    /// A parsed .torrent.
+    Torrent(Arc<Torrent>),
+    /// A magnet link: the metadata is fetched from peers (BEP 9).
+    Magnet(Box<Magnet>),
+    /// A bare info-hash: as a magnet link with nothing but the hash.
+    InfoHash(InfoHashes),
+}
+
+impl TorrentSource {
+    /// The info-hashes it names.
+    pub fn info_hashes(&self) -> InfoHashes {
+        match self {
+            TorrentSource::Torrent(t) => t.info_hashes(),
+            TorrentSource::Magnet(m) => m.info_hashes(),
+            TorrentSource::InfoHash(h) => *h,
+        }
+    }
+}
+
+/// What to add to a session.
+#[derive(Debug, Clone)]
+pub struct AddTorrentParams {
+    /// The torrent, magnet link or info-hash.
+    pub source: TorrentSource,
+    /// Directory the torrent's files live under (libtorrent's save path).
+    pub save_path: PathBuf,
+    /// Which files to fetch (for a magnet link: applied once the metadata
+    /// arrived; the magnet's `so` when [`FileSelection::All`]).
+    pub selection: FileSelection,
+    /// Peers to connect to at once.
+    pub peers: Vec<SocketAddr>,
+    /// Trackers to use besides the torrent's own (each its own tier).
+    pub extra_trackers: Vec<String>,
+    /// Add it paused.
+    pub paused: bool,
+    /// Free-form labels.
+    pub labels: Vec<String>,
+    /// Per-torrent limits.
+    pub limits: TorrentLimits,
+    /// Give up a magnet link whose metadata no peer gave in this time (the
+    /// torrent goes to the error state); `None`: keep trying.
+    pub metadata_timeout: Option<Duration>,
+}
+
+impl AddTorrentParams {
+    /// Every file of `source` under `save_path`, started at once.
+    pub fn new(source: TorrentSource, save_path: impl Into<PathBuf>) -> Self {
+        AddTorrentParams {
+            source,
+            save_path: save_path.into(),
+            selection: FileSelection::All,
+            peers: Vec::new(),
+            extra_trackers: Vec::new(),
+            paused: false,
+            labels: Vec::new(),
+            limits: TorrentLimits::default(),
+            metadata_timeout: None,
+        }
+    }
+
+    /// A parsed torrent under `save_path`.
+    pub fn torrent(t: Arc<Torrent>, save_path: impl Into<PathBuf>) -> Self {
+        Self::new(TorrentSource::Torrent(t), save_path)
+    }
+}

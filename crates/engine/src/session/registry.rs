@@ -1,0 +1,104 @@
+//! The session's table of torrents, written by the session's run loop and
+//! read by every handle (lookups by id or info-hash, snapshots). The lock is
+//! held only to copy a handle out, never across an await.
+use crate::torrent::TorrentHandle;
+use crate::TorrentId;
+use shoal_metainfo::InfoHashes;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::RwLock;
+
+#[derive(Default)]
+struct Table {
+    by_id: BTreeMap<TorrentId, TorrentHandle>,
+    /// v1 hashes and truncated v2 hashes (what handshakes carry).
+    by_wire: HashMap<[u8; 20], TorrentId>,
+    /// Full v2 hashes.
+    by_v2: HashMap<[u8; 32], TorrentId>,
+}
+
+/// See the module docs.
+#[derive(Default)]
+pub(crate) struct Registry {
+    table: RwLock<Table>,
+}
+
+/// The 20-byte hashes a handshake may carry for a torrent.
+pub(crate) fn wire_hashes(h: &InfoHashes) -> impl Iterator<Item = [u8; 20]> {
+    h.v1.map(|v| v.0)
+        .into_iter()
+        .chain(h.v2.map(|v| v.truncated().0))
+}
+
+impl Registry {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Table> {
+        self.table.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Table> {
+        self.table.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a torrent with any of these hashes is in the table.
+    pub(crate) fn contains(&self, h: &InfoHashes) -> bool {
+        let t = self.read();
+        wire_hashes(h).any(|w| t.by_wire.contains_key(&w))
+            || h.v2.is_some_and(|v| t.by_v2.contains_key(&v.0))
+    }
+
+    pub(crate) fn insert(&self, handle: TorrentHandle) {
+        let mut t = self.write();
+        let id = handle.id();
+        let h = handle.info_hashes();
+        for w in wire_hashes(&h) {
+            t.by_wire.insert(w, id);
+        }
+        if let Some(v2) = h.v2 {
+            t.by_v2.insert(v2.0, id);
+        }
+        t.by_id.insert(id, handle);
+    }
+
+    pub(crate) fn remove(&self, id: TorrentId) -> Option<TorrentHandle> {
+        let mut t = self.write();
+        let handle = t.by_id.remove(&id)?;
+        let h = handle.info_hashes();
+        for w in wire_hashes(&h) {
+            if t.by_wire.get(&w) == Some(&id) {
+                t.by_wire.remove(&w);
+            }
+        }
+        if let Some(v2) = h.v2 {
+            if t.by_v2.get(&v2.0) == Some(&id) {
+                t.by_v2.remove(&v2.0);
+            }
+        }
+        Some(handle)
+    }
+
+    pub(crate) fn get(&self, id: TorrentId) -> Option<TorrentHandle> {
+        self.read().by_id.get(&id).cloned()
+    }
+
+    /// By a 20-byte (v1 or truncated v2) or 32-byte (v2) hash.
+    pub(crate) fn find(&self, hash: &[u8]) -> Option<TorrentHandle> {
+        let t = self.read();
+        let id = match hash.len() {
+            20 => {
+                let mut k = [0u8; 20];
+                k.copy_from_slice(hash);
+                t.by_wire.get(&k).copied()
+            }
+            32 => {
+                let mut k = [0u8; 32];
+                k.copy_from_slice(hash);
+                t.by_v2.get(&k).copied()
+            }
+            _ => None,
+        }?;
+        t.by_id.get(&id).cloned()
+    }
+
+    pub(crate) fn all(&self) -> Vec<TorrentHandle> {
+        self.read().by_id.values().cloned().collect()
+    }
+}

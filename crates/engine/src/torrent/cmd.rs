@@ -1,0 +1,47 @@
+//! The messages a torrent's task takes.
+use super::driver::PeerStream;
+use crate::error::TorrentOpError;
+use crate::persist::TorrentLimits;
+use shoal_wire::HandshakePrefix;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tokio::sync::oneshot;
+
+/// A reply to a command that can fail.
+pub(crate) type Reply<T = ()> = oneshot::Sender<Result<T, TorrentOpError>>;
+
+/// Commands to a torrent's task.
+pub(crate) enum TorrentCmd {
+    /// A connection whose handshake prefix names this torrent.
+    Incoming {
+        stream: Box<dyn PeerStream>,
+        prefix: HandshakePrefix,
+        addr: SocketAddr,
+    },
+    /// An outgoing connection over an established stream (tests).
+    Outgoing {
+        stream: Box<dyn PeerStream>,
+        addr: SocketAddr,
+    },
+    /// Addresses to connect to.
+    AddPeers(Vec<SocketAddr>),
+    /// Stop transferring until resumed.
+    Pause,
+    /// Transfer again.
+    Resume,
+    /// Hash everything again.
+    Recheck,
+    /// Ask trackers and the DHT for peers now.
+    Reannounce,
+    /// One priority per file.
+    SetFilePriorities(Vec<u8>, Reply),
+    /// New limits.
+    SetLimits(TorrentLimits),
+    /// New labels.
+    SetLabels(Vec<String>),
+    /// Move the data under another directory.
+    Move(PathBuf, Reply),
+    /// Stop for good: close peers, announce `stopped`, save resume data,
+    /// and delete the data when asked.
+    Shutdown { delete_data: bool, reply: Reply },
+}

@@ -1,0 +1,210 @@
+//! [`TorrentHandle`]: a cheap, cloneable way to watch and steer one torrent
+//! of a session. Reads (status, metadata) never wait; commands are messages
+//! to the torrent's task.
+use super::cmd::TorrentCmd;
+use super::driver::PeerStream;
+use crate::error::TorrentOpError;
+use crate::persist::TorrentLimits;
+use crate::status::{TorrentState, TorrentStatus};
+use crate::TorrentId;
+use shoal_metainfo::{InfoHashes, Torrent};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// What changes rarely about a torrent: its metadata and where its data is.
+#[derive(Debug, Clone, Default)]
+pub struct TorrentMeta {
+    /// The parsed torrent (`None` while a magnet link's metadata is missing).
+    pub torrent: Option<Arc<Torrent>>,
+    /// The display name (the torrent's, else the magnet's `dn`, else the hash).
+    pub name: String,
+    /// The directory the torrent's files live under.
+    pub save_path: PathBuf,
+    /// One priority per file (0: not downloaded); empty before the metadata.
+    pub file_priorities: Vec<u8>,
+    /// Per-torrent limits.
+    pub limits: TorrentLimits,
+    /// Free-form labels.
+    pub labels: Vec<String>,
+    /// When the torrent was added, seconds since the Unix epoch.
+    pub added_at: u64,
+    /// The magnet link it was added from, if any.
+    pub magnet: Option<String>,
+    /// Trackers added besides the torrent's own.
+    pub extra_trackers: Vec<String>,
+}
+
+/// A handle to a torrent of a session; cheap to clone.
+#[derive(Clone)]
+pub struct TorrentHandle {
+    pub(crate) id: TorrentId,
+    pub(crate) info_hashes: InfoHashes,
+    pub(crate) tx: mpsc::Sender<TorrentCmd>,
+    pub(crate) status: watch::Receiver<TorrentStatus>,
+    pub(crate) meta: watch::Receiver<TorrentMeta>,
+}
+
+impl std::fmt::Debug for TorrentHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TorrentHandle")
+            .field("id", &self.id)
+            .field("info_hash", &self.info_hashes.primary().to_hex())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TorrentHandle {
+    /// The session's id of the torrent.
+    pub fn id(&self) -> TorrentId {
+        self.id
+    }
+
+    /// The 20-byte info-hash used on the wire (v1, or the truncated v2).
+    pub fn info_hash(&self) -> [u8; 20] {
+        self.info_hashes.primary().0
+    }
+
+    /// Both info-hashes (a hybrid torrent has two).
+    pub fn info_hashes(&self) -> InfoHashes {
+        self.info_hashes
+    }
+
+    /// The latest status snapshot.
+    pub fn status(&self) -> TorrentStatus {
+        self.status.borrow().clone()
+    }
+
+    /// A receiver that wakes on every status update.
+    pub fn subscribe(&self) -> watch::Receiver<TorrentStatus> {
+        self.status.clone()
+    }
+
+    /// The metadata and settings.
+    pub fn meta(&self) -> TorrentMeta {
+        self.meta.borrow().clone()
+    }
+
+    /// The parsed torrent, once known.
+    pub fn torrent(&self) -> Option<Arc<Torrent>> {
+        self.meta.borrow().torrent.clone()
+    }
+
+    /// A receiver that wakes when the metadata or settings change.
+    pub fn subscribe_meta(&self) -> watch::Receiver<TorrentMeta> {
+        self.meta.clone()
+    }
+
+    /// Waits until `pred` holds for the status (or the torrent stops).
+    pub async fn wait_for(&self, mut pred: impl FnMut(&TorrentStatus) -> bool) -> TorrentStatus {
+        let mut rx = self.status.clone();
+        loop {
+            {
+                let s = rx.borrow_and_update();
+                if pred(&s) || s.state == TorrentState::Stopped {
+                    return s.clone();
+                }
+            }
+            if rx.changed().await.is_err() {
+                return rx.borrow().clone();
+            }
+        }
+    }
+
+    async fn send(&self, cmd: TorrentCmd) -> Result<(), TorrentOpError> {
+        self.tx.send(cmd).await.map_err(|_| TorrentOpError::Stopped)
+    }
+
+    async fn ask<T>(
+        &self,
+        cmd: impl FnOnce(oneshot::Sender<Result<T, TorrentOpError>>) -> TorrentCmd,
+    ) -> Result<T, TorrentOpError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(cmd(tx)).await?;
+        rx.await.map_err(|_| TorrentOpError::Stopped)?
+    }
+
+    /// Adds peer addresses to connect to.
+    pub async fn add_peers(&self, peers: Vec<SocketAddr>) -> Result<(), TorrentOpError> {
+        self.send(TorrentCmd::AddPeers(peers)).await
+    }
+
+    /// Stops transferring (connections closed, trackers told `stopped`);
+    /// data and settings are kept.
+    pub async fn pause(&self) -> Result<(), TorrentOpError> {
+        self.send(TorrentCmd::Pause).await
+    }
+
+    /// Starts transferring again after a pause or an error.
+    pub async fn resume(&self) -> Result<(), TorrentOpError> {
+        self.send(TorrentCmd::Resume).await
+    }
+
+    /// Hashes all the data again (state [`TorrentState::Checking`]), then
+    /// goes on with what is verified.
+    pub async fn recheck(&self) -> Result<(), TorrentOpError> {
+        self.send(TorrentCmd::Recheck).await
+    }
+
+    /// Asks every tracker (and the DHT) for peers now.
+    pub async fn reannounce(&self) -> Result<(), TorrentOpError> {
+        self.send(TorrentCmd::Reannounce).await
+    }
+
+    /// Sets one priority per file (0: skip the file, 1 normal, higher first).
+    pub async fn set_file_priorities(&self, prio: Vec<u8>) -> Result<(), TorrentOpError> {
+        self.ask(|reply| TorrentCmd::SetFilePriorities(prio, reply))
+            .await
+    }
+
+    /// Sets this torrent's limits.
+    pub async fn set_limits(&self, limits: TorrentLimits) -> Result<(), TorrentOpError> {
+        self.send(TorrentCmd::SetLimits(limits)).await
+    }
+
+    /// Sets the labels.
+    pub async fn set_labels(&self, labels: Vec<String>) -> Result<(), TorrentOpError> {
+        self.send(TorrentCmd::SetLabels(labels)).await
+    }
+
+    /// Moves the data under another directory (rename on the same
+    /// filesystem, else copy then delete); transfers stop meanwhile. On
+    /// failure the data stays where it was.
+    pub async fn move_data(&self, to: PathBuf) -> Result<(), TorrentOpError> {
+        self.ask(|reply| TorrentCmd::Move(to, reply)).await
+    }
+
+    /// Runs an outgoing peer connection over an already connected stream
+    /// (in-memory streams in tests; `addr` names the remote side).
+    pub async fn connect_stream<S: PeerStream>(&self, stream: S, addr: SocketAddr) {
+        let _ = self
+            .send(TorrentCmd::Outgoing {
+                stream: Box::new(stream),
+                addr,
+            })
+            .await;
+    }
+
+    /// Accepts an incoming peer connection over `stream` (its handshake is
+    /// read here, bounded in time, and must name this torrent).
+    pub async fn accept_stream<S: PeerStream>(&self, mut stream: S, addr: SocketAddr) {
+        let prefix = tokio::time::timeout(
+            Duration::from_secs(10),
+            shoal_wire::tokio_io::read_handshake_prefix(&mut stream),
+        )
+        .await;
+        if let Ok(Ok(prefix)) = prefix {
+            if super::matches_hash(&self.info_hashes, &prefix.info_hash) {
+                let _ = self
+                    .send(TorrentCmd::Incoming {
+                        stream: Box::new(stream),
+                        prefix,
+                        addr,
+                    })
+                    .await;
+            }
+        }
+    }
+}

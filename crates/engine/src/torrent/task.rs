@@ -1,0 +1,963 @@
+//! A torrent's task: its whole life in the session.
+//!
+//! `fetching metadata` (a magnet link: [`super::magnet`]) → `checking` (the
+//! resume data from the session's persistence is trusted where the files'
+//! stamps match, the rest is hashed; one torrent checks at a time) →
+//! transferring (a [`Run`] around the sans-IO core: `downloading`,
+//! `seeding`, `paused`, `error`) → back to `checking` for a recheck or
+//! after a move → `stopped`. Commands are handled in every phase; status and
+//! events are published from here, as are the resume saves (through
+//! [`crate::persist::Persist`], on blocking threads).
+use super::cmd::{Reply, TorrentCmd};
+use super::core::{CoreInit, CoreLimits, PeerSource, TorrentCore};
+use super::driver::{Run, TaskAction};
+use super::handle::{TorrentHandle, TorrentMeta};
+use crate::error::{AddTorrentError, TorrentError, TorrentOpError};
+use crate::events::SessionEvent;
+use crate::layout::{piece_priorities_of, storage_layout, FileSelection};
+use crate::peer::{PeerShared, SharedBucket};
+use crate::persist::{ResumeRecord, TorrentLimits, TorrentRecord};
+use crate::picker::PiecePicker;
+use crate::rate::TokenBucket;
+use crate::session::dht::FeedMode;
+use crate::session::{AddTorrentParams, SessionCtx, TorrentSource};
+use crate::status::{TorrentState, TorrentStatus};
+use crate::TorrentId;
+use shoal_metainfo::{InfoHashes, Magnet, Torrent};
+use shoal_storage::{Storage, StorageOptions};
+use shoal_tracker::{
+    AnnounceOutcome, AnnounceRequest, Announcer, AnnouncerConfig, AnnouncerHandle,
+};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+
+/// How a torrent enters the session.
+pub(crate) enum Origin {
+    /// Added by a caller.
+    Params(Box<AddTorrentParams>),
+    /// Restored from the session's persistence.
+    Record(Box<TorrentRecord>),
+}
+
+/// Commands queued to a torrent's task.
+const CMD_QUEUE: usize = 256;
+/// Time between two progress events of one torrent.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// Bound on the `stopped` announce when a torrent pauses or stops.
+const STOP_ANNOUNCE: Duration = Duration::from_secs(3);
+
+/// Byte counters the announcer reads.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub downloaded: AtomicU64,
+    pub uploaded: AtomicU64,
+    pub left: AtomicU64,
+}
+
+/// How the task's life ends.
+pub(crate) struct Stop {
+    delete_data: bool,
+    reply: Option<Reply>,
+}
+
+impl Stop {
+    /// The session went away: nobody to answer.
+    pub(super) fn quiet() -> Self {
+        Stop {
+            delete_data: false,
+            reply: None,
+        }
+    }
+
+    /// A `Shutdown` command.
+    pub(super) fn new(delete_data: bool, reply: Reply) -> Self {
+        Stop {
+            delete_data,
+            reply: Some(reply),
+        }
+    }
+}
+
+/// Why a transfer run ended.
+enum RunEnd {
+    Stop(Stop),
+    Recheck,
+    Move(PathBuf, Reply),
+}
+
+/// The task. See the module docs.
+pub(crate) struct TorrentTask {
+    pub(super) id: TorrentId,
+    pub(super) ctx: Arc<SessionCtx>,
+    pub(super) hashes: InfoHashes,
+    pub(super) torrent: Option<Arc<Torrent>>,
+    pub(super) magnet: Option<Magnet>,
+    pub(super) selection: FileSelection,
+    pub(super) metadata_timeout: Option<Duration>,
+    pub(super) peers: Vec<SocketAddr>,
+    pub(super) user_paused: bool,
+    pub(super) cmds: mpsc::Receiver<TorrentCmd>,
+    pub(super) dht_tx: mpsc::Sender<Vec<SocketAddr>>,
+    pub(super) dht_rx: mpsc::Receiver<Vec<SocketAddr>>,
+    pub(super) status_tx: watch::Sender<TorrentStatus>,
+    pub(super) meta_tx: watch::Sender<TorrentMeta>,
+    force_check: bool,
+    resume: Option<ResumeRecord>,
+    up: SharedBucket,
+    down: SharedBucket,
+    announcer: Option<(AnnouncerHandle, mpsc::Receiver<AnnounceOutcome>)>,
+    counters: Arc<Counters>,
+    last: TorrentStatus,
+    last_progress: Option<Instant>,
+    dht_mode: Option<FeedMode>,
+}
+
+/// Builds a torrent's task and its handle (the caller spawns the task).
+pub(crate) async fn spawn(
+    ctx: Arc<SessionCtx>,
+    id: TorrentId,
+    origin: Origin,
+) -> Result<(TorrentHandle, Pin<Box<dyn Future<Output = ()> + Send>>), AddTorrentError> {
+    let (record, torrent, magnet, selection, peers, timeout, is_new) = match origin {
+        Origin::Params(p) => {
+            let p = *p;
+            let hashes = p.source.info_hashes();
+            let (torrent, magnet) = match p.source {
+                TorrentSource::Torrent(t) => (Some(t), None),
+                TorrentSource::Magnet(m) => (None, Some(*m)),
+                TorrentSource::InfoHash(h) => (
+                    None,
+                    Some(Magnet {
+                        v1: h.v1,
+                        v2: h.v2,
+                        ..Magnet::default()
+                    }),
+                ),
+            };
+            if magnet
+                .as_ref()
+                .is_some_and(|m| m.v1.is_none() && m.v2.is_none())
+            {
+                return Err(AddTorrentError::NoInfoHash);
+            }
+            let file_priorities = match &torrent {
+                Some(t) => {
+                    // Refuse what can never work now rather than fail later.
+                    check_layout(t)?;
+                    p.selection.file_priorities(t)?
+                }
+                None => Vec::new(),
+            };
+            let record = TorrentRecord {
+                info_hashes: hashes,
+                metainfo: torrent.as_ref().map(|t| t.info_bytes().to_vec()),
+                magnet: magnet.as_ref().map(Magnet::to_uri),
+                name: torrent
+                    .as_ref()
+                    .map(|t| t.name().to_owned())
+                    .or_else(|| magnet.as_ref().and_then(|m| m.name.clone())),
+                save_path: p.save_path,
+                file_priorities,
+                extra_trackers: p.extra_trackers,
+                paused: p.paused,
+                labels: p.labels,
+                limits: p.limits,
+                added_at: unix_now(),
+                queue_position: id.0,
+            };
+            (
+                record,
+                torrent,
+                magnet,
+                p.selection,
+                p.peers,
+                p.metadata_timeout,
+                true,
+            )
+        }
+        Origin::Record(r) => {
+            let r = *r;
+            let torrent = match &r.metainfo {
+                Some(m) => Some(Arc::new(parse_saved(m).map_err(|e| {
+                    AddTorrentError::Persist(crate::persist::PersistError::Corrupt(e))
+                })?)),
+                None => None,
+            };
+            let magnet = r.magnet.as_deref().and_then(|m| Magnet::parse(m).ok());
+            if torrent.is_none() && magnet.is_none() {
+                return Err(AddTorrentError::NoInfoHash);
+            }
+            (
+                r,
+                torrent,
+                magnet,
+                FileSelection::All,
+                Vec::new(),
+                None,
+                false,
+            )
+        }
+    };
+    if is_new {
+        let p = ctx.persist.clone();
+        let rec = record.clone();
+        tokio::task::spawn_blocking(move || p.save_torrent(&rec))
+            .await
+            .map_err(|_| AddTorrentError::SessionClosed)??;
+    }
+    let name = record
+        .name
+        .clone()
+        .unwrap_or_else(|| record.info_hashes.primary().to_hex());
+    let state = if torrent.is_some() {
+        TorrentState::Checking
+    } else {
+        TorrentState::FetchingMetadata
+    };
+    let status = TorrentStatus {
+        state,
+        ..TorrentStatus::default()
+    };
+    let (status_tx, status_rx) = watch::channel(status.clone());
+    let (meta_tx, meta_rx) = watch::channel(TorrentMeta {
+        torrent: torrent.clone(),
+        name,
+        save_path: record.save_path.clone(),
+        file_priorities: record.file_priorities.clone(),
+        limits: record.limits,
+        labels: record.labels.clone(),
+        added_at: record.added_at,
+        magnet: record.magnet.clone(),
+        extra_trackers: record.extra_trackers.clone(),
+    });
+    let (tx, rx) = mpsc::channel(CMD_QUEUE);
+    let (dht_tx, dht_rx) = mpsc::channel(8);
+    let handle = TorrentHandle {
+        id,
+        info_hashes: record.info_hashes,
+        tx,
+        status: status_rx,
+        meta: meta_rx,
+    };
+    let task = TorrentTask {
+        id,
+        hashes: record.info_hashes,
+        torrent,
+        magnet,
+        selection,
+        metadata_timeout: timeout,
+        peers,
+        user_paused: record.paused,
+        cmds: rx,
+        dht_tx,
+        dht_rx,
+        status_tx,
+        meta_tx,
+        force_check: false,
+        resume: None,
+        up: Arc::new(Mutex::new(TokenBucket::new(record.limits.max_upload_rate))),
+        down: Arc::new(Mutex::new(TokenBucket::new(
+            record.limits.max_download_rate,
+        ))),
+        announcer: None,
+        counters: Arc::new(Counters::default()),
+        last: status,
+        last_progress: None,
+        dht_mode: None,
+        ctx,
+    };
+    Ok((handle, Box::pin(task.run())))
+}
+
+/// Parses a stored metainfo: a whole .torrent, or a bare info dictionary.
+fn parse_saved(bytes: &[u8]) -> Result<Torrent, String> {
+    Torrent::from_bytes(bytes)
+        .or_else(|_| Torrent::from_info_bytes(bytes, &Default::default()))
+        .map_err(|e| e.to_string())
+}
+
+/// Whether `t` can be stored: a v2 torrent without piece layers is fine
+/// (they are fetched from peers), any other layout problem is not.
+fn check_layout(t: &Torrent) -> Result<(), AddTorrentError> {
+    match storage_layout(t) {
+        Ok(_) | Err(AddTorrentError::V2Only) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl TorrentTask {
+    async fn run(mut self) {
+        let stop = loop {
+            if self.torrent.is_none() {
+                match self.fetch_metadata().await {
+                    Ok(()) => {}
+                    Err(stop) => break stop,
+                }
+            }
+            if self
+                .torrent
+                .as_ref()
+                .is_some_and(|t| (0..t.files().len()).any(|i| t.needs_piece_layer(i)))
+            {
+                if let Err(stop) = self.fetch_layers().await {
+                    break stop;
+                }
+            }
+            let storage = match self.open_storage() {
+                Ok(s) => s,
+                Err(e) => match self.failed_before_run(e).await {
+                    Some(stop) => break stop,
+                    None => continue,
+                },
+            };
+            let verified = match self.check(&storage).await {
+                Ok(Ok(v)) => v,
+                Ok(Err(e)) => match self.failed_before_run(e).await {
+                    Some(stop) => break stop,
+                    None => continue,
+                },
+                Err(stop) => break stop,
+            };
+            match self.transfer(storage, verified).await {
+                RunEnd::Stop(stop) => break stop,
+                RunEnd::Recheck => self.force_check = true,
+                RunEnd::Move(to, reply) => {
+                    let r = self.move_data(to).await;
+                    let _ = reply.send(r);
+                }
+            }
+        };
+        self.finish(stop).await;
+    }
+
+    // ------------------------------------------------------------ status
+
+    /// Publishes `s` and the events its change implies.
+    pub(super) fn publish(&mut self, s: &TorrentStatus) {
+        let now = Instant::now();
+        if s.state != self.last.state {
+            self.ctx.emit(SessionEvent::StateChanged {
+                id: self.id,
+                state: s.state,
+            });
+            if s.state == TorrentState::Error {
+                if let Some(e) = &s.error {
+                    self.ctx.emit(SessionEvent::Error {
+                        id: self.id,
+                        error: e.clone(),
+                    });
+                }
+            }
+        }
+        if self.last.state == TorrentState::Downloading && s.state == TorrentState::Seeding {
+            self.ctx.emit(SessionEvent::Completed { id: self.id });
+        }
+        let moved = s.verified_wanted_bytes != self.last.verified_wanted_bytes
+            || s.download_rate != self.last.download_rate
+            || s.upload_rate != self.last.upload_rate
+            || s.peers != self.last.peers;
+        if moved && self.last_progress.is_none_or(|t| now >= t + PROGRESS_EVERY) {
+            self.last_progress = Some(now);
+            self.ctx.emit(SessionEvent::Progress {
+                id: self.id,
+                verified_wanted_bytes: s.verified_wanted_bytes,
+                wanted_bytes: s.wanted_bytes,
+                download_rate: s.download_rate,
+                upload_rate: s.upload_rate,
+                peers: s.peers,
+            });
+        }
+        self.counters
+            .downloaded
+            .store(s.downloaded, Ordering::Relaxed);
+        self.counters.uploaded.store(s.uploaded, Ordering::Relaxed);
+        self.counters.left.store(
+            s.wanted_bytes.saturating_sub(s.verified_wanted_bytes),
+            Ordering::Relaxed,
+        );
+        if *s != self.last {
+            self.last.clone_from(s);
+            self.status_tx.send_replace(s.clone());
+        }
+    }
+
+    /// Publishes a state (other fields as last published).
+    pub(super) fn set_state(&mut self, state: TorrentState, error: Option<TorrentError>) {
+        let mut s = self.last.clone();
+        s.state = state;
+        s.error = error;
+        s.download_rate = 0;
+        s.upload_rate = 0;
+        s.peers = 0;
+        s.seeds = 0;
+        self.publish(&s);
+    }
+
+    /// Updates the torrent's record in the persistence (settings changed).
+    pub(super) async fn save_record(&self) {
+        let m = self.meta_tx.borrow().clone();
+        let rec = TorrentRecord {
+            info_hashes: self.hashes,
+            metainfo: m.torrent.as_ref().map(|t| t.info_bytes().to_vec()),
+            magnet: m.magnet.clone(),
+            name: Some(m.name.clone()),
+            save_path: m.save_path.clone(),
+            file_priorities: m.file_priorities.clone(),
+            extra_trackers: m.extra_trackers.clone(),
+            paused: self.user_paused,
+            labels: m.labels.clone(),
+            limits: m.limits,
+            added_at: m.added_at,
+            queue_position: self.id.0,
+        };
+        let p = self.ctx.persist.clone();
+        let r = tokio::task::spawn_blocking(move || p.save_torrent(&rec)).await;
+        if let Ok(Err(e)) = r {
+            tracing::warn!(error = %e, "saving the torrent's settings failed");
+        }
+    }
+
+    /// Tells the DHT scheduler what this torrent needs now.
+    pub(super) fn set_dht(&mut self, mode: FeedMode) {
+        let private = self.torrent.as_ref().is_some_and(|t| t.is_private());
+        let mode = if private { FeedMode::Off } else { mode };
+        if self.dht_mode == Some(mode) {
+            return;
+        }
+        self.dht_mode = Some(mode);
+        if let Some(d) = &self.ctx.dht {
+            d.set(self.id, self.hashes.primary().0, mode, self.dht_tx.clone());
+        }
+    }
+
+    // ------------------------------------------------------------ phases
+
+    fn open_storage(&self) -> Result<Arc<Storage>, TorrentError> {
+        let Some(t) = &self.torrent else {
+            return Err(TorrentError::Open("no metadata".into()));
+        };
+        let layout = storage_layout(t).map_err(|e| TorrentError::Open(e.to_string()))?;
+        let opts = StorageOptions {
+            name: self.hashes.primary().to_hex(),
+            direct_io: self.ctx.config.direct_io,
+            ..StorageOptions::default()
+        };
+        let save_path = self.meta_tx.borrow().save_path.clone();
+        let storage =
+            Storage::open(layout, save_path, opts).map_err(|e| TorrentError::from_storage(&e))?;
+        Ok(Arc::new(storage))
+    }
+
+    /// A failure before transferring (the data cannot be opened or
+    /// checked): the torrent shows the error and waits for a resume
+    /// (`None`: try again) or the end.
+    pub(super) async fn failed_before_run(&mut self, e: TorrentError) -> Option<Stop> {
+        tracing::warn!(error = %e, "torrent stopped");
+        self.set_state(TorrentState::Error, Some(e));
+        self.set_dht(FeedMode::Off);
+        loop {
+            let cmd = self.cmds.recv().await?;
+            match cmd {
+                TorrentCmd::Resume | TorrentCmd::Recheck => {
+                    self.user_paused = false;
+                    return None;
+                }
+                TorrentCmd::Shutdown { delete_data, reply } => {
+                    return Some(Stop {
+                        delete_data,
+                        reply: Some(reply),
+                    })
+                }
+                other => self.idle_cmd(other).await,
+            }
+        }
+    }
+
+    /// Commands that need no running transfer (while checking, fetching
+    /// metadata or stopped by an error).
+    pub(super) async fn idle_cmd(&mut self, cmd: TorrentCmd) {
+        match cmd {
+            TorrentCmd::AddPeers(p) => {
+                self.peers.extend(p);
+                self.peers.truncate(super::core::MAX_KNOWN_ADDRS);
+            }
+            TorrentCmd::Pause => {
+                self.user_paused = true;
+                self.save_record().await;
+            }
+            TorrentCmd::Resume => {
+                self.user_paused = false;
+                self.save_record().await;
+            }
+            TorrentCmd::SetFilePriorities(p, reply) => {
+                let r = self.store_priorities(p);
+                if r.is_ok() {
+                    self.save_record().await;
+                }
+                let _ = reply.send(r);
+            }
+            TorrentCmd::SetLimits(l) => self.store_limits(l).await,
+            TorrentCmd::SetLabels(l) => {
+                self.meta_tx.send_modify(|m| m.labels = l);
+                self.save_record().await;
+            }
+            TorrentCmd::Move(to, reply) => {
+                let r = self.move_data(to).await;
+                let _ = reply.send(r);
+            }
+            TorrentCmd::Recheck => self.force_check = true,
+            TorrentCmd::Reannounce | TorrentCmd::Incoming { .. } | TorrentCmd::Outgoing { .. } => {}
+            TorrentCmd::Shutdown { .. } => {}
+        }
+    }
+
+    fn store_priorities(&mut self, p: Vec<u8>) -> Result<(), TorrentOpError> {
+        let Some(t) = &self.torrent else {
+            return Err(TorrentOpError::NoMetadata);
+        };
+        if p.len() != t.files().len() {
+            return Err(TorrentOpError::BadPriorities {
+                given: p.len(),
+                count: t.files().len(),
+            });
+        }
+        self.meta_tx.send_modify(|m| m.file_priorities = p);
+        Ok(())
+    }
+
+    async fn store_limits(&mut self, l: TorrentLimits) {
+        if let Ok(mut b) = self.up.lock() {
+            b.set_rate(l.max_upload_rate);
+        }
+        if let Ok(mut b) = self.down.lock() {
+            b.set_rate(l.max_download_rate);
+        }
+        self.meta_tx.send_modify(|m| m.limits = l);
+        self.save_record().await;
+    }
+
+    /// Hashes what is on disk (trusting resume data where the files are
+    /// unchanged). `Err` when the torrent was stopped meanwhile.
+    async fn check(
+        &mut self,
+        storage: &Arc<Storage>,
+    ) -> Result<Result<Vec<bool>, TorrentError>, Stop> {
+        self.set_state(TorrentState::Checking, None);
+        // One torrent checks at a time; commands are served while waiting.
+        let checks = self.ctx.checks.clone();
+        let permit = loop {
+            tokio::select! {
+                p = checks.clone().acquire_owned() => break p,
+                cmd = self.cmds.recv() => match cmd {
+                    None => return Err(Stop { delete_data: false, reply: None }),
+                    Some(TorrentCmd::Shutdown { delete_data, reply }) => {
+                        return Err(Stop { delete_data, reply: Some(reply) })
+                    }
+                    Some(other) => self.idle_cmd(other).await,
+                },
+            }
+        };
+        let resume = if std::mem::take(&mut self.force_check) {
+            None
+        } else {
+            let p = self.ctx.persist.clone();
+            let key = self.hashes;
+            match tokio::task::spawn_blocking(move || p.load_resume(&key)).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "loading resume data; checking everything");
+                    None
+                }
+                Err(_) => None,
+            }
+        };
+        if let Some(r) = &resume {
+            let mut s = self.last.clone();
+            s.uploaded = s.uploaded.max(r.uploaded);
+            s.downloaded = s.downloaded.max(r.downloaded);
+            self.publish(&s);
+        }
+        let prio = self.meta_tx.borrow().file_priorities.clone();
+        let checked = Arc::new(AtomicU64::new(0));
+        let st = storage.clone();
+        let c2 = checked.clone();
+        let data = resume.as_ref().map(|r| r.data.clone());
+        self.resume = resume;
+        let work = tokio::task::spawn_blocking(move || {
+            for (i, &p) in prio.iter().enumerate() {
+                if p == 0 {
+                    st.set_file_wanted(i, false)?;
+                }
+            }
+            st.resume_from(data, &|p: shoal_storage::CheckProgress| {
+                c2.store(p.pieces_done, Ordering::Relaxed);
+            })
+        });
+        tokio::pin!(work);
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let outcome = loop {
+            tokio::select! {
+                r = &mut work => break r,
+                _ = tick.tick() => {
+                    let mut s = self.last.clone();
+                    s.pieces_checked = checked.load(Ordering::Relaxed);
+                    self.publish(&s);
+                }
+                cmd = self.cmds.recv() => match cmd {
+                    None => return Err(Stop { delete_data: false, reply: None }),
+                    Some(TorrentCmd::Shutdown { delete_data, reply }) => {
+                        // The check finishes on its thread; nothing waits for it.
+                        return Err(Stop { delete_data, reply: Some(reply) });
+                    }
+                    Some(other) => self.idle_cmd(other).await,
+                },
+            }
+        };
+        drop(permit);
+        match outcome {
+            Ok(Ok(o)) => {
+                let mut s = self.last.clone();
+                s.pieces_checked_at_start = o.pieces_checked;
+                s.pieces_checked = o.pieces_checked;
+                self.publish(&s);
+                Ok(Ok(o.verified))
+            }
+            Ok(Err(e)) => Ok(Err(TorrentError::from_storage(&e))),
+            Err(_) => Ok(Err(TorrentError::Open("the check panicked".into()))),
+        }
+    }
+
+    fn new_core(&self, t: &Torrent, storage: &Storage, verified: &[bool]) -> TorrentCore {
+        let prio = self.meta_tx.borrow().file_priorities.clone();
+        let piece_prio = piece_priorities_of(t, &prio);
+        let piece_length = t.piece_length().min(u64::from(u32::MAX)) as u32;
+        // The piece space (a v2-only layout ends with a pad to a piece boundary).
+        let total = storage.map().layout().total_length;
+        let mut picker = PiecePicker::new(piece_length, total);
+        for (i, &p) in piece_prio.iter().enumerate() {
+            picker.set_priority(i as u32, p);
+        }
+        for (i, &v) in verified.iter().enumerate() {
+            if v {
+                picker.set_have(i as u32);
+            }
+        }
+        let mut status = self.last.clone();
+        status.state = TorrentState::Downloading;
+        status.error = None;
+        let limits = self.meta_tx.borrow().limits;
+        TorrentCore::new(
+            CoreInit {
+                peer_id: self.ctx.peer_id,
+                picker,
+                limits: CoreLimits {
+                    max_peers: limits
+                        .max_peers
+                        .unwrap_or(self.ctx.config.max_peers_per_torrent),
+                    max_connecting: 10,
+                    upload_slots: self.ctx.config.upload_slots,
+                },
+                rng: self.ctx.torrent_rng(),
+                status,
+                pex: crate::pex::PeerExchange::new(
+                    crate::pex::PexConfig::with_interval(self.ctx.config.pex_interval),
+                    !t.is_private(),
+                    self.ctx.local_addr,
+                ),
+            },
+            Instant::now(),
+        )
+    }
+
+    fn start_announcer(&mut self) {
+        if self.announcer.is_some() {
+            return;
+        }
+        let mut tiers: Vec<Vec<String>> = self
+            .torrent
+            .as_ref()
+            .map(|t| t.trackers().to_vec())
+            .unwrap_or_default();
+        if let Some(m) = &self.magnet {
+            for u in &m.trackers {
+                if !tiers.iter().flatten().any(|x| x == u) {
+                    tiers.push(vec![u.clone()]);
+                }
+            }
+        }
+        for u in &self.meta_tx.borrow().extra_trackers {
+            if !tiers.iter().flatten().any(|x| x == u) {
+                tiers.push(vec![u.clone()]);
+            }
+        }
+        if tiers.iter().all(|t| t.is_empty()) {
+            return;
+        }
+        let mut rng = self.ctx.torrent_rng();
+        let ann = Announcer::new(tiers, AnnouncerConfig::default(), &mut rng, Instant::now());
+        let c = self.counters.clone();
+        let info_hash = self.hashes.primary().0;
+        let peer_id = self.ctx.peer_id;
+        let port = self.ctx.local_addr.port();
+        let key: u32 = rand::Rng::gen(&mut rng);
+        let (atx, arx) = mpsc::channel(16);
+        let h = shoal_tracker::spawn_announcer(
+            ann,
+            self.ctx.tracker.clone(),
+            move || {
+                let mut r =
+                    AnnounceRequest::new(info_hash, peer_id, port, c.left.load(Ordering::Relaxed));
+                r.uploaded = c.uploaded.load(Ordering::Relaxed);
+                r.downloaded = c.downloaded.load(Ordering::Relaxed);
+                r.key = key;
+                r.numwant = Some(50);
+                r
+            },
+            atx,
+            STOP_ANNOUNCE,
+        );
+        self.announcer = Some((h, arx));
+    }
+
+    /// Announces `stopped` in the background (bounded) and forgets the announcer.
+    fn stop_announcer(&mut self) {
+        if let Some((h, _)) = self.announcer.take() {
+            tokio::spawn(h.stop());
+        }
+    }
+
+    fn save_resume(&self, storage: &Arc<Storage>, verified: Vec<bool>) {
+        let st = storage.clone();
+        let p = self.ctx.persist.clone();
+        let key = self.hashes;
+        let (up, down) = (self.last.uploaded, self.last.downloaded);
+        tokio::task::spawn_blocking(move || {
+            let r = st
+                .wait_all_written()
+                .and_then(|()| st.resume_data(&verified));
+            match r {
+                Ok(data) => {
+                    let rec = ResumeRecord {
+                        data,
+                        uploaded: up,
+                        downloaded: down,
+                    };
+                    if let Err(e) = p.save_resume(&key, &rec) {
+                        tracing::warn!(error = %e, "saving resume data failed");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "saving resume data failed"),
+            }
+        });
+    }
+
+    /// Transfers until a recheck, a move or the end.
+    async fn transfer(&mut self, storage: Arc<Storage>, verified: Vec<bool>) -> RunEnd {
+        let Some(t) = self.torrent.clone() else {
+            return RunEnd::Recheck;
+        };
+        let core = self.new_core(&t, &storage, &verified);
+        let shared = Arc::new(PeerShared {
+            storage: storage.clone(),
+            disk: std::sync::OnceLock::new(),
+            up: [self.ctx.up.clone(), self.up.clone()],
+            down: [self.ctx.down.clone(), self.down.clone()],
+            digests: Default::default(),
+            info: bytes::Bytes::copy_from_slice(t.info_bytes()),
+            hash_trees: crate::peer::hash_trees(&t),
+        });
+        let mut run = Run::new(core, shared, self.ctx.clone(), self.hashes.primary().0);
+        let now = Instant::now();
+        let peers = std::mem::take(&mut self.peers);
+        run.core.add_addrs(now, peers, PeerSource::Added);
+        if self.user_paused {
+            run.core.pause(None);
+        } else {
+            self.start_announcer();
+        }
+        let end = loop {
+            self.after_step(&mut run, &storage);
+            let deadline = run.core.poll_timeout();
+            tokio::select! {
+                cmd = self.cmds.recv() => {
+                    let Some(cmd) = cmd else {
+                        break RunEnd::Stop(Stop { delete_data: false, reply: None });
+                    };
+                    if let Some(end) = self.transfer_cmd(&mut run, cmd).await {
+                        break end;
+                    }
+                }
+                Some(m) = run.rx.recv() => {
+                    let now = Instant::now();
+                    run.on_msg(now, m);
+                    for _ in 0..256 {
+                        match run.rx.try_recv() {
+                            Ok(m) => run.on_msg(now, m),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Some(peers) = self.dht_rx.recv() => {
+                    run.core.add_addrs(Instant::now(), peers, PeerSource::Added);
+                    run.core.handle_timeout(Instant::now());
+                }
+                Some(o) = recv_announce(&mut self.announcer) => match o.result {
+                    Ok(resp) => {
+                        tracing::debug!(url = %o.url, peers = resp.peers.len(), "announce ok");
+                        run.core.add_addrs(Instant::now(), resp.peers, PeerSource::Tracker);
+                        run.core.handle_timeout(Instant::now());
+                    }
+                    Err(e) => tracing::info!(url = %o.url, error = %e, "announce failed"),
+                },
+                Some((piece, good)) = run.digests_rx.recv() => run.core.on_digests(piece, &good),
+                _ = sleep_until(deadline) => run.core.handle_timeout(Instant::now()),
+            }
+        };
+        let verified = run.stop().await;
+        // Counters as they ended; the state is the next phase's to set.
+        let mut s = run.core.status().clone();
+        s.state = self.last.state;
+        self.publish(&s);
+        self.save_resume(&storage, verified);
+        end
+    }
+
+    /// After every input: carry out the core's actions, start the disk when
+    /// needed, publish, and steer the DHT and the trackers by the state.
+    fn after_step(&mut self, run: &mut Run, storage: &Arc<Storage>) {
+        if let Err(e) = run.ensure_disk() {
+            run.core
+                .pause(Some(TorrentError::Open(format!("starting the disk: {e}"))));
+        }
+        for a in run.act() {
+            match a {
+                TaskAction::SaveResume(v) => self.save_resume(storage, v),
+                TaskAction::AnnounceCompleted => {
+                    if let Some((h, _)) = &self.announcer {
+                        let _ = futures_util::FutureExt::now_or_never(h.completed());
+                    }
+                }
+            }
+        }
+        let s = run.core.status().clone();
+        let mode = match s.state {
+            TorrentState::Downloading => FeedMode::Downloading,
+            TorrentState::Seeding => FeedMode::Seeding,
+            _ => FeedMode::Off,
+        };
+        self.set_dht(mode);
+        if !s.state.is_active() {
+            self.stop_announcer();
+        }
+        self.publish(&s);
+    }
+
+    async fn transfer_cmd(&mut self, run: &mut Run, cmd: TorrentCmd) -> Option<RunEnd> {
+        let now = Instant::now();
+        match cmd {
+            TorrentCmd::Incoming {
+                stream,
+                prefix,
+                addr,
+            } => run.incoming(stream, prefix, addr),
+            TorrentCmd::Outgoing { stream, addr } => run.outgoing(stream, addr),
+            TorrentCmd::AddPeers(addrs) => {
+                run.core.add_addrs(now, addrs, PeerSource::Added);
+                run.core.handle_timeout(now);
+            }
+            TorrentCmd::Pause => {
+                self.user_paused = true;
+                run.core.pause(None);
+                self.save_record().await;
+            }
+            TorrentCmd::Resume => {
+                self.user_paused = false;
+                run.core.resume(now);
+                self.start_announcer();
+                self.save_record().await;
+            }
+            TorrentCmd::Recheck => return Some(RunEnd::Recheck),
+            TorrentCmd::Reannounce => {
+                if let Some((h, _)) = &self.announcer {
+                    let _ = futures_util::FutureExt::now_or_never(h.announce_now());
+                }
+                if let Some(mode) = self.dht_mode.take() {
+                    self.set_dht(FeedMode::Off);
+                    self.set_dht(mode);
+                }
+            }
+            TorrentCmd::SetFilePriorities(p, reply) => {
+                let r = self.store_priorities(p.clone());
+                if r.is_ok() {
+                    if let Some(t) = &self.torrent {
+                        for (i, &fp) in p.iter().enumerate() {
+                            let _ = run.shared.storage.set_file_wanted(i, fp > 0);
+                        }
+                        run.core.set_priorities(now, &piece_priorities_of(t, &p));
+                    }
+                    self.save_record().await;
+                }
+                let _ = reply.send(r);
+            }
+            TorrentCmd::SetLimits(l) => self.store_limits(l).await,
+            TorrentCmd::SetLabels(l) => {
+                self.meta_tx.send_modify(|m| m.labels = l);
+                self.save_record().await;
+            }
+            TorrentCmd::Move(to, reply) => return Some(RunEnd::Move(to, reply)),
+            TorrentCmd::Shutdown { delete_data, reply } => {
+                return Some(RunEnd::Stop(Stop {
+                    delete_data,
+                    reply: Some(reply),
+                }))
+            }
+        }
+        None
+    }
+
+    async fn finish(mut self, stop: Stop) {
+        if let Some(d) = &self.ctx.dht {
+            d.remove(self.id);
+        }
+        if let Some((h, _)) = self.announcer.take() {
+            h.stop().await;
+        }
+        let mut r = Ok(());
+        if stop.delete_data {
+            r = self.delete_data().await;
+        }
+        self.set_state(TorrentState::Stopped, None);
+        if let Some(reply) = stop.reply {
+            let _ = reply.send(r);
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_announce(
+    a: &mut Option<(AnnouncerHandle, mpsc::Receiver<AnnounceOutcome>)>,
+) -> Option<AnnounceOutcome> {
+    match a {
+        Some((_, r)) => r.recv().await,
+        None => std::future::pending().await,
+    }
+}
