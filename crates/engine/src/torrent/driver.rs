@@ -148,11 +148,13 @@ impl Run {
         self.tasks.spawn(task.run(stream));
     }
 
-    /// Starts the disk actor when the torrent starts downloading (a seeding
-    /// torrent needs none: it only reads).
+    /// Starts the disk actor when a downloading torrent has its first peer
+    /// (a seeding or lonely torrent needs none: blocks arrive only after a
+    /// handshake and our requests).
     pub(crate) fn ensure_disk(&mut self) -> Result<(), shoal_storage::DiskError> {
         if self.shared.disk.get().is_some()
             || self.core.status().state != crate::TorrentState::Downloading
+            || self.core.status().peers == 0
         {
             return Ok(());
         }

@@ -739,7 +739,11 @@ impl TorrentTask {
         }
     }
 
-    fn save_resume(&self, storage: &Arc<Storage>, verified: Vec<bool>) {
+    fn save_resume(
+        &self,
+        storage: &Arc<Storage>,
+        verified: Vec<bool>,
+    ) -> tokio::task::JoinHandle<()> {
         let st = storage.clone();
         let p = self.ctx.persist.clone();
         let key = self.hashes;
@@ -761,7 +765,7 @@ impl TorrentTask {
                 }
                 Err(e) => tracing::warn!(error = %e, "saving resume data failed"),
             }
-        });
+        })
     }
 
     /// Transfers until a recheck, a move or the end.
@@ -831,7 +835,8 @@ impl TorrentTask {
         let mut s = run.core.status().clone();
         s.state = self.last.state;
         self.publish(&s);
-        self.save_resume(&storage, verified);
+        // The last save of a run is waited for: it must be there at a restart.
+        let _ = self.save_resume(&storage, verified).await;
         end
     }
 
@@ -844,7 +849,10 @@ impl TorrentTask {
         }
         for a in run.act() {
             match a {
-                TaskAction::SaveResume(v) => self.save_resume(storage, v),
+                TaskAction::SaveResume(v) => {
+                    // Batches run in the background; the last one is awaited.
+                    drop(self.save_resume(storage, v));
+                }
                 TaskAction::AnnounceCompleted => {
                     if let Some((h, _)) = &self.announcer {
                         let _ = futures_util::FutureExt::now_or_never(h.completed());

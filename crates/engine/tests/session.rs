@@ -1,0 +1,426 @@
+//! The session as a caller drives it: operations on a running torrent
+//! (pause, resume, recheck, move, file selection, remove with its data),
+//! the event stream and the snapshot, lookups by either hash of a hybrid
+//! torrent, persistence across a restart, and 1,000 torrents added and
+//! removed while a download runs without leaving tasks, threads or files
+//! behind. Every test bounds its time and shuts its sessions down.
+use rand::{RngCore, SeedableRng};
+use shoal_engine::persist::{PersistError, ResumeRecord};
+use shoal_engine::{
+    AddTorrentParams, Persist, Session, SessionConfig, SessionEvent, TorrentHandle, TorrentId,
+    TorrentRecord, TorrentState,
+};
+use shoal_metainfo::create::{CreateOptions, Version};
+use shoal_metainfo::{InfoHashes, Torrent};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn make_torrent(
+    root: &Path,
+    name: &str,
+    sizes: &[usize],
+    piece: u64,
+    version: Version,
+) -> Arc<Torrent> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(sizes.iter().sum::<usize>() as u64 + piece);
+    let dir = root.join(name);
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    for (i, &n) in sizes.iter().enumerate() {
+        let mut data = vec![0u8; n];
+        rng.fill_bytes(&mut data);
+        let p = if i % 2 == 0 {
+            dir.join(format!("f{i}.bin"))
+        } else {
+            dir.join("sub").join(format!("f{i}.dat"))
+        };
+        std::fs::write(p, data).unwrap();
+    }
+    let opts = CreateOptions {
+        piece_length: Some(piece),
+        version,
+        ..CreateOptions::default()
+    };
+    let bytes = shoal_metainfo::create(&dir, &opts, &|_| {}).unwrap();
+    Arc::new(Torrent::from_bytes(&bytes).unwrap())
+}
+
+fn cfg() -> SessionConfig {
+    SessionConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..SessionConfig::default()
+    }
+}
+
+fn params(t: &Arc<Torrent>, dir: &Path, peers: Vec<SocketAddr>) -> AddTorrentParams {
+    let mut p = AddTorrentParams::torrent(t.clone(), dir);
+    p.peers = peers;
+    p
+}
+
+async fn wait(
+    h: &TorrentHandle,
+    what: &str,
+    pred: impl FnMut(&shoal_engine::TorrentStatus) -> bool,
+) {
+    if tokio::time::timeout(LIMIT, h.wait_for(pred)).await.is_err() {
+        panic!("timed out waiting for {what}: {:?}", h.status());
+    }
+}
+
+fn same_files(t: &Torrent, a: &Path, b: &Path) {
+    for f in t.files().iter().filter(|f| !f.pad) {
+        let x = std::fs::read(a.join(&f.path)).unwrap();
+        let y = std::fs::read(b.join(&f.path)).unwrap();
+        assert!(x == y, "{} differs", f.path.display());
+    }
+}
+
+/// Collects the events of one torrent until `until` arrives.
+async fn events_until(
+    rx: &mut tokio::sync::broadcast::Receiver<SessionEvent>,
+    id: TorrentId,
+    mut until: impl FnMut(&SessionEvent) -> bool,
+) -> Vec<SessionEvent> {
+    let mut out = Vec::new();
+    let r = tokio::time::timeout(LIMIT, async {
+        loop {
+            match rx.recv().await {
+                Ok(e) if e.id() == id => {
+                    let done = until(&e);
+                    out.push(e);
+                    if done {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream: {e}"),
+            }
+        }
+    })
+    .await;
+    assert!(r.is_ok(), "events so far: {out:?}");
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operations_on_a_torrent_and_its_events() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let t = make_torrent(
+        &src,
+        "ops",
+        &[900_000, 300_001, 77],
+        64 * 1024,
+        Version::Hybrid,
+    );
+    let seeder = Session::start(cfg()).await.unwrap();
+    let sh = seeder.add(params(&t, &src, vec![])).await.unwrap();
+    wait(&sh, "the seed's check", |s| {
+        s.state == TorrentState::Seeding
+    })
+    .await;
+
+    let leech = Session::start(cfg()).await.unwrap();
+    let mut events = leech.subscribe();
+    let dst = tmp.path().join("dst");
+    let mut p = params(&t, &dst, vec![seeder.local_addr()]);
+    p.paused = true;
+    let h = leech.add(p).await.unwrap();
+    let id = h.id();
+    // A duplicate is refused, by either hash.
+    assert!(leech.add(params(&t, &dst, vec![])).await.is_err());
+    // Found by the v1 hash, the truncated v2 hash and the full v2 hash.
+    let hashes = t.info_hashes();
+    let v2 = hashes.v2.unwrap();
+    assert_eq!(leech.find(&hashes.v1.unwrap().0).unwrap().id(), id);
+    assert_eq!(leech.find(&v2.truncated().0).unwrap().id(), id);
+    assert_eq!(leech.find(&v2.0).unwrap().id(), id);
+    wait(&h, "paused after the check", |s| {
+        s.state == TorrentState::Paused
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        h.status().downloaded,
+        0,
+        "a paused torrent transfers nothing"
+    );
+
+    h.resume().await.unwrap();
+    let seen = events_until(&mut events, id, |e| {
+        matches!(e, SessionEvent::Completed { .. })
+    })
+    .await;
+    assert!(matches!(seen[0], SessionEvent::Added { .. }), "{seen:?}");
+    let states: Vec<TorrentState> = seen
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::StateChanged { state, .. } => Some(*state),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        states,
+        // It starts in `Checking` (the `Added` event), then:
+        vec![
+            TorrentState::Paused,
+            TorrentState::Downloading,
+            TorrentState::Seeding
+        ],
+        "{seen:?}"
+    );
+    assert!(seen
+        .iter()
+        .any(|e| matches!(e, SessionEvent::Progress { .. })));
+    same_files(&t, &src, &dst);
+    let snap = leech.snapshot();
+    assert_eq!(snap.len(), 1);
+    assert_eq!(snap[0].name, "ops");
+    assert!(snap[0].status.is_complete());
+
+    // Recheck: back through checking to seeding, everything verified again.
+    h.recheck().await.unwrap();
+    wait(&h, "the recheck", |s| {
+        s.state == TorrentState::Seeding && s.pieces_checked_at_start == u64::from(s.pieces)
+    })
+    .await;
+
+    // Unselect the last file: still complete; select it again: still complete.
+    let n = t.files().len();
+    let last = t.files().iter().rposition(|f| !f.pad).unwrap();
+    let mut prio = vec![1u8; n];
+    prio[last] = 0;
+    h.set_file_priorities(prio).await.unwrap();
+    assert!(h.set_file_priorities(vec![1]).await.is_err());
+    wait(&h, "seeding with a smaller selection", |s| {
+        s.state == TorrentState::Seeding && s.wanted_bytes < t.total_length()
+    })
+    .await;
+    h.set_file_priorities(vec![1; n]).await.unwrap();
+
+    // Move the data: the files go, the torrent keeps seeding from the new place.
+    let moved = tmp.path().join("moved");
+    h.move_data(moved.clone()).await.unwrap();
+    wait(&h, "seeding after the move", |s| {
+        s.state == TorrentState::Seeding
+    })
+    .await;
+    assert!(!dst.join("ops").exists());
+    same_files(&t, &src, &moved);
+    assert_eq!(h.meta().save_path, moved);
+    assert_eq!(h.status().pieces_have, h.status().pieces);
+
+    // Pause and remove with its data: the files are gone, the rest stays.
+    std::fs::write(moved.join("keep.txt"), b"not the torrent's").unwrap();
+    h.pause().await.unwrap();
+    wait(&h, "paused", |s| s.state == TorrentState::Paused).await;
+    leech.remove(id, true).await.unwrap();
+    events_until(&mut events, id, |e| {
+        matches!(e, SessionEvent::Removed { .. })
+    })
+    .await;
+    assert!(!moved.join("ops").exists());
+    assert!(moved.join("keep.txt").exists());
+    assert!(leech.torrent(id).is_none());
+    assert!(leech.snapshot().is_empty());
+    assert!(leech.remove(id, false).await.is_err());
+    leech.shutdown().await;
+    seeder.shutdown().await;
+}
+
+/// A persistence kept in memory, to check what the session stores.
+#[derive(Default)]
+struct MemPersist {
+    torrents: Mutex<HashMap<InfoHashes, TorrentRecord>>,
+    resume: Mutex<HashMap<InfoHashes, ResumeRecord>>,
+}
+
+impl Persist for MemPersist {
+    fn load_torrents(&self) -> Result<Vec<TorrentRecord>, PersistError> {
+        Ok(self.torrents.lock().unwrap().values().cloned().collect())
+    }
+    fn save_torrent(&self, r: &TorrentRecord) -> Result<(), PersistError> {
+        self.torrents
+            .lock()
+            .unwrap()
+            .insert(r.info_hashes, r.clone());
+        Ok(())
+    }
+    fn remove_torrent(&self, k: &InfoHashes) -> Result<(), PersistError> {
+        self.torrents.lock().unwrap().remove(k);
+        self.resume.lock().unwrap().remove(k);
+        Ok(())
+    }
+    fn load_resume(&self, k: &InfoHashes) -> Result<Option<ResumeRecord>, PersistError> {
+        Ok(self.resume.lock().unwrap().get(k).cloned())
+    }
+    fn save_resume(&self, k: &InfoHashes, r: &ResumeRecord) -> Result<(), PersistError> {
+        self.resume.lock().unwrap().insert(*k, r.clone());
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persisted_torrents_come_back_with_their_settings_and_progress() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let t = make_torrent(&src, "keep", &[700_000, 20_000], 32 * 1024, Version::V1);
+    let store = Arc::new(MemPersist::default());
+    let s1 = Session::start_with(cfg(), store.clone()).await.unwrap();
+    let mut p = params(&t, &src, vec![]);
+    p.labels = vec!["tv".into()];
+    let h = s1.add(p).await.unwrap();
+    wait(&h, "the check", |s| s.state == TorrentState::Seeding).await;
+    h.pause().await.unwrap();
+    wait(&h, "paused", |s| s.state == TorrentState::Paused).await;
+    s1.shutdown().await;
+    let rec = store
+        .torrents
+        .lock()
+        .unwrap()
+        .get(&t.info_hashes())
+        .cloned()
+        .unwrap();
+    assert!(rec.paused);
+    assert_eq!(rec.labels, vec!["tv".to_string()]);
+    let resume = store
+        .resume
+        .lock()
+        .unwrap()
+        .get(&t.info_hashes())
+        .cloned()
+        .unwrap();
+    assert!(resume.data.verified.iter().all(|&v| v));
+
+    // A new session on the same store: the torrent is back, paused, labelled,
+    // and nothing was hashed (the files did not change).
+    let s2 = Session::start_with(cfg(), store.clone()).await.unwrap();
+    let all = s2.torrents();
+    assert_eq!(all.len(), 1);
+    let h2 = &all[0];
+    wait(h2, "the restored torrent", |s| {
+        s.state == TorrentState::Paused
+    })
+    .await;
+    assert_eq!(h2.meta().labels, vec!["tv".to_string()]);
+    assert_eq!(h2.status().pieces_checked_at_start, 0, "{:?}", h2.status());
+    assert_eq!(h2.status().pieces_have, h2.status().pieces);
+    s2.remove(h2.id(), false).await.unwrap();
+    assert!(store.torrents.lock().unwrap().is_empty());
+    assert!(
+        src.join("keep").exists(),
+        "removing without data keeps the files"
+    );
+    s2.shutdown().await;
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_torrents_come_and_go_while_a_download_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let big = make_torrent(&src, "big", &[6 << 20], 64 * 1024, Version::V1);
+    let seeder = Session::start(cfg()).await.unwrap();
+    let sh = seeder.add(params(&big, &src, vec![])).await.unwrap();
+    wait(&sh, "the seed", |s| s.state == TorrentState::Seeding).await;
+    // A rate-limited download keeps running while the torrents come and go.
+    let leech = Session::start(SessionConfig {
+        max_download_rate: Some(2 << 20),
+        ..cfg()
+    })
+    .await
+    .unwrap();
+    let dst = tmp.path().join("dst");
+    let h = leech
+        .add(params(&big, &dst, vec![seeder.local_addr()]))
+        .await
+        .unwrap();
+    wait(&h, "the download to start", |s| s.downloaded > 0).await;
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let (tasks0, threads0, fds0) = (metrics.num_alive_tasks(), threads(), open_fds());
+
+    // 1,000 small torrents with their data (seeding after a check) and
+    // without (downloading, no peer).
+    let small = tmp.path().join("small");
+    let mut ids = Vec::new();
+    for i in 0..1000 {
+        let name = format!("t{i}");
+        let t = if i % 2 == 0 {
+            make_torrent(&small, &name, &[1000 + i], 16 * 1024, Version::V1)
+        } else {
+            // Only the metainfo: its data is not there.
+            let t = make_torrent(&small, &name, &[1000 + i], 16 * 1024, Version::V1);
+            std::fs::remove_dir_all(small.join(&name)).unwrap();
+            t
+        };
+        ids.push(leech.add(params(&t, &small, vec![])).await.unwrap());
+    }
+    for h in &ids {
+        wait(h, "a small torrent's check", |s| {
+            matches!(s.state, TorrentState::Seeding | TorrentState::Downloading)
+        })
+        .await;
+    }
+    assert_eq!(leech.snapshot().len(), 1001);
+    let seeding = leech
+        .snapshot()
+        .iter()
+        .filter(|s| s.status.state == TorrentState::Seeding)
+        .count();
+    assert_eq!(seeding, 500);
+    assert!(
+        threads() <= threads0 + 8,
+        "threads grew with the torrents: {} -> {}",
+        threads0,
+        threads()
+    );
+    for h in &ids {
+        leech.remove(h.id(), i_delete(h.id())).await.unwrap();
+    }
+    assert_eq!(leech.snapshot().len(), 1);
+    // Everything the removed torrents had is gone (tasks end shortly after).
+    let mut settled = false;
+    for _ in 0..100 {
+        if metrics.num_alive_tasks() <= tasks0 + 2 && open_fds() <= fds0 + 2 {
+            settled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        settled,
+        "left behind: tasks {} -> {}, fds {} -> {}",
+        tasks0,
+        metrics.num_alive_tasks(),
+        fds0,
+        open_fds()
+    );
+    // The download went on and completes.
+    leech.set_rate_limits(None, None);
+    wait(&h, "the download", |s| s.is_complete()).await;
+    same_files(&big, &src, &dst);
+    leech.shutdown().await;
+    seeder.shutdown().await;
+}
+
+/// Every other removed torrent takes its data along.
+fn i_delete(id: TorrentId) -> bool {
+    id.0 % 2 == 0
+}
