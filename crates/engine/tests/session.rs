@@ -422,5 +422,5 @@ async fn a_thousand_torrents_come_and_go_while_a_download_runs() {
 
 /// Every other removed torrent takes its data along.
 fn i_delete(id: TorrentId) -> bool {
-    id.0 % 2 == 0
+    id.0.is_multiple_of(2)
 }
