@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -179,6 +179,8 @@ pub(crate) struct PeerTask {
     pub cancel: CancellationToken,
     /// Upload bytes already reported to the torrent.
     pub reported_uploaded: u64,
+    /// Payload bytes written to the socket so far (by the writer task).
+    pub written: Arc<AtomicU64>,
 }
 
 /// Blocks received but not yet handed to the disk actor, and the outcomes of
@@ -308,8 +310,8 @@ impl PeerTask {
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
         let (mut rd, wr) = tokio::io::split(stream);
-        let (wtx, wrx) = mpsc::channel::<Bytes>(512);
-        let writer = tokio::spawn(write_loop(wr, wrx));
+        let (wtx, wrx) = mpsc::channel::<(Bytes, bool)>(512);
+        let writer = tokio::spawn(write_loop(wr, wrx, self.written.clone()));
         let mut writes: FuturesUnordered<WriteFut> = FuturesUnordered::new();
         let r = self.main_loop(&mut rd, &wtx, &mut writes).await;
         drop(wtx);
@@ -323,7 +325,10 @@ impl PeerTask {
             }
         };
         let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
-        let uploaded = self.conn.stats().payload_uploaded;
+        // Let the writer flush what is queued (a close reason, a reject) briefly.
+        let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+        // Uploaded payload is what reached the socket, not what was queued.
+        let uploaded = self.written.load(Ordering::Relaxed);
         let _ = self
             .send(PeerMsg::Stats {
                 down_rate: 0,
@@ -332,8 +337,6 @@ impl PeerTask {
                 snubbed: false,
             })
             .await;
-        // Let the writer flush what is queued (a close reason, a reject) briefly.
-        let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
         match r {
             Ok(()) => "closed".into(),
             Err(e) => e,
@@ -343,14 +346,14 @@ impl PeerTask {
     async fn main_loop<R: AsyncRead + Unpin>(
         &mut self,
         rd: &mut R,
-        wtx: &mpsc::Sender<Bytes>,
+        wtx: &mpsc::Sender<(Bytes, bool)>,
         writes: &mut FuturesUnordered<WriteFut>,
     ) -> Result<(), String> {
         let mut reads: FuturesUnordered<ReadFut> = FuturesUnordered::new();
         let mut cache: Option<(u32, Bytes)> = None;
         let mut loading = false;
         let mut to_serve: VecDeque<BlockRequest> = VecDeque::new();
-        let mut out: VecDeque<Bytes> = VecDeque::new();
+        let mut out: VecDeque<(Bytes, bool)> = VecDeque::new();
         let mut out_len = 0usize;
         let mut read_resume_at: Option<Instant> = None;
         let mut stats_at = Instant::now() + STATS_INTERVAL;
@@ -435,8 +438,8 @@ impl PeerTask {
                     ReadDone::Block(r, res)
                 }));
             }
-            while let Some(b) = self.conn.poll_transmit() {
-                out_len += b.len();
+            while let Some(b) = self.conn.poll_transmit_payload() {
+                out_len += b.0.len();
                 out.push_back(b);
             }
             if eof && out.is_empty() {
@@ -493,7 +496,7 @@ impl PeerTask {
                 permit = wtx.reserve(), if !out.is_empty() => {
                     let permit = permit.map_err(|_| "write: connection closed".to_string())?;
                     if let Some(b) = out.pop_front() {
-                        out_len -= b.len();
+                        out_len -= b.0.len();
                         permit.send(b);
                     }
                 }
@@ -508,7 +511,7 @@ impl PeerTask {
                 _ = tokio::time::sleep_until(stats_at.into()) => {
                     let now = Instant::now();
                     stats_at = now + STATS_INTERVAL;
-                    let uploaded = self.conn.stats().payload_uploaded;
+                    let uploaded = self.written.load(Ordering::Relaxed);
                     let msg = PeerMsg::Stats {
                         down_rate: self.conn.download_rate(now),
                         up_rate: self.conn.upload_rate(now),
@@ -740,20 +743,32 @@ async fn read_some<R: AsyncRead + Unpin>(
     rd.read_buf(buf).await
 }
 
-/// Writes queued chunks, gathering several per system call.
-async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, mut rx: mpsc::Receiver<Bytes>) {
+/// Writes queued chunks, gathering several per system call; adds the
+/// payload chunks to `written` once they are on the socket.
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut wr: W,
+    mut rx: mpsc::Receiver<(Bytes, bool)>,
+    written: Arc<AtomicU64>,
+) {
     let mut batch: Vec<Bytes> = Vec::with_capacity(64);
-    while let Some(first) = rx.recv().await {
+    while let Some((first, p)) = rx.recv().await {
+        let mut payload = if p { first.len() as u64 } else { 0 };
         batch.push(first);
         while batch.len() < 64 {
             match rx.try_recv() {
-                Ok(b) => batch.push(b),
+                Ok((b, p)) => {
+                    if p {
+                        payload += b.len() as u64;
+                    }
+                    batch.push(b);
+                }
                 Err(_) => break,
             }
         }
         if write_all_vectored(&mut wr, &mut batch).await.is_err() {
             return;
         }
+        written.fetch_add(payload, Ordering::Relaxed);
         batch.clear();
     }
     let _ = wr.shutdown().await;

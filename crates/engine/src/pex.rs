@@ -231,10 +231,26 @@ impl PeerExchange {
             || (self.own.ip().is_loopback() && ip.is_loopback())
     }
 
+    /// The `dropped` entries of a message from `key` that
+    /// [`PeerExchange::on_message`] honoured: addresses that peer no longer
+    /// sees (bounded as added ones). The torrent forgets a candidate that no
+    /// other source still names.
+    pub fn dropped(&self, key: PeerKey, msg: &PexMessage) -> Vec<SocketAddr> {
+        if !self.enabled || !self.peers.contains_key(&key) {
+            return Vec::new();
+        }
+        msg.dropped
+            .iter()
+            .copied()
+            .filter(|a| a.port() != 0)
+            .take(self.config.max_added_per_message)
+            .collect()
+    }
+
     /// A `ut_pex` message from `key`: the addresses worth adding as
     /// connection candidates (bounded, filtered; see the module docs). When
-    /// `we_are_seed`, peers flagged as seeds are skipped. `dropped` entries
-    /// are not acted on: candidates age out by failing to connect.
+    /// `we_are_seed`, peers flagged as seeds are skipped. Its `dropped`
+    /// entries: [`PeerExchange::dropped`].
     pub fn on_message(
         &mut self,
         key: PeerKey,

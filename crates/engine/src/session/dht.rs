@@ -16,6 +16,7 @@
 //! seed every [`crate::dht_peers::SEED_INTERVAL`], each announcing our listen
 //! port. Private torrents (BEP 27) are never registered.
 use crate::dht_peers::{DOWNLOAD_INTERVAL, RETRY_INTERVAL, SEED_INTERVAL};
+use crate::torrent::TorrentCmd;
 use crate::TorrentId;
 use shoal_dht::{Config as NodeConfig, Dht, DhtConfig, Id20, DEFAULT_BOOTSTRAP};
 use std::collections::{BTreeSet, HashMap};
@@ -72,7 +73,7 @@ enum FeedCmd {
         id: TorrentId,
         info_hash: [u8; 20],
         mode: FeedMode,
-        sink: mpsc::Sender<Vec<SocketAddr>>,
+        sink: mpsc::Sender<TorrentCmd>,
     },
     Remove(TorrentId),
 }
@@ -162,13 +163,14 @@ impl SessionDht {
         let _ = ready.wait_for(|done| *done).await;
     }
 
-    /// Registers or updates a torrent: peers found go to `sink`.
+    /// Registers or updates a torrent: peers found go to `sink` (the
+    /// torrent's command channel) as `AddPeers`.
     pub(crate) fn set(
         &self,
         id: TorrentId,
         info_hash: [u8; 20],
         mode: FeedMode,
-        sink: mpsc::Sender<Vec<SocketAddr>>,
+        sink: mpsc::Sender<TorrentCmd>,
     ) {
         let _ = self.feeds.send(FeedCmd::Set {
             id,
@@ -195,7 +197,7 @@ impl SessionDht {
 struct Feed {
     info_hash: [u8; 20],
     mode: FeedMode,
-    sink: mpsc::Sender<Vec<SocketAddr>>,
+    sink: mpsc::Sender<TorrentCmd>,
     next: Instant,
     running: bool,
 }
@@ -298,7 +300,7 @@ async fn schedule(
                 f.running = false;
                 if !peers.is_empty() {
                     tracing::debug!(n = peers.len(), "dht: peers found");
-                    let _ = f.sink.try_send(peers);
+                    let _ = f.sink.try_send(TorrentCmd::AddPeers(peers));
                 }
                 if f.mode == FeedMode::Off {
                     continue;

@@ -4,7 +4,7 @@
 //! is found by either. Connections beyond the session's limit are refused.
 use super::registry::Registry;
 use super::SessionCtx;
-use crate::torrent::TorrentCmd;
+use crate::torrent::{Incoming, TorrentCmd};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -51,11 +51,11 @@ pub(crate) async fn run(
                         };
                         // The permit is the connection's until its task ends.
                         drop(permit);
-                        let _ = h.tx.try_send(TorrentCmd::Incoming {
+                        let _ = h.tx.try_send(TorrentCmd::Incoming(Box::new(Incoming {
                             stream: Box::new(stream),
                             prefix,
                             addr,
-                        });
+                        })));
                     });
                 }
                 Err(e) => {

@@ -10,14 +10,18 @@ use tokio::sync::oneshot;
 /// A reply to a command that can fail.
 pub(crate) type Reply<T = ()> = oneshot::Sender<Result<T, TorrentOpError>>;
 
+/// A connection the listener hands over.
+pub(crate) struct Incoming {
+    pub stream: Box<dyn PeerStream>,
+    pub prefix: HandshakePrefix,
+    pub addr: SocketAddr,
+}
+
 /// Commands to a torrent's task.
 pub(crate) enum TorrentCmd {
-    /// A connection whose handshake prefix names this torrent.
-    Incoming {
-        stream: Box<dyn PeerStream>,
-        prefix: HandshakePrefix,
-        addr: SocketAddr,
-    },
+    /// A connection whose handshake prefix names this torrent (boxed: the
+    /// command stays small, and so the channel's buffer of an idle torrent).
+    Incoming(Box<Incoming>),
     /// An outgoing connection over an established stream (tests).
     Outgoing {
         stream: Box<dyn PeerStream>,
@@ -36,7 +40,7 @@ pub(crate) enum TorrentCmd {
     /// One priority per file.
     SetFilePriorities(Vec<u8>, Reply),
     /// New limits.
-    SetLimits(TorrentLimits),
+    SetLimits(Box<TorrentLimits>),
     /// New labels.
     SetLabels(Vec<String>),
     /// Move the data under another directory.

@@ -31,6 +31,8 @@ pub(crate) enum ToTorrent {
     Peer(PeerKey, PeerMsg),
     /// A disk verdict.
     Disk(DiskVerdict),
+    /// The block digests of a verified piece, read back for smart ban.
+    Digests(u32, Vec<BlockDigest>),
 }
 
 /// Most commands queued to one peer task before it is closed as stuck.
@@ -60,13 +62,13 @@ pub(crate) struct Run {
     ctx: Arc<SessionCtx>,
     info_hash: [u8; 20],
     write_budget: usize,
-    pub rx: mpsc::Receiver<ToTorrent>,
-    tx: mpsc::Sender<ToTorrent>,
+    /// What peer tasks and the disk report; made with the first peer, so an
+    /// idle torrent holds no channel buffer.
+    rx: Option<mpsc::Receiver<ToTorrent>>,
+    tx: Option<mpsc::Sender<ToTorrent>>,
     links: HashMap<PeerKey, PeerLink>,
     tasks: JoinSet<()>,
     cancel: CancellationToken,
-    digests_tx: mpsc::Sender<(u32, Vec<BlockDigest>)>,
-    pub digests_rx: mpsc::Receiver<(u32, Vec<BlockDigest>)>,
 }
 
 impl Run {
@@ -76,22 +78,40 @@ impl Run {
         ctx: Arc<SessionCtx>,
         info_hash: [u8; 20],
     ) -> Self {
-        let (tx, rx) = mpsc::channel(1024);
-        let (digests_tx, digests_rx) = mpsc::channel(16);
         Run {
             core,
             shared,
             write_budget: ctx.config.write_budget,
             ctx,
             info_hash,
-            rx,
-            tx,
+            rx: None,
+            tx: None,
             links: HashMap::new(),
             tasks: JoinSet::new(),
             cancel: CancellationToken::new(),
-            digests_tx,
-            digests_rx,
         }
+    }
+
+    /// The sending side of the report channel (made on first use).
+    fn sender(&mut self) -> mpsc::Sender<ToTorrent> {
+        if let Some(tx) = &self.tx {
+            return tx.clone();
+        }
+        let (tx, rx) = mpsc::channel(1024);
+        self.tx = Some(tx.clone());
+        self.rx = Some(rx);
+        tx
+    }
+
+    /// The next report of a peer task or the disk (never, while no peer
+    /// ever connected).
+    pub(crate) async fn next(&mut self) -> Option<ToTorrent> {
+        recv(&mut self.rx).await
+    }
+
+    /// A report already waiting, if any.
+    pub(crate) fn try_next(&mut self) -> Option<ToTorrent> {
+        self.rx.as_mut().and_then(|r| r.try_recv().ok())
     }
 
     /// Feeds one message from a peer task or the disk.
@@ -104,6 +124,7 @@ impl Run {
                 self.core.on_peer(now, key, msg);
             }
             ToTorrent::Disk(v) => self.core.on_disk(now, v),
+            ToTorrent::Digests(piece, good) => self.core.on_digests(piece, &good),
         }
     }
 
@@ -204,7 +225,7 @@ impl Run {
     fn connect(&mut self, key: PeerKey, addr: SocketAddr) {
         let Ok(permit) = self.ctx.conns.total.clone().try_acquire_owned() else {
             // The session is full: the core backs off this address.
-            let tx = self.tx.clone();
+            let tx = self.sender();
             let reason = "session connection limit".to_string();
             self.tasks.spawn(async move {
                 let _ = tx
@@ -264,16 +285,17 @@ impl Run {
             conn,
             ours: self.core.have().clone(),
             cmds: prx,
-            to_torrent: self.tx.clone(),
+            to_torrent: self.sender(),
             shared: self.shared.clone(),
             cancel,
             reported_uploaded: 0,
+            written: Default::default(),
         }
     }
 
-    fn read_digests(&self, piece: u32) {
+    fn read_digests(&mut self, piece: u32) {
         let storage = self.shared.storage.clone();
-        let tx = self.digests_tx.clone();
+        let tx = self.sender();
         let Some(len) = storage.map().piece_len(piece) else {
             return;
         };
@@ -287,7 +309,7 @@ impl Run {
                         sha1::Sha1::digest(c).into()
                     })
                     .collect();
-                let _ = tx.blocking_send((piece, good));
+                let _ = tx.blocking_send(ToTorrent::Digests(piece, good));
             }
         });
     }
@@ -302,7 +324,7 @@ impl Run {
         loop {
             tokio::select! {
                 j = self.tasks.join_next() => if j.is_none() { break },
-                Some(m) = self.rx.recv() => {
+                Some(m) = recv(&mut self.rx) => {
                     // Keep the traffic totals and the verdicts of pieces
                     // that completed meanwhile; everything else is moot now.
                     match m {
@@ -321,7 +343,7 @@ impl Run {
                 }
             }
         }
-        while let Ok(m) = self.rx.try_recv() {
+        while let Some(Ok(m)) = self.rx.as_mut().map(|r| r.try_recv()) {
             if let ToTorrent::Disk(v @ DiskVerdict::Verified(_)) = m {
                 self.core.on_disk(Instant::now(), v);
             }
@@ -334,5 +356,12 @@ impl Run {
         }
         drop(verified);
         self.core.verified()
+    }
+}
+
+async fn recv<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
     }
 }

@@ -161,7 +161,7 @@ impl TorrentHandle {
 
     /// Sets this torrent's limits.
     pub async fn set_limits(&self, limits: TorrentLimits) -> Result<(), TorrentOpError> {
-        self.send(TorrentCmd::SetLimits(limits)).await
+        self.send(TorrentCmd::SetLimits(Box::new(limits))).await
     }
 
     /// Sets the labels.
@@ -198,11 +198,11 @@ impl TorrentHandle {
         if let Ok(Ok(prefix)) = prefix {
             if super::matches_hash(&self.info_hashes, &prefix.info_hash) {
                 let _ = self
-                    .send(TorrentCmd::Incoming {
+                    .send(TorrentCmd::Incoming(Box::new(super::cmd::Incoming {
                         stream: Box::new(stream),
                         prefix,
                         addr,
-                    })
+                    })))
                     .await;
             }
         }

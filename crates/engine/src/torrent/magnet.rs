@@ -111,9 +111,6 @@ impl TorrentTask {
                         }
                         Some(other) => self.idle_cmd(other).await,
                     },
-                    Some(p) = self.dht_rx.recv() => {
-                        let _ = tx.try_send(p);
-                    }
                 }
             };
             trackers.abort();
@@ -216,7 +213,6 @@ impl TorrentTask {
             while peers.is_empty() {
                 tokio::select! {
                     Some(p) = rx.recv() => peers.extend(p),
-                    Some(p) = self.dht_rx.recv() => peers.extend(p),
                     cmd = self.cmds.recv() => match cmd {
                         None => return Err(Stop::quiet()),
                         Some(TorrentCmd::Shutdown { delete_data, reply }) => {

@@ -11,7 +11,7 @@ mod magnet;
 mod task;
 
 pub(crate) use self::core::DiskVerdict;
-pub(crate) use cmd::TorrentCmd;
+pub(crate) use cmd::{Incoming, TorrentCmd};
 pub use driver::PeerStream;
 pub(crate) use driver::ToTorrent;
 pub use handle::{TorrentHandle, TorrentMeta};

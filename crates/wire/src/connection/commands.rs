@@ -181,13 +181,13 @@ impl PeerConnection {
         let before = self.send.len();
         encode_piece_header(&mut self.send, piece, offset, r.length);
         let header = (self.send.len() - before) as u64;
-        self.out.push_back(self.send.split().freeze());
-        self.out_len += self.out.back().map_or(0, Bytes::len);
+        self.out.push_back((self.send.split().freeze(), false));
+        self.out_len += self.out.back().map_or(0, |(b, _)| b.len());
         self.out_len += data.len();
         self.stats.bytes_sent += header + data.len() as u64;
         self.stats.payload_uploaded += data.len() as u64;
         self.upload.record(now, data.len() as u64);
-        self.out.push_back(data);
+        self.out.push_back((data, true));
         self.last_send = now;
         Ok(())
     }

@@ -73,7 +73,9 @@ pub struct PeerConnection {
     common: Reserved,
     recv: BytesMut,
     send: BytesMut,
-    out: VecDeque<Bytes>,
+    /// Queued output; the flag marks block payload (counted as uploaded
+    /// by the driver once written).
+    out: VecDeque<(Bytes, bool)>,
     out_len: usize,
     events: VecDeque<Event>,
     // what we announce once connected
@@ -341,11 +343,18 @@ impl PeerConnection {
     /// The next chunk of bytes to write, in order. Piece data comes out as its
     /// own chunk, sharing the buffer the engine passed to `send_piece`.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        if let Some(b) = self.out.pop_front() {
+        self.poll_transmit_payload().map(|(b, _)| b)
+    }
+
+    /// As [`PeerConnection::poll_transmit`], with whether the bytes are a
+    /// block's payload (a `piece` message's data, without its header), so a
+    /// driver can count uploaded payload when it reaches the socket.
+    pub fn poll_transmit_payload(&mut self) -> Option<(Bytes, bool)> {
+        if let Some((b, payload)) = self.out.pop_front() {
             self.out_len -= b.len();
-            return Some(b);
+            return Some((b, payload));
         }
-        (!self.send.is_empty()).then(|| self.send.split().freeze())
+        (!self.send.is_empty()).then(|| (self.send.split().freeze(), false))
     }
 
     /// The next event for the engine.

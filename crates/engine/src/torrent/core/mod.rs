@@ -125,10 +125,19 @@ pub(crate) enum AddrState {
 #[derive(Debug)]
 pub(crate) struct AddrInfo {
     pub state: AddrState,
+    /// The first source that named it (for logs).
     pub source: PeerSource,
+    /// Named by the user, the DHT or a tracker (kept until it fails for good).
+    pub direct: bool,
+    /// The connections whose `ut_pex` named it (bounded); a PEX-only
+    /// candidate is forgotten when all of them drop it.
+    pub pex_from: Vec<PeerKey>,
     pub failures: u32,
     pub retry_at: Instant,
 }
+
+/// Most connections remembered as having named one address by PEX.
+pub(crate) const MAX_PEX_SOURCES: usize = 8;
 
 /// Everything a core starts from.
 pub(crate) struct CoreInit {

@@ -4,7 +4,7 @@
 //! choking, and the glue to the peer exchange core ([`crate::pex`]).
 use super::{
     ban_key, Action, AddrInfo, AddrState, Peer, PeerCmd, TorrentCore, MAX_KNOWN_ADDRS,
-    RECHOKE_INTERVAL,
+    MAX_PEX_SOURCES, RECHOKE_INTERVAL,
 };
 use crate::choker::PeerStats;
 use crate::picker::PeerKey;
@@ -28,20 +28,57 @@ pub(crate) enum PeerSource {
 impl TorrentCore {
     /// New candidate addresses (bounded; unusable ones skipped).
     pub(crate) fn add_addrs(&mut self, now: Instant, addrs: Vec<SocketAddr>, source: PeerSource) {
+        self.add_addrs_from(now, addrs, source, None);
+    }
+
+    fn add_addrs_from(
+        &mut self,
+        now: Instant,
+        addrs: Vec<SocketAddr>,
+        source: PeerSource,
+        pex_from: Option<PeerKey>,
+    ) {
         for a in addrs {
-            if self.addrs.len() >= MAX_KNOWN_ADDRS {
-                break;
-            }
             if a.port() == 0 || a.ip().is_unspecified() {
                 continue;
             }
-            self.addrs.entry(a).or_insert(AddrInfo {
+            if !self.addrs.contains_key(&a) && self.addrs.len() >= MAX_KNOWN_ADDRS {
+                continue;
+            }
+            let info = self.addrs.entry(a).or_insert(AddrInfo {
                 state: AddrState::Idle,
                 source,
+                direct: false,
+                pex_from: Vec::new(),
                 failures: 0,
                 retry_at: now,
             });
+            match pex_from {
+                Some(k) => {
+                    if !info.pex_from.contains(&k) && info.pex_from.len() < MAX_PEX_SOURCES {
+                        info.pex_from.push(k);
+                    }
+                }
+                None => info.direct = true,
+            }
         }
+        self.status.known_peers = self.addrs.len();
+    }
+
+    /// BEP 11 `dropped` from `key`: `key` no longer names these; a candidate
+    /// only PEX named, and no other connection still names, is forgotten
+    /// (unless we are connected to it).
+    fn drop_pex(&mut self, key: PeerKey, addrs: &[SocketAddr]) {
+        for a in addrs {
+            let Some(info) = self.addrs.get_mut(a) else {
+                continue;
+            };
+            info.pex_from.retain(|&k| k != key);
+            if !info.direct && info.pex_from.is_empty() && info.state == AddrState::Idle {
+                self.addrs.remove(a);
+            }
+        }
+        self.status.known_peers = self.addrs.len();
     }
 
     /// A connection from `addr` arrived for this torrent: its key, or `None`
@@ -222,7 +259,9 @@ impl TorrentCore {
             Ok(addrs) => {
                 tracing::debug!(peer = ?from, added = m.added.len(), used = addrs.len(),
                     dropped = m.dropped.len(), "ut_pex received");
-                self.add_addrs(now, addrs, PeerSource::Pex);
+                let dropped = self.pex.dropped(key, m);
+                self.drop_pex(key, &dropped);
+                self.add_addrs_from(now, addrs, PeerSource::Pex, Some(key));
             }
             Err(e) => tracing::debug!(peer = ?from, reason = %e, "ut_pex ignored"),
         }

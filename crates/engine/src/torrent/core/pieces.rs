@@ -117,6 +117,10 @@ impl TorrentCore {
 
     pub(super) fn on_failed(&mut self, piece: u32) {
         self.status.pieces_failed += 1;
+        // Its payload was counted as it arrived; it is corrupt, not downloaded.
+        let len = u64::from(self.picker.piece_len(piece));
+        self.status.corrupt += len;
+        self.status.downloaded = self.status.downloaded.saturating_sub(len);
         let _ = self.picker.on_piece_failed(piece);
         let rec = self.senders.remove(&piece).unwrap_or_default();
         let blocks: Vec<(u32, SocketAddr, Option<BlockDigest>)> = rec

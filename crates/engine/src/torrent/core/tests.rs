@@ -27,6 +27,10 @@ fn peer_id(i: u16) -> [u8; 20] {
 impl Harness {
     /// A torrent of `pieces` pieces of 64 KiB, `have` of them verified.
     fn new(pieces: u32, have: &[u32], slots: usize) -> Self {
+        Self::with_max_peers(pieces, have, slots, 50)
+    }
+
+    fn with_max_peers(pieces: u32, have: &[u32], slots: usize, max_peers: usize) -> Self {
         let mut picker = PiecePicker::new(PIECE, u64::from(pieces) * u64::from(PIECE));
         for &p in have {
             picker.set_have(p);
@@ -37,7 +41,7 @@ impl Harness {
                 peer_id: *b"-SH0100-ourselves!!!",
                 picker,
                 limits: CoreLimits {
-                    max_peers: 50,
+                    max_peers,
                     max_connecting: 10,
                     upload_slots: slots,
                 },
@@ -316,6 +320,9 @@ fn sole_sender_of_a_bad_piece_is_banned() {
         .any(|a| matches!(a, Action::Close(k) if *k == bad)));
     assert_eq!(h.core.status().banned, 1);
     assert_eq!(h.core.status().pieces_failed, 1);
+    // Its bytes count as corrupt, not as downloaded.
+    assert_eq!(h.core.status().corrupt, u64::from(PIECE));
+    assert_eq!(h.core.status().downloaded, 0);
     assert!(h.core.wants_block_digests());
     h.feed(
         bad,
@@ -526,4 +533,43 @@ fn same_seed_same_decisions() {
         out
     };
     assert_eq!(run(), run());
+}
+
+#[test]
+fn pex_dropped_forgets_candidates_only_pex_named() {
+    // One connection allowed: the candidates stay candidates.
+    let mut h = Harness::with_max_peers(4, &all(4), 4, 1);
+    let a = h.peer(1, &[]);
+    h.feed(
+        a,
+        PeerMsg::Extensions {
+            port: Some(6881),
+            pex: true,
+            your_ip: None,
+        },
+    );
+    let x: SocketAddr = "10.1.1.1:7000".parse().unwrap();
+    let y: SocketAddr = "10.1.1.2:7000".parse().unwrap();
+    h.core.add_addrs(h.now, vec![y], PeerSource::Tracker);
+    let flags = shoal_wire::pex::PexFlags(0);
+    h.feed(
+        a,
+        PeerMsg::Pex(shoal_wire::PexMessage {
+            added: vec![(x, flags), (y, flags)],
+            dropped: vec![],
+        }),
+    );
+    assert_eq!(h.core.status().known_peers, 2);
+    h.advance(Duration::from_secs(60));
+    h.feed(
+        a,
+        PeerMsg::Pex(shoal_wire::PexMessage {
+            added: vec![],
+            dropped: vec![x, y],
+        }),
+    );
+    // x came from PEX alone and is gone; the tracker still names y.
+    assert_eq!(h.core.status().known_peers, 1);
+    assert!(!h.core.addrs.contains_key(&x));
+    assert!(h.core.addrs.contains_key(&y));
 }
