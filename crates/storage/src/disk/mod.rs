@@ -44,12 +44,12 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use crate::error::StorageError;
 use crate::store::Storage;
 
-mod partial;
-mod reply;
+pub(crate) mod partial;
+pub(crate) mod reply;
 
 use partial::{hash_and_write, Block, Partial};
 pub use reply::PendingBatch;
-use reply::{BatchReply, BatchState, Reply};
+use reply::{BatchReply, Reply};
 
 /// Configuration of the disk actor.
 #[derive(Debug, Clone, Copy)]
@@ -126,7 +126,34 @@ pub enum DiskError {
         /// What is wrong.
         reason: &'static str,
     },
-    /// The actor has stopped.
+    /// A read is empty, leaves its piece, or exceeds a quarter of the budget.
+    #[error("disk: bad read piece {piece} offset {offset} length {len}: {reason}")]
+    BadRead {
+        /// Piece index.
+        piece: u32,
+        /// Offset in the piece.
+        offset: u32,
+        /// Requested length.
+        len: usize,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The requested bytes of this piece are not (all) on disk.
+    #[error("disk: piece {piece} is not on disk")]
+    NotOnDisk {
+        /// Piece index.
+        piece: u32,
+    },
+    /// Moving the data would overwrite this existing file; nothing was moved.
+    #[error("disk: move target {path:?} already exists")]
+    TargetExists {
+        /// The existing file.
+        path: std::path::PathBuf,
+    },
+    /// The storage already belongs to a disk pool.
+    #[error("disk: storage is already attached to a disk pool")]
+    AlreadyAttached,
+    /// The actor has stopped, or the torrent was closed.
     #[error("disk: actor stopped")]
     Closed,
 }
@@ -327,23 +354,7 @@ impl DiskHandle {
         &self,
         blocks: Vec<(u32, u32, Bytes)>,
     ) -> Result<PendingBatch, DiskError> {
-        let (tx, rx) = oneshot::channel();
-        let batch = Arc::new(BatchReply {
-            state: std::sync::Mutex::new(BatchState {
-                outcomes: (0..blocks.len()).map(|_| None).collect(),
-                missing: blocks.len(),
-                tx: Some(tx),
-            }),
-        });
-        if blocks.is_empty() {
-            let _ = batch
-                .state
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .tx
-                .take()
-                .map(|tx| tx.send(Vec::new()));
-        }
+        let (batch, rx) = BatchReply::new(blocks.len());
         // Blocks go in groups of at most a quarter of the budget: one budget
         // wait and one message (one wake-up of the actor) per group.
         let mut group: Vec<WriteReq> = Vec::new();
