@@ -153,12 +153,12 @@ impl Shared {
                 Some(c.buf)
             }
             Job::Call(piece, f) => {
-                let mut st = self.lock();
-                let err = st.take_error(piece);
-                st.done += 1;
-                drop(st);
-                self.changed.notify_all();
+                let err = self.lock().take_error(piece);
                 f(err.map_or(Ok(()), Err));
+                // Counted once it has run: a wait covers the callbacks
+                // queued before it (a re-hash waits for a piece's verdict).
+                self.lock().done += 1;
+                self.changed.notify_all();
                 None
             }
         }
@@ -533,5 +533,22 @@ mod tests {
             Some(StorageError::Io { .. })
         ));
         drop(w); // joins the thread
+    }
+
+    #[test]
+    fn a_wait_returns_after_the_callbacks_before_it() {
+        let mut w = Writer::spawn(POOL, 2).unwrap();
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let r = ran.clone();
+        w.after_written(
+            3,
+            1,
+            Box::new(move |_| {
+                std::thread::sleep(Duration::from_millis(50));
+                r.store(true, std::sync::atomic::Ordering::SeqCst);
+            }),
+        );
+        assert!(w.wait(Report::Nothing).is_none());
+        assert!(ran.load(std::sync::atomic::Ordering::SeqCst));
     }
 }
