@@ -82,6 +82,48 @@ fn cpu_secs() -> f64 {
     tv(u.ru_utime) + tv(u.ru_stime)
 }
 
+/// CPU seconds of each live disk thread (`shoal-disk*`, `shoal-writer`).
+/// On a loaded machine wall time says little; the busiest thread's CPU
+/// time is the run's critical path, what a free core per thread would give.
+fn disk_threads() -> Vec<(String, f64)> {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+        let comm = comm.trim();
+        if !comm.starts_with("shoal-") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        // Fields after the parenthesised name: state is field 3, utime 14.
+        let rest = stat.rsplit_once(')').map_or("", |r| r.1);
+        let f: Vec<f64> = rest
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        let (Some(u), Some(s)) = (f.get(10), f.get(11)) else {
+            continue;
+        };
+        out.push((comm.to_owned(), (u + s) / hz));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn show_threads(t: &[(String, f64)]) {
+    let list: Vec<String> = t.iter().map(|(n, c)| format!("{n} {c:.2}")).collect();
+    let busiest = t.iter().map(|x| x.1).fold(0.0, f64::max);
+    eprintln!(
+        "    disk threads' CPU s: {}; busiest {busiest:.2}",
+        list.join(", ")
+    );
+}
+
 fn storage(c: &Content, dir: &Path) -> Arc<Storage> {
     Arc::new(Storage::open(c.layout(), dir, StorageOptions::default()).unwrap())
 }
@@ -127,6 +169,7 @@ async fn pool_run(c: &Arc<Content>, dir: &Path, workers: usize) -> f64 {
     }
     all.notified().await;
     let secs = t0.elapsed().as_secs_f64();
+    show_threads(&disk_threads());
     let st = pool.stats();
     disk.close().await.unwrap();
     eprintln!(
@@ -171,6 +214,7 @@ async fn actor_run(c: &Arc<Content>, dir: &Path) -> f64 {
     }
     assert_eq!(ok, n);
     let secs = t0.elapsed().as_secs_f64();
+    show_threads(&disk_threads());
     disk.shutdown().await.unwrap();
     secs
 }
