@@ -1,12 +1,12 @@
 //! Lazily opened file handles, bounded by an LRU, and safe path joining.
 //!
-//! Files are opened on first use and kept in a [`FileCache`] of at most
+//! Files are opened on first use and kept in a `FileCache` of at most
 //! `max_open` handles (the least recently used is closed first). One cache
-//! may serve many torrents: entries are keyed by [`FileKey`], the owning
+//! may serve many torrents: entries are keyed by `FileKey`, the owning
 //! storage's id and the file's index, so a session's disk pool holds one
 //! cache with one global cap, and closing a torrent drops just its handles
-//! ([`FileCache::forget_owner`]). The per-torrent rules of where a file may
-//! be created live in [`FileRules`]: opening for writing creates parent
+//! (`FileCache::forget_owner`). The per-torrent rules of where a file may
+//! be created live in `FileRules`: opening for writing creates parent
 //! directories inside the root only, re-checks after creation that the real
 //! parent directory is inside the real root (defense in depth against `..`
 //! and symlinked directories), never truncates, and extends a short file to

@@ -49,7 +49,7 @@ pub struct StorageOptions {
     /// Base name of the resume and parts files, normally the hex info-hash.
     pub name: String,
     /// Write aligned runs of downloaded data with `O_DIRECT`, bypassing the
-    /// page cache (see [`crate::direct`]); where the filesystem or the
+    /// page cache (see the `direct` module); where the filesystem or the
     /// alignment does not allow it, writes are buffered. Default `true`.
     pub direct_io: bool,
 }
@@ -412,7 +412,7 @@ impl Storage {
 
     /// [`Storage::write_vectored`] that may return before the aligned parts
     /// are on disk: they are copied and queued to the direct writer (see
-    /// [`crate::direct`]). Call [`Storage::wait_written`] for `piece` before
+    /// the `direct` module). Call [`Storage::wait_written`] for `piece` before
     /// reading this range back or reporting the piece complete; a failed
     /// queued write is reported there.
     pub fn write_vectored_behind(

@@ -17,7 +17,7 @@
 //! # Hashing as blocks arrive (v1 pieces)
 //! Blocks of a piece mostly arrive in order. The actor keeps a running SHA-1
 //! per partial piece: each block that extends the hashed prefix is hashed at
-//! once and written to disk in runs of up to [`WRITE_RUN`] bytes, so a piece
+//! once and written to disk in runs of up to 256 KiB (`WRITE_RUN`), so a piece
 //! never waits whole in memory, and completing it costs only the digest
 //! comparison (no read-back, no second pass). Blocks that arrive ahead of the
 //! prefix wait in memory; when less than a quarter of the budget is free the

@@ -19,14 +19,14 @@
 //! `torrent % workers`; barriers (flush, close, move) visit every worker.
 //!
 //! # Memory
-//! One [`budget`] of bytes bounds block data queued, buffered or being
+//! One budget of bytes bounds block data queued, buffered or being
 //! hashed and upload read data in flight, across all torrents:
 //! [`TorrentDisk::queue_blocks`] and [`TorrentDisk::read`] wait for it
 //! (backpressure on the peers' sockets). When less than a quarter is free
 //! each worker writes its oldest partial pieces to disk unhashed and reads
 //! them back when their hashed prefix reaches them (as the single-torrent
 //! [`crate::Disk`] actor does; see `disk/mod.rs` for the per-piece rules,
-//! which are the same here). The [`read_cache`] of whole pieces and the
+//! which are the same here). The read cache of whole pieces and the
 //! writer's aligned buffers have their own fixed bounds.
 //!
 //! # Verdicts
