@@ -47,7 +47,7 @@ use crate::store::Storage;
 pub(crate) mod partial;
 pub(crate) mod reply;
 
-use partial::{hash_and_write, Block, Partial};
+use partial::{hash_and_write, Block, Fit, Partial};
 pub use reply::PendingBatch;
 use reply::{BatchReply, Reply};
 
@@ -594,26 +594,13 @@ impl Actor {
             ..Partial::default()
         });
         self.born += 1;
-        if off < p.hashed {
-            let _ = reply.send(if off + len <= p.hashed {
-                Ok(WriteOutcome::Duplicate)
-            } else {
-                bad("overlaps a received block")
-            });
-            return;
-        }
-        if let Some((&po, pb)) = p.blocks.range(..=off).next_back() {
-            if po == off && pb.len == len {
+        match p.fit(off, len) {
+            Fit::New => {}
+            Fit::Duplicate => {
                 let _ = reply.send(Ok(WriteOutcome::Duplicate));
                 return;
             }
-            if po + pb.len > off {
-                let _ = reply.send(bad("overlaps a received block"));
-                return;
-            }
-        }
-        if let Some((&no, _)) = p.blocks.range(off + 1..).next() {
-            if no < off + len {
+            Fit::Overlaps => {
                 let _ = reply.send(bad("overlaps a received block"));
                 return;
             }
@@ -723,16 +710,7 @@ impl Actor {
         let Some(p) = self.partial.get_mut(&piece) else {
             return Ok(());
         };
-        self.stats.blocks_flushed += p.run.len() as u64;
-        p.write_run(&self.storage, piece)?;
-        for (&off, b) in p.blocks.iter_mut() {
-            if let Some((data, _)) = &b.data {
-                self.storage.write(piece, off, data)?;
-                b.data = None; // releases the permit
-                p.flushed = true;
-                self.stats.blocks_flushed += 1;
-            }
-        }
+        self.stats.blocks_flushed += p.flush(&self.storage, piece)?;
         Ok(())
     }
 

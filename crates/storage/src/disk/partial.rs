@@ -45,7 +45,58 @@ pub(crate) struct Partial {
     pub(crate) born: u64,
 }
 
+/// How a new block stands against the blocks a partial piece holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fit {
+    /// Its range is free: take it.
+    New,
+    /// Exactly this block (or a range already hashed) was received.
+    Duplicate,
+    /// It overlaps a received block partially: a bad block.
+    Overlaps,
+}
+
 impl Partial {
+    /// Where the block `[off, off + len)` stands against the received ones.
+    pub(crate) fn fit(&self, off: u64, len: u64) -> Fit {
+        if off < self.hashed {
+            return if off + len <= self.hashed {
+                Fit::Duplicate
+            } else {
+                Fit::Overlaps
+            };
+        }
+        if let Some((&po, pb)) = self.blocks.range(..=off).next_back() {
+            if po == off && pb.len == len {
+                return Fit::Duplicate;
+            }
+            if po + pb.len > off {
+                return Fit::Overlaps;
+            }
+        }
+        match self.blocks.range(off + 1..).next() {
+            Some((&next, _)) if next < off + len => Fit::Overlaps,
+            _ => Fit::New,
+        }
+    }
+
+    /// Writes every block held in memory to disk, unhashed (they are read
+    /// back when the hashed prefix reaches them), releasing their budget.
+    /// Returns how many blocks were written.
+    pub(crate) fn flush(&mut self, storage: &Storage, piece: u32) -> Result<u64, StorageError> {
+        let mut n = self.run.len() as u64;
+        self.write_run(storage, piece)?;
+        for (&off, b) in self.blocks.iter_mut() {
+            if let Some((data, _)) = &b.data {
+                storage.write(piece, off, data)?;
+                b.data = None; // releases the permit
+                self.flushed = true;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// Writes the hashed run to disk (its aligned part possibly still in
     /// flight: see [`Storage::wait_written`]), releasing its memory.
     pub(crate) fn write_run(&mut self, storage: &Storage, piece: u32) -> Result<(), StorageError> {

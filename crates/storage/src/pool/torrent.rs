@@ -463,6 +463,24 @@ impl TorrentDisk {
         rx.await.map_err(|_| DiskError::Closed)?
     }
 
+    /// Runs a read-back job about `piece` on its worker, with the budget of
+    /// one chunk of it; `job` builds the job from the permit and the reply.
+    async fn piece_job<R>(
+        &self,
+        piece: u32,
+        job: impl FnOnce(
+            Arc<TorrentShared>,
+            tokio::sync::OwnedSemaphorePermit,
+            oneshot::Sender<Result<R, DiskError>>,
+        ) -> Job,
+    ) -> Result<R, DiskError> {
+        let permit = self.chunk_permit(piece).await?;
+        let (tx, rx) = oneshot::channel();
+        let job = job(self.t().clone(), permit, tx);
+        self.submit(self.h.pool.worker_of(self.id(), piece), job)?;
+        rx.await.map_err(|_| DiskError::Closed)?
+    }
+
     /// Budget for reading `piece` back in chunks: checks that it exists.
     async fn chunk_permit(
         &self,
@@ -488,32 +506,26 @@ impl TorrentDisk {
     /// may be shorter), for smart ban. [`DiskError::NotOnDisk`] when some of
     /// it is missing.
     pub async fn block_digests(&self, piece: u32) -> Result<Vec<[u8; 20]>, DiskError> {
-        let permit = self.chunk_permit(piece).await?;
-        let (tx, rx) = oneshot::channel();
-        let job = Job::Digests {
-            t: self.t().clone(),
+        self.piece_job(piece, |t, permit, reply| Job::Digests {
+            t,
             piece,
             permit,
-            reply: tx,
-        };
-        self.submit(self.h.pool.worker_of(self.id(), piece), job)?;
-        rx.await.map_err(|_| DiskError::Closed)?
+            reply,
+        })
+        .await
     }
 
     /// Hashes `piece` as it is on disk (after its queued writes) and records
     /// the result: a match makes it verified, a mismatch (or missing data)
     /// opens it again and drops it from the read cache.
     pub async fn hash_piece(&self, piece: u32) -> Result<bool, DiskError> {
-        let permit = self.chunk_permit(piece).await?;
-        let (tx, rx) = oneshot::channel();
-        let job = Job::HashPiece {
-            t: self.t().clone(),
+        self.piece_job(piece, |t, permit, reply| Job::HashPiece {
+            t,
             piece,
             permit,
-            reply: tx,
-        };
-        self.submit(self.h.pool.worker_of(self.id(), piece), job)?;
-        rx.await.map_err(|_| DiskError::Closed)?
+            reply,
+        })
+        .await
     }
 
     /// Selects or deselects file `file`, moving its boundary-piece bytes

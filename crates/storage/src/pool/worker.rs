@@ -20,7 +20,7 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use super::budget::budgeted;
 use super::torrent::{PieceState, TorrentShared};
 use super::{BlockOutcome, Core, Counters, DiskEvent};
-use crate::disk::partial::{Block, Partial};
+use crate::disk::partial::{Block, Fit, Partial};
 use crate::disk::reply::Reply;
 use crate::disk::DiskError;
 use crate::error::{LayoutError, StorageError};
@@ -316,26 +316,13 @@ impl Worker {
                 ..Partial::default()
             }
         });
-        if off < p.hashed {
-            let _ = reply.send(if off + len <= p.hashed {
-                Ok(BlockOutcome::Duplicate)
-            } else {
-                bad("overlaps a received block")
-            });
-            return;
-        }
-        if let Some((&po, pb)) = p.blocks.range(..=off).next_back() {
-            if po == off && pb.len == len {
+        match p.fit(off, len) {
+            Fit::New => {}
+            Fit::Duplicate => {
                 let _ = reply.send(Ok(BlockOutcome::Duplicate));
                 return;
             }
-            if po + pb.len > off {
-                let _ = reply.send(bad("overlaps a received block"));
-                return;
-            }
-        }
-        if let Some((&no, _)) = p.blocks.range(off + 1..).next() {
-            if no < off + len {
+            Fit::Overlaps => {
                 let _ = reply.send(bad("overlaps a received block"));
                 return;
             }
@@ -515,17 +502,8 @@ impl Worker {
         let Some(p) = w.partial.get_mut(&piece) else {
             return Ok(());
         };
-        let flushed = &self.core.counters.flushed;
-        flushed.fetch_add(p.run.len() as u64, Ordering::Relaxed);
-        p.write_run(&storage, piece)?;
-        for (&off, b) in p.blocks.iter_mut() {
-            if let Some((data, _)) = &b.data {
-                storage.write(piece, off, data)?;
-                b.data = None; // releases the permit
-                p.flushed = true;
-                flushed.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        let n = p.flush(&storage, piece)?;
+        self.core.counters.flushed.fetch_add(n, Ordering::Relaxed);
         Ok(())
     }
 
