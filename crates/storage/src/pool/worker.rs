@@ -358,9 +358,12 @@ impl Worker {
         self.complete(t, storage, piece, plen, done);
     }
 
+    /// Takes a partial piece out; the torrent's state here goes with its
+    /// last one (before any verdict about it can be seen).
     fn take_partial(&mut self, id: u64, piece: u32) -> Option<Partial> {
         let p = self.torrents.get_mut(&id)?.partial.remove(&piece)?;
         self.counters().partial.fetch_sub(1, Ordering::Relaxed);
+        self.tidy(id);
         Some(p)
     }
 
@@ -593,7 +596,6 @@ impl Worker {
         let good = hash_on_disk(&storage, piece)?;
         if good {
             self.drop_partial(t.id, piece);
-            self.tidy(t.id);
             t.pieces.set(piece, PieceState::Verified);
         } else {
             if t.pieces.get(piece) != PieceState::Open {
