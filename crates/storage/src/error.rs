@@ -147,6 +147,12 @@ pub enum IoOp {
     Write,
     /// Flushing to stable storage.
     Sync,
+    /// Removing a file or directory.
+    Remove,
+    /// Renaming (moving) a file.
+    Rename,
+    /// Copying a file to another filesystem.
+    Copy,
 }
 
 /// An error from a storage operation (read, write, check, allocation).

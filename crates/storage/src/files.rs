@@ -1,11 +1,16 @@
 //! Lazily opened file handles, bounded by an LRU, and safe path joining.
 //!
-//! Files are opened on first use and kept in a small cache (at most
-//! `max_open` handles; the least recently used is closed first). Opening for
-//! writing creates parent directories inside the root only, re-checks after
-//! creation that the real parent directory is inside the real root (defense in
-//! depth against `..` and symlinked directories), never truncates, and extends
-//! a short file to its expected length (sparse `set_len` or `posix_fallocate`).
+//! Files are opened on first use and kept in a `FileCache` of at most
+//! `max_open` handles (the least recently used is closed first). One cache
+//! may serve many torrents: entries are keyed by `FileKey`, the owning
+//! storage's id and the file's index, so a session's disk pool holds one
+//! cache with one global cap, and closing a torrent drops just its handles
+//! (`FileCache::forget_owner`). The per-torrent rules of where a file may
+//! be created live in `FileRules`: opening for writing creates parent
+//! directories inside the root only, re-checks after creation that the real
+//! parent directory is inside the real root (defense in depth against `..`
+//! and symlinked directories), never truncates, and extends a short file to
+//! its expected length (sparse `set_len` or `posix_fallocate`).
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -26,7 +31,11 @@ pub enum Allocation {
     Preallocate,
 }
 
-/// What to open: a cache key, where the file is and how long it should be.
+/// Cache key of an open file: the id of the [`crate::Storage`] that owns it
+/// and the file's index there (`usize::MAX` for the parts file).
+pub(crate) type FileKey = (u64, usize);
+
+/// What to open: the file's index, where it is and how long it should be.
 #[derive(Debug, Clone)]
 pub(crate) struct Target<'a> {
     pub key: usize,
@@ -35,6 +44,13 @@ pub(crate) struct Target<'a> {
     /// file, which lives in the state directory).
     pub inside_root: bool,
     pub expected_len: u64,
+}
+
+/// Where one torrent's files may be created and how they are sized.
+pub(crate) struct FileRules {
+    root: PathBuf,
+    canonical_root: OnceLock<PathBuf>,
+    allocation: Allocation,
 }
 
 struct Entry {
@@ -58,16 +74,14 @@ enum Direct {
 
 #[derive(Default)]
 struct Lru {
-    map: HashMap<usize, Entry>,
+    map: HashMap<FileKey, Entry>,
     tick: u64,
 }
 
-/// A bounded cache of open files, shared by all threads.
+/// A bounded cache of open files, shared by all threads (and, in a disk
+/// pool, by all torrents).
 pub(crate) struct FileCache {
-    root: PathBuf,
-    canonical_root: OnceLock<PathBuf>,
     max_open: usize,
-    allocation: Allocation,
     lru: Mutex<Lru>,
 }
 
@@ -86,72 +100,37 @@ pub fn safe_join(root: &Path, rel: &Path) -> Result<PathBuf, StorageError> {
     Ok(joined)
 }
 
-impl FileCache {
-    pub(crate) fn new(root: PathBuf, max_open: usize, allocation: Allocation) -> Self {
+impl FileRules {
+    pub(crate) fn new(root: PathBuf, allocation: Allocation) -> Self {
         Self {
             root,
             canonical_root: OnceLock::new(),
-            max_open: max_open.max(1),
             allocation,
-            lru: Mutex::new(Lru::default()),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Lru> {
-        // A panic while holding this lock cannot leave the map inconsistent
-        // (single insert/remove), so poisoning is ignored.
-        self.lru.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Number of handles currently cached.
-    pub(crate) fn open_count(&self) -> usize {
-        self.lock().map.len()
-    }
-
-    /// Drops the cached handle for `key` (e.g. after the file was replaced).
-    pub(crate) fn forget(&self, key: usize) {
-        self.lock().map.remove(&key);
-    }
-
-    /// A handle for reading; `Ok(None)` when the file does not exist.
-    pub(crate) fn get_read(&self, t: &Target<'_>) -> Result<Option<Arc<File>>, StorageError> {
-        if let Some(f) = self.cached(t.key, false) {
-            return Ok(Some(f));
-        }
-        match File::open(t.path) {
-            Ok(f) => Ok(Some(self.insert(t.key, f, false))),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StorageError::io(IoOp::Open, t.path, 0, e)),
-        }
-    }
-
-    /// A handle for writing, creating the file (and its directories) if needed.
-    pub(crate) fn get_write(&self, t: &Target<'_>) -> Result<Arc<File>, StorageError> {
-        if let Some(f) = self.cached(t.key, true) {
-            return Ok(f);
-        }
-        if let Some(parent) = t.path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| StorageError::io(IoOp::CreateDir, parent, 0, e))?;
-            if t.inside_root {
-                self.check_inside_root(parent)?;
+    /// Fails unless the real path of the existing directory `dir` is inside
+    /// the real root.
+    pub(crate) fn check_inside_root(&self, dir: &Path) -> Result<(), StorageError> {
+        let root = match self.canonical_root.get() {
+            Some(r) => r.clone(),
+            None => {
+                let r = self
+                    .root
+                    .canonicalize()
+                    .map_err(|e| StorageError::io(IoOp::Stat, &self.root, 0, e))?;
+                let _ = self.canonical_root.set(r.clone());
+                r
             }
+        };
+        let real = dir
+            .canonicalize()
+            .map_err(|e| StorageError::io(IoOp::Stat, dir, 0, e))?;
+        if real.starts_with(&root) {
+            Ok(())
+        } else {
+            Err(StorageError::PathEscape { path: real })
         }
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(t.path)
-            .map_err(|e| StorageError::io(IoOp::Open, t.path, 0, e))?;
-        let meta = f
-            .metadata()
-            .map_err(|e| StorageError::io(IoOp::Stat, t.path, 0, e))?;
-        // Only ever extend regular files; never truncate existing data.
-        if meta.is_file() && meta.len() < t.expected_len {
-            self.extend(&f, t.path, meta.len(), t.expected_len)?;
-        }
-        Ok(self.insert(t.key, f, true))
     }
 
     fn extend(&self, f: &File, path: &Path, from: u64, to: u64) -> Result<(), StorageError> {
@@ -189,26 +168,106 @@ impl FileCache {
         }
     }
 
-    fn check_inside_root(&self, dir: &Path) -> Result<(), StorageError> {
-        let root = match self.canonical_root.get() {
-            Some(r) => r.clone(),
-            None => {
-                let r = self
-                    .root
-                    .canonicalize()
-                    .map_err(|e| StorageError::io(IoOp::Stat, &self.root, 0, e))?;
-                let _ = self.canonical_root.set(r.clone());
-                r
+    /// Opens (creating it and its directories if needed) `t` for writing,
+    /// never truncating, extending it to its expected length.
+    fn open_write(&self, t: &Target<'_>) -> Result<File, StorageError> {
+        if let Some(parent) = t.path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| StorageError::io(IoOp::CreateDir, parent, 0, e))?;
+            if t.inside_root {
+                self.check_inside_root(parent)?;
             }
-        };
-        let real = dir
-            .canonicalize()
-            .map_err(|e| StorageError::io(IoOp::Stat, dir, 0, e))?;
-        if real.starts_with(&root) {
-            Ok(())
-        } else {
-            Err(StorageError::PathEscape { path: real })
         }
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(t.path)
+            .map_err(|e| StorageError::io(IoOp::Open, t.path, 0, e))?;
+        let meta = f
+            .metadata()
+            .map_err(|e| StorageError::io(IoOp::Stat, t.path, 0, e))?;
+        // Only ever extend regular files; never truncate existing data.
+        if meta.is_file() && meta.len() < t.expected_len {
+            self.extend(&f, t.path, meta.len(), t.expected_len)?;
+        }
+        Ok(f)
+    }
+}
+
+impl FileCache {
+    pub(crate) fn new(max_open: usize) -> Self {
+        Self {
+            max_open: max_open.max(1),
+            lru: Mutex::new(Lru::default()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Lru> {
+        // A panic while holding this lock cannot leave the map inconsistent
+        // (single insert/remove), so poisoning is ignored.
+        self.lru.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Number of handles currently cached (all owners).
+    pub(crate) fn open_count(&self) -> usize {
+        self.lock().map.len()
+    }
+
+    /// Number of handles cached for `owner`.
+    pub(crate) fn owner_count(&self, owner: u64) -> usize {
+        self.lock().map.keys().filter(|k| k.0 == owner).count()
+    }
+
+    /// Drops the cached handle for `key` (e.g. after the file was replaced).
+    pub(crate) fn forget(&self, key: FileKey) {
+        let e = self.lock().map.remove(&key);
+        drop(e); // closed outside the lock
+    }
+
+    /// Drops every cached handle of `owner` (a closed or moved torrent).
+    pub(crate) fn forget_owner(&self, owner: u64) {
+        let mut lru = self.lock();
+        let gone: Vec<Entry> = {
+            let keys: Vec<FileKey> = lru.map.keys().filter(|k| k.0 == owner).copied().collect();
+            keys.iter().filter_map(|k| lru.map.remove(k)).collect()
+        };
+        drop(lru);
+        drop(gone);
+    }
+
+    /// A handle for reading; `Ok(None)` when the file does not exist.
+    pub(crate) fn get_read(
+        &self,
+        owner: u64,
+        t: &Target<'_>,
+    ) -> Result<Option<Arc<File>>, StorageError> {
+        let key = (owner, t.key);
+        if let Some(f) = self.cached(key, false) {
+            return Ok(Some(f));
+        }
+        match File::open(t.path) {
+            Ok(f) => Ok(Some(self.insert(key, f, false))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StorageError::io(IoOp::Open, t.path, 0, e)),
+        }
+    }
+
+    /// A handle for writing, creating the file (and its directories) if
+    /// needed, following `rules`.
+    pub(crate) fn get_write(
+        &self,
+        owner: u64,
+        t: &Target<'_>,
+        rules: &FileRules,
+    ) -> Result<Arc<File>, StorageError> {
+        let key = (owner, t.key);
+        if let Some(f) = self.cached(key, true) {
+            return Ok(f);
+        }
+        let f = rules.open_write(t)?;
+        Ok(self.insert(key, f, true))
     }
 
     /// An `O_DIRECT` handle on a file already opened by
@@ -217,7 +276,7 @@ impl FileCache {
     ///
     /// The handle is a reopening of the cached descriptor through
     /// `/proc/self/fd`, so the path is not resolved again.
-    pub(crate) fn get_direct(&self, key: usize) -> Option<Arc<File>> {
+    pub(crate) fn get_direct(&self, key: FileKey) -> Option<Arc<File>> {
         let fd = {
             let lru = self.lock();
             let e = lru.map.get(&key)?;
@@ -239,13 +298,13 @@ impl FileCache {
     }
 
     /// Stops using `O_DIRECT` for `key` (an aligned write was refused).
-    pub(crate) fn disable_direct(&self, key: usize) {
+    pub(crate) fn disable_direct(&self, key: FileKey) {
         if let Some(e) = self.lock().map.get_mut(&key) {
             e.direct = Direct::Unavailable;
         }
     }
 
-    fn cached(&self, key: usize, write: bool) -> Option<Arc<File>> {
+    fn cached(&self, key: FileKey, write: bool) -> Option<Arc<File>> {
         let mut lru = self.lock();
         lru.tick += 1;
         let tick = lru.tick;
@@ -257,23 +316,25 @@ impl FileCache {
         Some(e.file.clone())
     }
 
-    fn insert(&self, key: usize, file: File, writable: bool) -> Arc<File> {
+    fn insert(&self, key: FileKey, file: File, writable: bool) -> Arc<File> {
         let file = Arc::new(file);
         let mut lru = self.lock();
         lru.tick += 1;
         let tick = lru.tick;
+        let mut evicted = None;
         if !lru.map.contains_key(&key) && lru.map.len() >= self.max_open {
-            // O(max_open) scan: the cache is small by design.
+            // O(max_open) scan, only when a file is opened while the cache
+            // is full; hits stay O(1).
             if let Some(victim) = lru
                 .map
                 .iter()
                 .min_by_key(|(_, e)| e.last_use)
                 .map(|(k, _)| *k)
             {
-                lru.map.remove(&victim);
+                evicted = lru.map.remove(&victim);
             }
         }
-        lru.map.insert(
+        let old = lru.map.insert(
             key,
             Entry {
                 file: file.clone(),
@@ -282,6 +343,8 @@ impl FileCache {
                 last_use: tick,
             },
         );
+        drop(lru);
+        drop((evicted, old)); // closed outside the lock
         file
     }
 }
@@ -366,7 +429,8 @@ mod tests {
     #[test]
     fn lru_is_bounded_and_never_truncates() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = FileCache::new(dir.path().to_path_buf(), 3, Allocation::Sparse);
+        let rules = FileRules::new(dir.path().to_path_buf(), Allocation::Sparse);
+        let cache = FileCache::new(3);
         let paths: Vec<_> = (0..10)
             .map(|i| dir.path().join(format!("d/f{i}")))
             .collect();
@@ -379,7 +443,7 @@ mod tests {
                 inside_root: true,
                 expected_len: 5,
             };
-            cache.get_write(&t).unwrap();
+            cache.get_write(0, &t, &rules).unwrap();
             assert!(cache.open_count() <= 3);
         }
         assert_eq!(
@@ -396,7 +460,8 @@ mod tests {
         let root = dir.path().join("root");
         std::fs::create_dir(&root).unwrap();
         std::os::unix::fs::symlink(outside.path(), root.join("evil")).unwrap();
-        let cache = FileCache::new(root.clone(), 4, Allocation::Sparse);
+        let rules = FileRules::new(root.clone(), Allocation::Sparse);
+        let cache = FileCache::new(4);
         let p = root.join("evil/x");
         let t = Target {
             key: 0,
@@ -405,9 +470,33 @@ mod tests {
             expected_len: 1,
         };
         assert!(matches!(
-            cache.get_write(&t),
+            cache.get_write(0, &t, &rules),
             Err(StorageError::PathEscape { .. })
         ));
         assert!(!outside.path().join("x").exists());
+    }
+
+    #[test]
+    fn owners_share_the_cap_and_are_forgotten_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = FileRules::new(dir.path().to_path_buf(), Allocation::Sparse);
+        let cache = FileCache::new(4);
+        let paths: Vec<_> = (0..6).map(|i| dir.path().join(format!("f{i}"))).collect();
+        for (i, p) in paths.iter().enumerate() {
+            let t = Target {
+                key: 0,
+                path: p,
+                inside_root: true,
+                expected_len: 1,
+            };
+            // Six owners with one file each: the cap holds across owners.
+            cache.get_write(i as u64, &t, &rules).unwrap();
+        }
+        assert_eq!(cache.open_count(), 4);
+        assert_eq!(cache.owner_count(0), 0, "the oldest owner was evicted");
+        assert_eq!(cache.owner_count(5), 1);
+        cache.forget_owner(5);
+        assert_eq!((cache.open_count(), cache.owner_count(5)), (3, 0));
+        assert_eq!(cache.owner_count(4), 1);
     }
 }

@@ -11,9 +11,15 @@
 //!   `hashes` answers checked against a pieces root (not wired in yet).
 //! - [`Storage::check`]: hash existing data on all cores (rayon).
 //! - [`resume`]: the resume file, so a restart re-checks only changed files.
-//! - [`Disk`] / [`DiskHandle`]: the async-facing actor with a write-back
-//!   budget (backpressure), hashing of complete pieces from memory on rayon,
-//!   and `PieceVerified` / `PieceFailed` outcomes.
+//! - [`DiskPool`] / [`TorrentDisk`]: the session's disk pool: a fixed number
+//!   of worker threads hashing and writing the blocks of every torrent (one
+//!   piece per worker, pieces of one torrent on all workers), one memory
+//!   budget for writes and upload reads, one open-file cache, one direct
+//!   writer, a read cache of whole pieces; verdicts and storage errors go to
+//!   each torrent's [`EventSink`]; delete and move of a torrent's data.
+//! - [`Disk`] / [`DiskHandle`]: the older one-torrent actor (one thread per
+//!   torrent) with the same per-piece rules, kept until the engine moves to
+//!   the pool.
 //!
 //! Errors are typed ([`LayoutError`], [`StorageError`], [`ResumeError`],
 //! [`DiskError`]); disk-full and permission problems are errors for the engine
@@ -21,6 +27,7 @@
 //! no error path truncates or deletes existing data.
 #![deny(missing_docs)]
 
+mod backend;
 pub mod check;
 mod direct;
 pub mod disk;
@@ -29,6 +36,7 @@ pub mod files;
 pub mod hash;
 pub mod hash_proof;
 pub mod layout;
+pub mod pool;
 pub mod resume;
 pub mod store;
 mod writer;
@@ -40,6 +48,10 @@ pub use files::Allocation;
 pub use layout::{
     FileSpec, PieceHashes, PieceMap, Span, Spans, StorageLayout, V2FileHashes, V2Piece,
 };
+pub use pool::{
+    BlockOutcome, DiskEvent, DiskPool, DiskPoolConfig, EventSink, PoolStats, QueuedBlocks,
+    TorrentDisk,
+};
 pub use resume::{FileStamp, ResumeData, ResumeOutcome};
 pub use store::{Storage, StorageOptions};
 
@@ -47,5 +59,9 @@ pub use store::{Storage, StorageOptions};
 mod tests;
 #[cfg(test)]
 mod tests_direct;
+#[cfg(test)]
+mod tests_pool;
+#[cfg(test)]
+mod tests_pool_files;
 #[cfg(test)]
 mod tests_v2;

@@ -22,14 +22,20 @@
 use std::fs::File;
 use std::io::IoSlice;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard};
 
+use crate::backend::Backend;
 use crate::direct::{Gather, ALIGN};
-use crate::writer::{Dest, Report, Writer, SLOW_JOBS_TO_GIVE_UP};
+use crate::writer::{Dest, Report, POOL, SLOW_JOBS_TO_GIVE_UP};
 
 use crate::error::{IoOp, LayoutError, StorageError};
-use crate::files::{safe_join, Allocation, FileCache, Target};
+use crate::files::{safe_join, Allocation, FileRules, Target};
 use crate::layout::{PieceMap, Span, StorageLayout};
+
+/// Source of [`Storage`] ids (keys of open files and queued writes in a
+/// shared backend).
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Options for [`Storage::open`].
 #[derive(Debug, Clone)]
@@ -43,7 +49,7 @@ pub struct StorageOptions {
     /// Base name of the resume and parts files, normally the hex info-hash.
     pub name: String,
     /// Write aligned runs of downloaded data with `O_DIRECT`, bypassing the
-    /// page cache (see [`crate::direct`]); where the filesystem or the
+    /// page cache (see the `direct` module); where the filesystem or the
     /// alignment does not allow it, writes are buffered. Default `true`.
     pub direct_io: bool,
 }
@@ -61,7 +67,14 @@ impl Default for StorageOptions {
 }
 
 /// The data of one torrent on disk: mapping, open files and file selection.
+///
+/// Open files and direct writes go through a private backend (a cache of
+/// `max_open_files` handles, a writer thread started on the first direct
+/// write) until a [`crate::DiskPool`] attaches the storage to its shared one.
 pub struct Storage {
+    /// Unique in the process: keys this storage's handles and writes in a
+    /// shared backend.
+    id: u64,
     map: PieceMap,
     root: PathBuf,
     state_dir: PathBuf,
@@ -69,13 +82,17 @@ pub struct Storage {
     /// Absolute path of every file (pad files: unused placeholder).
     paths: Vec<PathBuf>,
     parts_path: PathBuf,
-    files: FileCache,
+    rules: FileRules,
     wanted: RwLock<Vec<bool>>,
     direct_io: bool,
-    /// The thread that writes direct chunks, started on first use.
-    writer: Mutex<Option<Writer>>,
+    /// The options it was opened with (to open it again elsewhere).
+    opts: StorageOptions,
+    /// Handles and writer until attached to a pool.
+    private: Backend,
+    /// The disk pool's backend, once attached.
+    shared: OnceLock<Arc<Backend>>,
     /// Bytes handed to the direct writer so far.
-    direct_bytes: std::sync::atomic::AtomicU64,
+    direct_bytes: AtomicU64,
 }
 
 impl std::fmt::Debug for Storage {
@@ -114,7 +131,10 @@ impl Storage {
         let parts_path = state_dir.join(format!("{name}.parts"));
         let wanted = vec![true; map.file_count()];
         Ok(Self {
-            files: FileCache::new(root.clone(), opts.max_open_files, opts.allocation),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            rules: FileRules::new(root.clone(), opts.allocation),
+            private: Backend::new(opts.max_open_files, POOL, 1),
+            shared: OnceLock::new(),
             map,
             root,
             state_dir,
@@ -123,9 +143,56 @@ impl Storage {
             parts_path,
             wanted: RwLock::new(wanted),
             direct_io: opts.direct_io,
-            writer: Mutex::new(None),
-            direct_bytes: std::sync::atomic::AtomicU64::new(0),
+            opts,
+            direct_bytes: AtomicU64::new(0),
         })
+    }
+
+    /// The same torrent under `root`, with the same options and file
+    /// selection (the state directory moves along when it was the default
+    /// `<root>/.shoal`). Touches no disk; not attached to any pool.
+    pub(crate) fn relocated(&self, root: &Path) -> Result<Self, StorageError> {
+        let s = Self::open(self.map.layout().clone(), root, self.opts.clone())?;
+        *s.wanted.write().unwrap_or_else(|e| e.into_inner()) = self.wanted().clone();
+        Ok(s)
+    }
+
+    /// Whether the state directory is the default one inside the root (then
+    /// it moves with the data).
+    pub(crate) fn state_dir_in_root(&self) -> bool {
+        self.opts.state_dir.is_none()
+    }
+
+    /// The backend in use: the pool's once attached, else the private one.
+    fn backend(&self) -> &Backend {
+        self.shared.get().map_or(&self.private, |b| &**b)
+    }
+
+    /// Switches to a disk pool's backend: waits for and stops the private
+    /// writer, closes the private handles. Fails with the first failed
+    /// queued write, or hands `backend` back when already attached.
+    pub(crate) fn attach(&self, backend: Arc<Backend>) -> Result<(), AttachError> {
+        if self.shared.get().is_some() {
+            return Err(AttachError::Attached);
+        }
+        let flushed = self.wait(Report::All(self.id));
+        self.private.shut();
+        self.private.files.forget_owner(self.id);
+        self.shared
+            .set(backend)
+            .map_err(|_| AttachError::Attached)?;
+        flushed.map_err(AttachError::Storage)
+    }
+
+    /// Fails unless the real path of the existing directory `dir` is inside
+    /// the real root.
+    pub(crate) fn check_inside_root(&self, dir: &Path) -> Result<(), StorageError> {
+        self.rules.check_inside_root(dir)
+    }
+
+    /// Closes this storage's cached file handles.
+    pub(crate) fn forget_files(&self) {
+        self.backend().files.forget_owner(self.id);
     }
 
     /// The validated piece map.
@@ -161,9 +228,10 @@ impl Storage {
             .flatten()
     }
 
-    /// Number of currently open file handles (bounded by the options).
+    /// Number of this storage's currently open file handles (bounded by the
+    /// options, or by the disk pool's global cap once attached).
     pub fn open_files(&self) -> usize {
-        self.files.open_count()
+        self.backend().files.owner_count(self.id)
     }
 
     fn wanted(&self) -> RwLockReadGuard<'_, Vec<bool>> {
@@ -223,7 +291,7 @@ impl Storage {
             *w = want;
         }
         if !want {
-            self.files.forget(i);
+            self.backend().files.forget((self.id, i));
         }
         Ok(())
     }
@@ -235,7 +303,9 @@ impl Storage {
         for (i, f) in self.map.layout().files.iter().enumerate() {
             if f.length == 0 && !f.pad && wanted.get(i).copied().unwrap_or(false) {
                 let t = self.target(i);
-                self.files.get_write(&t)?;
+                self.backend().files.get_write(self.id, &t, &self.rules)?;
+                // Nothing will be written to it: no need to keep it open.
+                self.backend().files.forget((self.id, i));
             }
         }
         Ok(())
@@ -270,7 +340,7 @@ impl Storage {
     fn write_file(&self, s: &Span, data: &[u8]) -> Result<(), StorageError> {
         use std::os::unix::fs::FileExt;
         let t = self.target(s.file);
-        let f = self.files.get_write(&t)?;
+        let f = self.get_write(&t)?;
         f.write_all_at(data, s.file_offset)
             .map_err(|e| StorageError::io(IoOp::Write, t.path, s.file_offset, e))
     }
@@ -278,7 +348,7 @@ impl Storage {
     fn write_parts(&self, abs: u64, data: &[u8]) -> Result<(), StorageError> {
         use std::os::unix::fs::FileExt;
         let t = self.parts_target();
-        let f = self.files.get_write(&t)?;
+        let f = self.get_write(&t)?;
         f.write_all_at(data, abs)
             .map_err(|e| StorageError::io(IoOp::Write, t.path, abs, e))
     }
@@ -296,7 +366,7 @@ impl Storage {
 
     fn read_target(&self, t: &Target<'_>, off: u64, buf: &mut [u8]) -> Result<bool, StorageError> {
         use std::os::unix::fs::FileExt;
-        let Some(f) = self.files.get_read(t)? else {
+        let Some(f) = self.backend().files.get_read(self.id, t)? else {
             return Ok(false);
         };
         match f.read_exact_at(buf, off) {
@@ -342,7 +412,7 @@ impl Storage {
 
     /// [`Storage::write_vectored`] that may return before the aligned parts
     /// are on disk: they are copied and queued to the direct writer (see
-    /// [`crate::direct`]). Call [`Storage::wait_written`] for `piece` before
+    /// the `direct` module). Call [`Storage::wait_written`] for `piece` before
     /// reading this range back or reporting the piece complete; a failed
     /// queued write is reported there.
     pub fn write_vectored_behind(
@@ -365,7 +435,7 @@ impl Storage {
             } else {
                 (self.parts_target(), self.abs_offset(&s))
             };
-            let f = self.files.get_write(&target)?;
+            let f = self.get_write(&target)?;
             let len = s.len as usize;
             // The whole pages inside the span may go direct; the partial
             // pages at either end are written through the page cache.
@@ -416,22 +486,18 @@ impl Storage {
         if !self.direct_io || !at.is_multiple_of(ALIGN as u64) || direct_len == 0 {
             return Ok(0);
         }
-        let Some(direct) = self.files.get_direct(t.key) else {
+        let backend = self.backend();
+        let key = (self.id, t.key);
+        let Some(direct) = backend.files.get_direct(key) else {
             return Ok(0);
         };
-        let mut guard = self.writer();
-        if guard.is_none() {
-            match Writer::spawn() {
-                Ok(w) => *guard = Some(w),
-                Err(_) => return Ok(0),
-            }
-        }
+        let mut guard = backend.writer_started();
         let Some(w) = guard.as_mut() else {
             return Ok(0);
         };
-        for key in w.take_refused() {
-            tracing::debug!(file = key, "O_DIRECT write refused; buffered from now on");
-            self.files.disable_direct(key);
+        for refused in w.take_refused() {
+            tracing::debug!(file = ?refused, "O_DIRECT write refused; buffered from now on");
+            backend.files.disable_direct(refused);
         }
         if w.slow_jobs() >= SLOW_JOBS_TO_GIVE_UP {
             return Ok(0);
@@ -439,44 +505,47 @@ impl Storage {
         let dest = Dest {
             direct,
             buffered: buffered.clone(),
-            key: t.key,
+            key,
             path: t.path.to_path_buf(),
         };
         w.append(&dest, piece, at, &mut Gather::new(parts), direct_len);
         self.direct_bytes
-            .fetch_add(direct_len as u64, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(direct_len as u64, Ordering::Relaxed);
         Ok(direct_len)
     }
 
-    fn writer(&self) -> std::sync::MutexGuard<'_, Option<Writer>> {
-        // The writer's own state is behind its own lock; poisoning here
-        // cannot leave it inconsistent.
-        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    fn get_write(&self, t: &Target<'_>) -> Result<Arc<File>, StorageError> {
+        self.backend().files.get_write(self.id, t, &self.rules)
     }
 
     /// Bytes written with `O_DIRECT` so far (queued ones included): 0 when
     /// the option is off, the filesystem refuses it or nothing was aligned.
     pub fn direct_bytes_written(&self) -> u64 {
-        self.direct_bytes.load(std::sync::atomic::Ordering::Relaxed)
+        self.direct_bytes.load(Ordering::Relaxed)
     }
 
     /// Waits until every write queued by [`Storage::write_vectored_behind`]
     /// is done; fails with the first failed write of `piece`.
     pub fn wait_written(&self, piece: u32) -> Result<(), StorageError> {
-        self.wait(Report::Piece(piece))
+        self.wait(Report::Piece(self.id, piece))
     }
 
-    /// Waits for every queued write; fails with the first failed one.
+    /// Waits for every queued write; fails with the first failed one of
+    /// this storage.
     pub fn wait_all_written(&self) -> Result<(), StorageError> {
-        self.wait(Report::All)
+        self.wait(Report::All(self.id))
     }
 
     fn wait(&self, report: Report) -> Result<(), StorageError> {
-        let mut guard = self.writer();
-        let Some(w) = guard.as_mut() else {
-            return Ok(());
+        let waiter = {
+            let mut guard = self.backend().writer();
+            let Some(w) = guard.as_mut() else {
+                return Ok(());
+            };
+            w.prepare_wait()
         };
-        w.wait(report).map_or(Ok(()), Err)
+        // The writer's lock is released: other storages keep writing.
+        waiter.wait(report).map_or(Ok(()), Err)
     }
 
     /// Runs `f` once every write queued so far by
@@ -489,9 +558,9 @@ impl Storage {
         piece: u32,
         f: impl FnOnce(Result<(), StorageError>) + Send + 'static,
     ) {
-        let mut guard = self.writer();
+        let mut guard = self.backend().writer();
         match guard.as_mut() {
-            Some(w) => w.after_written(piece, Box::new(f)),
+            Some(w) => w.after_written(self.id, piece, Box::new(f)),
             None => {
                 drop(guard);
                 f(Ok(()));
@@ -612,12 +681,21 @@ impl Storage {
     }
 
     fn sync_one(&self, t: &Target<'_>) -> Result<(), StorageError> {
-        if let Some(f) = self.files.get_read(t)? {
+        if let Some(f) = self.backend().files.get_read(self.id, t)? {
             f.sync_data()
                 .map_err(|e| StorageError::io(IoOp::Sync, t.path, 0, e))?;
         }
         Ok(())
     }
+}
+
+/// Why [`Storage::attach`] failed.
+#[derive(Debug)]
+pub(crate) enum AttachError {
+    /// The storage already belongs to a disk pool.
+    Attached,
+    /// A write queued on the private writer failed.
+    Storage(StorageError),
 }
 
 /// The bytes `[lo, hi)` of the concatenation of `bufs`, as sub-slices.

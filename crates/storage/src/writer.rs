@@ -5,13 +5,20 @@
 //! [`Storage::write_vectored_behind`](crate::Storage::write_vectored_behind)
 //! copies the aligned part of each run into a pooled [`AlignedBuf`] of 1 MiB
 //! (contiguous runs of one piece share a buffer: one device request per MiB)
-//! and hands full buffers to this thread. The actor blocks only when every
+//! and hands full buffers to this thread. The caller blocks only when every
 //! buffer is in flight (backpressure). Jobs run in order, so a callback
 //! queued with [`Writer::after_written`] runs once every earlier write has
-//! landed: the disk actor reports a piece verified from there, without
-//! waiting itself. A failed write is kept with its piece until that piece's
-//! callback or a [`Writer::wait`] reports it.
+//! landed: the disk actor and the pool's workers report a piece verified
+//! from there, without waiting themselves. A failed write is kept with its
+//! (storage, piece) until that piece's callback or a wait reports it.
+//!
+//! One writer may serve many storages (a disk pool shares one): chunks carry
+//! their file's [`FileKey`], errors are kept per owner. Each filling thread
+//! has its own chunk being filled (its *slot*, [`set_thread_slot`]), so two
+//! workers writing different pieces do not cut each other's chunks short.
+//! Buffers are allocated on first use, at most the configured number.
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -23,9 +30,22 @@ use std::time::{Duration, Instant};
 
 use crate::direct::{pwrite_direct, AlignedBuf, Gather};
 use crate::error::{IoOp, StorageError};
+use crate::files::FileKey;
 
-/// Buffers in use at most (their memory: `POOL * AlignedBuf::LEN`).
-const POOL: usize = 3;
+/// Buffers of a storage's private writer (memory: `POOL * AlignedBuf::LEN`).
+pub(crate) const POOL: usize = 3;
+
+thread_local! {
+    /// The filling slot of this thread (see [`set_thread_slot`]).
+    static SLOT: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Makes the calling thread fill chunks in `slot` (taken modulo the
+/// writer's slot count). Pool workers call it once with their index; other
+/// threads use slot 0.
+pub(crate) fn set_thread_slot(slot: usize) {
+    SLOT.with(|s| s.set(slot));
+}
 
 /// A direct write that takes longer than [`SLOW_LATENCY`] plus its length
 /// at this rate counts as slow: a seeking hard disk (about 15 ms per MiB) or
@@ -50,10 +70,14 @@ pub(crate) struct Dest {
     pub direct: Arc<File>,
     /// The ordinary handle of the same file, for a chunk the device refuses.
     pub buffered: Arc<File>,
-    /// Cache key of the file, reported back when `O_DIRECT` was refused.
-    pub key: usize,
+    /// Cache key of the file (its owner first), reported back when
+    /// `O_DIRECT` was refused.
+    pub key: FileKey,
     pub path: PathBuf,
 }
+
+/// A piece of one storage: (storage id, piece index).
+type PieceKey = (u64, u32);
 
 /// Aligned bytes of one piece for one file, contiguous from `offset`.
 struct Chunk {
@@ -64,9 +88,15 @@ struct Chunk {
     piece: u32,
 }
 
+impl Chunk {
+    fn piece_key(&self) -> PieceKey {
+        (self.dest.key.0, self.piece)
+    }
+}
+
 enum Job {
     Write(Chunk),
-    Call(u32, Callback),
+    Call(PieceKey, Callback),
 }
 
 #[derive(Default)]
@@ -74,15 +104,15 @@ struct State {
     queued: u64,
     done: u64,
     /// Failed writes not reported yet, by piece.
-    errors: Vec<(u32, StorageError)>,
+    errors: Vec<(PieceKey, StorageError)>,
     /// Files whose direct writes were refused (`EINVAL`).
-    refused: Vec<usize>,
+    refused: Vec<FileKey>,
     /// Writes slower than [`SLOW_BYTES_PER_SEC`].
     slow: u64,
 }
 
 impl State {
-    fn take_error(&mut self, piece: u32) -> Option<StorageError> {
+    fn take_error(&mut self, piece: PieceKey) -> Option<StorageError> {
         let pos = self.errors.iter().position(|(p, _)| *p == piece);
         pos.map(|i| self.errors.swap_remove(i).1)
     }
@@ -115,7 +145,7 @@ impl Shared {
                 match result {
                     Ok(false) => {}
                     Ok(true) => st.refused.push(c.dest.key),
-                    Err(e) => st.errors.push((c.piece, e)),
+                    Err(e) => st.errors.push((c.piece_key(), e)),
                 }
                 st.done += 1;
                 drop(st);
@@ -123,46 +153,90 @@ impl Shared {
                 Some(c.buf)
             }
             Job::Call(piece, f) => {
-                let mut st = self.lock();
-                let err = st.take_error(piece);
-                st.done += 1;
-                drop(st);
-                self.changed.notify_all();
+                let err = self.lock().take_error(piece);
                 f(err.map_or(Ok(()), Err));
+                // Counted once it has run: a wait covers the callbacks
+                // queued before it (a re-hash waits for a piece's verdict).
+                self.lock().done += 1;
+                self.changed.notify_all();
                 None
             }
         }
     }
 }
 
-/// Which failed writes [`Writer::wait`] reports (and forgets).
+impl Shared {
+    /// Waits until `target` jobs are done, then returns the first error
+    /// that `report` asks for, which is then forgotten.
+    fn wait_done(&self, target: u64, report: Report) -> Option<StorageError> {
+        let mut st = self.lock();
+        while st.done < target {
+            st = self.changed.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        match report {
+            Report::Piece(owner, piece) => st.take_error((owner, piece)),
+            Report::All(owner) => {
+                let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut st.errors)
+                    .into_iter()
+                    .partition(|(k, _)| k.0 == owner);
+                st.errors = others;
+                mine.into_iter().next().map(|(_, e)| e)
+            }
+            Report::Nothing => None,
+        }
+    }
+}
+
+/// Which failed writes a wait reports (and forgets).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Report {
-    /// The first failure of this piece.
-    Piece(u32),
-    /// The first failure of any piece; all are forgotten.
-    All,
+    /// The first failure of this piece of this storage.
+    Piece(u64, u32),
+    /// The first failure of any piece of this storage; all of its failures
+    /// are forgotten.
+    All(u64),
     /// None: they stay for their piece.
     Nothing,
 }
 
-/// The writer thread, its job queue, its buffer pool and the chunk being
+/// A wait prepared under the writer's lock and completed without it (see
+/// [`Writer::prepare_wait`]).
+pub(crate) struct Waiter {
+    shared: Arc<Shared>,
+    target: u64,
+}
+
+impl Waiter {
+    /// Blocks until every job queued before the wait was prepared is done;
+    /// returns the first failure `report` asks for.
+    pub(crate) fn wait(self, report: Report) -> Option<StorageError> {
+        self.shared.wait_done(self.target, report)
+    }
+}
+
+/// The writer thread, its job queue, its buffer pool and the chunks being
 /// filled.
 pub(crate) struct Writer {
     jobs: Option<SyncSender<Job>>,
     free: Receiver<AlignedBuf>,
     /// Buffers not allocated yet.
     unallocated: usize,
-    /// The chunk being filled, not queued yet.
-    filling: Option<Chunk>,
+    /// Buffers allocated so far.
+    allocated: usize,
+    /// The chunk being filled by each slot, not queued yet.
+    filling: Vec<Option<Chunk>>,
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Writer {
-    /// Starts the thread.
-    pub(crate) fn spawn() -> io::Result<Self> {
-        let (jobs, rx) = mpsc::sync_channel::<Job>(POOL);
+    /// Starts the thread, with at most `buffers` aligned buffers (raised to
+    /// `slots + 1`, so a slot waiting for a buffer never waits on buffers
+    /// that other slots hold half-filled) and `slots` filling slots.
+    pub(crate) fn spawn(buffers: usize, slots: usize) -> io::Result<Self> {
+        let slots = slots.max(1);
+        let buffers = buffers.max(slots + 1);
+        let (jobs, rx) = mpsc::sync_channel::<Job>(buffers);
         let (free_tx, free): (Sender<AlignedBuf>, _) = mpsc::channel();
         let shared = Arc::new(Shared::default());
         let sh = shared.clone();
@@ -178,11 +252,17 @@ impl Writer {
         Ok(Self {
             jobs: Some(jobs),
             free,
-            unallocated: POOL,
-            filling: None,
+            unallocated: buffers,
+            allocated: 0,
+            filling: (0..slots).map(|_| None).collect(),
             shared,
             thread: Some(thread),
         })
+    }
+
+    /// Aligned buffers allocated so far (each [`AlignedBuf::LEN`] bytes).
+    pub(crate) fn buffers_allocated(&self) -> usize {
+        self.allocated
     }
 
     /// A buffer to fill: a free one, a new one while the pool is not full,
@@ -193,6 +273,7 @@ impl Writer {
         }
         if self.unallocated > 0 {
             self.unallocated -= 1;
+            self.allocated += 1;
             return AlignedBuf::new();
         }
         // The thread returns every buffer it takes; if it is gone, allocate.
@@ -210,25 +291,32 @@ impl Writer {
         gather: &mut Gather<'_>,
         mut n: usize,
     ) {
+        let slot = SLOT.with(Cell::get) % self.filling.len().max(1);
         while n > 0 {
-            let joins = self.filling.as_ref().is_some_and(|c| {
-                c.dest.key == dest.key
-                    && c.piece == piece
-                    && c.offset + c.len as u64 == offset
-                    && c.len < AlignedBuf::LEN
-            });
-            if !joins {
-                self.flush();
-                let buf = self.buffer();
-                self.filling = Some(Chunk {
-                    dest: dest.clone(),
-                    buf,
-                    len: 0,
-                    offset,
-                    piece,
+            let joins = self
+                .filling
+                .get(slot)
+                .and_then(Option::as_ref)
+                .is_some_and(|c| {
+                    c.dest.key == dest.key
+                        && c.piece == piece
+                        && c.offset + c.len as u64 == offset
+                        && c.len < AlignedBuf::LEN
                 });
+            if !joins {
+                self.flush_slot(slot);
+                let buf = self.buffer();
+                if let Some(f) = self.filling.get_mut(slot) {
+                    *f = Some(Chunk {
+                        dest: dest.clone(),
+                        buf,
+                        len: 0,
+                        offset,
+                        piece,
+                    });
+                }
             }
-            let Some(c) = self.filling.as_mut() else {
+            let Some(c) = self.filling.get_mut(slot).and_then(Option::as_mut) else {
                 return;
             };
             let take = n.min(AlignedBuf::LEN - c.len);
@@ -245,17 +333,24 @@ impl Writer {
                 n = 0; // the parts ran out (cannot happen for a valid `n`)
             }
             if c.len == AlignedBuf::LEN {
-                self.flush();
+                self.flush_slot(slot);
             }
         }
     }
 
-    /// Queues the chunk being filled, if any.
-    fn flush(&mut self) {
-        if let Some(c) = self.filling.take() {
+    /// Queues the chunk being filled in `slot`, if any.
+    fn flush_slot(&mut self, slot: usize) {
+        if let Some(c) = self.filling.get_mut(slot).and_then(Option::take) {
             if c.len > 0 {
                 self.submit(Job::Write(c));
             }
+        }
+    }
+
+    /// Queues every chunk being filled.
+    fn flush(&mut self) {
+        for slot in 0..self.filling.len() {
+            self.flush_slot(slot);
         }
     }
 
@@ -273,10 +368,20 @@ impl Writer {
     }
 
     /// Runs `f` on the writer thread once every write queued so far (the
-    /// chunk being filled included) is done, with `piece`'s first failure.
-    pub(crate) fn after_written(&mut self, piece: u32, f: Callback) {
-        self.flush();
-        self.submit(Job::Call(piece, f));
+    /// chunks being filled for this piece included) is done, with the first
+    /// failure of piece `piece` of storage `owner`.
+    pub(crate) fn after_written(&mut self, owner: u64, piece: u32, f: Callback) {
+        for slot in 0..self.filling.len() {
+            let mine = self
+                .filling
+                .get(slot)
+                .and_then(Option::as_ref)
+                .is_some_and(|c| c.piece_key() == (owner, piece));
+            if mine {
+                self.flush_slot(slot);
+            }
+        }
+        self.submit(Job::Call((owner, piece), f));
     }
 
     /// How many writes were slow so far (see [`SLOW_JOBS_TO_GIVE_UP`]).
@@ -285,40 +390,49 @@ impl Writer {
     }
 
     /// Files whose direct writes were refused since the last call.
-    pub(crate) fn take_refused(&self) -> Vec<usize> {
+    pub(crate) fn take_refused(&self) -> Vec<FileKey> {
         std::mem::take(&mut self.shared.lock().refused)
     }
 
-    /// Queues the chunk being filled and waits until every queued job is
+    /// Queues the chunks being filled and returns a [`Waiter`] for every job
+    /// queued so far, to wait on once the writer's lock is released (so
+    /// other threads keep writing meanwhile).
+    pub(crate) fn prepare_wait(&mut self) -> Waiter {
+        self.flush();
+        let target = self.shared.lock().queued;
+        Waiter {
+            shared: self.shared.clone(),
+            target,
+        }
+    }
+
+    /// Queues the chunks being filled and waits until every queued job is
     /// done. Returns the first error that `report` asks for, which is then
     /// forgotten.
+    #[cfg(test)]
     pub(crate) fn wait(&mut self, report: Report) -> Option<StorageError> {
-        self.flush();
-        let mut st = self.shared.lock();
-        while st.done < st.queued {
-            st = self
-                .shared
-                .changed
-                .wait(st)
-                .unwrap_or_else(|e| e.into_inner());
-        }
-        match report {
-            Report::Piece(piece) => st.take_error(piece),
-            Report::All => {
-                let first = st.errors.drain(..).next();
-                first.map(|(_, e)| e)
-            }
-            Report::Nothing => None,
-        }
+        self.prepare_wait().wait(report)
     }
 }
 
 impl Drop for Writer {
     fn drop(&mut self) {
+        // A callback on the writer thread may drop the last owner of the
+        // writer: then what is left runs here (the queue may be full) and the
+        // thread ends by itself, as it cannot join itself.
+        let here = self
+            .thread
+            .as_ref()
+            .is_some_and(|t| t.thread().id() == std::thread::current().id());
+        if here {
+            self.jobs = None;
+        }
         self.flush();
         self.jobs = None; // ends the thread's loop once the queue is drained
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            if !here {
+                let _ = t.join();
+            }
         }
     }
 }
@@ -350,7 +464,7 @@ mod tests {
         Dest {
             direct: f.clone(),
             buffered: f.clone(),
-            key: 0,
+            key: (0, 0),
             path: PathBuf::from("f"),
         }
     }
@@ -369,7 +483,7 @@ mod tests {
                 .unwrap(),
         );
         let ro = Arc::new(File::open(&path).unwrap());
-        let mut w = Writer::spawn().unwrap();
+        let mut w = Writer::spawn(POOL, 1).unwrap();
         // Piece 1: 1.5 buffers of ones, appended in 4 KiB steps (two jobs).
         let ones = vec![1u8; AlignedBuf::LEN * 3 / 2];
         for (i, c) in ones.chunks(4096).enumerate() {
@@ -397,22 +511,44 @@ mod tests {
         for piece in [1u32, 7, 7] {
             let tx = tx.clone();
             w.after_written(
+                0,
                 piece,
                 Box::new(move |r| tx.send((piece, r.is_ok())).unwrap()),
             );
         }
         let got: Vec<(u32, bool)> = rx.iter().take(3).collect();
         assert_eq!(got, [(1, true), (7, false), (7, true)]);
-        assert!(w.wait(Report::All).is_none(), "reported twice");
+        assert!(w.wait(Report::All(0)).is_none(), "reported twice");
         assert_eq!(std::fs::read(&path).unwrap(), ones);
         // A failure is also reported by wait, for its piece only.
         w.append(&dest(&ro), 9, 0, &mut Gather::new(&parts), 4096);
-        assert!(w.wait(Report::Piece(1)).is_none());
+        assert!(w.wait(Report::Piece(0, 1)).is_none());
         assert!(w.wait(Report::Nothing).is_none());
+        assert!(
+            w.wait(Report::All(1)).is_none(),
+            "another storage's failure"
+        );
         assert!(matches!(
-            w.wait(Report::Piece(9)),
+            w.wait(Report::Piece(0, 9)),
             Some(StorageError::Io { .. })
         ));
         drop(w); // joins the thread
+    }
+
+    #[test]
+    fn a_wait_returns_after_the_callbacks_before_it() {
+        let mut w = Writer::spawn(POOL, 2).unwrap();
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let r = ran.clone();
+        w.after_written(
+            3,
+            1,
+            Box::new(move |_| {
+                std::thread::sleep(Duration::from_millis(50));
+                r.store(true, std::sync::atomic::Ordering::SeqCst);
+            }),
+        );
+        assert!(w.wait(Report::Nothing).is_none());
+        assert!(ran.load(std::sync::atomic::Ordering::SeqCst));
     }
 }

@@ -17,7 +17,7 @@
 //! # Hashing as blocks arrive (v1 pieces)
 //! Blocks of a piece mostly arrive in order. The actor keeps a running SHA-1
 //! per partial piece: each block that extends the hashed prefix is hashed at
-//! once and written to disk in runs of up to [`WRITE_RUN`] bytes, so a piece
+//! once and written to disk in runs of up to 256 KiB (`WRITE_RUN`), so a piece
 //! never waits whole in memory, and completing it costs only the digest
 //! comparison (no read-back, no second pass). Blocks that arrive ahead of the
 //! prefix wait in memory; when less than a quarter of the budget is free the
@@ -44,12 +44,12 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use crate::error::StorageError;
 use crate::store::Storage;
 
-mod partial;
-mod reply;
+pub(crate) mod partial;
+pub(crate) mod reply;
 
-use partial::{hash_and_write, Block, Partial};
+use partial::{hash_and_write, Block, Fit, Partial};
 pub use reply::PendingBatch;
-use reply::{BatchReply, BatchState, Reply};
+use reply::{BatchReply, Reply};
 
 /// Configuration of the disk actor.
 #[derive(Debug, Clone, Copy)]
@@ -126,7 +126,34 @@ pub enum DiskError {
         /// What is wrong.
         reason: &'static str,
     },
-    /// The actor has stopped.
+    /// A read is empty, leaves its piece, or exceeds a quarter of the budget.
+    #[error("disk: bad read piece {piece} offset {offset} length {len}: {reason}")]
+    BadRead {
+        /// Piece index.
+        piece: u32,
+        /// Offset in the piece.
+        offset: u32,
+        /// Requested length.
+        len: usize,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The requested bytes of this piece are not (all) on disk.
+    #[error("disk: piece {piece} is not on disk")]
+    NotOnDisk {
+        /// Piece index.
+        piece: u32,
+    },
+    /// Moving the data would overwrite this existing file; nothing was moved.
+    #[error("disk: move target {path:?} already exists")]
+    TargetExists {
+        /// The existing file.
+        path: std::path::PathBuf,
+    },
+    /// The storage already belongs to a disk pool.
+    #[error("disk: storage is already attached to a disk pool")]
+    AlreadyAttached,
+    /// The actor has stopped, or the torrent was closed.
     #[error("disk: actor stopped")]
     Closed,
 }
@@ -327,23 +354,7 @@ impl DiskHandle {
         &self,
         blocks: Vec<(u32, u32, Bytes)>,
     ) -> Result<PendingBatch, DiskError> {
-        let (tx, rx) = oneshot::channel();
-        let batch = Arc::new(BatchReply {
-            state: std::sync::Mutex::new(BatchState {
-                outcomes: (0..blocks.len()).map(|_| None).collect(),
-                missing: blocks.len(),
-                tx: Some(tx),
-            }),
-        });
-        if blocks.is_empty() {
-            let _ = batch
-                .state
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .tx
-                .take()
-                .map(|tx| tx.send(Vec::new()));
-        }
+        let (batch, rx) = BatchReply::new(blocks.len());
         // Blocks go in groups of at most a quarter of the budget: one budget
         // wait and one message (one wake-up of the actor) per group.
         let mut group: Vec<WriteReq> = Vec::new();
@@ -583,26 +594,13 @@ impl Actor {
             ..Partial::default()
         });
         self.born += 1;
-        if off < p.hashed {
-            let _ = reply.send(if off + len <= p.hashed {
-                Ok(WriteOutcome::Duplicate)
-            } else {
-                bad("overlaps a received block")
-            });
-            return;
-        }
-        if let Some((&po, pb)) = p.blocks.range(..=off).next_back() {
-            if po == off && pb.len == len {
+        match p.fit(off, len) {
+            Fit::New => {}
+            Fit::Duplicate => {
                 let _ = reply.send(Ok(WriteOutcome::Duplicate));
                 return;
             }
-            if po + pb.len > off {
-                let _ = reply.send(bad("overlaps a received block"));
-                return;
-            }
-        }
-        if let Some((&no, _)) = p.blocks.range(off + 1..).next() {
-            if no < off + len {
+            Fit::Overlaps => {
                 let _ = reply.send(bad("overlaps a received block"));
                 return;
             }
@@ -712,16 +710,7 @@ impl Actor {
         let Some(p) = self.partial.get_mut(&piece) else {
             return Ok(());
         };
-        self.stats.blocks_flushed += p.run.len() as u64;
-        p.write_run(&self.storage, piece)?;
-        for (&off, b) in p.blocks.iter_mut() {
-            if let Some((data, _)) = &b.data {
-                self.storage.write(piece, off, data)?;
-                b.data = None; // releases the permit
-                p.flushed = true;
-                self.stats.blocks_flushed += 1;
-            }
-        }
+        self.stats.blocks_flushed += p.flush(&self.storage, piece)?;
         Ok(())
     }
 

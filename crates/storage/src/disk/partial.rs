@@ -16,39 +16,90 @@ use crate::store::Storage;
 /// `pwritev` per run instead of one `pwrite` per block).
 const WRITE_RUN: u64 = 256 << 10;
 
-pub(super) struct Block {
-    pub(super) len: u64,
+pub(crate) struct Block {
+    pub(crate) len: u64,
     /// `None` once flushed to disk.
-    pub(super) data: Option<(Bytes, OwnedSemaphorePermit)>,
+    pub(crate) data: Option<(Bytes, OwnedSemaphorePermit)>,
 }
 
 /// A piece with some but not all blocks received.
 #[derive(Default)]
-pub(super) struct Partial {
+pub(crate) struct Partial {
     /// Received blocks at or after `hashed`, by offset.
-    pub(super) blocks: BTreeMap<u64, Block>,
+    pub(crate) blocks: BTreeMap<u64, Block>,
     /// Bytes received (the hashed prefix included).
-    pub(super) received: u64,
+    pub(crate) received: u64,
     /// Running SHA-1 of `[0, hashed)`; `None` for pieces hashed whole (v2).
-    pub(super) hasher: Option<Sha1>,
+    pub(crate) hasher: Option<Sha1>,
     /// End of the prefix that is hashed (and written, or in `run`).
-    pub(super) hashed: u64,
+    pub(crate) hashed: u64,
     /// Hashed blocks not written yet, contiguous, ending at `hashed`.
-    pub(super) run: Vec<(Bytes, OwnedSemaphorePermit)>,
+    pub(crate) run: Vec<(Bytes, OwnedSemaphorePermit)>,
     /// Bytes in `run`.
-    pub(super) run_len: u64,
+    pub(crate) run_len: u64,
     /// Some block was written to disk before it was hashed.
-    pub(super) flushed: bool,
+    pub(crate) flushed: bool,
     /// A flushed block could not be read back: the piece must fail.
-    pub(super) unreadable: bool,
+    pub(crate) unreadable: bool,
     /// Arrival order of the first block, for flushing oldest first.
-    pub(super) born: u64,
+    pub(crate) born: u64,
+}
+
+/// How a new block stands against the blocks a partial piece holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fit {
+    /// Its range is free: take it.
+    New,
+    /// Exactly this block (or a range already hashed) was received.
+    Duplicate,
+    /// It overlaps a received block partially: a bad block.
+    Overlaps,
 }
 
 impl Partial {
+    /// Where the block `[off, off + len)` stands against the received ones.
+    pub(crate) fn fit(&self, off: u64, len: u64) -> Fit {
+        if off < self.hashed {
+            return if off + len <= self.hashed {
+                Fit::Duplicate
+            } else {
+                Fit::Overlaps
+            };
+        }
+        if let Some((&po, pb)) = self.blocks.range(..=off).next_back() {
+            if po == off && pb.len == len {
+                return Fit::Duplicate;
+            }
+            if po + pb.len > off {
+                return Fit::Overlaps;
+            }
+        }
+        match self.blocks.range(off + 1..).next() {
+            Some((&next, _)) if next < off + len => Fit::Overlaps,
+            _ => Fit::New,
+        }
+    }
+
+    /// Writes every block held in memory to disk, unhashed (they are read
+    /// back when the hashed prefix reaches them), releasing their budget.
+    /// Returns how many blocks were written.
+    pub(crate) fn flush(&mut self, storage: &Storage, piece: u32) -> Result<u64, StorageError> {
+        let mut n = self.run.len() as u64;
+        self.write_run(storage, piece)?;
+        for (&off, b) in self.blocks.iter_mut() {
+            if let Some((data, _)) = &b.data {
+                storage.write(piece, off, data)?;
+                b.data = None; // releases the permit
+                self.flushed = true;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// Writes the hashed run to disk (its aligned part possibly still in
     /// flight: see [`Storage::wait_written`]), releasing its memory.
-    pub(super) fn write_run(&mut self, storage: &Storage, piece: u32) -> Result<(), StorageError> {
+    pub(crate) fn write_run(&mut self, storage: &Storage, piece: u32) -> Result<(), StorageError> {
         if self.run.is_empty() {
             return Ok(());
         }
@@ -61,7 +112,7 @@ impl Partial {
 
     /// Hashes every block that extends the hashed prefix (reading flushed
     /// ones back), writing runs of [`WRITE_RUN`] bytes as they fill up.
-    pub(super) fn advance(&mut self, storage: &Storage, piece: u32) -> Result<(), StorageError> {
+    pub(crate) fn advance(&mut self, storage: &Storage, piece: u32) -> Result<(), StorageError> {
         let Some(mut h) = self.hasher.take() else {
             return Ok(());
         };
@@ -109,7 +160,7 @@ impl Partial {
 
 /// Hashes a complete piece (from memory, or read back if parts of it were
 /// flushed) and writes it when it matches.
-pub(super) fn hash_and_write(
+pub(crate) fn hash_and_write(
     storage: &Storage,
     piece: u32,
     p: Partial,

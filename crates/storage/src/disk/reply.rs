@@ -1,5 +1,6 @@
-//! Where the disk actor sends a block's outcome: a oneshot per block, or a
-//! slot in a batch whose outcomes are sent together.
+//! Where a block's outcome goes: a oneshot per block, or a slot in a batch
+//! whose outcomes are sent together. Shared by the disk actor
+//! ([`super::WriteOutcome`]) and the disk pool ([`crate::BlockOutcome`]).
 
 use std::sync::Arc;
 
@@ -8,28 +9,54 @@ use tokio::sync::oneshot;
 use super::{DiskError, WriteOutcome};
 
 /// Where the outcome of one queued block goes: its own oneshot
-/// ([`DiskHandle::queue_block`]) or its slot in a batch
-/// ([`DiskHandle::queue_blocks`]), whose reply is sent when every block of
-/// the batch has an outcome.
-pub(super) enum Reply {
-    One(oneshot::Sender<Result<WriteOutcome, DiskError>>),
-    Batch(Arc<BatchReply>, usize),
+/// ([`super::DiskHandle::queue_block`]) or its slot in a batch, whose reply
+/// is sent when every block of the batch has an outcome. A dropped `Reply`
+/// leaves its batch incomplete: the batch's receiver then sees the sender
+/// dropped (reported as [`DiskError::Closed`]).
+pub(crate) enum Reply<T = WriteOutcome> {
+    One(oneshot::Sender<Result<T, DiskError>>),
+    Batch(Arc<BatchReply<T>>, usize),
 }
 
 /// Outcomes of a batch, sent together once all are known.
-pub(super) struct BatchReply {
-    pub(super) state: std::sync::Mutex<BatchState>,
+pub(crate) struct BatchReply<T = WriteOutcome> {
+    state: std::sync::Mutex<BatchState<T>>,
 }
 
-pub(super) struct BatchState {
-    pub(super) outcomes: Vec<Option<Result<WriteOutcome, DiskError>>>,
-    pub(super) missing: usize,
-    pub(super) tx: Option<oneshot::Sender<Vec<Result<WriteOutcome, DiskError>>>>,
+struct BatchState<T> {
+    outcomes: Vec<Option<Result<T, DiskError>>>,
+    missing: usize,
+    tx: Option<oneshot::Sender<Vec<Result<T, DiskError>>>>,
 }
 
-impl Reply {
+/// The receiving end of a batch's outcomes.
+pub(crate) type BatchRx<T> = oneshot::Receiver<Vec<Result<T, DiskError>>>;
+
+impl<T> BatchReply<T> {
+    /// A batch of `n` blocks; with `n == 0` the (empty) outcomes are sent
+    /// at once.
+    pub(crate) fn new(n: usize) -> (Arc<Self>, BatchRx<T>) {
+        let (tx, rx) = oneshot::channel();
+        let tx = if n == 0 {
+            let _ = tx.send(Vec::new());
+            None
+        } else {
+            Some(tx)
+        };
+        let batch = Arc::new(BatchReply {
+            state: std::sync::Mutex::new(BatchState {
+                outcomes: (0..n).map(|_| None).collect(),
+                missing: n,
+                tx,
+            }),
+        });
+        (batch, rx)
+    }
+}
+
+impl<T> Reply<T> {
     /// Delivers `r`; the result says nothing (a gone receiver is fine).
-    pub(super) fn send(self, r: Result<WriteOutcome, DiskError>) -> Result<(), ()> {
+    pub(crate) fn send(self, r: Result<T, DiskError>) -> Result<(), ()> {
         match self {
             Reply::One(tx) => tx.send(r).map_err(|_| ()),
             Reply::Batch(b, i) => {
@@ -55,10 +82,10 @@ impl Reply {
     }
 }
 
-/// The outcomes of a batch handed over by [`DiskHandle::queue_blocks`].
+/// The outcomes of a batch handed over by [`super::DiskHandle::queue_blocks`].
 #[derive(Debug)]
 #[must_use = "the outcomes tell whether blocks completed pieces"]
-pub struct PendingBatch(pub(super) oneshot::Receiver<Vec<Result<WriteOutcome, DiskError>>>);
+pub struct PendingBatch(pub(super) BatchRx<WriteOutcome>);
 
 impl PendingBatch {
     /// Waits until the actor has processed every block of the batch; one
