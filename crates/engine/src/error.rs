@@ -17,6 +17,9 @@ pub enum SessionError {
     /// The tracker client could not be built.
     #[error("tracker client: {0}")]
     Tracker(#[from] shoal_tracker::TrackerError),
+    /// The disk pool could not start its threads.
+    #[error("starting the disk pool: {0}")]
+    Disk(String),
     /// Loading the persisted torrents failed.
     #[error("loading saved torrents: {0}")]
     Persist(#[from] crate::persist::PersistError),

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use sha1::{Digest, Sha1};
 use shoal_storage::hash_proof::FileTree;
-use shoal_storage::{DiskError, DiskHandle, Storage, WriteOutcome};
+use shoal_storage::{BlockOutcome, DiskError, Storage, TorrentDisk};
 use shoal_wire::{BlockRequest, Event, PeerConnection};
 use std::collections::VecDeque;
 use std::future::Future;
@@ -33,8 +33,6 @@ use tokio_util::sync::CancellationToken;
 const MAX_PENDING_WRITES: usize = 8;
 /// Most upload reads in flight per peer.
 const MAX_PENDING_READS: usize = 16;
-/// Pieces up to this size are read whole once and served from memory.
-const MAX_CACHED_PIECE: usize = 4 << 20;
 /// Stop reading while this many output bytes wait for the socket.
 const MAX_QUEUED_OUTPUT: usize = 4 << 20;
 /// How often a peer reports its rates.
@@ -128,9 +126,9 @@ pub(crate) enum PeerMsg {
 pub(crate) struct PeerShared {
     /// The torrent's data (uploads read it).
     pub storage: Arc<Storage>,
-    /// The disk actor, started once the torrent downloads (blocks arriving
-    /// before are dropped: nothing requested them).
-    pub disk: OnceLock<DiskHandle>,
+    /// The torrent in the session's disk pool, registered before the first
+    /// connection (blocks or requests without it are dropped or rejected).
+    pub disk: OnceLock<TorrentDisk>,
     /// Upload limits: the session's and the torrent's.
     pub up: [SharedBucket; 2],
     /// Download limits: the session's and the torrent's.
@@ -186,18 +184,11 @@ pub(crate) struct PeerTask {
 /// Blocks received but not yet handed to the disk actor, and the outcomes of
 /// those handed over (one future per socket read's worth of blocks).
 pub(crate) type WriteFut =
-    Pin<Box<dyn Future<Output = Result<Vec<Result<WriteOutcome, DiskError>>, DiskError>> + Send>>;
+    Pin<Box<dyn Future<Output = Result<Vec<Result<BlockOutcome, DiskError>>, DiskError>> + Send>>;
 /// Blocks parsed from the socket, waiting to go to the torrent and the disk.
 type Received = Vec<(Block, Option<[u8; 20]>, Bytes)>;
-type ReadFut = Pin<Box<dyn Future<Output = ReadDone> + Send>>;
-
 /// A finished upload read.
-enum ReadDone {
-    /// One block, ready to send.
-    Block(BlockRequest, Result<Bytes, DiskError>),
-    /// A whole piece for the cache.
-    Piece(u32, Result<Bytes, DiskError>),
-}
+type ReadFut = Pin<Box<dyn Future<Output = (BlockRequest, Result<Bytes, DiskError>)> + Send>>;
 
 fn block_of(r: &BlockRequest) -> Block {
     Block {
@@ -350,8 +341,6 @@ impl PeerTask {
         writes: &mut FuturesUnordered<WriteFut>,
     ) -> Result<(), String> {
         let mut reads: FuturesUnordered<ReadFut> = FuturesUnordered::new();
-        let mut cache: Option<(u32, Bytes)> = None;
-        let mut loading = false;
         let mut to_serve: VecDeque<BlockRequest> = VecDeque::new();
         let mut out: VecDeque<(Bytes, bool)> = VecDeque::new();
         let mut out_len = 0usize;
@@ -369,73 +358,27 @@ impl PeerTask {
                 self.hand_over(std::mem::take(&mut received), writes)
                     .await?;
             }
-            // Serve requests: from the cached piece, else load it (or one block
-            // of a huge piece) on a blocking thread.
+            // Serve requests through the session's disk pool (its read
+            // cache turns a peer's run of 16 KiB requests into one read).
             while reads.len() < MAX_PENDING_READS && out_len < MAX_QUEUED_OUTPUT {
                 let Some(&r) = to_serve.front() else { break };
-                if !self.ours.get(r.piece) {
-                    to_serve.pop_front();
-                    let _ = self.conn.reject_request(now, r);
-                    continue;
-                }
-                let end = r.offset as usize + r.length as usize;
-                let storage = self.shared.storage.clone();
-                let plen = storage.map().piece_len(r.piece).unwrap_or(0) as usize;
-                if end > plen {
-                    // Past the end of the piece: never servable (and it would
-                    // reload the piece forever), so reject it.
-                    to_serve.pop_front();
-                    let _ = self.conn.reject_request(now, r);
-                    continue;
-                }
-                let hit = cache
-                    .as_ref()
-                    .filter(|(p, b)| *p == r.piece && end <= b.len())
-                    .map(|(_, b)| b.slice(r.offset as usize..end));
-                if let Some(data) = hit {
-                    to_serve.pop_front();
-                    let wait = take(&self.shared.up, u64::from(r.length));
-                    if wait.is_zero() {
-                        let _ = self.conn.send_piece(now, r.piece, r.offset, data);
-                    } else {
-                        reads.push(Box::pin(async move {
-                            tokio::time::sleep(wait).await;
-                            ReadDone::Block(r, Ok(data))
-                        }));
-                    }
-                    continue;
-                }
-                if plen <= MAX_CACHED_PIECE {
-                    if loading {
-                        break;
-                    }
-                    loading = true;
-                    let piece = r.piece;
-                    reads.push(Box::pin(async move {
-                        let res = tokio::task::spawn_blocking(move || {
-                            storage.read_block(piece, 0, plen).map(Bytes::from)
-                        })
-                        .await
-                        .map_err(|_| DiskError::Closed)
-                        .and_then(|r| r.map_err(DiskError::from));
-                        ReadDone::Piece(piece, res)
-                    }));
-                    break;
-                }
                 to_serve.pop_front();
+                let end = u64::from(r.offset) + u64::from(r.length);
+                let plen = self.shared.storage.map().piece_len(r.piece).unwrap_or(0);
+                let disk = self.shared.disk.get().cloned();
+                // Pieces we lack, and requests past a piece's end (never
+                // servable), are rejected.
+                let Some(disk) = disk.filter(|_| self.ours.get(r.piece) && end <= plen) else {
+                    let _ = self.conn.reject_request(now, r);
+                    continue;
+                };
                 let wait = take(&self.shared.up, u64::from(r.length));
                 reads.push(Box::pin(async move {
                     if !wait.is_zero() {
                         tokio::time::sleep(wait).await;
                     }
-                    let (piece, offset, len) = (r.piece, u64::from(r.offset), r.length as usize);
-                    let res = tokio::task::spawn_blocking(move || {
-                        storage.read_block(piece, offset, len).map(Bytes::from)
-                    })
-                    .await
-                    .map_err(|_| DiskError::Closed)
-                    .and_then(|r| r.map_err(DiskError::from));
-                    ReadDone::Block(r, res)
+                    let res = disk.read(r.piece, r.offset, r.length as usize).await;
+                    (r, res)
                 }));
             }
             while let Some(b) = self.conn.poll_transmit_payload() {
@@ -473,25 +416,12 @@ impl PeerTask {
                         .map_err(|e| format!("protocol: {e}"))?;
                 }
                 Some(res) = writes.next(), if !writes.is_empty() => self.on_batch_written(res).await?,
-                Some(done) = reads.next(), if !reads.is_empty() => match done {
-                    ReadDone::Block(r, Ok(data)) => {
+                Some((r, done)) = reads.next(), if !reads.is_empty() => match done {
+                    Ok(data) => {
                         // Not requested any more (cancelled, choked): dropped.
                         let _ = self.conn.send_piece(Instant::now(), r.piece, r.offset, data);
                     }
-                    ReadDone::Piece(p, Ok(data)) => {
-                        loading = false;
-                        cache = Some((p, data));
-                    }
-                    ReadDone::Block(r, Err(e)) => {
-                        self.read_failed(e, &[r]).await?;
-                    }
-                    ReadDone::Piece(p, Err(e)) => {
-                        loading = false;
-                        let failed: Vec<BlockRequest> =
-                            to_serve.iter().filter(|r| r.piece == p).copied().collect();
-                        to_serve.retain(|r| r.piece != p);
-                        self.read_failed(e, &failed).await?;
-                    }
+                    Err(e) => self.read_failed(e, &[r]).await?,
                 },
                 permit = wtx.reserve(), if !out.is_empty() => {
                     let permit = permit.map_err(|_| "write: connection closed".to_string())?;
@@ -700,7 +630,7 @@ impl PeerTask {
 
     async fn on_batch_written(
         &mut self,
-        res: Result<Vec<Result<WriteOutcome, DiskError>>, DiskError>,
+        res: Result<Vec<Result<BlockOutcome, DiskError>>, DiskError>,
     ) -> Result<(), String> {
         match res {
             Ok(outcomes) => {
@@ -713,15 +643,14 @@ impl PeerTask {
         }
     }
 
-    async fn on_written(&mut self, res: Result<WriteOutcome, DiskError>) -> Result<(), String> {
+    /// What became of a block: verdicts and storage errors go from the disk
+    /// pool to the torrent directly; only what concerns this peer is here.
+    async fn on_written(&mut self, res: Result<BlockOutcome, DiskError>) -> Result<(), String> {
         match res {
-            Ok(WriteOutcome::PieceVerified(p)) => self.send_verdict(DiskVerdict::Verified(p)).await,
-            Ok(WriteOutcome::PieceFailed(p)) => self.send_verdict(DiskVerdict::Failed(p)).await,
             Ok(_) => Ok(()),
             Err(DiskError::Storage(e)) => {
-                self.send_verdict(DiskVerdict::Error(TorrentError::from_storage(&e)))
-                    .await?;
-                Err(format!("disk: {e}"))
+                tracing::debug!(peer = %self.addr, error = %e, "block not stored");
+                Ok(())
             }
             Err(DiskError::BadBlock { reason, .. }) => {
                 tracing::debug!(peer = %self.addr, reason, "block refused by the disk");

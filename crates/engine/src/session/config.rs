@@ -28,8 +28,15 @@ pub struct SessionConfig {
     pub connect_timeout: Duration,
     /// Regular upload slots per torrent (plus one optimistic).
     pub upload_slots: usize,
-    /// Bytes of received block data buffered in memory per downloading torrent.
-    pub write_budget: usize,
+    /// Bytes of block data (received, being hashed) and upload reads in
+    /// memory at once, all torrents together (the disk pool's budget).
+    pub disk_budget: usize,
+    /// Disk threads (hashing and I/O), all torrents together.
+    pub disk_threads: usize,
+    /// Bytes of whole pieces kept in memory for uploads, all torrents together.
+    pub read_cache: usize,
+    /// Open file handles, all torrents together.
+    pub max_open_files: usize,
     /// Seed for the session's RNG (peer id, tie-breaking); random when `None`.
     pub seed: Option<u64>,
     /// Time between two BEP 11 `ut_pex` messages to one peer (60 s; BEP 11
@@ -55,7 +62,10 @@ impl Default for SessionConfig {
             max_half_open: 50,
             connect_timeout: Duration::from_secs(10),
             upload_slots: 8,
-            write_budget: 4 << 20,
+            disk_budget: 16 << 20,
+            disk_threads: 2,
+            read_cache: 8 << 20,
+            max_open_files: 512,
             seed: None,
             pex_interval: Duration::from_secs(60),
             direct_io: true,

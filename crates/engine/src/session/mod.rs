@@ -101,6 +101,8 @@ pub(crate) struct SessionCtx {
     pub events: broadcast::Sender<SessionEvent>,
     pub conns: ConnLimits,
     pub dht: Option<SessionDht>,
+    /// The one disk pool of every torrent.
+    pub disk: shoal_storage::DiskPool,
     /// Torrents hashing data at once (a check is disk- and CPU-bound).
     pub checks: Arc<Semaphore>,
     /// Seeds the per-torrent RNGs.
@@ -178,6 +180,14 @@ impl Session {
             None => None,
         };
         let (events, _) = broadcast::channel(EVENT_QUEUE);
+        let disk = shoal_storage::DiskPool::new(shoal_storage::DiskPoolConfig {
+            workers: config.disk_threads.max(1),
+            budget: config.disk_budget,
+            max_open_files: config.max_open_files,
+            read_cache: config.read_cache,
+            ..shoal_storage::DiskPoolConfig::default()
+        })
+        .map_err(|e| SessionError::Disk(e.to_string()))?;
         let ctx = Arc::new(SessionCtx {
             peer_id,
             local_addr,
@@ -191,6 +201,7 @@ impl Session {
                 half_open: Arc::new(Semaphore::new(config.max_half_open.max(1))),
             },
             dht,
+            disk,
             checks: Arc::new(Semaphore::new(1)),
             rng: Mutex::new(rng),
             config,

@@ -5,10 +5,10 @@
 //! a recheck, a move or the end, and feeds it commands, peers and time.
 use super::core::{Action, DiskVerdict, TorrentCore};
 use crate::peer::{PeerCmd, PeerMsg, PeerShared, PeerTask};
-use crate::picker::{PeerKey, BLOCK_SIZE};
+use crate::picker::PeerKey;
 use crate::session::SessionCtx;
 use crate::smartban::BlockDigest;
-use shoal_storage::{Disk, DiskConfig};
+use shoal_storage::{DiskEvent, EventSink};
 use shoal_wire::{ConnectionConfig, HandshakePrefix, PeerConnection, Reserved};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -33,6 +33,14 @@ pub(crate) enum ToTorrent {
     Disk(DiskVerdict),
     /// The block digests of a verified piece, read back for smart ban.
     Digests(u32, Vec<BlockDigest>),
+}
+
+/// What [`Run::next_event`] yields.
+pub(crate) enum RunEvent {
+    /// A peer task's report.
+    Peer(ToTorrent),
+    /// The disk pool's event.
+    Disk(DiskEvent),
 }
 
 /// Most commands queued to one peer task before it is closed as stuck.
@@ -61,7 +69,8 @@ pub(crate) struct Run {
     pub shared: Arc<PeerShared>,
     ctx: Arc<SessionCtx>,
     info_hash: [u8; 20],
-    write_budget: usize,
+    /// Verdicts and errors of the disk pool (made with the torrent's disk).
+    disk_rx: Option<mpsc::UnboundedReceiver<DiskEvent>>,
     /// What peer tasks and the disk report; made with the first peer, so an
     /// idle torrent holds no channel buffer.
     rx: Option<mpsc::Receiver<ToTorrent>>,
@@ -81,7 +90,7 @@ impl Run {
         Run {
             core,
             shared,
-            write_budget: ctx.config.write_budget,
+            disk_rx: None,
             ctx,
             info_hash,
             rx: None,
@@ -101,12 +110,6 @@ impl Run {
         self.tx = Some(tx.clone());
         self.rx = Some(rx);
         tx
-    }
-
-    /// The next report of a peer task or the disk (never, while no peer
-    /// ever connected).
-    pub(crate) async fn next(&mut self) -> Option<ToTorrent> {
-        recv(&mut self.rx).await
     }
 
     /// A report already waiting, if any.
@@ -169,26 +172,57 @@ impl Run {
         self.tasks.spawn(task.run(stream));
     }
 
-    /// Starts the disk actor when a downloading torrent has its first peer
-    /// (a seeding or lonely torrent needs none: blocks arrive only after a
-    /// handshake and our requests).
+    /// Registers the torrent with the session's disk pool before its first
+    /// connection (a torrent nobody talks to costs the pool nothing).
+    /// Verdicts come back on their own unbounded channel: the pool's
+    /// threads must never wait on a torrent.
     pub(crate) fn ensure_disk(&mut self) -> Result<(), shoal_storage::DiskError> {
-        if self.shared.disk.get().is_some()
-            || self.core.status().state != crate::TorrentState::Downloading
-            || self.core.status().peers == 0
-        {
+        if self.shared.disk.get().is_some() {
             return Ok(());
         }
-        let disk = Disk::spawn(
-            self.shared.storage.clone(),
-            self.core.verified(),
-            DiskConfig {
-                write_budget: self.write_budget,
-                ..DiskConfig::default()
-            },
-        )?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let sink: EventSink = Arc::new(move |e| {
+            let _ = tx.send(e);
+        });
+        let disk =
+            self.ctx
+                .disk
+                .add_torrent(self.shared.storage.clone(), &self.core.verified(), sink)?;
         let _ = self.shared.disk.set(disk);
+        self.disk_rx = Some(rx);
         Ok(())
+    }
+
+    /// The next report of a peer task or of the disk pool (never, before
+    /// the first connection).
+    pub(crate) async fn next_event(&mut self) -> RunEvent {
+        loop {
+            tokio::select! {
+                Some(e) = recv_unbounded(&mut self.disk_rx) => return RunEvent::Disk(e),
+                Some(m) = recv(&mut self.rx) => return RunEvent::Peer(m),
+                else => std::future::pending::<()>().await,
+            }
+        }
+    }
+
+    /// Feeds one event of the disk pool.
+    pub(crate) fn on_disk(&mut self, now: Instant, e: DiskEvent) {
+        let v = match e {
+            DiskEvent::PieceVerified(p) => DiskVerdict::Verified(p),
+            DiskEvent::PieceFailed(p) => DiskVerdict::Failed(p),
+            DiskEvent::Error { piece, error } => {
+                tracing::warn!(?piece, error = %error, "disk error");
+                if let Some(p) = piece {
+                    self.core.on_disk(now, DiskVerdict::Lost(p));
+                }
+                if !error.should_pause() {
+                    return;
+                }
+                DiskVerdict::Error(crate::TorrentError::from_storage(&error))
+            }
+            _ => return,
+        };
+        self.core.on_disk(now, v);
     }
 
     /// Carries out what the core asked for; returns what only the task can do.
@@ -270,6 +304,9 @@ impl Run {
     }
 
     fn peer_task(&mut self, key: PeerKey, addr: SocketAddr, conn: PeerConnection) -> PeerTask {
+        if let Err(e) = self.ensure_disk() {
+            tracing::warn!(error = %e, "registering with the disk pool");
+        }
         let (ptx, prx) = mpsc::channel(PEER_CMD_QUEUE);
         let cancel = self.cancel.child_token();
         self.links.insert(
@@ -294,22 +331,16 @@ impl Run {
     }
 
     fn read_digests(&mut self, piece: u32) {
-        let storage = self.shared.storage.clone();
         let tx = self.sender();
-        let Some(len) = storage.map().piece_len(piece) else {
+        let Some(disk) = self.shared.disk.get().cloned() else {
             return;
         };
-        tokio::task::spawn_blocking(move || {
-            let mut buf = vec![0u8; len as usize];
-            if let Ok(true) = storage.read_into(piece, 0, &mut buf) {
-                let good: Vec<BlockDigest> = buf
-                    .chunks(BLOCK_SIZE as usize)
-                    .map(|c| {
-                        use sha1::Digest;
-                        sha1::Sha1::digest(c).into()
-                    })
-                    .collect();
-                let _ = tx.blocking_send(ToTorrent::Digests(piece, good));
+        self.tasks.spawn(async move {
+            match disk.block_digests(piece).await {
+                Ok(good) => {
+                    let _ = tx.send(ToTorrent::Digests(piece, good)).await;
+                }
+                Err(e) => tracing::debug!(piece, error = %e, "reading back block digests"),
             }
         });
     }
@@ -348,18 +379,31 @@ impl Run {
                 self.core.on_disk(Instant::now(), v);
             }
         }
-        while self.core.poll_action().is_some() {}
+        // Buffered partial pieces go to disk; the torrent leaves the pool.
         if let Some(disk) = self.shared.disk.get() {
-            if let Err(e) = disk.shutdown().await {
-                tracing::warn!(error = %e, "disk shutdown");
+            if let Err(e) = disk.close().await {
+                tracing::warn!(error = %e, "closing the torrent's disk");
             }
         }
+        while let Some(Ok(e)) = self.disk_rx.as_mut().map(|r| r.try_recv()) {
+            if let DiskEvent::PieceVerified(p) = e {
+                self.core.on_disk(Instant::now(), DiskVerdict::Verified(p));
+            }
+        }
+        while self.core.poll_action().is_some() {}
         drop(verified);
         self.core.verified()
     }
 }
 
 async fn recv<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_unbounded<T>(rx: &mut Option<mpsc::UnboundedReceiver<T>>) -> Option<T> {
     match rx {
         Some(r) => r.recv().await,
         None => std::future::pending().await,

@@ -10,7 +10,7 @@
 //! [`crate::persist::Persist`], on blocking threads).
 use super::cmd::{Reply, TorrentCmd};
 use super::core::{CoreInit, CoreLimits, PeerSource, TorrentCore};
-use super::driver::{Run, TaskAction};
+use super::driver::{Run, RunEvent, TaskAction};
 use super::handle::{TorrentHandle, TorrentMeta};
 use crate::error::{AddTorrentError, TorrentError, TorrentOpError};
 use crate::events::SessionEvent;
@@ -802,9 +802,13 @@ impl TorrentTask {
                         break end;
                     }
                 }
-                Some(m) = run.next() => {
+                ev = run.next_event() => {
                     let now = Instant::now();
-                    run.on_msg(now, m);
+                    match ev {
+                        RunEvent::Disk(e) => run.on_disk(now, e),
+                        RunEvent::Peer(m) => run.on_msg(now, m),
+                    }
+                    // Drain a burst of peer reports before acting.
                     for _ in 0..256 {
                         match run.try_next() {
                             Some(m) => run.on_msg(now, m),
@@ -836,10 +840,6 @@ impl TorrentTask {
     /// After every input: carry out the core's actions, start the disk when
     /// needed, publish, and steer the DHT and the trackers by the state.
     fn after_step(&mut self, run: &mut Run, storage: &Arc<Storage>) {
-        if let Err(e) = run.ensure_disk() {
-            run.core
-                .pause(Some(TorrentError::Open(format!("starting the disk: {e}"))));
-        }
         for a in run.act() {
             match a {
                 TaskAction::SaveResume(v) => {
@@ -904,7 +904,20 @@ impl TorrentTask {
                 if r.is_ok() {
                     if let Some(t) = &self.torrent {
                         for (i, &fp) in p.iter().enumerate() {
-                            let _ = run.shared.storage.set_file_wanted(i, fp > 0);
+                            let r = match run.shared.disk.get() {
+                                Some(d) => d
+                                    .set_file_wanted(i, fp > 0)
+                                    .await
+                                    .map_err(|e| e.to_string()),
+                                None => run
+                                    .shared
+                                    .storage
+                                    .set_file_wanted(i, fp > 0)
+                                    .map_err(|e| e.to_string()),
+                            };
+                            if let Err(e) = r {
+                                tracing::warn!(file = i, error = %e, "changing a file's selection");
+                            }
                         }
                         run.core.set_priorities(now, &piece_priorities_of(t, &p));
                     }

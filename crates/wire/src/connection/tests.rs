@@ -362,8 +362,7 @@ fn choke_unchoke_request_and_block_flow() {
     assert_eq!(p.b.send_queue_len(), 13 + BLOCK_SIZE as usize);
     // the data chunk is the engine's buffer, not a copy, flagged as payload
     // (the header is not) so the driver counts it once written
-    let tagged: Vec<(Bytes, bool)> =
-        std::iter::from_fn(|| p.b.poll_transmit_payload()).collect();
+    let tagged: Vec<(Bytes, bool)> = std::iter::from_fn(|| p.b.poll_transmit_payload()).collect();
     assert_eq!(tagged.len(), 2);
     assert!(!tagged[0].1 && tagged[1].1);
     let chunks: Vec<Bytes> = tagged.into_iter().map(|(b, _)| b).collect();

@@ -85,6 +85,9 @@ pub(crate) enum DiskVerdict {
     Verified(u32),
     /// The piece did not match its hash.
     Failed(u32),
+    /// The piece's received data was lost to a storage error (nobody's
+    /// fault): it is fetched again.
+    Lost(u32),
     /// Storage failed: the torrent pauses with this error.
     Error(TorrentError),
 }
@@ -437,6 +440,14 @@ impl TorrentCore {
         match v {
             DiskVerdict::Verified(p) => self.on_verified(now, p),
             DiskVerdict::Failed(p) => self.on_failed(p),
+            DiskVerdict::Lost(p) => {
+                let _ = self.picker.on_piece_failed(p);
+                self.senders.remove(&p);
+                let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+                for k in keys {
+                    self.fill(k);
+                }
+            }
             DiskVerdict::Error(e) => self.pause(Some(e)),
         }
     }
