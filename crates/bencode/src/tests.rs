@@ -91,6 +91,23 @@ fn dictionary_keys() {
     assert_eq!(e.offset, 7);
     // Re-encoding sorts.
     assert_eq!(encode(&v), b"d1:ai2e1:bi1ee");
+    // `check_sorted` looks at one dictionary's own keys, `check_canonical` at all.
+    let v = d(b"d1:ad1:yi1e1:xi2ee1:bi3ee").unwrap();
+    let top = v.as_dict().unwrap();
+    assert!(top.check_sorted().is_ok());
+    let e = v.check_canonical().unwrap_err();
+    assert_eq!(e.kind, ErrorKind::UnsortedKey("x".into()));
+    assert_eq!(e.offset, 11);
+    assert!(top
+        .get(b"a")
+        .unwrap()
+        .as_dict()
+        .unwrap()
+        .check_sorted()
+        .is_err());
+    let v = d(b"d1:bi1e1:ad1:xi2eee").unwrap();
+    let e = v.as_dict().unwrap().check_sorted().unwrap_err();
+    assert_eq!((e.kind, e.offset), (ErrorKind::UnsortedKey("a".into()), 7));
 }
 
 #[test]
