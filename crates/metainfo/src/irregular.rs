@@ -1,11 +1,13 @@
 //! What was irregular in a .torrent file that was loaded anyway.
 //!
 //! Real torrent files are not always canonical bencode, and libtorrent,
-//! Transmission and aria2 load them. shoal does too where nothing is
-//! ambiguous (the info-hash is computed over the original bytes of `info`),
-//! and records what it tolerated so `shoal info` can say so. What is truly
-//! ambiguous (duplicate keys, leading zeros, `-0`, truncated data, unsorted
-//! keys in a v2 `info`, whose file-tree order is the piece order) stays an error.
+//! Transmission and aria2 load them. shoal loads what libtorrent 2.0.8 loads,
+//! computing the info-hash over the original bytes of `info` as libtorrent
+//! does, and records what it tolerated so `shoal info` can say so. What is
+//! truly ambiguous (duplicate keys, leading zeros, `-0`, truncated data,
+//! unsorted keys in a v2 `info`, whose file-tree order is the piece order)
+//! stays an error. The crate's `tests/wild.rs` and the shoal crate's
+//! `interop_wild` test hold the cases, the latter beside the reference clients.
 use shoal_bencode::Dict;
 use std::fmt;
 
@@ -14,7 +16,8 @@ use std::fmt;
 #[non_exhaustive]
 pub enum Irregularity {
     /// Dictionary keys out of order inside a v1 `info`. The info-hash is over
-    /// the bytes as they are, as every client computes it.
+    /// the bytes as they are, as libtorrent computes it; Transmission 3.00 and
+    /// aria2 1.36 hash their own sorted re-encoding, so they join another swarm.
     UnsortedInfoKeys {
         /// The first key found out of order.
         key: String,
@@ -91,7 +94,8 @@ impl fmt::Display for Irregularity {
             Irregularity::UnsortedInfoKeys { key, offset } => write!(
                 f,
                 "keys out of order inside info (key {key:?} at byte offset {offset}); \
-                 the info-hash is over the bytes as they are"
+                 the info-hash is over the bytes as they are, as libtorrent computes it \
+                 (Transmission and aria2 sort them first and get another)"
             ),
             Irregularity::UnsortedKeys { key, offset } => write!(
                 f,
