@@ -502,43 +502,29 @@ fn v2_tree_shapes() {
         problem(&reject(&torrent(info.clone(), vec![]))).1,
         &Problem::FileAndDirectory
     );
+    // A tree of one file `f` with this leaf dictionary.
+    let one_file = |leaf: Vec<(&str, Value<'static>)>| {
+        let tree = dict(vec![(
+            "f",
+            Value::Dict(dict(vec![("", Value::Dict(dict(leaf)))])),
+        )]);
+        let mut info = info.clone();
+        info.insert(b"file tree".to_vec(), Value::Dict(tree));
+        reject(&torrent(info, vec![]))
+    };
     // Missing pieces root on a non-empty file; wrong root size.
-    let bad = dict(vec![(
-        "f",
-        Value::Dict(dict(vec![(
-            "",
-            Value::Dict(dict(vec![("length", Value::Int(5))])),
-        )])),
-    )]);
-    info.insert(b"file tree".to_vec(), Value::Dict(bad));
-    assert_eq!(
-        problem(&reject(&torrent(info.clone(), vec![]))).1,
-        &Problem::Missing
-    );
-    let leaf = dict(vec![
+    let e = one_file(vec![("length", Value::Int(5))]);
+    assert_eq!(problem(&e).1, &Problem::Missing);
+    let e = one_file(vec![
         ("length", Value::Int(5)),
         ("pieces root", b(&[1; 31])),
     ]);
-    let bad = dict(vec![(
-        "f",
-        Value::Dict(dict(vec![("", Value::Dict(leaf))])),
-    )]);
-    info.insert(b"file tree".to_vec(), Value::Dict(bad));
-    assert!(matches!(
-        problem(&reject(&torrent(info.clone(), vec![]))).1,
-        Problem::HashLength { .. }
-    ));
+    assert!(matches!(problem(&e).1, Problem::HashLength { .. }));
     // An all-zero pieces root (libtorrent: "a v2 file entry has no root hash").
-    let leaf = dict(vec![
+    let e = one_file(vec![
         ("length", Value::Int(5)),
         ("pieces root", b(&[0; 32])),
     ]);
-    let bad = dict(vec![(
-        "f",
-        Value::Dict(dict(vec![("", Value::Dict(leaf))])),
-    )]);
-    info.insert(b"file tree".to_vec(), Value::Dict(bad));
-    let e = reject(&torrent(info.clone(), vec![]));
     assert_eq!(
         problem(&e),
         ("info.file tree/f.pieces root", &Problem::ZeroPiecesRoot)
