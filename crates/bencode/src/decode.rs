@@ -198,8 +198,14 @@ impl<'a> Decoder<'a, '_> {
             }
         }
         let n = self.pos - digits_at;
-        if n == 0 || (n > 1 && self.input[digits_at] == b'0') || (neg && v == 0) {
+        if n == 0 {
             return Err(Error::new(start, ErrorKind::InvalidInteger));
+        }
+        if n > 1 && self.input[digits_at] == b'0' {
+            return Err(Error::new(start, ErrorKind::LeadingZero));
+        }
+        if neg && v == 0 {
+            return Err(Error::new(start, ErrorKind::NegativeZero));
         }
         self.pos += 1;
         Ok(v)
@@ -223,9 +229,9 @@ impl<'a> Decoder<'a, '_> {
                 _ => return Err(self.err(ErrorKind::UnexpectedByte(b))),
             }
         }
-        let n = self.pos - start;
-        if n == 0 || (n > 1 && self.input[start] == b'0') {
-            return Err(Error::new(start, ErrorKind::InvalidLength));
+        // The caller saw a digit first, so there is at least one.
+        if self.pos - start > 1 && self.input[start] == b'0' {
+            return Err(Error::new(start, ErrorKind::LeadingZero));
         }
         self.pos += 1;
         let len = len as usize;

@@ -5,16 +5,19 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ErrorKind {
-    /// The input ended in the middle of a value.
+    /// The input ended in the middle of a value (it is truncated).
     UnexpectedEof,
     /// A byte that cannot start or continue a value here.
     UnexpectedByte(u8),
-    /// An integer that is not canonical (leading zero, `-0`) or not a number.
+    /// An integer with no digits (`ie`, `i-e`).
     InvalidInteger,
+    /// An integer or a string length written with a leading zero (`i03e`,
+    /// `03:abc`): BEP 3 forbids it, and clients read it differently.
+    LeadingZero,
+    /// The integer `-0`: BEP 3 forbids it.
+    NegativeZero,
     /// An integer that does not fit in an `i64`.
     IntegerOverflow,
-    /// A string length prefix that is malformed.
-    InvalidLength,
     /// A byte string longer than [`crate::Limits::max_string_len`].
     StringTooLong(u64),
     /// Nesting deeper than [`crate::Limits::max_depth`].
@@ -23,7 +26,7 @@ pub enum ErrorKind {
     TooManyElements,
     /// A dictionary key that is not a byte string.
     NonStringKey,
-    /// The same key twice in one dictionary.
+    /// The same key twice in one dictionary: which value counts would be a guess.
     DuplicateKey(String),
     /// Keys out of order where canonical form is required.
     UnsortedKey(String),
@@ -49,7 +52,7 @@ impl Error {
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ErrorKind::UnexpectedEof => write!(f, "unexpected end of input"),
+            ErrorKind::UnexpectedEof => write!(f, "unexpected end of input (truncated data)"),
             ErrorKind::UnexpectedByte(b) => {
                 if b.is_ascii_graphic() {
                     write!(f, "unexpected byte '{}'", *b as char)
@@ -57,14 +60,21 @@ impl fmt::Display for ErrorKind {
                     write!(f, "unexpected byte 0x{b:02x}")
                 }
             }
-            ErrorKind::InvalidInteger => write!(f, "invalid integer (not canonical)"),
+            ErrorKind::InvalidInteger => write!(f, "invalid integer (no digits)"),
+            ErrorKind::LeadingZero => write!(
+                f,
+                "number with a leading zero (not bencode; clients read it differently)"
+            ),
+            ErrorKind::NegativeZero => write!(f, "integer -0 (not bencode)"),
             ErrorKind::IntegerOverflow => write!(f, "integer does not fit in 64 bits"),
-            ErrorKind::InvalidLength => write!(f, "invalid string length"),
             ErrorKind::StringTooLong(n) => write!(f, "string of {n} bytes is over the limit"),
             ErrorKind::TooDeep => write!(f, "nesting too deep"),
             ErrorKind::TooManyElements => write!(f, "too many elements"),
             ErrorKind::NonStringKey => write!(f, "dictionary key is not a string"),
-            ErrorKind::DuplicateKey(k) => write!(f, "duplicate dictionary key {k:?}"),
+            ErrorKind::DuplicateKey(k) => write!(
+                f,
+                "duplicate dictionary key {k:?} (ambiguous: which value counts would be a guess)"
+            ),
             ErrorKind::UnsortedKey(k) => write!(f, "dictionary key {k:?} out of order"),
             ErrorKind::TrailingData => write!(f, "trailing data after the value"),
         }

@@ -4,10 +4,14 @@
 //! and every dictionary keeps the raw byte span it was decoded from, so an
 //! info-hash is computed over the original bytes, never a re-encoding.
 //!
-//! The decoder is strict where BEP 3 is: integers with leading zeros, `-0`,
-//! and duplicate dictionary keys are errors. Unsorted keys are accepted but
-//! recorded (see [`Dict::is_sorted`]); [`Value::check_canonical`] rejects
-//! them where canonical form is required (inside `info`).
+//! The decoder is strict where BEP 3 is, and where a lenient reading would be
+//! ambiguous: integers and string lengths with leading zeros, `-0`, duplicate
+//! dictionary keys and truncated input are errors that say why. Unsorted keys
+//! are accepted but recorded (see [`Dict::is_sorted`]); [`Value::check_canonical`]
+//! finds them where canonical form is required (a v2 `info` dictionary) or
+//! worth reporting. [`decode`] refuses bytes after the value; [`decode_prefix`]
+//! returns where the value ended, for callers that accept such bytes (.torrent
+//! files from the wild, BEP 9 data messages).
 //!
 //! Every error carries the byte offset where it was found.
 #![deny(missing_docs)]

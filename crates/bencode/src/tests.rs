@@ -36,16 +36,25 @@ fn extreme_integers() {
 
 #[test]
 fn rejects_non_canonical_integers() {
-    for bad in [&b"i-0e"[..], b"i03e", b"i-03e", b"ie", b"i-e", b"i00e"] {
+    for bad in [&b"i03e"[..], b"i-03e", b"i00e"] {
+        assert_eq!(kind(bad), ErrorKind::LeadingZero, "{:?}", bad);
+    }
+    assert_eq!(kind(b"i-0e"), ErrorKind::NegativeZero);
+    for bad in [&b"ie"[..], b"i-e"] {
         assert_eq!(kind(bad), ErrorKind::InvalidInteger, "{:?}", bad);
     }
+    // The error says why: a reader of the message learns what to fix.
+    assert!(kind(b"i03e").to_string().contains("leading zero"));
+    assert!(kind(b"i-0e").to_string().contains("-0"));
+    assert!(kind(b"i12").to_string().contains("truncated"));
     assert_eq!(kind(b"i1.5e"), ErrorKind::UnexpectedByte(b'.'));
     assert_eq!(kind(b"i12"), ErrorKind::UnexpectedEof);
 }
 
 #[test]
 fn rejects_bad_strings() {
-    assert_eq!(kind(b"03:abc"), ErrorKind::InvalidLength);
+    assert_eq!(kind(b"03:abc"), ErrorKind::LeadingZero);
+    assert_eq!(kind(b"00:"), ErrorKind::LeadingZero);
     assert_eq!(kind(b"5:abc"), ErrorKind::UnexpectedEof);
     assert_eq!(kind(b"3abc"), ErrorKind::UnexpectedByte(b'a'));
     let lim = Limits {
@@ -68,6 +77,7 @@ fn dictionary_keys() {
     let e = d(b"d1:ai1e1:ai2ee").unwrap_err();
     assert_eq!(e.kind, ErrorKind::DuplicateKey("a".into()));
     assert_eq!(e.offset, 7);
+    assert!(e.to_string().contains("ambiguous"), "{e}");
     // Duplicates are found after the keys stop being sorted, too.
     assert!(matches!(
         kind(b"d1:bi1e1:ai2e1:bi3ee"),
@@ -81,6 +91,23 @@ fn dictionary_keys() {
     assert_eq!(e.offset, 7);
     // Re-encoding sorts.
     assert_eq!(encode(&v), b"d1:ai2e1:bi1ee");
+    // `check_sorted` looks at one dictionary's own keys, `check_canonical` at all.
+    let v = d(b"d1:ad1:yi1e1:xi2ee1:bi3ee").unwrap();
+    let top = v.as_dict().unwrap();
+    assert!(top.check_sorted().is_ok());
+    let e = v.check_canonical().unwrap_err();
+    assert_eq!(e.kind, ErrorKind::UnsortedKey("x".into()));
+    assert_eq!(e.offset, 11);
+    assert!(top
+        .get(b"a")
+        .unwrap()
+        .as_dict()
+        .unwrap()
+        .check_sorted()
+        .is_err());
+    let v = d(b"d1:bi1e1:ad1:xi2eee").unwrap();
+    let e = v.as_dict().unwrap().check_sorted().unwrap_err();
+    assert_eq!((e.kind, e.offset), (ErrorKind::UnsortedKey("a".into()), 7));
 }
 
 #[test]
@@ -119,7 +146,7 @@ fn error_display_names_offset() {
     let e = d(b"li1ei01ee").unwrap_err();
     assert_eq!(
         e.to_string(),
-        "bencode: invalid integer (not canonical) at byte offset 4"
+        "bencode: number with a leading zero (not bencode; clients read it differently) at byte offset 4"
     );
 }
 
@@ -171,6 +198,23 @@ proptest! {
         prop_assert!(back.check_canonical().is_ok());
         // Canonical input re-encodes to the same bytes.
         prop_assert_eq!(encode(&back), bytes);
+    }
+
+    /// Whatever follows a value, `decode_prefix` finds where the value ends
+    /// (the lenient reading of .torrent files with trailing bytes).
+    #[test]
+    fn prefix_ignores_what_follows(v in arb_value(), tail in proptest::collection::vec(any::<u8>(), 0..32)) {
+        let bytes = encode(&v);
+        let mut with_tail = bytes.clone();
+        with_tail.extend_from_slice(&tail);
+        let (back, end) = decode_prefix(&with_tail, &Limits::default()).unwrap();
+        prop_assert_eq!(end, bytes.len());
+        prop_assert_eq!(back, v);
+        if tail.is_empty() {
+            prop_assert!(decode(&with_tail, &Limits::default()).is_ok());
+        } else {
+            prop_assert_eq!(decode(&with_tail, &Limits::default()).unwrap_err().kind, ErrorKind::TrailingData);
+        }
     }
 
     #[test]

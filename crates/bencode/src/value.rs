@@ -152,6 +152,25 @@ impl<'a> Dict<'a> {
         self.sorted
     }
 
+    /// Checks that this dictionary's own keys (not those of nested values) are
+    /// strictly sorted; the error names the first key out of order and its offset.
+    pub fn check_sorted(&self) -> Result<(), crate::Error> {
+        if self.sorted {
+            return Ok(());
+        }
+        for w in self.entries.windows(2) {
+            if let [a, b] = w {
+                if a.key.as_ref() >= b.key.as_ref() {
+                    return Err(crate::Error::new(
+                        b.key_offset,
+                        crate::ErrorKind::UnsortedKey(String::from_utf8_lossy(&b.key).into_owned()),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Copies every borrowed byte string, detaching the dictionary from its input.
     pub fn into_owned(self) -> Dict<'static> {
         Dict {
@@ -247,22 +266,7 @@ impl<'a> Value<'a> {
             Value::Int(_) | Value::Bytes(_) => Ok(()),
             Value::List(l) => l.iter().try_for_each(Value::check_canonical),
             Value::Dict(d) => {
-                if !d.sorted {
-                    let mut prev: Option<&[u8]> = None;
-                    for e in &d.entries {
-                        if let Some(p) = prev {
-                            if p >= e.key.as_ref() {
-                                return Err(crate::Error::new(
-                                    e.key_offset,
-                                    crate::ErrorKind::UnsortedKey(
-                                        String::from_utf8_lossy(&e.key).into_owned(),
-                                    ),
-                                ));
-                            }
-                        }
-                        prev = Some(&e.key);
-                    }
-                }
+                d.check_sorted()?;
                 d.entries.iter().try_for_each(|e| e.value.check_canonical())
             }
         }

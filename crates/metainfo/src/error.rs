@@ -22,9 +22,13 @@ pub enum MetainfoError {
     /// The input is not valid bencode (or exceeds a decoder limit).
     #[error(transparent)]
     Bencode(#[from] shoal_bencode::Error),
-    /// The `info` dictionary is not canonical bencode (unsorted keys), so its
-    /// hash would differ between clients.
-    #[error("info: not canonical: {0}")]
+    /// The `info` dictionary of a v2 or hybrid torrent has keys out of order.
+    /// BEP 52 file trees are read in key order, which is the order of the
+    /// files in the piece space, so this is ambiguous; libtorrent refuses it too.
+    /// (A v1 `info` with unsorted keys is loaded, see [`crate::Irregularity`].)
+    #[error(
+        "info: not canonical, as a v2 info dictionary must be (the file order depends on it): {0}"
+    )]
     NotCanonical(shoal_bencode::Error),
     /// A key is missing, has the wrong type or an unacceptable value.
     #[error("{key}: {problem} at byte offset {offset}")]
@@ -82,8 +86,19 @@ pub enum Problem {
         /// Total length of the piece stream.
         total: u64,
     },
-    /// A piece layer is missing for a file longer than one piece.
+    /// A piece layer is missing for a file longer than one piece (only when
+    /// attaching one to a file that needs none).
     MissingLayer,
+    /// A `piece layers` key that is not a 32-byte pieces root.
+    LayerKey {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// A file inside a v2 `file tree` with the pad attribute: BEP 52 has no
+    /// pad files there (libtorrent refuses them too).
+    PadInFileTree,
+    /// A non-empty v2 file whose `pieces root` is all zeros: no data can match it.
+    ZeroPiecesRoot,
     /// A piece layer that does not hash up to the file's `pieces root`.
     LayerMismatch,
     /// The torrent holds no data (no files, or only empty ones).
@@ -146,6 +161,11 @@ impl fmt::Display for Problem {
             ),
             Problem::MissingLayer => write!(f, "no piece layer for a file longer than one piece"),
             Problem::LayerMismatch => write!(f, "piece layer does not hash to the pieces root"),
+            Problem::LayerKey { len } => {
+                write!(f, "key of {len} bytes is not a 32-byte pieces root")
+            }
+            Problem::PadInFileTree => write!(f, "pad file inside a v2 file tree"),
+            Problem::ZeroPiecesRoot => write!(f, "all-zero pieces root for a non-empty file"),
             Problem::Empty => write!(f, "torrent has no data (total length 0)"),
             Problem::LengthAndFiles => write!(f, "needs exactly one of `length` and `files`"),
             Problem::FileAndDirectory => write!(f, "node is both a file and a directory"),

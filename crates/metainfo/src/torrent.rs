@@ -1,10 +1,13 @@
 //! A parsed and validated .torrent file (v1, v2 or hybrid).
 //!
 //! [`Torrent::from_bytes`] checks, in order: the size limit (before decoding),
-//! bencode validity (with limits), that `info` is canonical, `meta version`,
-//! `piece length`, the v1 file list and `pieces`, the v2 `file tree` and
-//! `piece layers`, the agreement of both halves of a hybrid, and then the
-//! advisory keys. Paths are sanitised (see [`crate::path`]).
+//! bencode validity (with limits; bytes after the top-level dictionary are
+//! ignored), `meta version`, that a v2 or hybrid `info` is canonical,
+//! `piece length`, the v1 file list and `pieces`, the v2 `file tree` and the
+//! `piece layers` present, the agreement of both halves of a hybrid, and then
+//! the advisory keys. Paths are sanitised (see [`crate::path`]). What was
+//! irregular but unambiguous (unsorted keys outside a v2 `info`, trailing bytes,
+//! missing piece layers) is recorded in [`Torrent::irregularities`].
 //!
 //! The piece stream: files are concatenated in torrent order, pad files
 //! included. For v2-only torrents, where BEP 52 aligns every non-empty file to
@@ -16,6 +19,7 @@ mod extras;
 use crate::error::{invalid, opt, req, Field, MetainfoError, Problem};
 use crate::files::{self, layout, prefer_utf8, Attrs, FileEntry, RawFile};
 use crate::hash::{InfoHashV1, InfoHashV2, InfoHashes};
+use crate::irregular::{self, Irregularity};
 use crate::limits::ParseLimits;
 use crate::magnet::{HostPort, Magnet};
 use crate::{path, v2};
@@ -40,9 +44,10 @@ pub enum MetaVersion {
 ///
 /// Invariants: at least one file; total length > 0; `piece_count()` pieces
 /// cover the piece stream; for v1/hybrid there is one SHA-1 per piece; for
-/// v2/hybrid every non-empty file has a pieces root, starts on a piece boundary
-/// and (when parsed with [`Torrent::from_bytes`]) has a verified piece layer if
-/// it is longer than one piece.
+/// v2/hybrid every non-empty file has a pieces root (not all zeros) and starts
+/// on a piece boundary, and every piece layer held is verified against its root
+/// (a file longer than one piece may lack its layer: see
+/// [`Torrent::needs_piece_layer`]).
 #[derive(Debug, Clone)]
 pub struct Torrent {
     info_bytes: Vec<u8>,
@@ -65,6 +70,7 @@ pub struct Torrent {
     creation_date: Option<i64>,
     similar: Vec<Vec<u8>>,
     collections: Vec<Vec<u8>>,
+    irregularities: Vec<Irregularity>,
 }
 
 impl Torrent {
@@ -79,8 +85,9 @@ impl Torrent {
     }
 
     /// Parses a bare bencoded `info` dictionary (as fetched from peers with
-    /// BEP 9). v2 piece layers cannot be present there, so they are not
-    /// required and [`Torrent::piece_layer`] returns `None` for every file.
+    /// BEP 9), which must be exactly one dictionary. v2 piece layers cannot be
+    /// present there, so [`Torrent::piece_layer`] returns `None` for every file
+    /// and their absence is not an irregularity.
     pub fn from_info_bytes(info: &[u8], limits: &ParseLimits) -> Result<Torrent, MetainfoError> {
         if info.len() > limits.max_torrent_size {
             return Err(MetainfoError::TooLarge {
@@ -92,7 +99,15 @@ impl Torrent {
         wrapped.extend_from_slice(b"d4:info");
         wrapped.extend_from_slice(info);
         wrapped.push(b'e');
-        Self::parse(&wrapped, limits, false).map_err(|e| shift_offsets(e, 7))
+        let t = Self::parse(&wrapped, limits, false).map_err(|e| shift_offsets(e, 7))?;
+        if t.info_bytes.len() != info.len() {
+            // Bytes after the dictionary would have been read as more top-level keys.
+            return Err(MetainfoError::Bencode(shoal_bencode::Error {
+                offset: t.info_bytes.len(),
+                kind: shoal_bencode::ErrorKind::TrailingData,
+            }));
+        }
+        Ok(t)
     }
 
     fn parse(bytes: &[u8], limits: &ParseLimits, full: bool) -> Result<Torrent, MetainfoError> {
@@ -102,7 +117,14 @@ impl Torrent {
                 limit: limits.max_torrent_size,
             });
         }
-        let root = shoal_bencode::decode(bytes, &limits.bencode())?;
+        let (root, end) = shoal_bencode::decode_prefix(bytes, &limits.bencode())?;
+        let mut irregularities = Vec::new();
+        if end < bytes.len() {
+            irregularities.push(Irregularity::TrailingBytes {
+                offset: end,
+                len: bytes.len() - end,
+            });
+        }
         let top = root.as_dict().ok_or_else(|| {
             invalid(
                 "(top level)",
@@ -115,10 +137,6 @@ impl Torrent {
         })?;
         let info_field = req(top, "", "info")?;
         let info = info_field.dict()?;
-        info_field
-            .value
-            .check_canonical()
-            .map_err(MetainfoError::NotCanonical)?;
         let info_bytes = info.raw().unwrap_or_default().to_vec();
 
         let meta_version = match opt(info, "info", "meta version") {
@@ -132,6 +150,14 @@ impl Torrent {
             None => false,
         };
         let has_v2 = meta_version;
+        if let Err(e) = info_field.value.check_canonical() {
+            if has_v2 {
+                return Err(MetainfoError::NotCanonical(e));
+            }
+            let (key, offset) = irregular::unsorted_key(&e);
+            irregularities.push(Irregularity::UnsortedInfoKeys { key, offset });
+        }
+        irregularities.extend(irregular::unsorted_outside_info(top));
         let has_v1 = !has_v2 || info.get(b"pieces").is_some();
         let version = match (has_v1, has_v2) {
             (true, true) => MetaVersion::Hybrid,
@@ -212,12 +238,18 @@ impl Torrent {
         if has_v2 {
             let tf = req(info, "info", "file tree")?;
             let raws = v2::parse_file_tree(&tf, limits)?;
-            let layers_field = opt(top, "", "piece layers");
-            if full || layers_field.is_some() {
-                v2_layers = v2::check_piece_layers(layers_field.as_ref(), &raws, piece_length)?;
-            } else {
-                v2_layers = vec![None; raws.len()];
+            let mut layers_field = opt(top, "", "piece layers");
+            if let Some(f) = layers_field
+                .as_ref()
+                .filter(|f| f.value.as_dict().is_none())
+            {
+                // libtorrent ignores it too: the layers can come from peers.
+                irregularities.push(Irregularity::PieceLayersNotDict {
+                    got: f.value.type_name(),
+                });
+                layers_field = None;
             }
+            v2_layers = v2::check_piece_layers(layers_field.as_ref(), &raws, piece_length)?;
             v2_files = Some(raws);
         }
 
@@ -296,6 +328,22 @@ impl Torrent {
             }
         }
 
+        if full && has_v2 {
+            let needing: Vec<bool> = files
+                .iter()
+                .zip(&layers)
+                .filter(|(f, _)| f.pieces_root.is_some() && f.length > piece_length && !f.pad)
+                .map(|(_, l)| l.is_none())
+                .collect();
+            let missing = needing.iter().filter(|m| **m).count();
+            if missing > 0 {
+                irregularities.push(Irregularity::MissingPieceLayers {
+                    missing,
+                    of: needing.len(),
+                });
+            }
+        }
+
         let private = matches!(info.get(b"private").and_then(|v| v.as_int()), Some(1));
         Ok(Torrent {
             info_bytes,
@@ -318,6 +366,7 @@ impl Torrent {
             creation_date: top.get(b"creation date").and_then(|v| v.as_int()),
             similar: extras::byte_list(info, top, "similar", limits),
             collections: extras::byte_list(info, top, "collections", limits),
+            irregularities,
         })
     }
 
@@ -387,8 +436,10 @@ impl Torrent {
     }
 
     /// Whether file `file_index` needs a piece layer that this torrent lacks: a
-    /// file of a v2-only torrent, longer than one piece, whose layer was not in
-    /// the metainfo (as with [`Torrent::from_info_bytes`] for a magnet link).
+    /// file of a v2-only torrent, longer than one piece, whose layer was neither
+    /// in the metainfo (a .torrent file without `piece layers`, or with some
+    /// missing, or a bare info dict from [`Torrent::from_info_bytes`] for a
+    /// magnet link) nor attached since with [`Torrent::attach_piece_layer`].
     /// Always false for v1 and hybrid torrents (their SHA-1 piece hashes do).
     pub fn needs_piece_layer(&self, file_index: usize) -> bool {
         self.version == MetaVersion::V2
@@ -439,6 +490,12 @@ impl Torrent {
             *slot = Some(layer);
         }
         Ok(())
+    }
+
+    /// What was irregular in the file but loaded anyway, in the order found
+    /// (empty for a canonical, complete torrent).
+    pub fn irregularities(&self) -> &[Irregularity] {
+        &self.irregularities
     }
 
     /// The files in torrent order, with offsets in the piece stream.

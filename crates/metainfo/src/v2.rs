@@ -3,14 +3,20 @@
 //!
 //! A file-tree node is a dictionary; a file is a node whose only key is `""`,
 //! mapping to `{length, pieces root, attr?, symlink path?}`. `pieces root` is
-//! required for non-empty files and must be 32 bytes. Files are listed in
-//! tree order (sorted keys, depth first), which is their order in the piece space.
+//! required for non-empty files and must be 32 bytes, not all zeros; a file
+//! with the pad attribute has no place in a file tree (as libtorrent rules).
+//! Files are listed in tree order (sorted keys, depth first), which is their
+//! order in the piece space.
 //!
 //! `piece layers` (outside `info`) maps a pieces root to the concatenated hashes
-//! of that file's piece layer. Every file longer than one piece must have one,
-//! with exactly ceil(length / piece length) hashes, whose merkle root (padded
-//! with the pad hash of a piece-sized subtree) is the pieces root. Files of at
-//! most one piece have no layer (their piece hash is the pieces root).
+//! of that file's piece layer. Every entry must be a 32-byte key and a whole
+//! number of 32-byte hashes. A file longer than one piece should have one, with
+//! exactly ceil(length / piece length) hashes, whose merkle root (padded with
+//! the pad hash of a piece-sized subtree) is the pieces root; a layer that is
+//! present but wrong is an error, a missing one is not (libtorrent loads such
+//! torrents, and the layer can be fetched from peers with BEP 52 hash
+//! requests). Files of at most one piece have no layer (their piece hash is
+//! the pieces root).
 use crate::error::{invalid, Field, MetainfoError, Problem};
 use crate::files::{parse_file_dict, RawFile};
 use crate::limits::ParseLimits;
@@ -61,6 +67,9 @@ fn walk(
             )
         })?;
         let mut f = parse_file_dict(fd, &fkey, limits, false)?;
+        if f.attrs.pad {
+            return Err(invalid(fkey, Problem::PadInFileTree, fd.offset()));
+        }
         f.components = comps.clone();
         if f.length > 0 {
             let root = crate::error::req(fd, &fkey, "pieces root")?;
@@ -71,6 +80,9 @@ fn walk(
                     unit: 32,
                 })
             })?;
+            if arr == [0; 32] {
+                return Err(root.err(Problem::ZeroPiecesRoot));
+            }
             f.pieces_root = Some(arr);
         }
         if out.len() >= limits.max_files {
@@ -120,9 +132,11 @@ fn walk(
     Ok(())
 }
 
-/// Verifies `piece layers` for `files` (in order) and returns each file's layer
-/// (`None` for files of at most one piece). `layers` is `None` when the key is
-/// absent; then every file longer than a piece fails with [`Problem::MissingLayer`].
+/// Verifies `piece layers` for `files` (in order) and returns each file's layer:
+/// `None` for files of at most one piece and for files whose layer is absent.
+/// `layers` is `None` when the key is absent (or ignored). Every entry must be
+/// well-formed even if no file uses it (as libtorrent requires); a layer that a
+/// file uses must have one hash per piece of the file and hash to its root.
 pub(crate) fn check_piece_layers(
     layers: Option<&Field<'_, '_>>,
     files: &[RawFile],
@@ -132,8 +146,38 @@ pub(crate) fn check_piece_layers(
         Some(f) => Some(f.dict()?),
         None => None,
     };
-    // Index once: `Dict::get` is a linear search.
-    let index: HashMap<&[u8], &Value<'_>> = dict.map(|d| d.iter().collect()).unwrap_or_default();
+    // Index once (`Dict::get` is a linear search), checking every entry's shape.
+    let mut index: HashMap<&[u8], &[u8]> = HashMap::new();
+    if let Some(d) = dict {
+        for (k, v) in d.iter() {
+            let key = || format!("piece layers[{}]", hex::encode(k));
+            let offset = || d.offset_of(k).unwrap_or(d.offset());
+            if k.len() != 32 {
+                return Err(invalid(key(), Problem::LayerKey { len: k.len() }, offset()));
+            }
+            let bytes = v.as_bytes().ok_or_else(|| {
+                invalid(
+                    key(),
+                    Problem::WrongType {
+                        expected: "byte string",
+                        got: v.type_name(),
+                    },
+                    offset(),
+                )
+            })?;
+            if bytes.len() % 32 != 0 {
+                return Err(invalid(
+                    key(),
+                    Problem::HashLength {
+                        len: bytes.len(),
+                        unit: 32,
+                    },
+                    offset(),
+                ));
+            }
+            index.insert(k, bytes);
+        }
+    }
     let level = (piece_length / BLOCK_SIZE as u64).max(1).trailing_zeros();
     let mut verified: HashMap<[u8; 32], Vec<[u8; 32]>> = HashMap::new();
     let mut out = Vec::with_capacity(files.len());
@@ -146,37 +190,12 @@ pub(crate) fn check_piece_layers(
             out.push(Some(layer.clone()));
             continue;
         }
-        let key = format!("piece layers[{}]", hex::encode(root));
-        let missing = || {
-            invalid(
-                format!("{}.pieces root", f.key),
-                Problem::MissingLayer,
-                f.offset,
-            )
+        let (Some(d), Some(&bytes)) = (dict, index.get(&root[..])) else {
+            out.push(None);
+            continue;
         };
-        let d = dict.ok_or_else(missing)?;
-        let v = index.get(&root[..]).copied().ok_or_else(missing)?;
+        let key = format!("piece layers[{}]", hex::encode(root));
         let offset = || d.offset_of(&root).unwrap_or(d.offset());
-        let bytes = v.as_bytes().ok_or_else(|| {
-            invalid(
-                key.clone(),
-                Problem::WrongType {
-                    expected: "byte string",
-                    got: v.type_name(),
-                },
-                offset(),
-            )
-        })?;
-        if bytes.len() % 32 != 0 {
-            return Err(invalid(
-                key,
-                Problem::HashLength {
-                    len: bytes.len(),
-                    unit: 32,
-                },
-                offset(),
-            ));
-        }
         let expected = f.length.div_ceil(piece_length);
         let got = (bytes.len() / 32) as u64;
         if got != expected {

@@ -5,73 +5,16 @@ use proptest::prelude::*;
 use sha1::{Digest, Sha1};
 use sha2::Sha256;
 use shoal_bencode::{encode, Dict, Value};
-use shoal_metainfo::{MetaVersion, MetainfoError, ParseLimits, Problem, Torrent};
-use std::path::{Component, Path};
+use shoal_metainfo::{Irregularity, MetaVersion, MetainfoError, ParseLimits, Problem, Torrent};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 #[path = "support/builders.rs"]
 mod builders;
 use builders::*;
-
-// ---------- assertions ----------
-
-fn reject(bytes: &[u8]) -> MetainfoError {
-    match Torrent::from_bytes(bytes) {
-        Ok(t) => panic!("accepted a bad torrent: {:?}", t.files()),
-        Err(e) => {
-            let msg = e.to_string();
-            assert!(!msg.contains('\n'), "multi-line error: {msg}");
-            e
-        }
-    }
-}
-
-fn problem(e: &MetainfoError) -> (&str, &Problem) {
-    match e {
-        MetainfoError::Invalid { key, problem, .. } => (key.as_str(), problem),
-        other => panic!("expected Invalid, got {other:?}"),
-    }
-}
-
-fn accept(bytes: &[u8]) -> Torrent {
-    let t = Torrent::from_bytes(bytes).unwrap_or_else(|e| panic!("rejected: {e}"));
-    assert_safe(&t);
-    t
-}
-
-/// Every path relative, made only of normal components, inside the root folder.
-fn assert_safe(t: &Torrent) {
-    for f in t.files() {
-        assert_inside(&f.path, t);
-        if let Some(target) = &f.symlink {
-            assert_inside(target, t);
-        }
-    }
-}
-
-fn assert_inside(p: &Path, t: &Torrent) {
-    assert!(p.is_relative(), "{p:?}");
-    let comps: Vec<Component> = p.components().collect();
-    assert!(!comps.is_empty());
-    for c in &comps {
-        match c {
-            Component::Normal(n) => {
-                let n = n.to_string_lossy();
-                assert!(
-                    n.len() <= 255 && !n.contains('\0') && !n.contains('\\') && !n.contains(':')
-                );
-            }
-            other => panic!("bad component {other:?} in {p:?}"),
-        }
-    }
-    if t.is_multi_file() {
-        assert_eq!(
-            comps.first(),
-            Some(&Component::Normal(t.name().as_ref())),
-            "{p:?}"
-        );
-    }
-}
+#[path = "support/checks.rs"]
+mod checks;
+use checks::*;
 
 // ---------- accepted ----------
 
@@ -175,13 +118,33 @@ fn v2_single_file_and_from_info_bytes() {
     ));
     assert!(!t.is_multi_file());
     assert_eq!(t.files()[0].path_string(), "one.iso");
-    // Without the layers as a full torrent: rejected; as bare info: accepted.
-    let e = reject(&torrent(info.clone(), vec![]));
-    assert_eq!(problem(&e).1, &Problem::MissingLayer);
-    let bare =
-        Torrent::from_info_bytes(&encode(&Value::Dict(info)), &ParseLimits::default()).unwrap();
+    assert!(t.irregularities().is_empty());
+    assert!(!t.needs_piece_layer(0));
+    // Without the layers, as a full torrent: loaded (as libtorrent does), the
+    // layer to be fetched from peers, and the absence reported.
+    let without = accept(&torrent(info.clone(), vec![]));
+    assert_eq!(without.info_hashes(), t.info_hashes());
+    assert_eq!(without.piece_layer(0), None);
+    assert!(without.needs_piece_layer(0));
+    assert_eq!(
+        without.irregularities(),
+        &[Irregularity::MissingPieceLayers { missing: 1, of: 1 }]
+    );
+    // As a bare info dict: the same, and no irregularity (BEP 9 has no layers).
+    let info_bytes = encode(&Value::Dict(info));
+    let bare = Torrent::from_info_bytes(&info_bytes, &ParseLimits::default()).unwrap();
     assert_eq!(bare.info_hashes(), t.info_hashes());
     assert_eq!(bare.piece_layer(0), None);
+    assert!(bare.needs_piece_layer(0));
+    assert!(bare.irregularities().is_empty());
+    // A bare info dict is exactly one dictionary: bytes after it would be
+    // read as more top-level keys, so they are refused, not ignored.
+    for tail in [&b"x"[..], b"4:spami1e"] {
+        let mut longer = info_bytes.clone();
+        longer.extend_from_slice(tail);
+        let e = Torrent::from_info_bytes(&longer, &ParseLimits::default()).unwrap_err();
+        assert!(matches!(e, MetainfoError::Bencode(_)), "{e}");
+    }
 }
 
 #[test]
@@ -453,13 +416,44 @@ fn bad_piece_layers() {
         problem(&reject(&with(good[..good.len() - 1].to_vec()))).1,
         Problem::HashLength { .. }
     ));
-    let e = reject(&torrent(
+    // Absent layers are not an error (libtorrent loads such torrents): the
+    // engine fetches them from peers.
+    let t = accept(&torrent(
         info.clone(),
         vec![("piece layers", Value::Dict(Dict::new()))],
     ));
-    assert_eq!(problem(&e).1, &Problem::MissingLayer);
-    let e = reject(&torrent(info, vec![("piece layers", s("x"))]));
-    assert!(matches!(problem(&e).1, Problem::WrongType { .. }));
+    assert!(t.needs_piece_layer(0));
+    assert_eq!(
+        t.irregularities(),
+        &[Irregularity::MissingPieceLayers { missing: 1, of: 1 }]
+    );
+    // `piece layers` that is not a dictionary is ignored, as libtorrent does.
+    let t = accept(&torrent(info.clone(), vec![("piece layers", s("x"))]));
+    assert!(t.needs_piece_layer(0));
+    assert_eq!(
+        t.irregularities(),
+        &[
+            Irregularity::PieceLayersNotDict { got: "string" },
+            Irregularity::MissingPieceLayers { missing: 1, of: 1 }
+        ]
+    );
+    // Every entry must be well-formed, even one no file uses (as libtorrent).
+    let with_extra = |k: &[u8], v: Value<'static>| {
+        let mut l = t2.layers.clone();
+        l.insert(k.to_vec(), v);
+        torrent(info.clone(), vec![("piece layers", Value::Dict(l))])
+    };
+    let e = reject(&with_extra(b"short", b(&[0; 32])));
+    assert_eq!(problem(&e).1, &Problem::LayerKey { len: 5 });
+    assert!(e.to_string().contains("not a 32-byte pieces root"), "{e}");
+    let e = reject(&with_extra(&[7; 32], Value::Int(1)));
+    assert!(matches!(problem(&e).1, Problem::WrongType { .. }), "{e}");
+    let e = reject(&with_extra(&[7; 32], b(&[0; 33])));
+    assert!(matches!(problem(&e).1, Problem::HashLength { .. }), "{e}");
+    // A well-formed layer for a root no file has is ignored.
+    let t = accept(&with_extra(&[7; 32], b(&[0; 64])));
+    assert!(!t.needs_piece_layer(0));
+    assert!(t.irregularities().is_empty());
 }
 
 #[test]
@@ -508,32 +502,44 @@ fn v2_tree_shapes() {
         problem(&reject(&torrent(info.clone(), vec![]))).1,
         &Problem::FileAndDirectory
     );
+    // A tree of one file `f` with this leaf dictionary.
+    let one_file = |leaf: Vec<(&str, Value<'static>)>| {
+        let tree = dict(vec![(
+            "f",
+            Value::Dict(dict(vec![("", Value::Dict(dict(leaf)))])),
+        )]);
+        let mut info = info.clone();
+        info.insert(b"file tree".to_vec(), Value::Dict(tree));
+        reject(&torrent(info, vec![]))
+    };
     // Missing pieces root on a non-empty file; wrong root size.
-    let bad = dict(vec![(
-        "f",
-        Value::Dict(dict(vec![(
-            "",
-            Value::Dict(dict(vec![("length", Value::Int(5))])),
-        )])),
-    )]);
-    info.insert(b"file tree".to_vec(), Value::Dict(bad));
-    assert_eq!(
-        problem(&reject(&torrent(info.clone(), vec![]))).1,
-        &Problem::Missing
-    );
-    let leaf = dict(vec![
+    let e = one_file(vec![("length", Value::Int(5))]);
+    assert_eq!(problem(&e).1, &Problem::Missing);
+    let e = one_file(vec![
         ("length", Value::Int(5)),
         ("pieces root", b(&[1; 31])),
     ]);
-    let bad = dict(vec![(
-        "f",
-        Value::Dict(dict(vec![("", Value::Dict(leaf))])),
-    )]);
-    info.insert(b"file tree".to_vec(), Value::Dict(bad));
-    assert!(matches!(
-        problem(&reject(&torrent(info.clone(), vec![]))).1,
-        Problem::HashLength { .. }
-    ));
+    assert!(matches!(problem(&e).1, Problem::HashLength { .. }));
+    // An all-zero pieces root (libtorrent: "a v2 file entry has no root hash").
+    let e = one_file(vec![
+        ("length", Value::Int(5)),
+        ("pieces root", b(&[0; 32])),
+    ]);
+    assert_eq!(
+        problem(&e),
+        ("info.file tree/f.pieces root", &Problem::ZeroPiecesRoot)
+    );
+    // A pad file inside a file tree, even a well-formed one (libtorrent:
+    // "a file in the v2 metadata has the pad attribute set").
+    let mut t2 = v2_tree(&[(&["a"], 100)], 16384);
+    let pad_leaf = dict(vec![
+        ("length", Value::Int(100)),
+        ("pieces root", b(&[1; 32])),
+        ("attr", s("p")),
+    ]);
+    insert_path(&mut t2.tree, &["pad"], Value::Dict(pad_leaf));
+    let e = reject(&torrent(v2_info("n", &t2, 16384), vec![]));
+    assert_eq!(problem(&e), ("info.file tree/pad", &Problem::PadInFileTree));
     // Empty tree.
     info.insert(b"file tree".to_vec(), Value::Dict(Dict::new()));
     assert_eq!(problem(&reject(&torrent(info, vec![]))).1, &Problem::Empty);
@@ -659,26 +665,6 @@ fn garbage_100mb_rejected_fast() {
     // Garbage under the size limit fails in the decoder.
     let e = reject(&garbage[..1 << 20]);
     assert!(matches!(e, MetainfoError::Bencode(_)), "{e}");
-}
-
-#[test]
-fn duplicate_and_unsorted_keys() {
-    let dup = b"d4:infod6:lengthi1e6:lengthi2e4:name1:x12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaaee";
-    assert!(matches!(reject(dup), MetainfoError::Bencode(_)));
-    let unsorted =
-        b"d4:infod4:name1:x6:lengthi1e12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaaee";
-    let e = reject(unsorted);
-    assert!(matches!(e, MetainfoError::NotCanonical(_)), "{e}");
-    // Unsorted keys outside `info` do not change any hash: accepted.
-    let outer = b"d4:infod6:lengthi1e4:name1:x12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaae8:announce3:abce";
-    accept(outer);
-    // Non-canonical integers and trailing bytes are decoder errors.
-    let lead0 =
-        b"d4:infod6:lengthi01e4:name1:x12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaaee";
-    assert!(matches!(reject(lead0), MetainfoError::Bencode(_)));
-    let mut trailing = outer.to_vec();
-    trailing.push(b'x');
-    assert!(matches!(reject(&trailing), MetainfoError::Bencode(_)));
 }
 
 // ---------- properties ----------

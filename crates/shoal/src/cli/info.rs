@@ -9,7 +9,14 @@
 //! the sanitised relative path joined with `/`: the name for a single-file
 //! torrent, starting with the name for a multi-file one), `trackers` (list of
 //! tiers), `web_seeds`, `private`, `comment`, `created_by`, `creation_date`,
-//! `nodes`, `magnet`; for magnets also `peers` and `select_only` (`[first, last]` ranges).
+//! `nodes`, `magnet`, `irregularities` (what was irregular in the file but
+//! loaded anyway: a list of `{kind, message}`, `kind` one of
+//! `unsorted_info_keys`, `unsorted_keys`, `trailing_bytes`,
+//! `missing_piece_layers`, `piece_layers_not_a_dict`; empty for a regular file);
+//! for magnets also `peers` and `select_only` (`[first, last]` ranges).
+//!
+//! The text form shows the irregularities on one line, `irregular:`, after
+//! the version; they are not errors (the exit status is 0).
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -85,6 +92,11 @@ pub fn torrent_json(t: &Torrent) -> Value {
         .iter()
         .map(|f| json!({"path": f.path_string(), "length": f.length, "pad": f.pad}))
         .collect();
+    let irregularities: Vec<Value> = t
+        .irregularities()
+        .iter()
+        .map(|i| json!({"kind": i.code(), "message": i.to_string()}))
+        .collect();
     json!({
         "type": "torrent",
         "name": t.name(),
@@ -103,6 +115,7 @@ pub fn torrent_json(t: &Torrent) -> Value {
         "creation_date": t.creation_date(),
         "nodes": t.nodes().iter().map(|n| n.to_string()).collect::<Vec<_>>(),
         "magnet": t.magnet().to_uri(),
+        "irregularities": irregularities,
     })
 }
 
@@ -135,6 +148,7 @@ pub fn magnet_json(m: &Magnet) -> Value {
         "peers": m.peers.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
         "select_only": select,
         "magnet": m.to_uri(),
+        "irregularities": Value::Null,
     })
 }
 
@@ -158,6 +172,15 @@ fn text(v: &Value) -> String {
     }
     if let Some(ver) = s("version") {
         line(&mut out, "version:", ver);
+    }
+    if let Some(list) = v.get("irregularities").and_then(Value::as_array) {
+        let msgs: Vec<&str> = list
+            .iter()
+            .filter_map(|i| i.get("message").and_then(Value::as_str))
+            .collect();
+        if !msgs.is_empty() {
+            line(&mut out, "irregular:", msgs.join("; "));
+        }
     }
     if let (Some(pl), Some(pc)) = (n("piece_length"), n("piece_count")) {
         line(&mut out, "pieces:", format!("{pc} x {pl} bytes"));
@@ -290,5 +313,33 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("tier 0: http://t/a"), "{t}");
+        assert!(!t.contains("irregular"), "{t}");
+    }
+
+    #[test]
+    fn irregularities_in_json_and_on_one_text_line() {
+        let regular: &[u8] =
+            b"d4:infod6:lengthi1e4:name1:x12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaaee";
+        let v = torrent_json(&Torrent::from_bytes(regular).unwrap());
+        assert_eq!(v["irregularities"], json!([]));
+        assert!(!text(&v).contains("irregular"));
+        let mut wild =
+            b"d4:infod4:name1:x6:lengthi1e12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaaee"
+                .to_vec();
+        wild.extend_from_slice(b"\n\n");
+        let v = torrent_json(&Torrent::from_bytes(&wild).unwrap());
+        let kinds: Vec<&str> = v["irregularities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["trailing_bytes", "unsorted_info_keys"]);
+        let t = text(&v);
+        let lines: Vec<&str> = t.lines().filter(|l| l.contains("irregular")).collect();
+        assert_eq!(lines.len(), 1, "{t}");
+        assert!(lines[0].starts_with("irregular:"), "{t}");
+        assert!(lines[0].contains("2 bytes after the end"), "{t}");
+        assert!(lines[0].contains("keys out of order inside info"), "{t}");
     }
 }
