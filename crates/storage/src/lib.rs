@@ -9,7 +9,9 @@
 //!   selection with a `.parts` side file for boundary pieces of unwanted files.
 //! - [`hash_proof`]: BEP 52 hash requests answered from a piece layer and
 //!   `hashes` answers checked against a pieces root (not wired in yet).
-//! - [`Storage::check`]: hash existing data on all cores (rayon).
+//! - [`verify`]: hash existing data on all cores, from the page cache or
+//!   with `O_DIRECT`, piece by piece verdicts ([`PieceStatus`]);
+//!   [`Storage::check`] is its yes/no form for the session.
 //! - [`resume`]: the resume file, so a restart re-checks only changed files.
 //! - [`Disk`] / [`DiskHandle`]: the async-facing actor with a write-back
 //!   budget (backpressure), hashing of complete pieces from memory on rayon,
@@ -31,6 +33,7 @@ pub mod hash_proof;
 pub mod layout;
 pub mod resume;
 pub mod store;
+pub mod verify;
 mod writer;
 
 pub use check::CheckProgress;
@@ -42,6 +45,7 @@ pub use layout::{
 };
 pub use resume::{FileStamp, ResumeData, ResumeOutcome};
 pub use store::{Storage, StorageOptions};
+pub use verify::{PieceStatus, ReadPath, VerifyOptions, VerifyOutcome, VerifyStats};
 
 #[cfg(test)]
 mod tests;
@@ -49,3 +53,5 @@ mod tests;
 mod tests_direct;
 #[cfg(test)]
 mod tests_v2;
+#[cfg(test)]
+mod tests_verify;

@@ -28,7 +28,7 @@ fn bytes(len: u64, seed: u64) -> Vec<u8> {
 /// A v2 layout of `files` (`(path, len)`), aligned with pad files like the
 /// metainfo parser does, plus the piece-space data (pads are zeros) and each
 /// file's content.
-fn v2_torrent(piece_length: u64, files: &[(&str, u64)]) -> (StorageLayout, Vec<u8>) {
+pub(crate) fn v2_torrent(piece_length: u64, files: &[(&str, u64)]) -> (StorageLayout, Vec<u8>) {
     let last = files.iter().rposition(|f| f.1 > 0).unwrap_or(0);
     let mut specs = Vec::new();
     let mut data = Vec::new();
