@@ -57,7 +57,7 @@ pub const MAX_PIECES: u64 = 1 << 21;
 /// Deepest directory nesting a created torrent may hold (the parser's limit).
 pub const MAX_PATH_DEPTH: usize = 64;
 /// Largest read a worker thread makes at once, and so its buffer size.
-pub const READ_CHUNK: usize = 256 * 1024;
+pub const READ_CHUNK: usize = 64 * 1024;
 
 /// Which halves a created torrent has.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

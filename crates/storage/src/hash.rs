@@ -17,6 +17,33 @@ use shoal_metainfo::merkle::{merkle_root, BLOCK_SIZE};
 
 use crate::layout::V2Piece;
 
+#[cfg(all(
+    any(target_arch = "x86", target_arch = "x86_64"),
+    not(feature = "force-soft-hash")
+))]
+cpufeatures::new!(shani, "sha", "sse2", "ssse3", "sse4.1");
+
+/// Whether SHA-1 and SHA-256 run on the x86 SHA extensions (SHA-NI) here:
+/// the CPU has them (detected at run time, with the test `sha1`/`sha2` make)
+/// and this build was not made with the `force-soft-hash` feature. When
+/// `false` the crates' portable code runs, with the same results.
+pub fn sha_ni() -> bool {
+    #[cfg(all(
+        any(target_arch = "x86", target_arch = "x86_64"),
+        not(feature = "force-soft-hash")
+    ))]
+    {
+        shani::get()
+    }
+    #[cfg(not(all(
+        any(target_arch = "x86", target_arch = "x86_64"),
+        not(feature = "force-soft-hash")
+    )))]
+    {
+        false
+    }
+}
+
 /// SHA-1 of the concatenation of `chunks`.
 pub fn sha1_of<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> [u8; 20] {
     let mut h = Sha1::new();

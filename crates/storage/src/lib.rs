@@ -52,6 +52,8 @@ mod tests;
 #[cfg(test)]
 mod tests_direct;
 #[cfg(test)]
+mod tests_hash_paths;
+#[cfg(test)]
 mod tests_v2;
 #[cfg(test)]
 mod tests_verify;
