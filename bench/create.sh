@@ -40,6 +40,8 @@ open(out, "wb").write(lt.bencode(ct.generate()))
 PY
 }
 mk() { rm -f "$work/m.torrent"; mktorrent -l 20 -t 2 -o "$work/m.torrent" "$1"; }
+export -f lt_create mk
+export work
 
 # name|anchor-name|command (word-split; $in is the input)
 contenders=(
@@ -65,7 +67,7 @@ bench() { # $1 = label, $2 = input path
       local t0 t1 tf
       tf=$(mktemp)
       t0=$(date +%s.%N)
-      eval "/usr/bin/time -o $tf -f '%U %S' ${cmd//\$in/$in}" > /dev/null 2>&1
+      /usr/bin/time -o "$tf" -f '%U %S' bash -c "${cmd//\$in/$in}" > /dev/null 2>&1
       t1=$(date +%s.%N)
       wall[$name]+="$(awk "BEGIN {print $t1 - $t0}") "
       cpu[$name]+="$(awk '{print $1 + $2}' "$tf") "
