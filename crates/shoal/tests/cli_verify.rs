@@ -142,6 +142,7 @@ fn good_data_exits_0_with_every_form_of_data() {
             let checked = if mode == "--v2" { "v2" } else { "v1" };
             assert_eq!(v["hashes_checked"], checked);
             assert_eq!(v["files"].as_array().unwrap().len(), TREE.len());
+            assert!(v["sha_ni"].is_boolean());
             for f in v["files"].as_array().unwrap() {
                 assert_eq!(f["ok"], true);
                 assert_eq!(f["on_disk"], f["length"]);

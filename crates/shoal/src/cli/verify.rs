@@ -162,6 +162,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
             "bytes_cached": outcome.stats.bytes_cached,
             "bytes_direct": outcome.stats.bytes_direct,
             "bytes_buffered": outcome.stats.bytes_buffered,
+            "sha_ni": shoal_storage::hash::sha_ni(),
         });
         println!("{v}");
     } else {
