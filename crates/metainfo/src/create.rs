@@ -27,14 +27,18 @@
 //!   A torrent whose files are all empty is refused ([`CreateError::NoData`]).
 //! - No `creation date` unless given, so the same input and options give the same
 //!   bytes. File modes and times are not recorded.
-//! - Each file is read in chunks of at most [`READ_CHUNK`] bytes per worker
-//!   thread, so memory stays bounded whatever the input size.
+//! - Files of 1 MiB or more are hashed from read-only mappings (no copy; a
+//!   file that shrinks meanwhile is [`CreateError::FileChanged`], not a
+//!   crash), smaller ones read in chunks of at most [`READ_CHUNK`] bytes per
+//!   worker thread, so memory stays bounded whatever the input size.
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 mod encode;
 mod hashing;
 mod layout;
+#[cfg(unix)]
+mod mapped;
 mod scan;
 
 pub use layout::{Layout, Segment, SegmentKind};
@@ -57,7 +61,7 @@ pub const MAX_PIECES: u64 = 1 << 21;
 /// Deepest directory nesting a created torrent may hold (the parser's limit).
 pub const MAX_PATH_DEPTH: usize = 64;
 /// Largest read a worker thread makes at once, and so its buffer size.
-pub const READ_CHUNK: usize = 256 * 1024;
+pub const READ_CHUNK: usize = 64 * 1024;
 
 /// Which halves a created torrent has.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -17,6 +17,33 @@ use shoal_metainfo::merkle::{merkle_root, BLOCK_SIZE};
 
 use crate::layout::V2Piece;
 
+#[cfg(all(
+    any(target_arch = "x86", target_arch = "x86_64"),
+    not(feature = "force-soft-hash")
+))]
+cpufeatures::new!(shani, "sha", "sse2", "ssse3", "sse4.1");
+
+/// Whether SHA-1 and SHA-256 run on the x86 SHA extensions (SHA-NI) here:
+/// the CPU has them (detected at run time, with the test `sha1`/`sha2` make)
+/// and this build was not made with the `force-soft-hash` feature. When
+/// `false` the crates' portable code runs, with the same results.
+pub fn sha_ni() -> bool {
+    #[cfg(all(
+        any(target_arch = "x86", target_arch = "x86_64"),
+        not(feature = "force-soft-hash")
+    ))]
+    {
+        shani::get()
+    }
+    #[cfg(not(all(
+        any(target_arch = "x86", target_arch = "x86_64"),
+        not(feature = "force-soft-hash")
+    )))]
+    {
+        false
+    }
+}
+
 /// SHA-1 of the concatenation of `chunks`.
 pub fn sha1_of<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> [u8; 20] {
     let mut h = Sha1::new();
@@ -79,6 +106,128 @@ pub fn v2_piece_root<'a>(
 /// not) matches the v2 piece entry `expected`.
 pub fn verify_v2<'a>(expected: &V2Piece, chunks: impl IntoIterator<Item = &'a [u8]>) -> bool {
     v2_piece_root(expected.data_len, expected.leaves, chunks) == Some(expected.root)
+}
+
+/// Incremental check of one piece against its expected hash: feed the
+/// piece's bytes in order, in chunks of any size, then [`PieceHasher::finish`].
+///
+/// v1: SHA-1 of every byte (pad bytes included). v2: SHA-256 of each 16 KiB
+/// leaf of the first `data_len` bytes (later bytes are alignment padding and
+/// ignored), reduced to the subtree root; see [`v2_piece_root`].
+#[derive(Clone)]
+pub enum PieceHasher {
+    /// SHA-1 against a v1 piece hash.
+    V1 {
+        /// Running hash.
+        hash: Sha1,
+        /// Expected digest.
+        expected: [u8; 20],
+    },
+    /// Merkle subtree root against a v2 piece entry.
+    V2 {
+        /// The current (partial) leaf.
+        leaf: Sha256,
+        /// Bytes in the current leaf.
+        fill: usize,
+        /// Finished leaf hashes.
+        leaves: Vec<[u8; 32]>,
+        /// File bytes of the piece not fed yet.
+        remaining: u64,
+        /// The expected root, data length and leaf count.
+        expected: V2Piece,
+    },
+}
+
+impl std::fmt::Debug for PieceHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PieceHasher::V1 { .. } => "PieceHasher::V1",
+            PieceHasher::V2 { .. } => "PieceHasher::V2",
+        })
+    }
+}
+
+impl PieceHasher {
+    /// A hasher for a v1 piece expected to hash to `expected`.
+    pub fn v1(expected: [u8; 20]) -> Self {
+        PieceHasher::V1 {
+            hash: Sha1::new(),
+            expected,
+        }
+    }
+
+    /// A hasher for a v2 piece described by `expected`.
+    pub fn v2(expected: V2Piece) -> Self {
+        let cap = usize::try_from(expected.leaves).unwrap_or(0).min(1 << 16);
+        PieceHasher::V2 {
+            leaf: Sha256::new(),
+            fill: 0,
+            leaves: Vec::with_capacity(cap),
+            remaining: expected.data_len,
+            expected,
+        }
+    }
+
+    /// Feeds the next bytes of the piece.
+    pub fn update(&mut self, data: &[u8]) {
+        match self {
+            PieceHasher::V1 { hash, .. } => hash.update(data),
+            PieceHasher::V2 {
+                leaf,
+                fill,
+                leaves,
+                remaining,
+                ..
+            } => {
+                let take = usize::try_from(*remaining)
+                    .unwrap_or(usize::MAX)
+                    .min(data.len());
+                *remaining -= take as u64;
+                let mut rest = data.get(..take).unwrap_or_default();
+                while !rest.is_empty() {
+                    if *fill == 0 && rest.len() >= BLOCK_SIZE {
+                        // A whole leaf in place: no buffering.
+                        let (block, tail) = rest.split_at(BLOCK_SIZE);
+                        leaves.push(Sha256::digest(block).into());
+                        rest = tail;
+                        continue;
+                    }
+                    let n = (BLOCK_SIZE - *fill).min(rest.len());
+                    let (head, tail) = rest.split_at(n);
+                    leaf.update(head);
+                    *fill += n;
+                    rest = tail;
+                    if *fill == BLOCK_SIZE {
+                        leaves.push(leaf.finalize_reset().into());
+                        *fill = 0;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the bytes fed hash to the expected value (a v2 piece fed
+    /// fewer than its `data_len` bytes does not match).
+    pub fn finish(self) -> bool {
+        match self {
+            PieceHasher::V1 { hash, expected } => <[u8; 20]>::from(hash.finalize()) == expected,
+            PieceHasher::V2 {
+                leaf,
+                fill,
+                mut leaves,
+                remaining,
+                expected,
+            } => {
+                if remaining > 0 {
+                    return false;
+                }
+                if fill > 0 {
+                    leaves.push(leaf.finalize().into());
+                }
+                merkle_root(&leaves, expected.leaves as usize) == expected.root
+            }
+        }
+    }
 }
 
 #[cfg(test)]

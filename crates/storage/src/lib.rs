@@ -9,7 +9,9 @@
 //!   selection with a `.parts` side file for boundary pieces of unwanted files.
 //! - [`hash_proof`]: BEP 52 hash requests answered from a piece layer and
 //!   `hashes` answers checked against a pieces root (not wired in yet).
-//! - [`Storage::check`]: hash existing data on all cores (rayon).
+//! - [`verify`]: hash existing data on all cores, from the page cache or
+//!   with `O_DIRECT`, piece by piece verdicts ([`PieceStatus`]);
+//!   [`Storage::check`] is its yes/no form for the session.
 //! - [`resume`]: the resume file, so a restart re-checks only changed files.
 //! - [`DiskPool`] / [`TorrentDisk`]: the session's disk pool: a fixed number
 //!   of worker threads hashing and writing the blocks of every torrent (one
@@ -39,6 +41,7 @@ pub mod layout;
 pub mod pool;
 pub mod resume;
 pub mod store;
+pub mod verify;
 mod writer;
 
 pub use check::CheckProgress;
@@ -54,14 +57,19 @@ pub use pool::{
 };
 pub use resume::{FileStamp, ResumeData, ResumeOutcome};
 pub use store::{Storage, StorageOptions};
+pub use verify::{PieceStatus, ReadPath, VerifyOptions, VerifyOutcome, VerifyStats};
 
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_direct;
 #[cfg(test)]
+mod tests_hash_paths;
+#[cfg(test)]
 mod tests_pool;
 #[cfg(test)]
 mod tests_pool_files;
 #[cfg(test)]
 mod tests_v2;
+#[cfg(test)]
+mod tests_verify;

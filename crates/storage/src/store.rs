@@ -576,13 +576,6 @@ impl Storage {
         self.read_spans(spans, buf)
     }
 
-    /// Like [`Storage::read_into`] for any torrent byte range (used by the
-    /// checker to read many pieces at once).
-    pub(crate) fn read_range(&self, start: u64, buf: &mut [u8]) -> Result<bool, StorageError> {
-        let spans = self.map.range_spans(start, buf.len() as u64);
-        self.read_spans(spans, buf)
-    }
-
     fn read_spans(
         &self,
         spans: crate::layout::Spans<'_>,
@@ -608,6 +601,26 @@ impl Storage {
             complete &= ok;
         }
         Ok(complete && covered == buf.len() as u64)
+    }
+
+    /// Where the bytes of span `s` live (the file itself, or the parts file
+    /// for an unwanted file), opened for reading: the handle, the offset of
+    /// the span's first byte in it and its path. `None` when that file does
+    /// not exist. Used by [`crate::verify`] to read large runs itself.
+    pub(crate) fn span_source(
+        &self,
+        s: &Span,
+    ) -> Result<Option<(Arc<File>, u64, PathBuf)>, StorageError> {
+        let (t, at) = if self.is_wanted(s.file) {
+            (self.target(s.file), s.file_offset)
+        } else {
+            (self.parts_target(), self.abs_offset(s))
+        };
+        Ok(self
+            .backend()
+            .files
+            .get_read(self.id, &t)?
+            .map(|f| (f, at, t.path.to_path_buf())))
     }
 
     /// Reads `len` bytes at `offset` inside `piece`, for uploading. Fails with

@@ -308,6 +308,23 @@ fn hybrid_and_v2_multi_file() {
 }
 
 #[test]
+fn large_files_are_hashed_from_mappings_like_small_ones() {
+    // Files of at least MAP_MIN bytes take the mapped path, the others pread.
+    let big = super::hashing::MAP_MIN as usize;
+    let files = [
+        ("m1", data(big + 12_345, 5)),
+        ("s", data(5_000, 6)),
+        ("sub/m2", data(2 * big + 7, 7)),
+        ("exact", data(big, 8)),
+    ];
+    for version in [Version::V1, Version::Hybrid, Version::V2] {
+        for pl in [16_384, 262_144] {
+            check_dir(&files, version, pl);
+        }
+    }
+}
+
+#[test]
 fn single_file_all_versions() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("one.dat");

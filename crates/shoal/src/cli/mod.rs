@@ -10,7 +10,9 @@ pub mod dht;
 pub mod dht_node;
 pub mod download;
 pub mod info;
+pub mod save_path;
 pub mod seed;
+pub mod verify;
 
 /// Exit code when the operation failed (I/O, network).
 pub const EXIT_FAILURE: u8 = 1;
@@ -40,6 +42,8 @@ pub enum Command {
     Download(download::DownloadArgs),
     /// Check a torrent's data, then serve it until interrupted.
     Seed(seed::SeedArgs),
+    /// Check a torrent's data against its piece hashes and report bad and missing pieces.
+    Verify(verify::VerifyArgs),
     /// Query and use the mainline DHT (BEP 5, 44, 51).
     Dht(dht::DhtArgs),
 }
@@ -51,6 +55,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Create(args) => create::run(args),
         Command::Download(args) => download::run(args),
         Command::Seed(args) => seed::run(args),
+        Command::Verify(args) => verify::run(args),
         Command::Dht(args) => dht::run(args),
     }
 }

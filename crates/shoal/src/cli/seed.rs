@@ -10,18 +10,17 @@
 //! every 15 minutes ([`super::dht_node`]); the DHT node answers queries until
 //! the process stops, and its routing table is saved at exit.
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Args;
 use shoal_engine::{AddTorrentParams, SessionConfig, TorrentState};
 use shoal_metainfo::Torrent;
 
 use super::dht_node::DhtNodeArgs;
 use super::download::{add_error, load_torrent, runtime, start_session, Progress, Signals};
-use super::InvalidInput;
+use super::save_path::save_path;
 
 /// Arguments of `shoal seed`.
 #[derive(Debug, Args)]
@@ -53,58 +52,6 @@ pub fn run(args: SeedArgs) -> anyhow::Result<()> {
     let torrent = load_torrent(&args.torrent)?;
     let save_path = save_path(&torrent, &args.data)?;
     runtime()?.block_on(seed(args, torrent, save_path))
-}
-
-/// The storage root for `data`: accepts the save path, the content
-/// directory of a multi-file torrent, or the file of a single-file torrent.
-fn save_path(t: &Torrent, data: &Path) -> anyhow::Result<PathBuf> {
-    let meta = std::fs::metadata(data).with_context(|| format!("--data {}", data.display()))?;
-    let name = t.name();
-    let parent = || {
-        data.parent()
-            .map(|p| {
-                if p.as_os_str().is_empty() {
-                    PathBuf::from(".")
-                } else {
-                    p.to_path_buf()
-                }
-            })
-            .unwrap_or_else(|| PathBuf::from("."))
-    };
-    if meta.is_file() {
-        if t.is_multi_file() {
-            return Err(InvalidInput(format!(
-                "--data {} is a file but the torrent has several files",
-                data.display()
-            ))
-            .into());
-        }
-        let file_name = data.file_name().map(|n| n.to_string_lossy().into_owned());
-        let first = t
-            .files()
-            .first()
-            .map(|f| f.path_string())
-            .unwrap_or_default();
-        if file_name.as_deref() != Some(first.as_str()) {
-            return Err(InvalidInput(format!(
-                "--data {} is not the torrent's file {first:?}",
-                data.display()
-            ))
-            .into());
-        }
-        return Ok(parent());
-    }
-    if data.join(name).exists() {
-        return Ok(data.to_path_buf());
-    }
-    if t.is_multi_file()
-        && data
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy() == name)
-    {
-        return Ok(parent());
-    }
-    Ok(data.to_path_buf())
 }
 
 async fn seed(args: SeedArgs, torrent: Arc<Torrent>, save_path: PathBuf) -> anyhow::Result<()> {
