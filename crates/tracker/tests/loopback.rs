@@ -1,13 +1,13 @@
-//! Driver tests on 127.0.0.1 against shoal's in-process tracker and small
+//! Driver tests on 127.0.0.1 against shoal's tracker server and small
 //! misbehaving fakes: UDP loss and retransmission with real sockets, HTTP
 //! body cap, HTTP timeout, failure reason with an error status. Every test
 //! bounds its time; all tasks end with the runtime.
-use shoal_tracker::server::{SwarmConfig, TrackerServer};
 use shoal_tracker::udp_codec::{Request, Response};
 use shoal_tracker::{
     spawn_announcer, AnnounceRequest, Announcer, AnnouncerConfig, ClientConfig, Event, HttpConfig,
     ReplyError, TrackerClient, TrackerError, UdpConfig, UdpTrackerClient,
 };
+use shoal_tracker_server::{Clock, SwarmConfig, Swarms, TrackerConfig, TrackerServer};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -43,7 +43,13 @@ fn req(id: u8, port: u16, left: u64, event: Event) -> AnnounceRequest {
 
 async fn local_server() -> TrackerServer {
     let lo: SocketAddr = "127.0.0.1:0".parse().expect("addr");
-    TrackerServer::start(Some(lo), Some(lo), SwarmConfig::default())
+    let config = TrackerConfig {
+        http: Some(lo),
+        udp: Some(lo),
+        ..TrackerConfig::default()
+    };
+    let swarms = std::sync::Arc::new(Swarms::new(SwarmConfig::default(), 1));
+    TrackerServer::start(config, swarms, Clock::new())
         .await
         .expect("server")
 }

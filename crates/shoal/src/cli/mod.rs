@@ -12,6 +12,7 @@ pub mod download;
 pub mod info;
 pub mod magnet;
 pub mod seed;
+pub mod tracker;
 
 /// Exit code when the operation failed (I/O, network).
 pub const EXIT_FAILURE: u8 = 1;
@@ -43,6 +44,8 @@ pub enum Command {
     Seed(seed::SeedArgs),
     /// Query and use the mainline DHT (BEP 5, 44, 51).
     Dht(dht::DhtArgs),
+    /// Run a BitTorrent tracker (HTTP and UDP announces and scrapes, statistics).
+    Tracker(tracker::TrackerArgs),
 }
 
 /// Runs one command.
@@ -53,6 +56,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Download(args) => download::run(args),
         Command::Seed(args) => seed::run(args),
         Command::Dht(args) => dht::run(args),
+        Command::Tracker(args) => tracker::run(args),
     }
 }
 
