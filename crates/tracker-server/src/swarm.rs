@@ -7,6 +7,11 @@
 //! mix of the info-hash, so announces for different torrents rarely contend
 //! and a lock is held for one announce only.
 //!
+//! Completed downloads (scrape `downloaded`) are counted once per peer: at
+//! its `completed` event, or when a peer known as a leecher first reports
+//! `left=0` without one (in a regular or a `stopped` announce), as aria2
+//! does when it stops right after finishing.
+//!
 //! Bounds: a new torrent beyond `max_torrents` is refused (`tracker is full`);
 //! a new peer beyond `max_peers_per_torrent` or `max_peers` is answered as
 //! usual (counts, peers) but not stored, so it is never handed out.
@@ -321,15 +326,16 @@ impl Swarms {
                 if was_seeder {
                     t.seeders = t.seeders.saturating_sub(1);
                     self.seeders.fetch_sub(1, Ordering::Relaxed);
+                } else if a.seeder {
+                    // A leecher leaving complete (aria2 with --seed-time=0
+                    // sends no `completed`): count the download.
+                    t.completed = t.completed.saturating_add(1);
                 }
             }
             let st = t.stats();
             out.complete = st.complete;
             out.incomplete = st.incomplete;
             return Ok(());
-        }
-        if a.event == Event::Completed {
-            t.completed = t.completed.saturating_add(1);
         }
         let max = cfg.max_peers_per_torrent;
         let may_grow = self.peers.load(Ordering::Relaxed) < cfg.max_peers;
@@ -341,6 +347,15 @@ impl Swarms {
                 t.v6.upsert(*p, a.seeder, now, max.saturating_sub(t.v4.len()), may_grow)
             }
         };
+        // A download is counted once: at a `completed` event, or when a
+        // known leecher first reports nothing left without that event.
+        let completed = match r {
+            Upsert::Updated { was_seeder } => !was_seeder && a.seeder,
+            Upsert::Added | Upsert::Full => a.event == Event::Completed,
+        };
+        if completed {
+            t.completed = t.completed.saturating_add(1);
+        }
         match r {
             Upsert::Added => {
                 self.peers.fetch_add(1, Ordering::Relaxed);

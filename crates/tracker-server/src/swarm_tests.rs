@@ -83,6 +83,44 @@ fn peers_see_each_other_complete_and_leave() {
 }
 
 #[test]
+fn completions_are_counted_once_per_peer() {
+    let s = Swarms::new(SwarmConfig::default(), 9);
+    let mut r = AnnounceReply::default();
+    let downloaded = |s: &Swarms| s.scrape(&H).map(|x| x.downloaded);
+    s.announce(1, &ann("10.0.0.1:1", false, Event::Started), true, &mut r)
+        .unwrap();
+    s.announce(2, &ann("10.0.0.1:1", true, Event::Completed), true, &mut r)
+        .unwrap();
+    assert_eq!(downloaded(&s), Some(1));
+    // A repeated `completed` from a known seeder is not a second download.
+    s.announce(3, &ann("10.0.0.1:1", true, Event::Completed), true, &mut r)
+        .unwrap();
+    assert_eq!(downloaded(&s), Some(1));
+    // A seed that starts complete is no download.
+    s.announce(3, &ann("10.0.0.2:1", true, Event::Started), true, &mut r)
+        .unwrap();
+    assert_eq!(downloaded(&s), Some(1));
+    // A leecher that stops with nothing left finished without saying so.
+    s.announce(4, &ann("10.0.0.3:1", false, Event::Started), true, &mut r)
+        .unwrap();
+    s.announce(5, &ann("10.0.0.3:1", true, Event::Stopped), true, &mut r)
+        .unwrap();
+    assert_eq!(downloaded(&s), Some(2));
+    // So does one whose regular announce says left=0.
+    s.announce(4, &ann("10.0.0.4:1", false, Event::Started), true, &mut r)
+        .unwrap();
+    s.announce(5, &ann("10.0.0.4:1", true, Event::None), true, &mut r)
+        .unwrap();
+    assert_eq!(downloaded(&s), Some(3));
+    // A leecher that stops incomplete did not download.
+    s.announce(4, &ann("10.0.0.5:1", false, Event::Started), true, &mut r)
+        .unwrap();
+    s.announce(5, &ann("10.0.0.5:1", false, Event::Stopped), true, &mut r)
+        .unwrap();
+    assert_eq!(downloaded(&s), Some(3));
+}
+
+#[test]
 fn seeders_get_leechers_only_and_numwant_is_capped() {
     let cfg = SwarmConfig {
         max_numwant: 3,
