@@ -262,15 +262,23 @@ fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<(bool,
 
 fn http_worker(o: &Opts, ks: Vec<usize>, stop: &AtomicBool, c: &Counts, seed: u64) {
     let mut rng = Rng(seed | 1);
-    let mut conns: Vec<(usize, Option<TcpStream>)> = ks.into_iter().map(|k| (k, None)).collect();
+    // (source, connection, responses it carried)
+    let mut conns: Vec<(usize, Option<TcpStream>, u32)> =
+        ks.into_iter().map(|k| (k, None, 0)).collect();
+    // Some trackers (opentracker) answer HTTP/1.1 without `Connection: close`
+    // and close anyway: once seen, open a fresh connection per request.
+    let mut server_closes = false;
     let mut buf = Vec::with_capacity(8192);
     while !stop.load(Ordering::Relaxed) {
         // One request in flight per connection: send on all, then read all.
         let mut pending = Vec::new();
-        for (i, (k, conn)) in conns.iter_mut().enumerate() {
+        for (i, (k, conn, served)) in conns.iter_mut().enumerate() {
             if conn.is_none() {
                 match http_connect(o.addr, *k) {
-                    Ok(s) => *conn = Some(s),
+                    Ok(s) => {
+                        *conn = Some(s);
+                        *served = 0;
+                    }
                     Err(_) => {
                         c.err.fetch_add(1, Ordering::Relaxed);
                         continue;
@@ -288,7 +296,7 @@ fn http_worker(o: &Opts, ks: Vec<usize>, stop: &AtomicBool, c: &Counts, seed: u6
             }
         }
         for i in pending {
-            let (_, conn) = &mut conns[i];
+            let (_, conn, served) = &mut conns[i];
             let Some(s) = conn.as_mut() else { continue };
             match read_response(s, &mut buf) {
                 Ok((ok, keep)) => {
@@ -297,11 +305,15 @@ fn http_worker(o: &Opts, ks: Vec<usize>, stop: &AtomicBool, c: &Counts, seed: u6
                     } else {
                         c.err.fetch_add(1, Ordering::Relaxed);
                     }
-                    if !keep {
+                    *served += 1;
+                    if !keep || server_closes {
                         *conn = None;
                     }
                 }
                 Err(_) => {
+                    if *served > 0 {
+                        server_closes = true;
+                    }
                     c.lost.fetch_add(1, Ordering::Relaxed);
                     *conn = None;
                 }
