@@ -71,14 +71,24 @@ fn stats(complete: u32, incomplete: u32, downloaded: u32) -> ScrapeStats {
     }
 }
 
-#[test]
-fn libtorrent_seeds_aria2_leeches_over_http() {
-    if skip_interop() {
-        return;
-    }
+/// A tracker, a dataset with a torrent announcing to its `scheme` URL
+/// only, and a libtorrent seeder the tracker has heard from.
+struct Seeded {
+    tmp: tempfile::TempDir,
+    t: Tracker,
+    data: PathBuf,
+    torrent: PathBuf,
+    h: [u8; 20],
+    seeder: Proc,
+}
+
+fn libtorrent_seeding(scheme: &str) -> Seeded {
     let tmp = tempfile::tempdir().unwrap();
     let t = start_tracker(tmp.path(), "tracker", &[]);
-    let url = format!("http://{}/announce", t.http);
+    let url = match scheme {
+        "http" => format!("http://{}/announce", t.http),
+        _ => format!("udp://{}/announce", t.udp),
+    };
     let (parent, data, torrent, h) = torrent_for(tmp.path(), 8, &url);
     let (seeder, _) = lt_seeding(
         "lt-seed",
@@ -95,43 +105,43 @@ fn libtorrent_seeds_aria2_leeches_over_http() {
         "libtorrent announced as a seed",
         &[&seeder, &t.proc],
     );
-    let out = tmp.path().join("aria2");
+    Seeded {
+        tmp,
+        t,
+        data,
+        torrent,
+        h,
+        seeder,
+    }
+}
+
+#[test]
+fn libtorrent_seeds_aria2_leeches_over_http() {
+    if skip_interop() {
+        return;
+    }
+    let s = libtorrent_seeding("http");
+    let out = s.tmp.path().join("aria2");
     let mut aria = Proc::spawn(
         "aria2",
-        Command::new("aria2c")
-            .args([
-                "--no-conf",
-                &format!("--dir={}", out.display()),
-                "--seed-time=0",
-                "--enable-dht=false",
-                "--enable-dht6=false",
-                "--bt-enable-lpd=false",
-                "--enable-peer-exchange=false",
-                &format!("--listen-port={}", free_port()),
-                "--interface=127.0.0.1",
-                "--disable-ipv6=true",
-                "--console-log-level=warn",
-                "--summary-interval=0",
-                "--bt-stop-timeout=120",
-            ])
-            .arg(&torrent),
-        tmp.path(),
+        &mut aria2(&s.torrent, &out, free_port()),
+        s.tmp.path(),
     );
     let st = aria.wait(LIMIT);
     assert!(
         st.success(),
         "aria2 failed\n{}\n{}",
         aria.logs(),
-        seeder.logs()
+        s.seeder.logs()
     );
-    assert_same_tree(&data, &out.join("payload"));
-    // aria2 sent `completed`, then `stopped` on exit.
+    assert_same_tree(&s.data, &out.join("payload"));
+    // aria2 with --seed-time=0 sends no `completed`, only `stopped` with left=0.
     wait_scrape(
-        &t,
-        &h,
+        &s.t,
+        &s.h,
         stats(1, 0, 1),
         "after aria2's download",
-        &[&aria, &t.proc],
+        &[&aria, &s.t.proc],
     );
 }
 
@@ -140,53 +150,35 @@ fn libtorrent_seeds_shoal_leeches_over_udp() {
     if skip_interop() {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let t = start_tracker(tmp.path(), "tracker", &[]);
-    let url = format!("udp://{}/announce", t.udp);
-    let (parent, data, torrent, h) = torrent_for(tmp.path(), 8, &url);
-    let (seeder, _) = lt_seeding(
-        "lt-seed",
-        &torrent,
-        &parent,
-        &["--timeout", "200"],
-        tmp.path(),
-        LIMIT,
-    );
-    wait_scrape(
-        &t,
-        &h,
-        stats(1, 0, 0),
-        "libtorrent announced as a seed",
-        &[&seeder, &t.proc],
-    );
-    let out = tmp.path().join("out");
+    let s = libtorrent_seeding("udp");
+    let out = s.tmp.path().join("out");
     let mut leech = Proc::spawn(
         "shoal-download",
         Command::new(shoal_bin()).args([
             "download",
-            torrent.to_str().unwrap(),
+            s.torrent.to_str().unwrap(),
             "-o",
             out.to_str().unwrap(),
             "--listen",
             "127.0.0.1:0",
             "--no-dht",
         ]),
-        tmp.path(),
+        s.tmp.path(),
     );
     let st = leech.wait(LIMIT);
     assert!(
         st.success(),
         "shoal download failed\n{}\n{}",
         leech.logs(),
-        seeder.logs()
+        s.seeder.logs()
     );
-    assert_same_tree(&data, &out.join("payload"));
+    assert_same_tree(&s.data, &out.join("payload"));
     wait_scrape(
-        &t,
-        &h,
+        &s.t,
+        &s.h,
         stats(1, 0, 1),
         "after shoal's download",
-        &[&leech, &t.proc],
+        &[&leech, &s.t.proc],
     );
 }
 
@@ -199,44 +191,12 @@ fn transmission_announces_over_udp_and_shoal_seeds_it() {
     let t = start_tracker(tmp.path(), "tracker", &[]);
     let url = format!("udp://{}/announce", t.udp);
     let (parent, data, torrent, h) = torrent_for(tmp.path(), 4, &url);
-
     let dir = tmp.path().join("transmission");
-    let cfg = dir.join("cfg");
-    std::fs::create_dir_all(&cfg).unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
     let tr_port = free_port();
-    std::fs::write(
-        cfg.join("settings.json"),
-        format!(
-            r#"{{"dht-enabled": false, "lpd-enabled": false, "pex-enabled": false,
-"utp-enabled": false, "port-forwarding-enabled": false, "peer-port": {tr_port},
-"bind-address-ipv4": "127.0.0.1", "rpc-enabled": false, "ratio-limit-enabled": false,
-"message-level": 1, "encryption": 1}}"#
-        ),
-    )
-    .unwrap();
-    let script = dir.join("done.sh");
-    std::fs::write(
-        &script,
-        format!("#!/bin/sh\ntouch '{}'\n", dir.join("done").display()),
-    )
-    .unwrap();
-    let mut perms = std::fs::metadata(&script).unwrap().permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
-    std::fs::set_permissions(&script, perms).unwrap();
-    let out = dir.join("data");
-    std::fs::create_dir_all(&out).unwrap();
     let tr = Proc::spawn(
         "transmission",
-        Command::new("transmission-cli")
-            .arg("-g")
-            .arg(&cfg)
-            .arg("-w")
-            .arg(&out)
-            .arg("-p")
-            .arg(tr_port.to_string())
-            .arg("-f")
-            .arg(&script)
-            .arg(&torrent),
+        &mut transmission(&torrent, &dir, tr_port),
         tmp.path(),
     );
     // What Transmission announced: a leecher at its peer port.
@@ -248,14 +208,9 @@ fn transmission_announces_over_udp_and_shoal_seeds_it() {
         &[&tr, &t.proc],
     );
     let mut probe = AnnounceRequest::new(h, [9; 20], 1, 1);
-    probe.event = Event::Stopped;
     probe.numwant = Some(50);
-    let listed = http_announce(&t, &{
-        let mut p = probe.clone();
-        p.event = Event::None;
-        p
-    })
-    .peers;
+    let listed = http_announce(&t, &probe).peers;
+    probe.event = Event::Stopped;
     http_announce(&t, &probe);
     let want: SocketAddr = format!("127.0.0.1:{tr_port}").parse().unwrap();
     assert_eq!(
@@ -269,7 +224,7 @@ fn transmission_announces_over_udp_and_shoal_seeds_it() {
     wait_for("Transmission to complete", LIMIT, || {
         dir.join("done").exists().then_some(())
     });
-    assert_same_tree(&data, &out.join("payload"));
+    assert_same_tree(&data, &dir.join("data/payload"));
     wait_scrape(
         &t,
         &h,

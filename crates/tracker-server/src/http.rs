@@ -4,6 +4,11 @@
 //! here directly from the compact peer bytes; `/` and `/stats` give the HTML
 //! statistics page, `/metrics` the Prometheus text. The hyper driver lives
 //! in [`crate::server`].
+//!
+//! A peer is stored at the connection's source address with its announced
+//! port; `ip` and `ipv6` parameters are ignored (as opentracker does by
+//! default), so nobody can list a third party's address. Replies carry peers
+//! of both families (`peers`, `peers6`), the requester's own family first.
 use crate::clock::secs;
 use crate::peers::{canonical_ip, pack, unpack};
 use crate::query::{endpoint, parse_request_target, TrackerQuery};

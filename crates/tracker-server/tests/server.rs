@@ -157,3 +157,58 @@ async fn udp_threads_answer_and_stop() {
         "threads stop promptly"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_peers_over_both_transports() {
+    use shoal_tracker::{AnnounceRequest, ClientConfig, Event, TrackerClient};
+    let v6 = Some("[::1]:0".parse().expect("addr"));
+    let srv = server(TrackerConfig {
+        http: v6,
+        udp: v6,
+        ..TrackerConfig::default()
+    })
+    .await;
+    let (http, udp) = (srv.http_url().expect("http"), srv.udp_url().expect("udp"));
+    assert!(udp.starts_with("udp://[::1]:"), "{udp}");
+    let c = TrackerClient::new(ClientConfig::default()).expect("client");
+    let req = |id: u8, port: u16| {
+        let mut r = AnnounceRequest::new([0x66; 20], [id; 20], port, 1);
+        r.event = Event::Started;
+        r
+    };
+    let run = async {
+        let a = c
+            .announce(&udp, &req(1, 1111), None)
+            .await
+            .expect("udp announce");
+        assert!(a.peers.is_empty());
+        // BEP 7: an HTTP client over IPv6 gets `peers6` and its external IP.
+        let b = c
+            .announce(&http, &req(2, 2222), None)
+            .await
+            .expect("http announce");
+        assert_eq!(
+            b.peers,
+            vec!["[::1]:1111".parse::<SocketAddr>().expect("addr")]
+        );
+        assert_eq!(b.external_ip, Some("::1".parse().expect("ip")));
+        // BEP 15 over IPv6: 18-byte peers.
+        let d = c
+            .announce(&udp, &req(3, 3333), None)
+            .await
+            .expect("udp announce");
+        let mut peers = d.peers.clone();
+        peers.sort();
+        assert_eq!(
+            peers,
+            vec![
+                "[::1]:1111".parse::<SocketAddr>().expect("addr"),
+                "[::1]:2222".parse().expect("addr")
+            ]
+        );
+    };
+    tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("bounded");
+    srv.shutdown();
+}
