@@ -231,3 +231,44 @@ mod tests {
         assert_eq!(parse_request_target(&huge), Err(QueryError::TooLong));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+    use shoal_tracker::http_url::announce_url;
+
+    proptest! {
+        /// Whatever shoal's client sends, the server reads back exactly.
+        #[test]
+        fn client_urls_round_trip(
+            info_hash in any::<[u8; 20]>(),
+            peer_id in any::<[u8; 20]>(),
+            port in any::<u16>(),
+            left in any::<u64>(),
+            up in any::<u64>(),
+            down in any::<u64>(),
+            event in 0u32..4,
+            numwant in proptest::option::of(0u32..10_000),
+            key in any::<u32>(),
+        ) {
+            let mut r = AnnounceRequest::new(info_hash, peer_id, port, left);
+            r.uploaded = up;
+            r.downloaded = down;
+            r.event = Event::from_udp_code(event).unwrap_or_default();
+            r.numwant = numwant;
+            r.key = key;
+            let u = announce_url("http://t/announce", &r, None).unwrap();
+            let target = format!("{}?{}", u.path(), u.query().unwrap());
+            prop_assert_eq!(parse_request_target(&target), Ok(TrackerQuery::Announce(r)));
+        }
+
+        /// Arbitrary targets never panic and stay within the bounds.
+        #[test]
+        fn arbitrary_targets_are_bounded(t in "/(announce|scrape)?[?]?[a-z_=&%0-9A-F]{0,300}") {
+            if let Ok(TrackerQuery::Scrape(h)) = parse_request_target(&t) {
+                prop_assert!(h.len() <= MAX_SCRAPE_HASHES);
+            }
+        }
+    }
+}

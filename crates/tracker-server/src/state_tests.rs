@@ -151,3 +151,48 @@ fn save_is_atomic_and_load_reports_corruption() {
     let e = load_state(&Swarms::new(s.config().clone(), 4), 11_000, &path).unwrap_err();
     assert!(e.to_string().contains("corrupt"), "{e}");
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any table saves and loads to the same scrapes and peers.
+        #[test]
+        fn random_tables_round_trip(
+            peers in proptest::collection::vec(
+                (0u8..8, any::<[u8; 4]>(), any::<u16>(), any::<bool>(), 0u32..500, any::<bool>()),
+                0..60,
+            )
+        ) {
+            let s = Swarms::new(SwarmConfig { peer_timeout: 1000, ..SwarmConfig::default() }, 1);
+            let mut r = AnnounceReply::default();
+            for (h, ip, port, seeder, age, v6) in &peers {
+                let addr: std::net::SocketAddr = if *v6 {
+                    (std::net::Ipv6Addr::from([ip[0], ip[1], ip[2], ip[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]), *port).into()
+                } else {
+                    (std::net::Ipv4Addr::from(*ip), *port).into()
+                };
+                let a = PeerAnnounce {
+                    info_hash: [*h; 20],
+                    addr: pack(addr),
+                    seeder: *seeder,
+                    event: if *seeder { Event::Completed } else { Event::None },
+                    numwant: None,
+                };
+                s.announce(5000 - age, &a, true, &mut r).unwrap();
+            }
+            let bytes = encode_state(&s, 5000, 1_000_000);
+            let t = Swarms::new(s.config().clone(), 2);
+            let got = decode_state(&bytes, 5000, 1_000_000, 1000, |rec| t.restore(rec)).unwrap();
+            prop_assert_eq!(got.torrents, s.totals().torrents);
+            prop_assert_eq!(t.totals(), s.totals());
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            s.for_each(|x| a.push(x.clone()));
+            t.for_each(|x| b.push(x.clone()));
+            a.sort_by_key(|x| x.info_hash);
+            b.sort_by_key(|x| x.info_hash);
+            prop_assert_eq!(a, b);
+        }
+    }
+}
