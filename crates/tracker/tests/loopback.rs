@@ -273,10 +273,20 @@ async fn announcer_task_events_against_local_tracker() {
             Instant::now(),
         );
         let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        // A leecher until it completes.
+        let left = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(10));
+        let l = left.clone();
         let h = spawn_announcer(
             ann,
             c.clone(),
-            || req(9, 9000, 0, Event::None),
+            move || {
+                req(
+                    9,
+                    9000,
+                    l.load(std::sync::atomic::Ordering::Relaxed),
+                    Event::None,
+                )
+            },
             tx,
             Duration::from_secs(2),
         );
@@ -291,15 +301,17 @@ async fn announcer_task_events_against_local_tracker() {
         let mut want = vec![http.clone(), udp.clone()];
         want.sort();
         assert_eq!(started, want, "both tiers announced in parallel");
+        left.store(0, std::sync::atomic::Ordering::Relaxed);
         h.completed().await;
         for _ in 0..2 {
             let o = rx.recv().await.expect("outcome");
             assert_eq!(o.event, Event::Completed);
         }
+        // Both tiers are one table here: one peer, one download.
         let s = c.scrape(&http, &[[0x42; 20]]).await.expect("scrape");
         assert_eq!(
             s.get(&[0x42; 20]).map(|s| (s.complete, s.downloaded)),
-            Some((1, 2))
+            Some((1, 1))
         );
         h.stop().await;
         let s = c.scrape(&http, &[[0x42; 20]]).await.expect("scrape");
