@@ -10,7 +10,7 @@
 //!   [`TrackerClient`], which picks one by URL scheme, and [`spawn_announcer`],
 //!   the task that runs an [`Announcer`] for one torrent.
 //!
-//! [`server`] holds a small in-process tracker (HTTP and UDP) for tests.
+//! The tracker server is the `shoal-tracker-server` crate.
 //!
 //! For the engine: build an [`Announcer`] from the torrent's announce-list,
 //! then [`spawn_announcer`] with a [`TrackerClient`] and a closure returning
@@ -27,7 +27,6 @@ mod http_client;
 pub mod http_reply;
 pub mod http_url;
 mod peers;
-pub mod server;
 mod types;
 mod udp_client;
 pub mod udp_codec;

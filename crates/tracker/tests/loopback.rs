@@ -1,13 +1,13 @@
-//! Driver tests on 127.0.0.1 against shoal's in-process tracker and small
+//! Driver tests on 127.0.0.1 against shoal's tracker server and small
 //! misbehaving fakes: UDP loss and retransmission with real sockets, HTTP
 //! body cap, HTTP timeout, failure reason with an error status. Every test
 //! bounds its time; all tasks end with the runtime.
-use shoal_tracker::server::{SwarmConfig, TrackerServer};
 use shoal_tracker::udp_codec::{Request, Response};
 use shoal_tracker::{
     spawn_announcer, AnnounceRequest, Announcer, AnnouncerConfig, ClientConfig, Event, HttpConfig,
     ReplyError, TrackerClient, TrackerError, UdpConfig, UdpTrackerClient,
 };
+use shoal_tracker_server::{Clock, SwarmConfig, Swarms, TrackerConfig, TrackerServer};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -43,7 +43,13 @@ fn req(id: u8, port: u16, left: u64, event: Event) -> AnnounceRequest {
 
 async fn local_server() -> TrackerServer {
     let lo: SocketAddr = "127.0.0.1:0".parse().expect("addr");
-    TrackerServer::start(Some(lo), Some(lo), SwarmConfig::default())
+    let config = TrackerConfig {
+        http: Some(lo),
+        udp: Some(lo),
+        ..TrackerConfig::default()
+    };
+    let swarms = std::sync::Arc::new(Swarms::new(SwarmConfig::default(), 1));
+    TrackerServer::start(config, swarms, Clock::new())
         .await
         .expect("server")
 }
@@ -267,10 +273,20 @@ async fn announcer_task_events_against_local_tracker() {
             Instant::now(),
         );
         let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        // A leecher until it completes.
+        let left = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(10));
+        let l = left.clone();
         let h = spawn_announcer(
             ann,
             c.clone(),
-            || req(9, 9000, 0, Event::None),
+            move || {
+                req(
+                    9,
+                    9000,
+                    l.load(std::sync::atomic::Ordering::Relaxed),
+                    Event::None,
+                )
+            },
             tx,
             Duration::from_secs(2),
         );
@@ -285,15 +301,17 @@ async fn announcer_task_events_against_local_tracker() {
         let mut want = vec![http.clone(), udp.clone()];
         want.sort();
         assert_eq!(started, want, "both tiers announced in parallel");
+        left.store(0, std::sync::atomic::Ordering::Relaxed);
         h.completed().await;
         for _ in 0..2 {
             let o = rx.recv().await.expect("outcome");
             assert_eq!(o.event, Event::Completed);
         }
+        // Both tiers are one table here: one peer, one download.
         let s = c.scrape(&http, &[[0x42; 20]]).await.expect("scrape");
         assert_eq!(
             s.get(&[0x42; 20]).map(|s| (s.complete, s.downloaded)),
-            Some((1, 2))
+            Some((1, 1))
         );
         h.stop().await;
         let s = c.scrape(&http, &[[0x42; 20]]).await.expect("scrape");

@@ -12,6 +12,7 @@ pub mod download;
 pub mod info;
 pub mod save_path;
 pub mod seed;
+pub mod tracker;
 pub mod verify;
 
 /// Exit code when the operation failed (I/O, network).
@@ -46,6 +47,8 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Query and use the mainline DHT (BEP 5, 44, 51).
     Dht(dht::DhtArgs),
+    /// Run a BitTorrent tracker (HTTP and UDP announces and scrapes, statistics).
+    Tracker(tracker::TrackerArgs),
 }
 
 /// Runs one command.
@@ -57,6 +60,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Seed(args) => seed::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Dht(args) => dht::run(args),
+        Command::Tracker(args) => tracker::run(args),
     }
 }
 

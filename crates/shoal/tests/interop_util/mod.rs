@@ -466,3 +466,64 @@ pub fn make_dataset(root: &Path, name: &str, mib: u64) -> PathBuf {
     }
     dir
 }
+
+/// aria2c leeching `torrent` into `dir` with DHT/LPD/PEX off, exiting when done.
+pub fn aria2(torrent: &Path, dir: &Path, port: u16) -> Command {
+    let mut c = Command::new("aria2c");
+    c.args([
+        "--no-conf",
+        &format!("--dir={}", dir.display()),
+        "--seed-time=0",
+        "--enable-dht=false",
+        "--enable-dht6=false",
+        "--bt-enable-lpd=false",
+        "--enable-peer-exchange=false",
+        &format!("--listen-port={port}"),
+        "--interface=127.0.0.1",
+        "--disable-ipv6=true",
+        "--console-log-level=warn",
+        "--summary-interval=0",
+        "--bt-stop-timeout=200",
+        "--check-integrity=true",
+    ])
+    .arg(torrent);
+    c
+}
+
+/// transmission-cli with DHT/LPD/PEX/uTP off; touches `<dir>/done` on completion.
+pub fn transmission(torrent: &Path, dir: &Path, port: u16) -> Command {
+    let cfg = dir.join("cfg");
+    std::fs::create_dir_all(&cfg).unwrap();
+    std::fs::write(
+        cfg.join("settings.json"),
+        format!(
+            r#"{{"dht-enabled": false, "lpd-enabled": false, "pex-enabled": false,
+"utp-enabled": false, "port-forwarding-enabled": false, "peer-port": {port},
+"bind-address-ipv4": "127.0.0.1", "rpc-enabled": false, "ratio-limit-enabled": false,
+"message-level": 1, "encryption": 1}}"#
+        ),
+    )
+    .unwrap();
+    let script = dir.join("done.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\ntouch '{}'\n", dir.join("done").display()),
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&script, perms).unwrap();
+    let out = dir.join("data");
+    std::fs::create_dir_all(&out).unwrap();
+    let mut c = Command::new("transmission-cli");
+    c.arg("-g")
+        .arg(&cfg)
+        .arg("-w")
+        .arg(&out)
+        .arg("-p")
+        .arg(port.to_string())
+        .arg("-f")
+        .arg(&script)
+        .arg(torrent);
+    c
+}
