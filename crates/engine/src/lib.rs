@@ -21,6 +21,7 @@ pub mod choker;
 pub mod dht_peers;
 pub mod error;
 pub mod events;
+pub mod info;
 pub mod layout;
 pub mod metadata;
 mod peer;
@@ -36,6 +37,7 @@ mod torrent;
 
 pub use error::{AddTorrentError, DiskErrorKind, SessionError, TorrentError, TorrentOpError};
 pub use events::SessionEvent;
+pub use info::{PeerInfo, PeerOrigin, TrackerInfo};
 pub use layout::FileSelection;
 pub use persist::{NoPersist, Persist, ResumeFiles, TorrentLimits, TorrentRecord};
 pub use session::{

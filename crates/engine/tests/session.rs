@@ -131,6 +131,8 @@ async fn operations_on_a_torrent_and_its_events() {
     let dst = tmp.path().join("dst");
     let mut p = params(&t, &dst, vec![seeder.local_addr()]);
     p.paused = true;
+    // A tracker nobody answers at: its failures show.
+    p.extra_trackers = vec!["http://127.0.0.1:1/announce".into()];
     let h = leech.add(p).await.unwrap();
     let id = h.id();
     // A duplicate is refused, by either hash.
@@ -179,6 +181,27 @@ async fn operations_on_a_torrent_and_its_events() {
         .iter()
         .any(|e| matches!(e, SessionEvent::Progress { .. })));
     same_files(&t, &src, &dst);
+    // What the daemon's views read: peers, pieces, files, trackers.
+    let peers = h.peers().await.unwrap();
+    assert_eq!(peers.len(), 1, "{peers:?}");
+    assert_eq!(peers[0].addr, seeder.local_addr());
+    assert!(peers[0].connected && peers[0].client.starts_with("shoal"));
+    assert_eq!(peers[0].progress, 1.0);
+    assert!(h.pieces().await.unwrap().is_full());
+    let sizes: Vec<u64> = t.files().iter().map(|f| f.length).collect();
+    assert_eq!(h.file_progress().await.unwrap(), sizes);
+    let trackers = h.trackers().await.unwrap();
+    assert_eq!(trackers.len(), 1);
+    assert_eq!(trackers[0].url, "http://127.0.0.1:1/announce");
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while h.trackers().await.unwrap()[0].announces_failed == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the tracker's failure never showed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(h.trackers().await.unwrap()[0].last_error.is_some());
     let snap = leech.snapshot();
     assert_eq!(snap.len(), 1);
     assert_eq!(snap[0].name, "ops");

@@ -10,6 +10,16 @@ use tokio::sync::oneshot;
 /// A reply to a command that can fail.
 pub(crate) type Reply<T = ()> = oneshot::Sender<Result<T, TorrentOpError>>;
 
+/// A question for [`TorrentCmd::Query`].
+pub(crate) enum Query {
+    /// The connections.
+    Peers(oneshot::Sender<Vec<crate::info::PeerInfo>>),
+    /// The verified pieces.
+    Pieces(oneshot::Sender<shoal_wire::Bitfield>),
+    /// The trackers.
+    Trackers(oneshot::Sender<Vec<crate::info::TrackerInfo>>),
+}
+
 /// A connection the listener hands over.
 pub(crate) struct Incoming {
     pub stream: Box<dyn PeerStream>,
@@ -45,6 +55,8 @@ pub(crate) enum TorrentCmd {
     SetLabels(Vec<String>),
     /// Move the data under another directory.
     Move(PathBuf, Reply),
+    /// A question about the torrent (answered at once, whatever its phase).
+    Query(Query),
     /// Stop for good: close peers, announce `stopped`, save resume data,
     /// and delete the data when asked.
     Shutdown { delete_data: bool, reply: Reply },

@@ -126,6 +126,39 @@ impl TorrentHandle {
         rx.await.map_err(|_| TorrentOpError::Stopped)?
     }
 
+    async fn query<T>(
+        &self,
+        q: impl FnOnce(oneshot::Sender<T>) -> super::cmd::Query,
+    ) -> Result<T, TorrentOpError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(TorrentCmd::Query(q(tx))).await?;
+        rx.await.map_err(|_| TorrentOpError::Stopped)
+    }
+
+    /// The connections (empty while not transferring).
+    pub async fn peers(&self) -> Result<Vec<crate::info::PeerInfo>, TorrentOpError> {
+        self.query(super::cmd::Query::Peers).await
+    }
+
+    /// The verified pieces (all clear while checking or before the metadata).
+    pub async fn pieces(&self) -> Result<shoal_wire::Bitfield, TorrentOpError> {
+        self.query(super::cmd::Query::Pieces).await
+    }
+
+    /// The trackers and what they last said.
+    pub async fn trackers(&self) -> Result<Vec<crate::info::TrackerInfo>, TorrentOpError> {
+        self.query(super::cmd::Query::Trackers).await
+    }
+
+    /// Bytes verified of each file (empty before the metadata).
+    pub async fn file_progress(&self) -> Result<Vec<u64>, TorrentOpError> {
+        let pieces = self.pieces().await?;
+        Ok(match self.torrent() {
+            Some(t) => crate::info::file_progress(&t, &pieces),
+            None => Vec::new(),
+        })
+    }
+
     /// Adds peer addresses to connect to.
     pub async fn add_peers(&self, peers: Vec<SocketAddr>) -> Result<(), TorrentOpError> {
         self.send(TorrentCmd::AddPeers(peers)).await

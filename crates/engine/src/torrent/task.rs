@@ -112,6 +112,10 @@ pub(crate) struct TorrentTask {
     up: SharedBucket,
     down: SharedBucket,
     announcer: Option<(AnnouncerHandle, mpsc::Receiver<AnnounceOutcome>)>,
+    /// What each tracker last said (for display).
+    trackers: Vec<crate::info::TrackerInfo>,
+    /// The verified pieces as of the last run (answers queries between runs).
+    have: shoal_wire::Bitfield,
     counters: Arc<Counters>,
     last: TorrentStatus,
     last_progress: Option<Instant>,
@@ -264,6 +268,8 @@ pub(crate) async fn spawn(
             record.limits.max_download_rate,
         ))),
         announcer: None,
+        trackers: Vec::new(),
+        have: shoal_wire::Bitfield::new(0),
         counters: Arc::new(Counters::default()),
         last: status,
         last_progress: None,
@@ -517,6 +523,7 @@ impl TorrentTask {
                 let _ = reply.send(r);
             }
             TorrentCmd::Recheck => self.force_check = true,
+            TorrentCmd::Query(q) => self.answer_idle(q),
             TorrentCmd::Reannounce | TorrentCmd::Incoming(_) | TorrentCmd::Outgoing { .. } => {}
             TorrentCmd::Shutdown { .. } => {}
         }
@@ -704,6 +711,24 @@ impl TorrentTask {
         if tiers.iter().all(|t| t.is_empty()) {
             return;
         }
+        for (tier, urls) in tiers.iter().enumerate() {
+            for url in urls {
+                if !self.trackers.iter().any(|t| t.url == *url) {
+                    self.trackers.push(crate::info::TrackerInfo {
+                        url: url.clone(),
+                        tier,
+                        announces_ok: 0,
+                        announces_failed: 0,
+                        last_error: None,
+                        warning: None,
+                        seeders: None,
+                        leechers: None,
+                        last_peers: 0,
+                        last_announce: None,
+                    });
+                }
+            }
+        }
         let mut rng = self.ctx.torrent_rng();
         let ann = Announcer::new(tiers, AnnouncerConfig::default(), &mut rng, Instant::now());
         let c = self.counters.clone();
@@ -816,18 +841,19 @@ impl TorrentTask {
                         }
                     }
                 }
-                Some(o) = recv_announce(&mut self.announcer) => match o.result {
+                Some(o) = recv_announce(&mut self.announcer) => match self.note_announce(o) {
                     Ok(resp) => {
-                        tracing::debug!(url = %o.url, peers = resp.peers.len(), "announce ok");
+                        tracing::debug!(peers = resp.peers.len(), "announce ok");
                         run.core.add_addrs(Instant::now(), resp.peers, PeerSource::Tracker);
                         run.core.handle_timeout(Instant::now());
                     }
-                    Err(e) => tracing::info!(url = %o.url, error = %e, "announce failed"),
+                    Err(()) => {}
                 },
                 _ = sleep_until(deadline) => run.core.handle_timeout(Instant::now()),
             }
         };
         let verified = run.stop().await;
+        self.have = run.core.have().clone();
         // Counters as they ended; the state is the next phase's to set.
         let mut s = run.core.status().clone();
         s.state = self.last.state;
@@ -866,9 +892,71 @@ impl TorrentTask {
         self.publish(&s);
     }
 
+    /// Records what a tracker said; its answer, if it gave one.
+    fn note_announce(&mut self, o: AnnounceOutcome) -> Result<shoal_tracker::AnnounceResponse, ()> {
+        let t = self.trackers.iter_mut().find(|t| t.url == o.url);
+        match o.result {
+            Ok(resp) => {
+                if let Some(t) = t {
+                    t.announces_ok += 1;
+                    t.last_error = None;
+                    t.warning = resp.warning.clone();
+                    t.seeders = resp.complete;
+                    t.leechers = resp.incomplete;
+                    t.last_peers = resp.peers.len();
+                    t.last_announce = Some(unix_now());
+                }
+                Ok(resp)
+            }
+            Err(e) => {
+                tracing::info!(url = %o.url, error = %e, "announce failed");
+                if let Some(t) = t {
+                    t.announces_failed += 1;
+                    t.last_error = Some(e.to_string());
+                    t.last_announce = Some(unix_now());
+                }
+                Err(())
+            }
+        }
+    }
+
+    /// Answers a question from the last known state (between runs).
+    pub(super) fn answer_idle(&self, q: super::cmd::Query) {
+        use super::cmd::Query;
+        match q {
+            Query::Peers(tx) => {
+                let _ = tx.send(Vec::new());
+            }
+            Query::Pieces(tx) => {
+                let n = self.torrent.as_ref().map_or(0, |t| t.piece_count());
+                let have = if self.have.len() == n {
+                    self.have.clone()
+                } else {
+                    shoal_wire::Bitfield::new(n)
+                };
+                let _ = tx.send(have);
+            }
+            Query::Trackers(tx) => {
+                let _ = tx.send(self.trackers.clone());
+            }
+        }
+    }
+
     async fn transfer_cmd(&mut self, run: &mut Run, cmd: TorrentCmd) -> Option<RunEnd> {
         let now = Instant::now();
         match cmd {
+            TorrentCmd::Query(q) => {
+                use super::cmd::Query;
+                match q {
+                    Query::Peers(tx) => {
+                        let _ = tx.send(run.core.peer_infos());
+                    }
+                    Query::Pieces(tx) => {
+                        let _ = tx.send(run.core.have().clone());
+                    }
+                    q @ Query::Trackers(_) => self.answer_idle(q),
+                }
+            }
             TorrentCmd::Incoming(c) => {
                 let c = *c;
                 run.incoming(c.stream, c.prefix, c.addr)

@@ -51,6 +51,10 @@ const TICK: Duration = Duration::from_millis(250);
 pub(crate) const RECHOKE_INTERVAL: Duration = Duration::from_secs(10);
 /// Time between two saves of the resume data while pieces are verified.
 const RESUME_INTERVAL: Duration = Duration::from_secs(20);
+/// A piece whose blocks all arrived but whose verdict has not come after
+/// this long is fetched again (its data was lost on the way to the disk,
+/// e.g. with a peer that closed before handing it over).
+pub(crate) const VERDICT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most candidate addresses remembered.
 pub(crate) const MAX_KNOWN_ADDRS: usize = 2000;
 
@@ -115,6 +119,8 @@ pub(crate) struct Peer {
     pub interesting: u32,
     /// Close requested; waiting for its task to report `Closed`.
     pub closing: bool,
+    /// Where we learnt of it.
+    pub origin: crate::info::PeerOrigin,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,6 +181,8 @@ pub(crate) struct TorrentCore {
     senders: HashMap<u32, Vec<Option<Sender>>>,
     next_key: PeerKey,
     actions: VecDeque<Action>,
+    /// Pieces whose blocks all arrived, waiting for their verdict: since when.
+    awaiting: HashMap<u32, Instant>,
     /// Keep per-block digests from now on (after the first hash failure).
     digests: bool,
     was_complete_at_start: bool,
@@ -237,6 +245,7 @@ impl TorrentCore {
             senders: HashMap::new(),
             next_key: 1,
             actions: VecDeque::new(),
+            awaiting: HashMap::new(),
             digests: false,
             was_complete_at_start: complete,
             completed: complete,
@@ -274,6 +283,41 @@ impl TorrentCore {
     /// Our listen port as advertised in extension handshakes (`None`: 0).
     pub(crate) fn listen_port(&self) -> Option<u16> {
         Some(self.pex.own_addr().port()).filter(|&p| p != 0)
+    }
+
+    /// The connections, for display.
+    pub(crate) fn peer_infos(&self) -> Vec<crate::info::PeerInfo> {
+        let n = self.picker.num_pieces().max(1) as f32;
+        let mut v: Vec<crate::info::PeerInfo> = self
+            .peers
+            .values()
+            .map(|p| crate::info::PeerInfo {
+                addr: p.addr,
+                client: p
+                    .peer_id
+                    .map(|id| crate::info::client_name(&id))
+                    .unwrap_or_default(),
+                origin: p.origin,
+                connected: p.peer_id.is_some(),
+                am_choking: p.am_choking,
+                am_interested: p.am_interested,
+                peer_choking: p.choking_us,
+                peer_interested: p.interested_in_us,
+                snubbed: p.snubbed,
+                download_rate: p.down_rate,
+                upload_rate: p.up_rate,
+                progress: if p.seed {
+                    1.0
+                } else {
+                    p.has.count_ones() as f32 / n
+                },
+                requests: p.in_flight.len(),
+                transport: "tcp",
+                encrypted: false,
+            })
+            .collect();
+        v.sort_by_key(|p| p.addr);
+        v
     }
 
     /// The verified-piece set, for resume data.
@@ -315,6 +359,9 @@ impl TorrentCore {
         if self.resume_dirty {
             at(self.last_resume + RESUME_INTERVAL);
         }
+        if let Some(t) = self.awaiting.values().min() {
+            at(*t + VERDICT_TIMEOUT);
+        }
         if self.active() && self.peers.len() < self.limits.max_peers {
             if let Some(t) = self
                 .addrs
@@ -334,6 +381,19 @@ impl TorrentCore {
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
         if self.resume_dirty && now >= self.last_resume + RESUME_INTERVAL {
             self.save_resume(now);
+        }
+        let lost: Vec<u32> = self
+            .awaiting
+            .iter()
+            .filter(|(_, &t)| now >= t + VERDICT_TIMEOUT)
+            .map(|(&p, _)| p)
+            .collect();
+        for p in lost {
+            tracing::warn!(
+                piece = p,
+                "no verdict for a complete piece; fetching it again"
+            );
+            self.on_disk(now, DiskVerdict::Lost(p));
         }
         if now < self.next_tick {
             return;
@@ -403,7 +463,7 @@ impl TorrentCore {
             }
             PeerMsg::Blocks(blocks) => {
                 for (block, digest) in blocks {
-                    self.on_block(key, block, digest);
+                    self.on_block(now, key, block, digest);
                 }
                 self.fill(key);
             }
@@ -441,6 +501,7 @@ impl TorrentCore {
             DiskVerdict::Verified(p) => self.on_verified(now, p),
             DiskVerdict::Failed(p) => self.on_failed(p),
             DiskVerdict::Lost(p) => {
+                self.awaiting.remove(&p);
                 let _ = self.picker.on_piece_failed(p);
                 self.senders.remove(&p);
                 let keys: Vec<PeerKey> = self.peers.keys().copied().collect();

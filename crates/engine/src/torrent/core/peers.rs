@@ -90,16 +90,21 @@ impl TorrentCore {
         {
             return None;
         }
-        Some(self.register(addr, false))
+        Some(self.register(addr, false, crate::info::PeerOrigin::Incoming))
     }
 
     /// An outgoing connection the driver set up by itself (an in-memory
     /// stream in tests): its key.
     pub(crate) fn attach_outgoing(&mut self, addr: SocketAddr) -> PeerKey {
-        self.register(addr, true)
+        self.register(addr, true, crate::info::PeerOrigin::Added)
     }
 
-    fn register(&mut self, addr: SocketAddr, outgoing: bool) -> PeerKey {
+    fn register(
+        &mut self,
+        addr: SocketAddr,
+        outgoing: bool,
+        origin: crate::info::PeerOrigin,
+    ) -> PeerKey {
         let key = self.new_key();
         self.pex.add_peer(key, addr, outgoing);
         self.peers.insert(
@@ -120,6 +125,7 @@ impl TorrentCore {
                 snubbed: false,
                 interesting: 0,
                 closing: false,
+                origin,
             },
         );
         key
@@ -351,7 +357,12 @@ impl TorrentCore {
             } else {
                 tracing::debug!(peer = %addr, ?source, "connecting");
             }
-            let key = self.register(addr, true);
+            let origin = match source {
+                PeerSource::Added => crate::info::PeerOrigin::Added,
+                PeerSource::Tracker => crate::info::PeerOrigin::Tracker,
+                PeerSource::Pex => crate::info::PeerOrigin::Pex,
+            };
+            let key = self.register(addr, true, origin);
             self.key_addr.insert(key, addr);
             self.actions.push_back(Action::Connect { key, addr });
         }

@@ -36,7 +36,13 @@ impl TorrentCore {
         self.send(key, PeerCmd::Request(blocks));
     }
 
-    pub(super) fn on_block(&mut self, key: PeerKey, block: Block, digest: Option<BlockDigest>) {
+    pub(super) fn on_block(
+        &mut self,
+        now: Instant,
+        key: PeerKey,
+        block: Block,
+        digest: Option<BlockDigest>,
+    ) {
         let len = u64::from(block.len);
         self.status.downloaded += len;
         let Some(p) = self.peers.get_mut(&key) else {
@@ -45,6 +51,9 @@ impl TorrentCore {
         p.in_flight.remove(&(block.piece, block.offset));
         let ip = ban_key(p.addr);
         let out = self.picker.on_block(key, &block);
+        if out.piece_complete {
+            self.awaiting.insert(block.piece, now);
+        }
         if out.new {
             let n = self.picker.piece_len(block.piece).div_ceil(BLOCK_SIZE) as usize;
             let rec = self
@@ -67,6 +76,7 @@ impl TorrentCore {
     }
 
     pub(super) fn on_verified(&mut self, now: Instant, piece: u32) {
+        self.awaiting.remove(&piece);
         if self.picker.has(piece) || piece >= self.picker.num_pieces() {
             return;
         }
@@ -116,6 +126,7 @@ impl TorrentCore {
     }
 
     pub(super) fn on_failed(&mut self, piece: u32) {
+        self.awaiting.remove(&piece);
         self.status.pieces_failed += 1;
         // Its payload was counted as it arrived; it is corrupt, not downloaded.
         let len = u64::from(self.picker.piece_len(piece));

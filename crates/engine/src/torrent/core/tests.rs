@@ -573,3 +573,23 @@ fn pex_dropped_forgets_candidates_only_pex_named() {
     assert!(!h.core.addrs.contains_key(&x));
     assert!(h.core.addrs.contains_key(&y));
 }
+
+#[test]
+fn a_complete_piece_without_a_verdict_is_fetched_again() {
+    let mut h = Harness::new(1, &[], 4);
+    let a = h.peer(1, &[0]);
+    h.feed(a, PeerMsg::Unchoked);
+    let blocks = h.requested(a);
+    h.deliver(a, &blocks);
+    // The data never reached the disk: no verdict comes.
+    assert!(h.requested(a).is_empty());
+    let due = h.core.poll_timeout().unwrap();
+    assert!(due <= h.now + VERDICT_TIMEOUT);
+    h.advance(VERDICT_TIMEOUT);
+    let mut again = h.requested(a);
+    again.sort();
+    let mut want = blocks;
+    want.sort();
+    assert_eq!(again, want);
+    assert_eq!(h.core.status().pieces_failed, 0, "nobody is blamed");
+}
