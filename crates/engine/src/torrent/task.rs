@@ -841,14 +841,13 @@ impl TorrentTask {
                         }
                     }
                 }
-                Some(o) = recv_announce(&mut self.announcer) => match self.note_announce(o) {
-                    Ok(resp) => {
+                Some(o) = recv_announce(&mut self.announcer) => {
+                    if let Some(resp) = self.note_announce(o) {
                         tracing::debug!(peers = resp.peers.len(), "announce ok");
                         run.core.add_addrs(Instant::now(), resp.peers, PeerSource::Tracker);
                         run.core.handle_timeout(Instant::now());
                     }
-                    Err(()) => {}
-                },
+                }
                 _ = sleep_until(deadline) => run.core.handle_timeout(Instant::now()),
             }
         };
@@ -906,7 +905,7 @@ impl TorrentTask {
                     t.last_peers = resp.peers.len();
                     t.last_announce = Some(unix_now());
                 }
-                Ok(resp)
+                Some(resp)
             }
             Err(e) => {
                 tracing::info!(url = %o.url, error = %e, "announce failed");
@@ -915,7 +914,7 @@ impl TorrentTask {
                     t.last_error = Some(e.to_string());
                     t.last_announce = Some(unix_now());
                 }
-                Err(())
+                None
             }
         }
     }
