@@ -892,7 +892,7 @@ impl TorrentTask {
     }
 
     /// Records what a tracker said; its answer, if it gave one.
-    fn note_announce(&mut self, o: AnnounceOutcome) -> Result<shoal_tracker::AnnounceResponse, ()> {
+    fn note_announce(&mut self, o: AnnounceOutcome) -> Option<shoal_tracker::AnnounceResponse> {
         let t = self.trackers.iter_mut().find(|t| t.url == o.url);
         match o.result {
             Ok(resp) => {
