@@ -15,6 +15,8 @@
 //! - [`connection`]: [`PeerConnection`], the per-connection state machine
 //!   (handshake, choking, interest, request pipelines, keep-alive, timeouts,
 //!   snubbing, rates), driven by bytes, commands and time from outside.
+//! - [`mse`]: MSE/PE, the encrypted handshake ([`mse::MseHandshake`], sans-IO)
+//!   and RC4; `tokio_mse` (feature `tokio`) runs it over a socket.
 //! - `tokio_io` (feature `tokio`): reading an incoming handshake prefix.
 //!
 //! # Driving a connection
@@ -58,6 +60,7 @@ pub mod fast;
 pub mod handshake;
 pub mod message;
 pub mod metadata;
+pub mod mse;
 pub mod pex;
 pub mod rate;
 #[cfg(feature = "tokio")]
