@@ -16,7 +16,8 @@
 //!   (handshake, choking, interest, request pipelines, keep-alive, timeouts,
 //!   snubbing, rates), driven by bytes, commands and time from outside.
 //! - [`mse`]: MSE/PE, the encrypted handshake ([`mse::MseHandshake`], sans-IO)
-//!   and RC4; `tokio_mse` (feature `tokio`) runs it over a socket.
+//!   and RC4; with feature `tokio`, the handshake over a socket and the
+//!   encrypting stream.
 //! - `tokio_io` (feature `tokio`): reading an incoming handshake prefix.
 //!
 //! # Driving a connection

@@ -24,16 +24,26 @@
 //!   (padding of at most 512 bytes, so the sync markers must show up within
 //!   512 bytes; the initial payload at most [`MAX_IA_LEN`]; a deadline for
 //!   the whole handshake) and every failure is a typed [`MseError`].
-//! - `tokio_mse` (feature `tokio`): the handshake over a socket and the
-//!   encrypting stream.
+//! - `io` (feature `tokio`): the handshake over a socket ([`io::run`]), and
+//!   the listening side that tells plain BitTorrent from MSE ([`io::accept`]).
+//! - `MseStream` (feature `tokio`): the connection after the handshake,
+//!   decrypting in place as it reads and encrypting as it writes.
 
 pub mod crypto;
 mod handshake;
+#[cfg(feature = "tokio")]
+pub mod io;
+#[cfg(feature = "tokio")]
+mod stream;
 #[cfg(test)]
 mod tests;
+#[cfg(all(test, feature = "tokio"))]
+mod tokio_tests;
 
 pub use crypto::{DhKey, Rc4};
 pub use handshake::{MseHandshake, MseOutcome, Rc4Pair};
+#[cfg(feature = "tokio")]
+pub use stream::{Encryption, MseStream};
 
 use std::time::Duration;
 use thiserror::Error;
