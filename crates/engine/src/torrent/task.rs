@@ -39,8 +39,8 @@ use tokio::sync::{mpsc, watch};
 
 /// How a torrent enters the session.
 pub(crate) enum Origin {
-    /// Added by a caller.
-    Params(Box<AddTorrentParams>),
+    /// Added by a caller, at this queue position.
+    Params(Box<AddTorrentParams>, i64),
     /// Restored from the session's persistence.
     Record(Box<TorrentRecord>),
 }
@@ -119,6 +119,17 @@ pub(crate) struct TorrentTask {
     counters: Arc<Counters>,
     last: TorrentStatus,
     last_progress: Option<Instant>,
+    /// The session's download queue holds it back.
+    queued: bool,
+    /// Started by hand beyond the download queue.
+    force_start: bool,
+    /// Stopped on its seeding goal.
+    finished: bool,
+    /// Resumed by hand after finishing: seed on whatever the goals say.
+    ignore_goals: bool,
+    /// Uploaded bytes at the last change, and when (for the idle goal).
+    last_upload: (u64, Instant),
+    queue_position: i64,
     dht_mode: Option<FeedMode>,
 }
 
@@ -129,7 +140,7 @@ pub(crate) async fn spawn(
     origin: Origin,
 ) -> Result<(TorrentHandle, Pin<Box<dyn Future<Output = ()> + Send>>), AddTorrentError> {
     let (record, torrent, magnet, selection, peers, timeout, is_new) = match origin {
-        Origin::Params(p) => {
+        Origin::Params(p, queue_position) => {
             let p = *p;
             let hashes = p.source.info_hashes();
             let (torrent, magnet) = match p.source {
@@ -173,7 +184,7 @@ pub(crate) async fn spawn(
                 labels: p.labels,
                 limits: p.limits,
                 added_at: unix_now(),
-                queue_position: id.0,
+                queue_position,
             };
             (
                 record,
@@ -273,6 +284,12 @@ pub(crate) async fn spawn(
         counters: Arc::new(Counters::default()),
         last: status,
         last_progress: None,
+        queued: false,
+        force_start: false,
+        finished: false,
+        ignore_goals: false,
+        last_upload: (0, Instant::now()),
+        queue_position: record.queue_position,
         dht_mode: None,
         ctx,
     };
@@ -352,6 +369,10 @@ impl TorrentTask {
     /// Publishes `s` and the events its change implies.
     pub(super) fn publish(&mut self, s: &TorrentStatus) {
         let now = Instant::now();
+        let mut s = s.clone();
+        s.finished = self.finished;
+        s.queue_position = self.queue_position;
+        let s = &s;
         if s.state != self.last.state {
             self.ctx.emit(SessionEvent::StateChanged {
                 id: self.id,
@@ -425,7 +446,7 @@ impl TorrentTask {
             labels: m.labels.clone(),
             limits: m.limits,
             added_at: m.added_at,
-            queue_position: self.id.0,
+            queue_position: self.queue_position,
         };
         let p = self.ctx.persist.clone();
         let r = tokio::task::spawn_blocking(move || p.save_torrent(&rec)).await;
@@ -475,7 +496,7 @@ impl TorrentTask {
         loop {
             let cmd = self.cmds.recv().await?;
             match cmd {
-                TorrentCmd::Resume | TorrentCmd::Recheck => {
+                TorrentCmd::Resume { .. } | TorrentCmd::Recheck => {
                     self.user_paused = false;
                     return None;
                 }
@@ -502,10 +523,22 @@ impl TorrentTask {
                 self.user_paused = true;
                 self.save_record().await;
             }
-            TorrentCmd::Resume => {
+            TorrentCmd::Resume { force } => {
                 self.user_paused = false;
+                self.force_start = force;
+                if std::mem::take(&mut self.finished) {
+                    self.ignore_goals = true;
+                }
                 self.save_record().await;
             }
+            TorrentCmd::Queue(q) => self.queued = q,
+            TorrentCmd::SetQueuePosition(p) => {
+                self.queue_position = p;
+                let s = self.last.clone();
+                self.publish(&s);
+                self.save_record().await;
+            }
+            TorrentCmd::SettingsChanged => self.ignore_goals = false,
             TorrentCmd::SetFilePriorities(p, reply) => {
                 let r = self.store_priorities(p);
                 if r.is_ok() {
@@ -815,9 +848,13 @@ impl TorrentTask {
         } else {
             self.start_announcer();
         }
+        self.last_upload = (run.core.status().uploaded, Instant::now());
         let end = loop {
-            self.after_step(&mut run, &storage);
-            let deadline = run.core.poll_timeout();
+            self.after_step(&mut run, &storage).await;
+            let deadline = match (run.core.poll_timeout(), self.idle_deadline(&run)) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             tokio::select! {
                 cmd = self.cmds.recv() => {
                     let Some(cmd) = cmd else {
@@ -864,7 +901,60 @@ impl TorrentTask {
 
     /// After every input: carry out the core's actions, start the disk when
     /// needed, publish, and steer the DHT and the trackers by the state.
-    fn after_step(&mut self, run: &mut Run, storage: &Arc<Storage>) {
+    /// When the idle seeding goal would stop this torrent, if it has one.
+    fn idle_deadline(&self, run: &Run) -> Option<Instant> {
+        if run.core.status().state != TorrentState::Seeding || self.ignore_goals {
+            return None;
+        }
+        let goal = self.meta_tx.borrow().limits.seed_idle;
+        let idle = goal.resolve(self.ctx.live().seed_idle)?;
+        Some(self.last_upload.1 + idle)
+    }
+
+    /// Whether a seeding torrent reached its ratio or idle goal.
+    fn goal_reached(&mut self, s: &TorrentStatus) -> bool {
+        let now = Instant::now();
+        if s.uploaded != self.last_upload.0 {
+            self.last_upload = (s.uploaded, now);
+        }
+        if s.state != TorrentState::Seeding || self.ignore_goals {
+            return false;
+        }
+        let limits = self.meta_tx.borrow().limits;
+        let live = self.ctx.live();
+        if let Some(r) = limits.seed_ratio.resolve(live.seed_ratio) {
+            // As Transmission: against what was downloaded, or the size
+            // for a torrent that was never downloaded here.
+            let base = if s.downloaded > 0 {
+                s.downloaded
+            } else {
+                s.wanted_bytes
+            };
+            if base > 0 && s.uploaded as f64 >= r * base as f64 {
+                return true;
+            }
+        }
+        if let Some(idle) = limits.seed_idle.resolve(live.seed_idle) {
+            if now >= self.last_upload.1 + idle {
+                return true;
+            }
+        }
+        false
+    }
+
+    async fn after_step(&mut self, run: &mut Run, storage: &Arc<Storage>) {
+        let s = run.core.status().clone();
+        if self.goal_reached(&s) {
+            tracing::info!("seeding goal reached; stopping");
+            self.finished = true;
+            self.user_paused = true;
+            run.core.pause(None);
+            self.save_record().await;
+        }
+        if self.queued && !self.force_start && run.core.status().state == TorrentState::Downloading
+        {
+            run.core.queue();
+        }
         for a in run.act() {
             match a {
                 TaskAction::SaveResume(v) => {
@@ -970,12 +1060,28 @@ impl TorrentTask {
                 run.core.pause(None);
                 self.save_record().await;
             }
-            TorrentCmd::Resume => {
+            TorrentCmd::Resume { force } => {
                 self.user_paused = false;
+                self.force_start = force;
+                if std::mem::take(&mut self.finished) {
+                    self.ignore_goals = true;
+                }
                 run.core.resume(now);
                 self.start_announcer();
                 self.save_record().await;
             }
+            TorrentCmd::Queue(q) => {
+                self.queued = q;
+                if !q && run.core.status().state == TorrentState::Queued && !self.user_paused {
+                    run.core.resume(now);
+                    self.start_announcer();
+                }
+            }
+            TorrentCmd::SetQueuePosition(p) => {
+                self.queue_position = p;
+                self.save_record().await;
+            }
+            TorrentCmd::SettingsChanged => self.ignore_goals = false,
             TorrentCmd::Recheck => return Some(RunEnd::Recheck),
             TorrentCmd::Reannounce => {
                 if let Some((h, _)) = &self.announcer {

@@ -536,11 +536,25 @@ impl TorrentCore {
             Some(e) => tracing::error!(error = %e, "stopping the torrent"),
             None => tracing::info!("pausing torrent"),
         }
-        self.status.state = if error.is_some() {
+        let state = if error.is_some() {
             TorrentState::Error
         } else {
             TorrentState::Paused
         };
+        self.stop_transfer(state, error);
+    }
+
+    /// Waits for a download slot of the session: like a pause, in state
+    /// [`TorrentState::Queued`]. [`TorrentCore::resume`] starts it again.
+    pub(crate) fn queue(&mut self) {
+        if self.status.state == TorrentState::Downloading {
+            tracing::info!("queued");
+            self.stop_transfer(TorrentState::Queued, None);
+        }
+    }
+
+    fn stop_transfer(&mut self, state: TorrentState, error: Option<TorrentError>) {
+        self.status.state = state;
         self.status.error = error;
         self.status.download_rate = 0;
         self.status.upload_rate = 0;
