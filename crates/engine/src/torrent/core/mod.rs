@@ -10,6 +10,8 @@
 //!
 //! Idle costs nothing: with no peer connected, no candidate to dial and no
 //! resume data to save, [`TorrentCore::poll_timeout`] is `None`.
+mod layers;
+mod metadata;
 mod peers;
 mod pieces;
 #[cfg(test)]
@@ -80,6 +82,13 @@ pub(crate) enum Action {
     ReadDigests(u32),
     /// Tell the trackers that the download completed.
     AnnounceCompleted,
+    /// A magnet link's info dictionary arrived (it hashes to the
+    /// info-hash): parse it, check the data, then
+    /// [`TorrentCore::set_metadata`].
+    MetadataReady(bytes::Bytes),
+    /// The missing v2 piece layers arrived (each checked against its
+    /// file's `pieces root`): (file index, layer) to attach to the torrent.
+    LayersReady(Vec<(usize, Vec<[u8; 32]>)>),
 }
 
 /// A disk verdict about a piece, or a failure that stops the torrent.
@@ -193,6 +202,10 @@ pub(crate) struct TorrentCore {
     next_tick: Instant,
     last_rate: (Instant, u64, u64),
     pex: PeerExchange,
+    /// The `ut_metadata` fetch of a magnet link (until the metadata is set).
+    meta: Option<metadata::MetadataFetch>,
+    /// The fetch of missing v2 piece layers.
+    layers: Option<layers::LayerFetch>,
 }
 
 impl TorrentCore {
@@ -255,6 +268,8 @@ impl TorrentCore {
             next_tick: now,
             last_rate: (now, 0, 0),
             pex: init.pex,
+            meta: None,
+            layers: None,
         }
     }
 
@@ -336,7 +351,7 @@ impl TorrentCore {
     fn active(&self) -> bool {
         matches!(
             self.status.state,
-            TorrentState::Downloading | TorrentState::Seeding
+            TorrentState::Downloading | TorrentState::Seeding | TorrentState::FetchingMetadata
         )
     }
 
@@ -399,6 +414,8 @@ impl TorrentCore {
             return;
         }
         self.next_tick = now + TICK;
+        self.request_metadata(now);
+        self.request_layers(now);
         self.send_pex(now);
         self.connect_more(now);
         if now >= self.next_rechoke {
@@ -428,15 +445,28 @@ impl TorrentCore {
         }
         match msg {
             PeerMsg::TcpConnected => {}
-            PeerMsg::Handshake { peer_id } => self.on_handshake(key, peer_id),
+            PeerMsg::Handshake { peer_id } => {
+                self.on_handshake(key, peer_id);
+                self.request_layers(now);
+            }
             PeerMsg::PipelineLimit(n) => {
                 if let Some(p) = self.peers.get_mut(&key) {
                     p.pipeline_cap = n.max(1);
                 }
             }
-            PeerMsg::Extensions { port, pex, your_ip } => {
+            PeerMsg::Extensions {
+                port,
+                pex,
+                your_ip,
+                metadata_size,
+            } => {
                 self.pex.on_extensions(key, now, port, pex, your_ip);
+                self.on_metadata_offer(key, metadata_size);
+                self.request_metadata(now);
             }
+            PeerMsg::Metadata(m) => self.on_metadata_message(now, key, m),
+            PeerMsg::Hashes { request, hashes } => self.on_hashes(now, key, *request, &hashes),
+            PeerMsg::HashReject(r) => self.on_hash_reject(now, key, *r),
             PeerMsg::Pex(m) => self.on_pex(now, key, &m),
             PeerMsg::Bitfield(bf) => self.on_bitfield(key, bf),
             PeerMsg::Have(i) => self.on_have(key, i),
@@ -571,7 +601,9 @@ impl TorrentCore {
             return;
         }
         self.status.error = None;
-        self.status.state = if self.picker.is_complete() {
+        self.status.state = if self.meta.is_some() {
+            TorrentState::FetchingMetadata
+        } else if self.picker.is_complete() {
             TorrentState::Seeding
         } else {
             TorrentState::Downloading
