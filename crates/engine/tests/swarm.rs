@@ -208,59 +208,66 @@ async fn restart_does_not_refetch_verified_pieces() {
 }
 
 /// A peer that claims every piece and answers each request with garbage.
+/// It speaks plain BitTorrent only, so a leecher that tries MSE first must
+/// fall back to a second, plain connection.
 async fn hostile_peer(t: Arc<Torrent>) -> SocketAddr {
-    use shoal_wire::{Bitfield, ConnectionConfig, Event, PeerConnection};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
-        let Ok(Ok((mut s, _))) = tokio::time::timeout(LIMIT, l.accept()).await else {
-            return;
-        };
-        let Ok(prefix) = shoal_wire::tokio_io::read_handshake_prefix(&mut s).await else {
-            return;
-        };
-        let now = std::time::Instant::now();
-        let mut c = PeerConnection::incoming(
-            ConnectionConfig::default(),
-            prefix,
-            *b"-XX0000-hostilepeer!",
-            Some(Bitfield::full(t.piece_count())),
-            now,
-        );
-        let mut rng = rand::rngs::StdRng::seed_from_u64(99);
-        let mut buf = vec![0u8; 65536];
         let end = tokio::time::Instant::now() + LIMIT;
-        loop {
-            while let Some(b) = c.poll_transmit() {
-                if s.write_all(&b).await.is_err() {
-                    return;
-                }
-            }
-            let n = match tokio::time::timeout_at(end, s.read(&mut buf)).await {
-                Ok(Ok(n)) if n > 0 => n,
-                _ => return,
-            };
-            let now = std::time::Instant::now();
-            if c.handle_bytes(now, &buf[..n]).is_err() {
-                return;
-            }
-            while let Some(ev) = c.poll_event() {
-                match ev {
-                    Event::Interested => {
-                        let _ = c.unchoke(now);
-                    }
-                    Event::Request(r) => {
-                        let mut junk = vec![0u8; r.length as usize];
-                        rng.fill(&mut junk[..]);
-                        let _ = c.send_piece(now, r.piece, r.offset, junk.into());
-                    }
-                    _ => {}
-                }
-            }
+        while let Ok(Ok((s, _))) = tokio::time::timeout_at(end, l.accept()).await {
+            tokio::spawn(hostile_conn(t.clone(), s, end));
         }
     });
     addr
+}
+
+async fn hostile_conn(t: Arc<Torrent>, mut s: tokio::net::TcpStream, end: tokio::time::Instant) {
+    use shoal_wire::{Bitfield, ConnectionConfig, Event, PeerConnection};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(Ok(prefix)) =
+        tokio::time::timeout_at(end, shoal_wire::tokio_io::read_handshake_prefix(&mut s)).await
+    else {
+        return;
+    };
+    let now = std::time::Instant::now();
+    let mut c = PeerConnection::incoming(
+        ConnectionConfig::default(),
+        prefix,
+        *b"-XX0000-hostilepeer!",
+        Some(Bitfield::full(t.piece_count())),
+        now,
+    );
+    let mut rng = rand::rngs::StdRng::seed_from_u64(99);
+    let mut buf = vec![0u8; 65536];
+    loop {
+        while let Some(b) = c.poll_transmit() {
+            if s.write_all(&b).await.is_err() {
+                return;
+            }
+        }
+        let n = match tokio::time::timeout_at(end, s.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => n,
+            _ => return,
+        };
+        let now = std::time::Instant::now();
+        if c.handle_bytes(now, &buf[..n]).is_err() {
+            return;
+        }
+        while let Some(ev) = c.poll_event() {
+            match ev {
+                Event::Interested => {
+                    let _ = c.unchoke(now);
+                }
+                Event::Request(r) => {
+                    let mut junk = vec![0u8; r.length as usize];
+                    rng.fill(&mut junk[..]);
+                    let _ = c.send_piece(now, r.piece, r.offset, junk.into());
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
