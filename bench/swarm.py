@@ -14,6 +14,7 @@ usage: bench/swarm.py [--size-mib 1024] [--runs 3] [--pairs shoal:shoal,libtorre
        "encryption": 2); plain: shoal --encryption disable, Transmission prefers plaintext,
        libtorrent and aria2 as by default (they select plaintext); default: every client
        with its own defaults.
+       SHOAL_BENCH_BIN=PATH runs that shoal binary instead of building target/release/shoal.
        (builds shoal in release mode first; needs the Debian clients .ci/run installs)
 Only loopback addresses are used. Every process is killed by PID at the end.
 """
@@ -239,7 +240,12 @@ def main():
     ENC.update(ENC_MODES[args.encryption][0])
     TR_ENCRYPTION[0] = ENC_MODES[args.encryption][1]
     SHOAL_LEECH_ARGS.extend(args.shoal_leech_args.split())
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "shoal"], cwd=ROOT, check=True)
+    if os.environ.get("SHOAL_BENCH_BIN"):
+        # A shoal binary built elsewhere (no cargo build).
+        global SHOAL
+        SHOAL = os.environ["SHOAL_BENCH_BIN"]
+    else:
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "shoal"], cwd=ROOT, check=True)
     work = tempfile.mkdtemp(prefix="shoal-bench-swarm.")
     try:
         parent = os.path.join(work, "src")
