@@ -26,7 +26,7 @@ use crate::smartban::{BlockDigest, SmartBan};
 use crate::status::{TorrentState, TorrentStatus};
 use rand::rngs::StdRng;
 use shoal_wire::Bitfield;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -156,7 +156,9 @@ pub(crate) struct TorrentCore {
     rng: StdRng,
     status: TorrentStatus,
     have: Bitfield,
-    peers: HashMap<PeerKey, Peer>,
+    /// Ordered by key so that iterating it (fills, rechokes, haves) is the
+    /// same in every run of a seeded core.
+    peers: BTreeMap<PeerKey, Peer>,
     addrs: HashMap<SocketAddr, AddrInfo>,
     key_addr: HashMap<PeerKey, SocketAddr>,
     banned: HashSet<SocketAddr>,
@@ -218,7 +220,7 @@ impl TorrentCore {
             rng: init.rng,
             status,
             have,
-            peers: HashMap::new(),
+            peers: BTreeMap::new(),
             addrs: HashMap::new(),
             key_addr: HashMap::new(),
             banned: HashSet::new(),
