@@ -529,6 +529,33 @@ fn same_seed_same_decisions() {
 }
 
 #[test]
+fn a_seed_is_asked_for_rare_pieces_before_the_rest_of_common_ones() {
+    let mut h = Harness::new(8, &[], 4);
+    // Piece 0 is common: three leechers have it.
+    let a = h.peer(1, &[0]);
+    let _ = h.peer(2, &[0]);
+    let _ = h.peer(3, &[0]);
+    h.feed(a, PeerMsg::Unchoked);
+    let from_a = h.requested(a);
+    assert_eq!(from_a.len(), 4);
+    // a chokes us and rejects half of them: piece 0 is half free again.
+    h.feed(a, PeerMsg::Choked);
+    h.feed(a, PeerMsg::RequestsFailed(from_a[2..].to_vec()));
+    // The seed is asked for pieces only it has, not for the rest of piece 0.
+    let seed = h.peer(4, &all(8));
+    h.feed(seed, PeerMsg::Unchoked);
+    let from_seed = h.requested(seed);
+    assert_eq!(from_seed.len(), 16, "{from_seed:?}");
+    assert!(from_seed.iter().all(|b| b.piece != 0), "{from_seed:?}");
+    // Another leecher with piece 0 takes its rest over.
+    let d = h.peer(5, &[0]);
+    h.feed(d, PeerMsg::Unchoked);
+    let mut from_d = h.requested(d);
+    from_d.sort();
+    assert_eq!(from_d, from_a[2..].to_vec());
+}
+
+#[test]
 fn same_seed_same_choices_among_many_peers() {
     // Rechokes walk the peer set: its order must not change from run to run.
     let run = || {
