@@ -256,6 +256,11 @@ impl TorrentCore {
         self.digests
     }
 
+    /// Whether `addr` is banned for sending corrupt data.
+    pub(crate) fn is_banned(&self, addr: SocketAddr) -> bool {
+        self.banned.contains(&ban_key(addr))
+    }
+
     /// Whether peer exchange is on (never for private torrents).
     pub(crate) fn pex_enabled(&self) -> bool {
         self.pex.enabled()
