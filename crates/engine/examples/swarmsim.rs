@@ -61,7 +61,8 @@ fn main() {
     let r = simulate(&cfg);
     let t_min = r.fluid_bound_s;
     println!(
-        "seeds {seeds} leechers {leechers} (free riders {free}, corrupt {corrupt}) F {} MiB piece {} KiB up {} KiB/s down {} KiB/s latency {:?} ms slots {} max_peers {} seed {}",
+        "seeds {seeds} (up {} KiB/s) leechers {leechers} (free riders {free}, corrupt {corrupt}) F {} MiB piece {} KiB up {} KiB/s down {} KiB/s latency {:?} ms slots {} max_peers {} seed {}",
+        seed_up.unwrap_or(up) >> 10,
         cfg.file_size >> 20,
         cfg.piece_size >> 10,
         up >> 10,
