@@ -19,11 +19,11 @@ impl World<'_> {
             None => u64::from(self.cfg.latency_ms.1) * 1000,
         };
         let now = self.instant();
+        let mut far = End::new(target.unwrap_or(usize::MAX), None, now);
+        // Nobody is at the other end of a dial to an unknown address.
+        far.alive = target.is_some();
         self.conns.push(Conn {
-            ends: [
-                End::new(n, Some(key), now),
-                End::new(target.unwrap_or(usize::MAX), None, now),
-            ],
+            ends: [End::new(n, Some(key), now), far],
             latency: lat,
             open: true,
         });
