@@ -31,6 +31,7 @@ pub mod picker;
 pub mod piece_layers;
 pub mod rate;
 pub mod session;
+pub mod sim;
 pub mod smartban;
 pub mod status;
 mod torrent;
