@@ -25,6 +25,7 @@ pub mod info;
 pub mod layout;
 pub mod metadata;
 mod peer;
+pub mod peer_close;
 pub mod persist;
 pub mod pex;
 pub mod picker;
