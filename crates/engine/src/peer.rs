@@ -7,6 +7,7 @@
 //! the download rate limit says so, or while too much output is queued.
 //! A protocol error closes this connection only.
 use crate::error::TorrentError;
+use crate::peer_close::PeerClose;
 use crate::picker::{Block, PeerKey};
 use crate::rate::TokenBucket;
 use crate::torrent::{DiskVerdict, ToTorrent};
@@ -145,7 +146,7 @@ pub(crate) enum PeerMsg {
         snubbed: bool,
     },
     /// The connection ended.
-    Closed { reason: String },
+    Closed { reason: PeerClose },
 }
 
 /// What every peer task of one torrent shares.
@@ -288,7 +289,7 @@ impl PeerTask {
             MseHandshake::initiator(cfg, *self.conn.info_hash(), &ia, &mut rng, Instant::now());
         let cancel = self.cancel.clone();
         let r = tokio::select! {
-            _ = cancel.cancelled() => return self.close("cancelled".into()).await,
+            _ = cancel.cancelled() => return self.close(PeerClose::Cancelled).await,
             r = shoal_wire::mse::io::run(stream, hs, &[]) => r,
         };
         match r {
@@ -303,12 +304,12 @@ impl PeerTask {
                     Ok(s) => s,
                     Err(reason) => return self.close(reason).await,
                 };
-                if let Err(e) = stream.write_all(&ia).await {
-                    return self.close(format!("write: {e}")).await;
+                if stream.write_all(&ia).await.is_err() {
+                    return self.close(PeerClose::WriteClosed).await;
                 }
                 self.run(stream).await
             }
-            Err(e) => self.close(format!("{e}")).await,
+            Err(e) => self.close(PeerClose::Mse(Box::new(e))).await,
         }
     }
 
@@ -318,13 +319,13 @@ impl PeerTask {
         &self,
         timeout: Duration,
         half_open: &Arc<tokio::sync::Semaphore>,
-    ) -> Result<tokio::net::TcpStream, String> {
+    ) -> Result<tokio::net::TcpStream, PeerClose> {
         let connect = async {
             let _permit = half_open.clone().acquire_owned().await;
             tokio::time::timeout(timeout, tokio::net::TcpStream::connect(self.addr)).await
         };
         let r = tokio::select! {
-            _ = self.cancel.cancelled() => return Err("cancelled".into()),
+            _ = self.cancel.cancelled() => return Err(PeerClose::Cancelled),
             r = connect => r,
         };
         match r {
@@ -332,12 +333,12 @@ impl PeerTask {
                 let _ = s.set_nodelay(true);
                 Ok(s)
             }
-            Ok(Err(e)) => Err(format!("connect: {e}")),
-            Err(_) => Err("connect: timed out".into()),
+            Ok(Err(e)) => Err(PeerClose::Connect(e)),
+            Err(_) => Err(PeerClose::ConnectTimeout),
         }
     }
 
-    async fn close(self, reason: String) {
+    async fn close(self, reason: PeerClose) {
         let _ = self
             .to_torrent
             .send(ToTorrent::Peer(self.key, PeerMsg::Closed { reason }))
@@ -357,21 +358,21 @@ impl PeerTask {
             .await;
     }
 
-    async fn send(&self, msg: PeerMsg) -> Result<(), String> {
+    async fn send(&self, msg: PeerMsg) -> Result<(), PeerClose> {
         self.to_torrent
             .send(ToTorrent::Peer(self.key, msg))
             .await
-            .map_err(|_| "torrent stopped".to_string())
+            .map_err(|_| PeerClose::TorrentStopped)
     }
 
-    async fn send_verdict(&self, v: DiskVerdict) -> Result<(), String> {
+    async fn send_verdict(&self, v: DiskVerdict) -> Result<(), PeerClose> {
         self.to_torrent
             .send(ToTorrent::Disk(v))
             .await
-            .map_err(|_| "torrent stopped".to_string())
+            .map_err(|_| PeerClose::TorrentStopped)
     }
 
-    async fn drive<S>(&mut self, stream: S) -> String
+    async fn drive<S>(&mut self, stream: S) -> PeerClose
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
@@ -404,7 +405,7 @@ impl PeerTask {
             })
             .await;
         match r {
-            Ok(()) => "closed".into(),
+            Ok(()) => PeerClose::Closed,
             Err(e) => e,
         }
     }
@@ -414,7 +415,7 @@ impl PeerTask {
         rd: &mut R,
         wtx: &mpsc::Sender<(Bytes, bool)>,
         writes: &mut FuturesUnordered<WriteFut>,
-    ) -> Result<(), String> {
+    ) -> Result<(), PeerClose> {
         let mut reads: FuturesUnordered<ReadFut> = FuturesUnordered::new();
         let mut to_serve: VecDeque<BlockRequest> = VecDeque::new();
         let mut out: VecDeque<(Bytes, bool)> = VecDeque::new();
@@ -466,7 +467,7 @@ impl PeerTask {
                 out.push_back(b);
             }
             if eof && out.is_empty() {
-                return Err("peer closed the connection".into());
+                return Err(PeerClose::PeerClosed);
             }
             let deadline = self
                 .conn
@@ -484,7 +485,7 @@ impl PeerTask {
                     None => return Ok(()),
                 },
                 r = read_some(rd, self.conn.recv_buffer()), if can_read => {
-                    let n = r.map_err(|e| format!("read: {e}"))?;
+                    let n = r.map_err(PeerClose::Read)?;
                     if n == 0 {
                         eof = true;
                         continue;
@@ -493,7 +494,7 @@ impl PeerTask {
                     read_resume_at = (!wait.is_zero()).then(|| Instant::now() + wait);
                     self.conn
                         .process_received(Instant::now())
-                        .map_err(|e| format!("protocol: {e}"))?;
+                        ?;
                 }
                 Some(res) = writes.next(), if !writes.is_empty() => self.on_batch_written(res).await?,
                 Some((r, done)) = reads.next(), if !reads.is_empty() => match done {
@@ -504,7 +505,7 @@ impl PeerTask {
                     Err(e) => self.read_failed(e, &[r]).await?,
                 },
                 permit = wtx.reserve(), if !out.is_empty() => {
-                    let permit = permit.map_err(|_| "write: connection closed".to_string())?;
+                    let permit = permit.map_err(|_| PeerClose::WriteClosed)?;
                     if let Some(b) = out.pop_front() {
                         out_len -= b.0.len();
                         permit.send(b);
@@ -513,7 +514,7 @@ impl PeerTask {
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     self.conn
                         .handle_timeout(Instant::now())
-                        .map_err(|e| format!("timeout: {e}"))?;
+                        ?;
                 }
                 _ = tokio::time::sleep_until(resume.unwrap_or(now).into()), if resume.is_some() => {
                     read_resume_at = None;
@@ -541,7 +542,7 @@ impl PeerTask {
         ev: Event,
         received: &mut Received,
         to_serve: &mut VecDeque<BlockRequest>,
-    ) -> Result<(), String> {
+    ) -> Result<(), PeerClose> {
         match ev {
             Event::HandshakeComplete { peer_id, .. } => {
                 let encrypted = self.encrypted;
@@ -648,7 +649,7 @@ impl PeerTask {
         Ok(())
     }
 
-    async fn on_cmd(&mut self, cmd: PeerCmd) -> Result<(), String> {
+    async fn on_cmd(&mut self, cmd: PeerCmd) -> Result<(), PeerClose> {
         let now = Instant::now();
         match cmd {
             PeerCmd::Request(blocks) => {
@@ -694,9 +695,7 @@ impl PeerTask {
                     .send_metadata(now, &shoal_wire::MetadataMessage::Request { piece });
             }
             PeerCmd::SetPieces(ours) => {
-                self.conn
-                    .set_num_pieces(ours.len())
-                    .map_err(|e| format!("protocol: {e}"))?;
+                self.conn.set_num_pieces(ours.len())?;
                 for p in ours.iter_ones() {
                     let _ = self.conn.have(now, p);
                 }
@@ -706,7 +705,7 @@ impl PeerTask {
         Ok(())
     }
 
-    async fn read_failed(&mut self, e: DiskError, reqs: &[BlockRequest]) -> Result<(), String> {
+    async fn read_failed(&mut self, e: DiskError, reqs: &[BlockRequest]) -> Result<(), PeerClose> {
         let now = Instant::now();
         for r in reqs {
             let _ = self.conn.reject_request(now, *r);
@@ -720,7 +719,7 @@ impl PeerTask {
                 }
                 Ok(())
             }
-            e => Err(format!("disk: {e}")),
+            e => Err(e.into()),
         }
     }
 
@@ -730,7 +729,7 @@ impl PeerTask {
         &mut self,
         received: Received,
         writes: &mut FuturesUnordered<WriteFut>,
-    ) -> Result<(), String> {
+    ) -> Result<(), PeerClose> {
         let mut blocks = Vec::with_capacity(received.len());
         let mut data = Vec::with_capacity(received.len());
         for (b, digest, bytes) in received {
@@ -752,7 +751,7 @@ impl PeerTask {
     async fn on_batch_written(
         &mut self,
         res: Result<Vec<Result<BlockOutcome, DiskError>>, DiskError>,
-    ) -> Result<(), String> {
+    ) -> Result<(), PeerClose> {
         match res {
             Ok(outcomes) => {
                 for o in outcomes {
@@ -766,7 +765,7 @@ impl PeerTask {
 
     /// What became of a block: verdicts and storage errors go from the disk
     /// pool to the torrent directly; only what concerns this peer is here.
-    async fn on_written(&mut self, res: Result<BlockOutcome, DiskError>) -> Result<(), String> {
+    async fn on_written(&mut self, res: Result<BlockOutcome, DiskError>) -> Result<(), PeerClose> {
         match res {
             Ok(_) => Ok(()),
             Err(DiskError::Storage(e)) => {
@@ -777,7 +776,7 @@ impl PeerTask {
                 tracing::debug!(peer = %self.addr, reason, "block refused by the disk");
                 Ok(())
             }
-            Err(e) => Err(format!("disk: {e}")),
+            Err(e) => Err(e.into()),
         }
     }
 }

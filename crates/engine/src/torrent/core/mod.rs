@@ -28,7 +28,7 @@ use crate::smartban::{BlockDigest, SmartBan};
 use crate::status::{TorrentState, TorrentStatus};
 use rand::rngs::StdRng;
 use shoal_wire::Bitfield;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -185,7 +185,9 @@ pub(crate) struct TorrentCore {
     rng: StdRng,
     status: TorrentStatus,
     have: Bitfield,
-    peers: HashMap<PeerKey, Peer>,
+    /// Ordered by key so that iterating it (fills, rechokes, haves) is the
+    /// same in every run of a seeded core.
+    peers: BTreeMap<PeerKey, Peer>,
     addrs: HashMap<SocketAddr, AddrInfo>,
     key_addr: HashMap<PeerKey, SocketAddr>,
     banned: HashSet<SocketAddr>,
@@ -253,7 +255,7 @@ impl TorrentCore {
             rng: init.rng,
             status,
             have,
-            peers: HashMap::new(),
+            peers: BTreeMap::new(),
             addrs: HashMap::new(),
             key_addr: HashMap::new(),
             banned: HashSet::new(),
@@ -290,6 +292,11 @@ impl TorrentCore {
     /// Whether block digests should be computed for smart ban.
     pub(crate) fn wants_block_digests(&self) -> bool {
         self.digests
+    }
+
+    /// Whether `addr` is banned for sending corrupt data.
+    pub(crate) fn is_banned(&self, addr: SocketAddr) -> bool {
+        self.banned.contains(&ban_key(addr))
     }
 
     /// Whether peer exchange is on (never for private torrents).

@@ -141,7 +141,7 @@ fn idle_torrent_has_no_deadline() {
     h.feed(
         key,
         PeerMsg::Closed {
-            reason: "bye".into(),
+            reason: crate::peer_close::PeerClose::Simulated("bye"),
         },
     );
     // The rates of the last tick run down once, then nothing is due.
@@ -328,7 +328,7 @@ fn sole_sender_of_a_bad_piece_is_banned() {
     h.feed(
         bad,
         PeerMsg::Closed {
-            reason: "banned".into(),
+            reason: crate::peer_close::PeerClose::Simulated("banned"),
         },
     );
     // It cannot come back from the same address.
@@ -412,7 +412,7 @@ fn pause_closes_everything_and_resume_dials_again() {
         h.feed(
             k,
             PeerMsg::Closed {
-                reason: "paused".into(),
+                reason: crate::peer_close::PeerClose::Simulated("paused"),
             },
         );
     }
@@ -509,7 +509,7 @@ fn failed_dials_back_off() {
         h.feed(
             key,
             PeerMsg::Closed {
-                reason: "connect: refused".into(),
+                reason: crate::peer_close::PeerClose::Simulated("connect: refused"),
             },
         );
     }
@@ -715,4 +715,53 @@ fn a_peer_with_bad_metadata_is_dropped_and_another_one_asked() {
         .any(|x| matches!(x, Action::Close(k) if *k == a)));
     assert!(!acts.iter().any(|x| matches!(x, Action::MetadataReady(_))));
     assert_eq!(h.core.status().state, TorrentState::FetchingMetadata);
+}
+
+#[test]
+fn a_seed_is_asked_for_rare_pieces_before_the_rest_of_common_ones() {
+    let mut h = Harness::new(8, &[], 4);
+    // Piece 0 is common: three leechers have it.
+    let a = h.peer(1, &[0]);
+    let _ = h.peer(2, &[0]);
+    let _ = h.peer(3, &[0]);
+    h.feed(a, PeerMsg::Unchoked);
+    let from_a = h.requested(a);
+    assert_eq!(from_a.len(), 4);
+    // a chokes us and rejects half of them: piece 0 is half free again.
+    h.feed(a, PeerMsg::Choked);
+    h.feed(a, PeerMsg::RequestsFailed(from_a[2..].to_vec()));
+    // The seed is asked for pieces only it has, not for the rest of piece 0.
+    let seed = h.peer(4, &all(8));
+    h.feed(seed, PeerMsg::Unchoked);
+    let from_seed = h.requested(seed);
+    assert_eq!(from_seed.len(), 16, "{from_seed:?}");
+    assert!(from_seed.iter().all(|b| b.piece != 0), "{from_seed:?}");
+    // Another leecher with piece 0 takes its rest over.
+    let d = h.peer(5, &[0]);
+    h.feed(d, PeerMsg::Unchoked);
+    let mut from_d = h.requested(d);
+    from_d.sort();
+    assert_eq!(from_d, from_a[2..].to_vec());
+}
+
+#[test]
+fn same_seed_same_choices_among_many_peers() {
+    // Rechokes walk the peer set: its order must not change from run to run.
+    let run = || {
+        let mut h = Harness::new(4, &all(4), 2);
+        let keys: Vec<PeerKey> = (1..=12).map(|i| h.peer(i, &[])).collect();
+        for &k in &keys {
+            h.feed(k, PeerMsg::Interest(true));
+        }
+        let mut out = Vec::new();
+        for _ in 0..6 {
+            h.advance(crate::choker::OPTIMISTIC_INTERVAL);
+            out.push(h.unchoked());
+        }
+        out
+    };
+    let first = run();
+    for _ in 0..4 {
+        assert_eq!(run(), first);
+    }
 }
