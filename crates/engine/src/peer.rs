@@ -73,6 +73,13 @@ pub(crate) enum PeerCmd {
     Interested(bool),
     /// Send this `ut_pex` message (BEP 11).
     Pex(shoal_wire::PexMessage),
+    /// Ask for a piece of the info dictionary (BEP 9).
+    RequestMetadata(u32),
+    /// Ask for piece-layer hashes (BEP 52).
+    RequestHashes(shoal_wire::HashRequest),
+    /// The metadata arrived: the torrent has these pieces (the piece count
+    /// is now known; we announce what we have).
+    SetPieces(shoal_wire::Bitfield),
 }
 
 /// What a peer task tells its torrent.
@@ -92,7 +99,20 @@ pub(crate) enum PeerMsg {
         pex: bool,
         /// Our address as it sees us (`yourip`).
         your_ip: Option<std::net::IpAddr>,
+        /// The size of the info dictionary it offers (BEP 9), if any.
+        metadata_size: Option<u64>,
     },
+    /// A `ut_metadata` answer (a piece, or a reject) from the peer.
+    Metadata(shoal_wire::MetadataMessage),
+    /// Hashes answering our BEP 52 request.
+    Hashes {
+        /// What was asked.
+        request: Box<shoal_wire::HashRequest>,
+        /// The hashes (32 bytes each), proof layers included.
+        hashes: Bytes,
+    },
+    /// The peer declined a BEP 52 request.
+    HashReject(Box<shoal_wire::HashRequest>),
     /// A decoded `ut_pex` message (BEP 11).
     Pex(shoal_wire::PexMessage),
     /// The peer's piece set was replaced.
@@ -124,8 +144,8 @@ pub(crate) enum PeerMsg {
 
 /// What every peer task of one torrent shares.
 pub(crate) struct PeerShared {
-    /// The torrent's data (uploads read it).
-    pub storage: Arc<Storage>,
+    /// The torrent's data (uploads read it); set once the metadata is known.
+    pub storage: OnceLock<Arc<Storage>>,
     /// The torrent in the session's disk pool, registered before the first
     /// connection (blocks or requests without it are dropped or rejected).
     pub disk: OnceLock<TorrentDisk>,
@@ -136,11 +156,11 @@ pub(crate) struct PeerShared {
     /// Compute block digests for smart ban (on after the first hash failure).
     pub digests: AtomicBool,
     /// The bencoded info dictionary, served over `ut_metadata` (BEP 9) to
-    /// peers that came from a magnet link.
-    pub info: Bytes,
+    /// peers that came from a magnet link (once we have it ourselves).
+    pub info: OnceLock<Bytes>,
     /// The merkle trees above the piece layers of a v2 torrent's files, by
     /// pieces root, for answering BEP 52 hash requests (empty for v1).
-    pub hash_trees: Vec<([u8; 32], FileTree)>,
+    pub hash_trees: OnceLock<Vec<([u8; 32], FileTree)>>,
 }
 
 /// The trees [`PeerShared::hash_trees`] holds for `t` (files with a piece layer).
@@ -364,7 +384,12 @@ impl PeerTask {
                 let Some(&r) = to_serve.front() else { break };
                 to_serve.pop_front();
                 let end = u64::from(r.offset) + u64::from(r.length);
-                let plen = self.shared.storage.map().piece_len(r.piece).unwrap_or(0);
+                let plen = self
+                    .shared
+                    .storage
+                    .get()
+                    .and_then(|s| s.map().piece_len(r.piece))
+                    .unwrap_or(0);
                 let disk = self.shared.disk.get().cloned();
                 // Pieces we lack, and requests past a piece's end (never
                 // servable), are rejected.
@@ -472,10 +497,14 @@ impl PeerTask {
             Event::ExtensionHandshake(h) => {
                 self.send(PeerMsg::PipelineLimit(self.conn.pipeline_limit()))
                     .await?;
+                let metadata_size = h
+                    .id_of(shoal_wire::extension::UT_METADATA)
+                    .and(h.metadata_size);
                 self.send(PeerMsg::Extensions {
                     port: h.port,
                     pex: h.id_of(shoal_wire::extension::UT_PEX).is_some(),
                     your_ip: h.your_ip,
+                    metadata_size,
                 })
                 .await?;
             }
@@ -516,17 +545,33 @@ impl PeerTask {
             }
             Event::Snubbed | Event::Unsnubbed => {}
             Event::Metadata(shoal_wire::MetadataMessage::Request { piece }) => {
-                let m = shoal_wire::MetadataMessage::data_for(&self.shared.info, piece)
+                // BEP 9: serve the info dictionary once we have it.
+                let m = self
+                    .shared
+                    .info
+                    .get()
+                    .and_then(|info| shoal_wire::MetadataMessage::data_for(info, piece))
                     .unwrap_or(shoal_wire::MetadataMessage::Reject { piece });
                 let _ = self.conn.send_metadata(now, &m);
             }
+            Event::Metadata(m) => self.send(PeerMsg::Metadata(m)).await?,
+            Event::Hashes { request, hashes } => {
+                self.send(PeerMsg::Hashes {
+                    request: Box::new(request),
+                    hashes,
+                })
+                .await?
+            }
+            Event::HashReject(r) => self.send(PeerMsg::HashReject(Box::new(r))).await?,
             Event::HashRequest(r) => {
                 // BEP 52: answer from the piece layers, or reject (unknown
                 // file, bad range, or too much already queued to this peer).
                 let hashes = self
                     .shared
                     .hash_trees
-                    .iter()
+                    .get()
+                    .into_iter()
+                    .flatten()
                     .find(|(root, _)| *root == r.pieces_root)
                     .filter(|_| self.conn.send_queue_len() < MAX_HASH_BACKLOG)
                     .and_then(|(_, t)| {
@@ -580,6 +625,26 @@ impl PeerTask {
             }
             PeerCmd::Pex(m) => {
                 let _ = self.conn.send_pex(now, &m);
+            }
+            PeerCmd::RequestHashes(r) => {
+                if self.conn.send_hash_request(now, r).is_err() {
+                    // It cannot take hash requests: as if it rejected.
+                    self.send(PeerMsg::HashReject(Box::new(r))).await?;
+                }
+            }
+            PeerCmd::RequestMetadata(piece) => {
+                let _ = self
+                    .conn
+                    .send_metadata(now, &shoal_wire::MetadataMessage::Request { piece });
+            }
+            PeerCmd::SetPieces(ours) => {
+                self.conn
+                    .set_num_pieces(ours.len())
+                    .map_err(|e| format!("protocol: {e}"))?;
+                for p in ours.iter_ones() {
+                    let _ = self.conn.have(now, p);
+                }
+                self.ours = ours;
             }
         }
         Ok(())

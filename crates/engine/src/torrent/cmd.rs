@@ -41,8 +41,8 @@ pub(crate) enum TorrentCmd {
     AddPeers(Vec<SocketAddr>),
     /// Stop transferring until resumed.
     Pause,
-    /// Transfer again.
-    Resume,
+    /// Transfer again (`force`: even beyond the session's download queue).
+    Resume { force: bool },
     /// Hash everything again.
     Recheck,
     /// Ask trackers and the DHT for peers now.
@@ -55,6 +55,12 @@ pub(crate) enum TorrentCmd {
     SetLabels(Vec<String>),
     /// Move the data under another directory.
     Move(PathBuf, Reply),
+    /// The session's download queue: wait (`true`) or go (`false`).
+    Queue(bool),
+    /// A new place in the download queue.
+    SetQueuePosition(i64),
+    /// The session's live settings (seeding goals) changed.
+    SettingsChanged,
     /// A question about the torrent (answered at once, whatever its phase).
     Query(Query),
     /// Stop for good: close peers, announce `stopped`, save resume data,

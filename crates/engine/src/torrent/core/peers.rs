@@ -224,6 +224,8 @@ impl TorrentCore {
 
     pub(super) fn on_closed(&mut self, now: Instant, key: PeerKey, reason: &str) {
         self.pex.remove_peer(key);
+        self.forget_metadata_source(key);
+        self.requeue_layers_of(key);
         self.drop_availability(key);
         self.picker.release_peer(key);
         let Some(p) = self.peers.remove(&key) else {
