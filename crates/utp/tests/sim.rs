@@ -637,3 +637,25 @@ fn many_connections_on_one_endpoint_share_a_bottleneck() {
     let secs = net.now().as_secs_f64();
     assert!(secs < 12.0, "{secs} s for 16 MB at 2 MB/s");
 }
+
+/// Regression: with the receive buffer full of packets held behind a hole,
+/// the packet that fills the hole must still be taken (it was refused as
+/// "no room", and the connection waited for ever).
+#[test]
+fn a_full_reorder_buffer_still_takes_the_missing_packet() {
+    let mut endpoint = patient();
+    endpoint.connection.recv_buffer = 24 << 10;
+    for seed in 0..8 {
+        let r = transfer(&TransferConfig {
+            seed,
+            a_to_b: 400_000,
+            b_to_a: 20_000,
+            link_ab: lossy(0.05, 0.01, 0.0, 10, 30),
+            link_ba: lossy(0.05, 0.01, 0.0, 10, 30),
+            endpoint: endpoint.clone(),
+            time_limit: Duration::from_secs(600),
+            ..TransferConfig::default()
+        });
+        assert!(r.success(), "seed {seed}: {r:#?}");
+    }
+}

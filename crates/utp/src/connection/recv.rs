@@ -170,8 +170,14 @@ impl Connection {
                 self.fin_acked = true;
             }
         }
-        // Valid traffic restarts the retransmission timer.
-        self.rto_deadline = None;
+        // The retransmission timer restarts when the cumulative ack moves
+        // (RFC 6298 5.3) or nothing is outstanding, not on every packet: a
+        // peer streaming data to us while our packets are lost (its acks
+        // ride on DATA, which do not count as duplicate acks) would
+        // otherwise push the timer back for ever.
+        if self.outbuf.is_empty() || self.outbuf.first() != acked.wrapping_add(1) {
+            self.rto_deadline = None;
+        }
         self.rearm(now);
         self.check_finished(now);
     }
@@ -286,7 +292,12 @@ impl Connection {
             .recv_buffer
             .saturating_sub(self.recv_buf.len() + self.reorder.bytes());
         if seq == next {
-            if payload.len() > room {
+            // The packet that fills the hole is taken whenever the unread
+            // bytes leave room for it: the packets held behind it fill the
+            // window, and refusing it would wait for them forever. (They move
+            // to the read buffer with it: at most one packet over the
+            // buffer.)
+            if payload.len() > self.cfg.recv_buffer.saturating_sub(self.recv_buf.len()) {
                 return;
             }
             self.deliver(payload);
