@@ -7,6 +7,7 @@
 //! the download rate limit says so, or while too much output is queued.
 //! A protocol error closes this connection only.
 use crate::error::TorrentError;
+use crate::peer_close::PeerClose;
 use crate::picker::{Block, PeerKey};
 use crate::rate::TokenBucket;
 use crate::torrent::{DiskVerdict, ToTorrent};
@@ -139,7 +140,7 @@ pub(crate) enum PeerMsg {
         snubbed: bool,
     },
     /// The connection ended.
-    Closed { reason: String },
+    Closed { reason: PeerClose },
 }
 
 /// What every peer task of one torrent shares.
@@ -262,7 +263,7 @@ impl PeerTask {
         };
         let stream = tokio::select! {
             _ = cancel.cancelled() => {
-                let reason = "cancelled".to_string();
+                let reason = PeerClose::Cancelled;
                 let _ = tx.send(ToTorrent::Peer(key, PeerMsg::Closed { reason })).await;
                 return;
             }
@@ -275,13 +276,13 @@ impl PeerTask {
                 self.run(s).await
             }
             Ok(Err(e)) => {
-                let reason = format!("connect: {e}");
+                let reason = PeerClose::Connect(e);
                 let _ = tx
                     .send(ToTorrent::Peer(key, PeerMsg::Closed { reason }))
                     .await;
             }
             Err(_) => {
-                let reason = "connect: timed out".into();
+                let reason = PeerClose::ConnectTimeout;
                 let _ = tx
                     .send(ToTorrent::Peer(key, PeerMsg::Closed { reason }))
                     .await;
@@ -302,21 +303,21 @@ impl PeerTask {
             .await;
     }
 
-    async fn send(&self, msg: PeerMsg) -> Result<(), String> {
+    async fn send(&self, msg: PeerMsg) -> Result<(), PeerClose> {
         self.to_torrent
             .send(ToTorrent::Peer(self.key, msg))
             .await
-            .map_err(|_| "torrent stopped".to_string())
+            .map_err(|_| PeerClose::TorrentStopped)
     }
 
-    async fn send_verdict(&self, v: DiskVerdict) -> Result<(), String> {
+    async fn send_verdict(&self, v: DiskVerdict) -> Result<(), PeerClose> {
         self.to_torrent
             .send(ToTorrent::Disk(v))
             .await
-            .map_err(|_| "torrent stopped".to_string())
+            .map_err(|_| PeerClose::TorrentStopped)
     }
 
-    async fn drive<S>(&mut self, stream: S) -> String
+    async fn drive<S>(&mut self, stream: S) -> PeerClose
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
@@ -349,7 +350,7 @@ impl PeerTask {
             })
             .await;
         match r {
-            Ok(()) => "closed".into(),
+            Ok(()) => PeerClose::Closed,
             Err(e) => e,
         }
     }
@@ -359,7 +360,7 @@ impl PeerTask {
         rd: &mut R,
         wtx: &mpsc::Sender<(Bytes, bool)>,
         writes: &mut FuturesUnordered<WriteFut>,
-    ) -> Result<(), String> {
+    ) -> Result<(), PeerClose> {
         let mut reads: FuturesUnordered<ReadFut> = FuturesUnordered::new();
         let mut to_serve: VecDeque<BlockRequest> = VecDeque::new();
         let mut out: VecDeque<(Bytes, bool)> = VecDeque::new();
@@ -411,7 +412,7 @@ impl PeerTask {
                 out.push_back(b);
             }
             if eof && out.is_empty() {
-                return Err("peer closed the connection".into());
+                return Err(PeerClose::PeerClosed);
             }
             let deadline = self
                 .conn
@@ -429,7 +430,7 @@ impl PeerTask {
                     None => return Ok(()),
                 },
                 r = read_some(rd, self.conn.recv_buffer()), if can_read => {
-                    let n = r.map_err(|e| format!("read: {e}"))?;
+                    let n = r.map_err(PeerClose::Read)?;
                     if n == 0 {
                         eof = true;
                         continue;
@@ -438,7 +439,7 @@ impl PeerTask {
                     read_resume_at = (!wait.is_zero()).then(|| Instant::now() + wait);
                     self.conn
                         .process_received(Instant::now())
-                        .map_err(|e| format!("protocol: {e}"))?;
+                        ?;
                 }
                 Some(res) = writes.next(), if !writes.is_empty() => self.on_batch_written(res).await?,
                 Some((r, done)) = reads.next(), if !reads.is_empty() => match done {
@@ -449,7 +450,7 @@ impl PeerTask {
                     Err(e) => self.read_failed(e, &[r]).await?,
                 },
                 permit = wtx.reserve(), if !out.is_empty() => {
-                    let permit = permit.map_err(|_| "write: connection closed".to_string())?;
+                    let permit = permit.map_err(|_| PeerClose::WriteClosed)?;
                     if let Some(b) = out.pop_front() {
                         out_len -= b.0.len();
                         permit.send(b);
@@ -458,7 +459,7 @@ impl PeerTask {
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     self.conn
                         .handle_timeout(Instant::now())
-                        .map_err(|e| format!("timeout: {e}"))?;
+                        ?;
                 }
                 _ = tokio::time::sleep_until(resume.unwrap_or(now).into()), if resume.is_some() => {
                     read_resume_at = None;
@@ -486,7 +487,7 @@ impl PeerTask {
         ev: Event,
         received: &mut Received,
         to_serve: &mut VecDeque<BlockRequest>,
-    ) -> Result<(), String> {
+    ) -> Result<(), PeerClose> {
         match ev {
             Event::HandshakeComplete { peer_id, .. } => {
                 self.send(PeerMsg::Handshake { peer_id }).await?;
@@ -592,7 +593,7 @@ impl PeerTask {
         Ok(())
     }
 
-    async fn on_cmd(&mut self, cmd: PeerCmd) -> Result<(), String> {
+    async fn on_cmd(&mut self, cmd: PeerCmd) -> Result<(), PeerClose> {
         let now = Instant::now();
         match cmd {
             PeerCmd::Request(blocks) => {
@@ -638,9 +639,7 @@ impl PeerTask {
                     .send_metadata(now, &shoal_wire::MetadataMessage::Request { piece });
             }
             PeerCmd::SetPieces(ours) => {
-                self.conn
-                    .set_num_pieces(ours.len())
-                    .map_err(|e| format!("protocol: {e}"))?;
+                self.conn.set_num_pieces(ours.len())?;
                 for p in ours.iter_ones() {
                     let _ = self.conn.have(now, p);
                 }
@@ -650,7 +649,7 @@ impl PeerTask {
         Ok(())
     }
 
-    async fn read_failed(&mut self, e: DiskError, reqs: &[BlockRequest]) -> Result<(), String> {
+    async fn read_failed(&mut self, e: DiskError, reqs: &[BlockRequest]) -> Result<(), PeerClose> {
         let now = Instant::now();
         for r in reqs {
             let _ = self.conn.reject_request(now, *r);
@@ -664,7 +663,7 @@ impl PeerTask {
                 }
                 Ok(())
             }
-            e => Err(format!("disk: {e}")),
+            e => Err(e.into()),
         }
     }
 
@@ -674,7 +673,7 @@ impl PeerTask {
         &mut self,
         received: Received,
         writes: &mut FuturesUnordered<WriteFut>,
-    ) -> Result<(), String> {
+    ) -> Result<(), PeerClose> {
         let mut blocks = Vec::with_capacity(received.len());
         let mut data = Vec::with_capacity(received.len());
         for (b, digest, bytes) in received {
@@ -696,7 +695,7 @@ impl PeerTask {
     async fn on_batch_written(
         &mut self,
         res: Result<Vec<Result<BlockOutcome, DiskError>>, DiskError>,
-    ) -> Result<(), String> {
+    ) -> Result<(), PeerClose> {
         match res {
             Ok(outcomes) => {
                 for o in outcomes {
@@ -710,7 +709,7 @@ impl PeerTask {
 
     /// What became of a block: verdicts and storage errors go from the disk
     /// pool to the torrent directly; only what concerns this peer is here.
-    async fn on_written(&mut self, res: Result<BlockOutcome, DiskError>) -> Result<(), String> {
+    async fn on_written(&mut self, res: Result<BlockOutcome, DiskError>) -> Result<(), PeerClose> {
         match res {
             Ok(_) => Ok(()),
             Err(DiskError::Storage(e)) => {
@@ -721,7 +720,7 @@ impl PeerTask {
                 tracing::debug!(peer = %self.addr, reason, "block refused by the disk");
                 Ok(())
             }
-            Err(e) => Err(format!("disk: {e}")),
+            Err(e) => Err(e.into()),
         }
     }
 }

@@ -279,7 +279,7 @@ impl Run {
         let Ok(permit) = self.ctx.conns.total.clone().try_acquire_owned() else {
             // The session is full: the core backs off this address.
             let tx = self.sender();
-            let reason = "session connection limit".to_string();
+            let reason = crate::peer_close::PeerClose::ConnectionLimit;
             self.tasks.spawn(async move {
                 let _ = tx
                     .send(ToTorrent::Peer(key, PeerMsg::Closed { reason }))

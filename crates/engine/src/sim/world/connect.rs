@@ -80,7 +80,7 @@ impl World<'_> {
                 snubbed: false,
             };
             let closed = PeerMsg::Closed {
-                reason: reason.into(),
+                reason: crate::peer_close::PeerClose::Simulated(reason),
             };
             for msg in [stats, closed] {
                 self.schedule(self.now, Ev::Msg { node: n, key, msg });

@@ -140,7 +140,7 @@ fn idle_torrent_has_no_deadline() {
     h.feed(
         key,
         PeerMsg::Closed {
-            reason: "bye".into(),
+            reason: crate::peer_close::PeerClose::Simulated("bye"),
         },
     );
     // The rates of the last tick run down once, then nothing is due.
@@ -327,7 +327,7 @@ fn sole_sender_of_a_bad_piece_is_banned() {
     h.feed(
         bad,
         PeerMsg::Closed {
-            reason: "banned".into(),
+            reason: crate::peer_close::PeerClose::Simulated("banned"),
         },
     );
     // It cannot come back from the same address.
@@ -411,7 +411,7 @@ fn pause_closes_everything_and_resume_dials_again() {
         h.feed(
             k,
             PeerMsg::Closed {
-                reason: "paused".into(),
+                reason: crate::peer_close::PeerClose::Simulated("paused"),
             },
         );
     }
@@ -508,7 +508,7 @@ fn failed_dials_back_off() {
         h.feed(
             key,
             PeerMsg::Closed {
-                reason: "connect: refused".into(),
+                reason: crate::peer_close::PeerClose::Simulated("connect: refused"),
             },
         );
     }
