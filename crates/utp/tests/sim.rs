@@ -422,7 +422,8 @@ proptest! {
 
     /// Every byte arrives once and in order, both sides close cleanly and
     /// both endpoints forget the connection, under random loss,
-    /// duplication, reordering and jitter.
+    /// duplication, reordering and jitter, with receive buffers from 4 KiB
+    /// (held-back packets fill the window) to 1 MiB.
     #[test]
     fn delivery_under_random_impairments(
         seed: u64,
@@ -434,14 +435,17 @@ proptest! {
         a_to_b in 0usize..150_000,
         b_to_a in 0usize..50_000,
         chunk in 1usize..40_000,
+        recv_kib in 4usize..1024,
     ) {
+        let mut endpoint = patient();
+        endpoint.connection.recv_buffer = recv_kib << 10;
         let r = transfer(&TransferConfig {
             seed,
             a_to_b,
             b_to_a,
             link_ab: lossy(loss, dup, reorder, jitter, delay),
             link_ba: lossy(loss, dup, reorder, jitter, delay),
-            endpoint: patient(),
+            endpoint,
             write_chunk: chunk,
             time_limit: Duration::from_secs(3000),
         });
