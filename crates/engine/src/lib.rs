@@ -48,4 +48,6 @@ pub use session::{
     TorrentId, TorrentSource, TorrentSummary,
 };
 pub use status::{TorrentState, TorrentStatus};
-pub use torrent::{PeerStream, TorrentHandle, TorrentMeta};
+pub use torrent::{
+    FileReader, PeerStream, ReadError, TorrentHandle, TorrentMeta, DEFAULT_READ_AHEAD, MAX_READ,
+};

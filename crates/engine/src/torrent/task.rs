@@ -98,6 +98,8 @@ pub(crate) struct TorrentTask {
     trackers: Vec<crate::info::TrackerInfo>,
     /// The verified pieces as of the last run (answers queries between runs).
     have: shoal_wire::Bitfield,
+    /// The windows of the open file readers, by reader id.
+    readers: std::collections::BTreeMap<u64, super::reader::ReaderWindows>,
     counters: Arc<Counters>,
     last: TorrentStatus,
     last_progress: Option<Instant>,
@@ -263,6 +265,7 @@ pub(crate) async fn spawn(
         announcer: None,
         trackers: Vec::new(),
         have: shoal_wire::Bitfield::new(0),
+        readers: std::collections::BTreeMap::new(),
         counters: Arc::new(Counters::default()),
         last: status,
         last_progress: None,
@@ -546,6 +549,7 @@ impl TorrentTask {
             }
             TorrentCmd::Recheck => self.force_check = true,
             TorrentCmd::Query(q) => self.answer_idle(q),
+            TorrentCmd::Reader(id, w) => self.set_reader(id, w),
             TorrentCmd::Reannounce | TorrentCmd::Incoming(_) | TorrentCmd::Outgoing { .. } => {}
             TorrentCmd::Shutdown { .. } => {}
         }
@@ -676,7 +680,7 @@ impl TorrentTask {
         verified: &[bool],
     ) -> PiecePicker {
         let prio = self.meta_tx.borrow().file_priorities.clone();
-        let piece_prio = piece_priorities_of(t, &prio);
+        let piece_prio = self.piece_priorities(t, &prio);
         let piece_length = t.piece_length().min(u64::from(u32::MAX)) as u32;
         // The piece space (a v2-only layout ends with a pad to a piece boundary).
         let total = storage.map().layout().total_length;
@@ -1112,7 +1116,30 @@ impl TorrentTask {
             Query::Trackers(tx) => {
                 let _ = tx.send(self.trackers.clone());
             }
+            Query::Disk(tx) => {
+                let _ = tx.send(None);
+            }
         }
+    }
+
+    /// Notes reader `id`'s windows (`None`: it closed).
+    fn set_reader(&mut self, id: u64, w: Option<Box<super::reader::ReaderWindows>>) {
+        match w {
+            Some(w) => {
+                self.readers.insert(id, *w);
+            }
+            None => {
+                self.readers.remove(&id);
+            }
+        }
+    }
+
+    /// One priority per piece: the files' priorities, raised where readers
+    /// want pieces.
+    fn piece_priorities(&self, t: &Torrent, file_prio: &[u8]) -> Vec<u8> {
+        let mut p = piece_priorities_of(t, file_prio);
+        super::reader::overlay(&mut p, self.readers.values());
+        p
     }
 
     async fn transfer_cmd(&mut self, run: &mut Run, cmd: TorrentCmd) -> Option<RunEnd> {
@@ -1127,7 +1154,21 @@ impl TorrentTask {
                     Query::Pieces(tx) => {
                         let _ = tx.send(run.core.have().clone());
                     }
+                    Query::Disk(tx) => {
+                        if let Err(e) = run.ensure_disk() {
+                            tracing::warn!(error = %e, "registering with the disk pool");
+                        }
+                        let _ = tx.send(run.shared.disk.get().cloned());
+                    }
                     q @ Query::Trackers(_) => self.answer_idle(q),
+                }
+            }
+            TorrentCmd::Reader(id, w) => {
+                self.set_reader(id, w);
+                if let Some(t) = self.torrent.clone() {
+                    let fp = self.meta_tx.borrow().file_priorities.clone();
+                    run.core
+                        .set_priorities(now, &self.piece_priorities(&t, &fp));
                 }
             }
             TorrentCmd::Incoming(c) => {
@@ -1197,7 +1238,7 @@ impl TorrentTask {
                                 tracing::warn!(file = i, error = %e, "changing a file's selection");
                             }
                         }
-                        run.core.set_priorities(now, &piece_priorities_of(t, &p));
+                        run.core.set_priorities(now, &self.piece_priorities(t, &p));
                     }
                     self.save_record().await;
                 }
