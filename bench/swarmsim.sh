@@ -24,9 +24,9 @@ for n in 25 50 200; do
   run --seeds 1 --leechers "$n" --size-mib 64 --piece-kib 256 --up-kib 1024 --down-kib 4096 --latency-ms 10-100
 done
 
-echo "== 1+100 with 64 KiB pieces, with 4 upload slots, and with a 4 MiB/s seed"
+echo "== 1+100 with 64 KiB pieces, with 8 upload slots, and with a 4 MiB/s seed"
 run --seeds 1 --leechers 100 --size-mib 64 --piece-kib 64 --up-kib 1024 --down-kib 4096 --latency-ms 10-100
-run --seeds 1 --leechers 100 --size-mib 64 --piece-kib 256 --up-kib 1024 --down-kib 4096 --latency-ms 10-100 --slots 4
+run --seeds 1 --leechers 100 --size-mib 64 --piece-kib 256 --up-kib 1024 --down-kib 4096 --latency-ms 10-100 --slots 8
 run --seeds 1 --leechers 100 --size-mib 64 --piece-kib 256 --up-kib 1024 --seed-up-kib 4096 --down-kib 4096 --latency-ms 10-100
 
 echo "== 10 free riders among 100 leechers (seed-bound, then with a 4 MiB/s seed)"

@@ -198,6 +198,9 @@ pub(crate) struct PeerTask {
     pub conn: PeerConnection,
     /// Our pieces when the task started; updated by `Have` commands.
     pub ours: shoal_wire::Bitfield,
+    /// Offer BEP 6 allowed-fast pieces (not to a super-seeded peer: it
+    /// fetches only the pieces it was shown).
+    pub allow_fast: bool,
     pub cmds: mpsc::Receiver<PeerCmd>,
     pub to_torrent: mpsc::Sender<ToTorrent>,
     pub shared: Arc<PeerShared>,
@@ -248,7 +251,7 @@ impl PeerTask {
         let Some(n) = self.conn.num_pieces() else {
             return;
         };
-        if !self.conn.supports_fast() {
+        if !self.conn.supports_fast() || !self.allow_fast {
             return;
         }
         let info_hash = *self.conn.info_hash();

@@ -20,12 +20,16 @@ fn summary(r: &SwarmReport) -> String {
 /// 256 KiB pieces, one-way latencies of 10–100 ms: the fluid bound is
 /// F/u_s = 64 s.
 ///
-/// Issue 9 asks for 1.15 × the bound; the engine gets about 1.3 (1.325
-/// with seed 1): the seed uploads about 1.29 × F, because leechers it
-/// unchokes pick the same few pieces only it has (their requests in flight
-/// are invisible to each other), and 256 KiB pieces are relayed only once
-/// complete, which slows the first 20 s. Before the picker stopped asking
-/// seeds for the rest of pieces started from other peers it was 1.63.
+/// Issue 9 asks for 1.15 × the bound; the engine gets about 1.17 (1.176
+/// with seed 1, 1.177 and 1.165 with seeds 2 and 3). The seed super-seeds
+/// (BEP 16), so it sends every piece once before it sends any twice;
+/// 4 upload slots and request pipelines of one second's worth of blocks
+/// make pieces complete, and be relayed, sooner. What is left: the first
+/// 20 s, while the leechers have few pieces to trade (the swarm uploads
+/// at half its capacity at 5–10 s), and a tail of a few seconds while the
+/// last pieces the seed sent spread. Earlier: 1.63 (before the picker
+/// stopped asking seeds for the rest of pieces started from other peers),
+/// 1.325 (before super-seeding, 4 slots and the shorter pipelines).
 #[test]
 fn one_seed_hundred_leechers_against_the_fluid_bound() {
     let r = simulate(&SwarmConfig::default());
@@ -36,7 +40,7 @@ fn one_seed_hundred_leechers_against_the_fluid_bound() {
     // Nobody can beat the bound: a faster run means the network model
     // hands out bandwidth it does not have.
     assert!(ratio >= 1.0, "{}", summary(&r));
-    assert!(ratio <= 1.4, "{}", summary(&r));
+    assert!(ratio <= 1.2, "{}", summary(&r));
     assert_eq!(r.seed_distinct, 64 * MIB, "every block left the seed");
     assert!(
         r.uploaded >= 100 * 64 * MIB,

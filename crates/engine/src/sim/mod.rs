@@ -119,7 +119,8 @@ pub struct SwarmConfig {
     pub max_peers: usize,
     /// Most outgoing connections being set up at once per peer.
     pub max_connecting: usize,
-    /// Regular upload slots per peer (plus one optimistic).
+    /// Regular upload slots per peer (plus one optimistic; the session's
+    /// default is 4).
     pub upload_slots: usize,
     /// Time to hash a complete piece.
     pub verify_delay: Duration,
@@ -151,7 +152,7 @@ impl Default for SwarmConfig {
             latency_ms: (10, 100),
             max_peers: 50,
             max_connecting: 10,
-            upload_slots: 8,
+            upload_slots: 4,
             verify_delay: Duration::from_millis(2),
             start_spread: Duration::from_millis(500),
             churn: None,

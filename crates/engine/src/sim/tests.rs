@@ -45,15 +45,18 @@ fn two_seeds_share_the_work() {
     let r = simulate(&cfg);
     let t = r.last_completion_s.unwrap();
     assert_eq!(cfg.fluid_bound(), 2.0);
-    assert!((2.0..2.0 + 1.5).contains(&t), "{t}");
     let (a, b) = (r.peers[0].uploaded, r.peers[1].uploaded);
+    // Both super-seed (each shows the other no piece, so neither learns
+    // that the other is a seed): the leecher fetches what each reveals,
+    // a few pieces at a time, and the two may reveal the same piece.
+    assert!((2.0..2.0 + 1.75).contains(&t), "{t}");
     assert!(a > MIB && b > MIB, "{a} {b}");
     // The run stops when the leecher is done, with endgame duplicates
     // still on the way; they are few.
     let got = r.peers[2].downloaded;
     assert!(got >= 4 * MIB && got <= a + b, "{got} {a} {b}");
     assert!(
-        (4 * MIB..4 * MIB + 4 * MIB / 20).contains(&(a + b)),
+        (4 * MIB..4 * MIB + 4 * MIB / 10).contains(&(a + b)),
         "{a} {b}"
     );
 }

@@ -108,10 +108,11 @@ impl Run {
         }
     }
 
-    /// What we announce to a new connection: our pieces, or nothing while
-    /// a magnet link's piece count is unknown.
-    fn our_pieces(&self) -> Option<shoal_wire::Bitfield> {
-        (!self.core.fetching_metadata()).then(|| self.core.have().clone())
+    /// What we announce to new connection `key`: our pieces (none while it
+    /// is super-seeded), or nothing while a magnet link's piece count is
+    /// unknown.
+    fn our_pieces(&self, key: PeerKey) -> Option<shoal_wire::Bitfield> {
+        (!self.core.fetching_metadata()).then(|| self.core.announce_to(key))
     }
 
     /// The sending side of the report channel (made on first use).
@@ -162,7 +163,7 @@ impl Run {
             self.conn_config(),
             prefix,
             self.ctx.peer_id,
-            self.our_pieces(),
+            self.our_pieces(key),
             Instant::now(),
         );
         let mut task = self.peer_task(key, addr, conn);
@@ -180,7 +181,7 @@ impl Run {
             self.conn_config(),
             self.info_hash,
             self.ctx.peer_id,
-            self.our_pieces(),
+            self.our_pieces(key),
             Instant::now(),
         );
         let task = self.peer_task(key, addr, conn);
@@ -293,7 +294,7 @@ impl Run {
             self.conn_config(),
             self.info_hash,
             self.ctx.peer_id,
-            self.our_pieces(),
+            self.our_pieces(key),
             Instant::now(),
         );
         let task = self.peer_task(key, addr, conn);
@@ -349,6 +350,7 @@ impl Run {
             addr,
             conn,
             ours: self.core.have().clone(),
+            allow_fast: !self.core.is_super_seeded(key),
             cmds: prx,
             to_torrent: self.sender(),
             shared: self.shared.clone(),

@@ -713,6 +713,7 @@ impl TorrentTask {
                         .unwrap_or(self.ctx.config.max_peers_per_torrent),
                     max_connecting: 10,
                     upload_slots: self.ctx.config.upload_slots,
+                    super_seed: self.ctx.config.super_seed,
                 },
                 rng: self.ctx.torrent_rng(),
                 status,

@@ -111,7 +111,7 @@ impl World<'_> {
                 if let Some(key) = key {
                     self.feed(n, key, PeerMsg::TcpConnected);
                     self.conns[c].ends[0].shook = true;
-                    let bf = self.have_of(n);
+                    let bf = self.have_of(n, key);
                     self.send(c, 0, Ctl::Handshake(bf));
                 }
             }
@@ -132,7 +132,7 @@ impl World<'_> {
                         let end = &mut self.conns[c].ends[to];
                         end.key = Some(k);
                         end.shook = true;
-                        let ours = self.have_of(n);
+                        let ours = self.have_of(n, k);
                         self.send(c, to, Ctl::Handshake(ours));
                         k
                     }
@@ -191,9 +191,10 @@ impl World<'_> {
         }
     }
 
-    pub(super) fn have_of(&self, n: usize) -> shoal_wire::Bitfield {
+    /// The pieces peer `n` announces to its connection `key`.
+    pub(super) fn have_of(&self, n: usize, key: PeerKey) -> shoal_wire::Bitfield {
         match &self.nodes[n].core {
-            Some(core) => core.have().clone(),
+            Some(core) => core.announce_to(key),
             None => shoal_wire::Bitfield::new(self.num_pieces),
         }
     }

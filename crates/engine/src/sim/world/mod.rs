@@ -500,6 +500,7 @@ impl<'a> World<'a> {
                     max_peers: cfg.max_peers,
                     max_connecting: cfg.max_connecting,
                     upload_slots: cfg.upload_slots,
+                    super_seed: true,
                 },
                 rng: StdRng::seed_from_u64(mix(cfg.seed ^ mix(n as u64 + 1))),
                 status: TorrentStatus::default(),

@@ -108,6 +108,7 @@ impl TorrentCore {
     ) -> PeerKey {
         let key = self.new_key();
         self.pex.add_peer(key, addr, outgoing);
+        let reveal = self.new_reveal();
         self.peers.insert(
             key,
             Peer {
@@ -128,6 +129,7 @@ impl TorrentCore {
                 closing: false,
                 origin,
                 encrypted: false,
+                reveal,
             },
         );
         key
@@ -149,6 +151,7 @@ impl TorrentCore {
             p.peer_id = Some(peer_id);
             self.status.peers += 1;
             self.pex.on_handshake(key);
+            self.reveal_more(key);
         }
     }
 
@@ -175,6 +178,11 @@ impl TorrentCore {
         }
         self.update_interest(key);
         self.fill(key);
+        if full {
+            self.end_super_seeding();
+        } else {
+            self.reveal_more(key);
+        }
     }
 
     pub(super) fn on_have(&mut self, key: PeerKey, i: u32) {
@@ -186,7 +194,8 @@ impl TorrentCore {
             if !p.seed {
                 self.picker.add_availability(i);
             }
-            if p.has.is_full() {
+            let full = p.has.is_full();
+            if full {
                 // Announced with the seed flag from now on (BEP 11).
                 self.pex.set_seed(key, true);
             }
@@ -194,6 +203,11 @@ impl TorrentCore {
                 p.interesting += 1;
                 self.update_interest(key);
                 self.fill(key);
+            }
+            if full {
+                self.end_super_seeding();
+            } else if self.was_shown(key, i) {
+                self.reveal_more(key);
             }
         }
     }
@@ -230,6 +244,7 @@ impl TorrentCore {
         self.requeue_layers_of(key);
         self.drop_availability(key);
         self.picker.release_peer(key);
+        self.release_reveals(key);
         let Some(p) = self.peers.remove(&key) else {
             return;
         };
@@ -312,9 +327,11 @@ impl TorrentCore {
             if should && p.am_choking {
                 p.am_choking = false;
                 self.send(k, PeerCmd::Unchoke);
+                self.reveal_more(k);
             } else if !should && !p.am_choking {
                 p.am_choking = true;
                 self.send(k, PeerCmd::Choke);
+                self.release_reveals(k);
             }
         }
     }
