@@ -6,6 +6,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod create;
+pub mod daemon;
 pub mod dht;
 pub mod dht_node;
 pub mod download;
@@ -49,6 +50,8 @@ pub enum Command {
     Dht(dht::DhtArgs),
     /// Run a BitTorrent tracker (HTTP and UDP announces and scrapes, statistics).
     Tracker(tracker::TrackerArgs),
+    /// Run the service: many torrents, Transmission RPC and a REST API over HTTP, state in a database.
+    Daemon(Box<daemon::DaemonArgs>),
 }
 
 /// Runs one command.
@@ -61,6 +64,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Verify(args) => verify::run(args),
         Command::Dht(args) => dht::run(args),
         Command::Tracker(args) => tracker::run(args),
+        Command::Daemon(args) => daemon::run(*args),
     }
 }
 
