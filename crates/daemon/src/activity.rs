@@ -51,6 +51,9 @@ pub struct TorrentActivity {
 struct Inner {
     tracks: HashMap<TorrentId, Track>,
     saved: HashMap<InfoHashes, Activity>,
+    /// The first tick ran: torrents seen later were added in this run, and
+    /// all of their traffic counts for it.
+    primed: bool,
 }
 
 /// See the module docs.
@@ -82,6 +85,7 @@ impl ActivityTracker {
             inner: Mutex::new(Inner {
                 tracks: HashMap::new(),
                 saved,
+                primed: false,
             }),
             before,
             up: AtomicU64::new(0),
@@ -140,7 +144,13 @@ impl ActivityTracker {
         let now = crate::service::unix_now();
         let handles = shared.session.torrents();
         let mut inner = self.lock();
-        let Inner { tracks, saved } = &mut *inner;
+        let Inner {
+            tracks,
+            saved,
+            primed,
+        } = &mut *inner;
+        let fresh = *primed;
+        *primed = true;
         let mut seen = std::collections::HashSet::with_capacity(handles.len());
         let (mut up, mut down) = (0u64, 0u64);
         for h in &handles {
@@ -150,10 +160,14 @@ impl ActivityTracker {
             let t = tracks.entry(id).or_insert_with(|| Track {
                 hashes: h.info_hashes(),
                 acc: saved.remove(&h.info_hashes()).unwrap_or_default(),
-                state: TorrentState::Checking,
+                state: if fresh {
+                    s.state
+                } else {
+                    TorrentState::Checking
+                },
                 frac: Duration::ZERO,
-                up: s.uploaded,
-                down: s.downloaded,
+                up: if fresh { 0 } else { s.uploaded },
+                down: if fresh { 0 } else { s.downloaded },
                 start_date: 0,
                 dirty: false,
             });

@@ -159,8 +159,12 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<()> {
         Some(f) => Some(f.clone()),
         None => Some(shoal_daemon::config::default_config_file()).filter(|f| f.is_file()),
     };
-    let config = DaemonConfig::resolve(file.as_deref(), &args.layer())
+    let mut config = DaemonConfig::resolve(file.as_deref(), &args.layer())
         .map_err(|e| InvalidInput(format!("settings: {e}")))?;
+    // Clients are told these paths and check theirs against them: absolute.
+    for p in [&mut config.state_dir, &mut config.download_dir] {
+        *p = std::path::absolute(&*p).with_context(|| format!("{}", p.display()))?;
+    }
     if args.print_config {
         print!("{}", config.to_toml());
         return Ok(());
