@@ -318,7 +318,19 @@ fn value(
     let p = ctx.p;
     let t = m.torrent.as_deref();
     let files = || t.map(visible_files).unwrap_or_default();
-    let left = s.wanted_bytes.saturating_sub(s.verified_wanted_bytes);
+    // Before the first check ends the engine reports no wanted bytes yet:
+    // count them from the metadata, so that nothing looks finished early.
+    let wanted = match t {
+        Some(t) if s.wanted_bytes == 0 => t
+            .files()
+            .iter()
+            .enumerate()
+            .filter(|(i, f)| !f.pad && m.file_priorities.get(*i).is_none_or(|&p| p > 0))
+            .map(|(_, f)| f.length)
+            .sum(),
+        _ => s.wanted_bytes,
+    };
+    let left = wanted.saturating_sub(s.verified_wanted_bytes);
     let act = || ctx.shared.activity.get(h.id());
     let progress = || match (t, &asked.pieces) {
         (Some(t), Some(have)) => shoal_engine::info::file_progress(t, have),
@@ -503,7 +515,7 @@ fn value(
         SeedRatioMode => json!(goal_mode(m.limits.seed_ratio)),
         SequentialDownload => json!(false),
         SequentialDownloadFromPiece => json!(0),
-        SizeWhenDone => json!(s.wanted_bytes),
+        SizeWhenDone => json!(wanted),
         StartDate => json!(act().start_date),
         Status => json!(status_code(s.state)),
         TorrentFile => json!(""),
