@@ -81,9 +81,13 @@ async fn request_inner(
             hyper::header::USER_AGENT,
             concat!("shoal/", env!("CARGO_PKG_VERSION")),
         );
+    // A header given replaces the default one (e.g. `Host`).
     for (k, v) in headers {
         let v = HeaderValue::from_str(v).map_err(|e| e.to_string())?;
-        req = req.header(*k, v);
+        let k = hyper::header::HeaderName::from_bytes(k.as_bytes()).map_err(|e| e.to_string())?;
+        if let Some(h) = req.headers_mut() {
+            h.insert(k, v);
+        }
     }
     let req = req
         .body(Full::new(Bytes::from(body)))
