@@ -25,12 +25,14 @@ pub mod info;
 pub mod layout;
 pub mod metadata;
 mod peer;
+pub mod peer_close;
 pub mod persist;
 pub mod pex;
 pub mod picker;
 pub mod piece_layers;
 pub mod rate;
 pub mod session;
+pub mod sim;
 pub mod smartban;
 pub mod status;
 mod torrent;
@@ -46,4 +48,6 @@ pub use session::{
     TorrentId, TorrentSource, TorrentSummary,
 };
 pub use status::{TorrentState, TorrentStatus};
-pub use torrent::{PeerStream, TorrentHandle, TorrentMeta};
+pub use torrent::{
+    FileReader, PeerStream, ReadError, TorrentHandle, TorrentMeta, DEFAULT_READ_AHEAD, MAX_READ,
+};
