@@ -97,6 +97,9 @@ pub struct TorrentRecord {
     pub file_priorities: Vec<u8>,
     /// Trackers added besides the torrent's own.
     pub extra_trackers: Vec<String>,
+    /// The whole tracker list (tiers) when the user replaced it: used instead
+    /// of the torrent's, the magnet's and `extra_trackers`.
+    pub tracker_list: Option<Vec<Vec<String>>>,
     /// Paused by the user.
     pub paused: bool,
     /// Free-form labels (the daemon's; the engine only keeps them).

@@ -578,3 +578,47 @@ async fn seeding_stops_at_its_goals() {
     leech.shutdown().await;
     seeder.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tracker_list_is_replaced_and_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let t = make_torrent(&src, "trk", &[50_000], 16 * 1024, Version::V1);
+    let store = Arc::new(MemPersist::default());
+    let s1 = Session::start_with(cfg(), store.clone()).await.unwrap();
+    let mut p = params(&t, &src, vec![]);
+    p.extra_trackers = vec!["http://127.0.0.1:1/announce".into()];
+    let h = s1.add(p).await.unwrap();
+    wait(&h, "seeding", |s| s.state == TorrentState::Seeding).await;
+    let old = "http://127.0.0.1:1/announce";
+    let new = "http://127.0.0.1:2/announce";
+    let urls: Vec<String> = h
+        .trackers()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.url)
+        .collect();
+    assert_eq!(urls, vec![old.to_string()]);
+    h.set_trackers(vec![vec![new.into()]]).await.unwrap();
+    // The running torrent announces to the new list only.
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    loop {
+        let t = h.trackers().await.unwrap();
+        if t.len() == 1 && t[0].url == new && t[0].announces_failed > 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{t:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(h.meta().tracker_list, Some(vec![vec![new.to_string()]]));
+    s1.shutdown().await;
+    let rec = store.torrents.lock().unwrap()[&t.info_hashes()].clone();
+    assert_eq!(rec.tracker_list, Some(vec![vec![new.to_string()]]));
+    // Restored, it keeps the list.
+    let s2 = Session::start_with(cfg(), store.clone()).await.unwrap();
+    let h2 = s2.torrents().remove(0);
+    wait(&h2, "seeding again", |s| s.state == TorrentState::Seeding).await;
+    assert_eq!(h2.meta().tracker_list, Some(vec![vec![new.to_string()]]));
+    s2.shutdown().await;
+}

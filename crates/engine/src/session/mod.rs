@@ -377,6 +377,11 @@ impl Session {
             .collect()
     }
 
+    /// Counters of the session's disk pool (budget, partial pieces, cache).
+    pub fn disk_stats(&self) -> shoal_storage::PoolStats {
+        self.inner.ctx.disk.stats()
+    }
+
     /// Totals over every torrent.
     pub fn stats(&self) -> SessionStats {
         let mut s = SessionStats::default();

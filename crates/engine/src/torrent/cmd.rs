@@ -58,6 +58,8 @@ pub(crate) enum TorrentCmd {
     SetLimits(Box<TorrentLimits>),
     /// New labels.
     SetLabels(Vec<String>),
+    /// A new tracker list (tiers) replacing every other.
+    SetTrackers(Vec<Vec<String>>),
     /// Move the data under another directory.
     Move(PathBuf, Reply),
     /// The session's download queue: wait (`true`) or go (`false`).

@@ -35,6 +35,9 @@ pub struct TorrentMeta {
     pub magnet: Option<String>,
     /// Trackers added besides the torrent's own.
     pub extra_trackers: Vec<String>,
+    /// The tracker list (tiers) set with [`TorrentHandle::set_trackers`],
+    /// used instead of every other.
+    pub tracker_list: Option<Vec<Vec<String>>>,
 }
 
 /// A handle to a torrent of a session; cheap to clone.
@@ -206,6 +209,13 @@ impl TorrentHandle {
     /// Sets the labels.
     pub async fn set_labels(&self, labels: Vec<String>) -> Result<(), TorrentOpError> {
         self.send(TorrentCmd::SetLabels(labels)).await
+    }
+
+    /// Replaces every tracker of the torrent (its own, the magnet's, the
+    /// extra ones) with these tiers; an announce starts at once when it
+    /// transfers. Kept across restarts.
+    pub async fn set_trackers(&self, tiers: Vec<Vec<String>>) -> Result<(), TorrentOpError> {
+        self.send(TorrentCmd::SetTrackers(tiers)).await
     }
 
     /// Moves the data under another directory (rename on the same

@@ -164,6 +164,7 @@ pub(crate) async fn spawn(
                 save_path: p.save_path,
                 file_priorities,
                 extra_trackers: p.extra_trackers,
+                tracker_list: None,
                 paused: p.paused,
                 labels: p.labels,
                 limits: p.limits,
@@ -234,6 +235,7 @@ pub(crate) async fn spawn(
         added_at: record.added_at,
         magnet: record.magnet.clone(),
         extra_trackers: record.extra_trackers.clone(),
+        tracker_list: record.tracker_list.clone(),
     });
     let (tx, rx) = mpsc::channel(CMD_QUEUE);
     let handle = TorrentHandle {
@@ -434,6 +436,7 @@ impl TorrentTask {
             save_path: m.save_path.clone(),
             file_priorities: m.file_priorities.clone(),
             extra_trackers: m.extra_trackers.clone(),
+            tracker_list: m.tracker_list.clone(),
             paused: self.user_paused,
             labels: m.labels.clone(),
             limits: m.limits,
@@ -543,6 +546,7 @@ impl TorrentTask {
                 self.meta_tx.send_modify(|m| m.labels = l);
                 self.save_record().await;
             }
+            TorrentCmd::SetTrackers(tiers) => self.store_trackers(tiers).await,
             TorrentCmd::Move(to, reply) => {
                 let r = self.move_data(to).await;
                 let _ = reply.send(r);
@@ -567,6 +571,13 @@ impl TorrentTask {
         }
         self.meta_tx.send_modify(|m| m.file_priorities = p);
         Ok(())
+    }
+
+    /// Keeps a new tracker list; what the old trackers said is forgotten.
+    async fn store_trackers(&mut self, tiers: Vec<Vec<String>>) {
+        self.trackers.clear();
+        self.meta_tx.send_modify(|m| m.tracker_list = Some(tiers));
+        self.save_record().await;
     }
 
     async fn store_limits(&mut self, l: TorrentLimits) {
@@ -749,19 +760,27 @@ impl TorrentTask {
         if self.announcer.is_some() {
             return;
         }
-        let mut tiers: Vec<Vec<String>> = self
-            .torrent
-            .as_ref()
-            .map(|t| t.trackers().to_vec())
-            .unwrap_or_default();
-        if let Some(m) = &self.magnet {
+        let list = self.meta_tx.borrow().tracker_list.clone();
+        let replaced = list.is_some();
+        let mut tiers: Vec<Vec<String>> = list.unwrap_or_else(|| {
+            self.torrent
+                .as_ref()
+                .map(|t| t.trackers().to_vec())
+                .unwrap_or_default()
+        });
+        if let Some(m) = self.magnet.as_ref().filter(|_| !replaced) {
             for u in &m.trackers {
                 if !tiers.iter().flatten().any(|x| x == u) {
                     tiers.push(vec![u.clone()]);
                 }
             }
         }
-        for u in &self.meta_tx.borrow().extra_trackers {
+        let extra = if replaced {
+            Vec::new()
+        } else {
+            self.meta_tx.borrow().extra_trackers.clone()
+        };
+        for u in &extra {
             if !tiers.iter().flatten().any(|x| x == u) {
                 tiers.push(vec![u.clone()]);
             }
@@ -1248,6 +1267,13 @@ impl TorrentTask {
             TorrentCmd::SetLabels(l) => {
                 self.meta_tx.send_modify(|m| m.labels = l);
                 self.save_record().await;
+            }
+            TorrentCmd::SetTrackers(tiers) => {
+                self.store_trackers(tiers).await;
+                if self.announcer.is_some() {
+                    self.stop_announcer();
+                    self.start_announcer();
+                }
             }
             TorrentCmd::Move(to, reply) => return Some(RunEnd::Move(to, reply)),
             TorrentCmd::Shutdown { delete_data, reply } => {

@@ -6,10 +6,12 @@
 use clap::{Parser, Subcommand};
 
 pub mod create;
+pub mod daemon;
 pub mod dht;
 pub mod dht_node;
 pub mod download;
 pub mod info;
+pub mod remote;
 pub mod save_path;
 pub mod seed;
 pub mod tracker;
@@ -71,6 +73,20 @@ pub enum Command {
     Dht(dht::DhtArgs),
     /// Run a BitTorrent tracker (HTTP and UDP announces and scrapes, statistics).
     Tracker(tracker::TrackerArgs),
+    /// Run the service: many torrents, Transmission RPC and a REST API over HTTP, state in a database.
+    Daemon(Box<daemon::DaemonArgs>),
+    /// Add a torrent to a running daemon (a .torrent file, a magnet or a URL).
+    Add(remote::AddArgs),
+    /// List a running daemon's torrents.
+    Ls(remote::LsArgs),
+    /// Remove a torrent from a running daemon.
+    Rm(remote::RmArgs),
+    /// Pause a torrent of a running daemon.
+    Pause(remote::IdArgs),
+    /// Resume a torrent of a running daemon.
+    Resume(remote::IdArgs),
+    /// Follow a running daemon's torrents with progress bars.
+    Watch(remote::WatchArgs),
 }
 
 /// Runs one command.
@@ -83,6 +99,13 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Verify(args) => verify::run(args),
         Command::Dht(args) => dht::run(args),
         Command::Tracker(args) => tracker::run(args),
+        Command::Daemon(args) => daemon::run(*args),
+        Command::Add(args) => remote::add(args),
+        Command::Ls(args) => remote::ls(args),
+        Command::Rm(args) => remote::rm(args),
+        Command::Pause(args) => remote::pause_resume(args, false),
+        Command::Resume(args) => remote::pause_resume(args, true),
+        Command::Watch(args) => remote::watch(args),
     }
 }
 

@@ -1,0 +1,248 @@
+//! Time and traffic accounting the engine leaves to its callers:
+//! per torrent the seconds spent downloading and seeding, when it completed,
+//! when data last moved and when it last started (Transmission's
+//! `secondsDownloading`, `secondsSeeding`, `doneDate`, `activityDate`,
+//! `startDate`); per session the bytes moved in this run and over all runs.
+//!
+//! A one-second tick reads every torrent's status (a `watch` borrow, no
+//! message) and adds the elapsed time to the state it is in. Counters are
+//! cumulative in the engine (restored from the resume data while a torrent
+//! checks), so traffic is counted as the growth between two ticks outside
+//! the checking phases. Dirty entries go to the database's batches every
+//! [`SAVE_EVERY`].
+use crate::store::{Activity, Store, Totals};
+use crate::Shared;
+use shoal_engine::{TorrentId, TorrentState};
+use shoal_metainfo::InfoHashes;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Time between two ticks.
+pub const TICK: Duration = Duration::from_secs(1);
+/// Time between two saves of what changed.
+pub const SAVE_EVERY: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone)]
+struct Track {
+    hashes: InfoHashes,
+    acc: Activity,
+    state: TorrentState,
+    /// Sub-second remainders of the state's time.
+    frac: Duration,
+    up: u64,
+    down: u64,
+    /// When it last went from stopped to transferring (0: not this run).
+    start_date: u64,
+    dirty: bool,
+}
+
+/// One torrent's activity as the API shows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TorrentActivity {
+    /// Stored accounting.
+    pub acc: Activity,
+    /// When it last started transferring in this run (0: not yet).
+    pub start_date: u64,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    tracks: HashMap<TorrentId, Track>,
+    saved: HashMap<InfoHashes, Activity>,
+    /// The first tick ran: torrents seen later were added in this run, and
+    /// all of their traffic counts for it.
+    primed: bool,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct ActivityTracker {
+    inner: Mutex<Inner>,
+    /// Totals of the runs before this one.
+    before: Totals,
+    /// Bytes sent in this run.
+    pub up: AtomicU64,
+    /// Bytes received in this run.
+    pub down: AtomicU64,
+    /// Torrents added in this run.
+    pub added: AtomicU64,
+    started: Instant,
+}
+
+impl ActivityTracker {
+    /// Loads what the database holds.
+    pub fn load(store: &Store) -> ActivityTracker {
+        let saved = store.activities().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "reading torrent activity");
+            HashMap::new()
+        });
+        let mut before = store.totals().unwrap_or_default();
+        before.session_count += 1;
+        store.save_totals(before);
+        ActivityTracker {
+            inner: Mutex::new(Inner {
+                tracks: HashMap::new(),
+                saved,
+                primed: false,
+            }),
+            before,
+            up: AtomicU64::new(0),
+            down: AtomicU64::new(0),
+            added: AtomicU64::new(0),
+            started: Instant::now(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts a torrent added.
+    pub fn count_added(&self) {
+        self.added.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A torrent's accounting (zeros before its first tick).
+    pub fn get(&self, id: TorrentId) -> TorrentActivity {
+        self.lock()
+            .tracks
+            .get(&id)
+            .map(|t| TorrentActivity {
+                acc: t.acc,
+                start_date: t.start_date,
+            })
+            .unwrap_or_default()
+    }
+
+    /// This run's totals (bytes, torrents added, seconds).
+    pub fn current(&self) -> Totals {
+        Totals {
+            uploaded: self.up.load(Ordering::Relaxed),
+            downloaded: self.down.load(Ordering::Relaxed),
+            files_added: self.added.load(Ordering::Relaxed),
+            seconds_active: self.started.elapsed().as_secs(),
+            session_count: 1,
+        }
+    }
+
+    /// Totals over every run, this one included.
+    pub fn cumulative(&self) -> Totals {
+        let c = self.current();
+        Totals {
+            uploaded: self.before.uploaded + c.uploaded,
+            downloaded: self.before.downloaded + c.downloaded,
+            files_added: self.before.files_added + c.files_added,
+            seconds_active: self.before.seconds_active + c.seconds_active,
+            session_count: self.before.session_count,
+        }
+    }
+
+    /// One tick: `dt` passed since the last.
+    pub fn tick(&self, shared: &Shared, dt: Duration) {
+        let now = crate::service::unix_now();
+        let handles = shared.session.torrents();
+        let mut inner = self.lock();
+        let Inner {
+            tracks,
+            saved,
+            primed,
+        } = &mut *inner;
+        let fresh = *primed;
+        *primed = true;
+        let mut seen = std::collections::HashSet::with_capacity(handles.len());
+        let (mut up, mut down) = (0u64, 0u64);
+        for h in &handles {
+            let id = h.id();
+            seen.insert(id);
+            let s = h.status();
+            let t = tracks.entry(id).or_insert_with(|| Track {
+                hashes: h.info_hashes(),
+                acc: saved.remove(&h.info_hashes()).unwrap_or_default(),
+                state: if fresh {
+                    s.state
+                } else {
+                    TorrentState::Checking
+                },
+                frac: Duration::ZERO,
+                up: if fresh { 0 } else { s.uploaded },
+                down: if fresh { 0 } else { s.downloaded },
+                start_date: 0,
+                dirty: false,
+            });
+            let counting = !matches!(
+                t.state,
+                TorrentState::Checking | TorrentState::FetchingMetadata
+            ) && !matches!(
+                s.state,
+                TorrentState::Checking | TorrentState::FetchingMetadata
+            );
+            if counting {
+                up += s.uploaded.saturating_sub(t.up);
+                down += s.downloaded.saturating_sub(t.down);
+            }
+            t.up = s.uploaded;
+            t.down = s.downloaded;
+            let secs = match t.state {
+                TorrentState::Downloading => Some(&mut t.acc.seconds_downloading),
+                TorrentState::Seeding => Some(&mut t.acc.seconds_seeding),
+                _ => None,
+            };
+            if let Some(secs) = secs {
+                t.frac += dt;
+                *secs += t.frac.as_secs();
+                t.frac = Duration::from_nanos(u64::from(t.frac.subsec_nanos()));
+                t.dirty = true;
+            }
+            if s.state.is_active() && !t.state.is_active() {
+                t.start_date = now;
+            }
+            if s.state == TorrentState::Seeding && t.acc.done_date == 0 {
+                t.acc.done_date = now;
+                t.dirty = true;
+            }
+            if s.download_rate > 0 || s.upload_rate > 0 {
+                t.acc.activity_date = now;
+                t.dirty = true;
+            }
+            t.state = s.state;
+        }
+        tracks.retain(|id, _| seen.contains(id));
+        self.up.fetch_add(up, Ordering::Relaxed);
+        self.down.fetch_add(down, Ordering::Relaxed);
+    }
+
+    /// Queues what changed (everything with `all`) for the database.
+    pub fn save(&self, shared: &Shared, all: bool) {
+        let mut inner = self.lock();
+        for t in inner.tracks.values_mut() {
+            if t.dirty || all {
+                shared.store.save_activity(&t.hashes, t.acc);
+                t.dirty = false;
+            }
+        }
+        shared.store.save_totals(self.cumulative());
+    }
+}
+
+/// The tick loop (until the daemon stops).
+pub async fn run(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = Instant::now();
+    let mut last_save = Instant::now();
+    loop {
+        tokio::select! {
+            _ = shared.cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = Instant::now();
+        shared.activity.tick(&shared, now - last);
+        last = now;
+        if now - last_save >= SAVE_EVERY {
+            last_save = now;
+            shared.activity.save(&shared, false);
+        }
+    }
+}

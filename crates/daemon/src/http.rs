@@ -1,0 +1,282 @@
+//! The HTTP side: one axum router on one port.
+//!
+//! | path | what |
+//! |---|---|
+//! | `/transmission/rpc` | Transmission RPC ([`crate::rpc`]) |
+//! | `/api/v1/…` | shoal's REST API and server-sent events ([`crate::rest`]) |
+//! | `/metrics` | Prometheus text ([`crate::metrics`]) |
+//! | `/` | a small status page ([`crate::page`]) |
+//!
+//! Every request passes [`guard`] first: the `Host` header must be an IP
+//! address, `localhost` or an allowed name (DNS rebinding; 421 as
+//! Transmission answers), Basic auth when configured (401), and a browser's
+//! cross-origin request that changes state is refused (403). Bodies are
+//! limited to `max-body-bytes` (413). The RPC adds Transmission's CSRF
+//! handshake: a request without the current `X-Transmission-Session-Id`
+//! gets 409 with it.
+use crate::service::bump;
+use crate::Shared;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use base64::Engine as _;
+use std::sync::Arc;
+
+/// The Transmission session-id header.
+pub const SESSION_ID: &str = "x-transmission-session-id";
+
+/// The whole router.
+pub fn router(shared: Arc<Shared>) -> Router {
+    let limit = shared.config.max_body_bytes;
+    Router::new()
+        .route("/transmission/rpc", any(rpc))
+        .route("/transmission/rpc/", any(rpc))
+        .route("/metrics", get(crate::metrics::handler))
+        .route("/", get(crate::page::handler))
+        .nest("/api/v1", crate::rest::router())
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), guard))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(shared)
+}
+
+async fn not_found() -> Response {
+    text(StatusCode::NOT_FOUND, "not found\n")
+}
+
+/// A plain-text answer.
+pub fn text(status: StatusCode, body: impl Into<String>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body.into(),
+    )
+        .into_response()
+}
+
+/// Whether a `Host` header names something the daemon answers to.
+pub fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    let host = host.trim();
+    // `[::1]:9091`, `127.0.0.1:9091`, `name:9091`, `name`.
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((ip, _)) => return ip.parse::<std::net::Ipv6Addr>().is_ok(),
+            None => return false,
+        }
+    } else {
+        host.rsplit_once(':').map_or(host, |(n, _)| n)
+    };
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost"
+        || allowed
+            .iter()
+            .any(|a| a.trim_end_matches('.').eq_ignore_ascii_case(&name))
+}
+
+/// Whether a Basic `Authorization` header carries `user:pass`.
+pub fn auth_ok(h: Option<&HeaderValue>, user: &str, pass: &str) -> bool {
+    let Some(v) = h.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let Some(b64) = v
+        .strip_prefix("Basic ")
+        .or_else(|| v.strip_prefix("basic "))
+    else {
+        return false;
+    };
+    let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) else {
+        return false;
+    };
+    let want = format!("{user}:{pass}");
+    // Compare without an early exit on the first differing byte.
+    raw.len() == want.len()
+        && raw
+            .iter()
+            .zip(want.as_bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+/// Whether a browser sent this request from another site.
+fn cross_origin(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        if site.eq_ignore_ascii_case("cross-site") {
+            return true;
+        }
+    }
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    // `Origin: http://host:port` must name the host the request went to.
+    let origin_host = origin
+        .split_once("://")
+        .map_or(origin, |(_, rest)| rest)
+        .trim_end_matches('/');
+    origin == "null" || !origin_host.eq_ignore_ascii_case(host)
+}
+
+/// See the module docs.
+pub async fn guard(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    let headers = req.headers();
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !host_allowed(host, &shared.config.allowed_hosts) {
+        bump(&shared.http.refused);
+        return text(
+            StatusCode::MISDIRECTED_REQUEST,
+            format!(
+                "421: Misdirected Request\nUnauthorized host name {host:?}: add it to allowed-hosts, or use an IP address or localhost\n"
+            ),
+        );
+    }
+    if let Some((user, pass)) = shared.config.credentials() {
+        if !auth_ok(headers.get(header::AUTHORIZATION), user, pass) {
+            bump(&shared.http.refused);
+            let mut r = text(StatusCode::UNAUTHORIZED, "401: Unauthorized\n");
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"shoal\""),
+            );
+            return r;
+        }
+    }
+    let changes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if changes && cross_origin(headers) {
+        bump(&shared.http.refused);
+        return text(
+            StatusCode::FORBIDDEN,
+            "403: Forbidden\ncross-origin requests that change state are refused\n",
+        );
+    }
+    next.run(req).await
+}
+
+fn json_response(status: StatusCode, v: &serde_json::Value) -> Response {
+    let body = serde_json::to_vec(v).unwrap_or_default();
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json; charset=UTF-8")],
+        body,
+    )
+        .into_response()
+}
+
+/// The Transmission RPC endpoint.
+async fn rpc(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    let id_ok = headers
+        .get(SESSION_ID)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == shared.session_id);
+    if !id_ok {
+        let mut r = Response::new(Body::from(format!(
+            "<h1>409: Conflict</h1><p>Your request had an invalid session-id header.</p><p><code>X-Transmission-Session-Id: {}</code></p>",
+            shared.session_id
+        )));
+        *r.status_mut() = StatusCode::CONFLICT;
+        let h = r.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&shared.session_id) {
+            h.insert(SESSION_ID, v);
+        }
+        h.insert(
+            "x-transmission-rpc-version",
+            HeaderValue::from_static(crate::rpc::RPC_VERSION_SEMVER),
+        );
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=ISO-8859-1"),
+        );
+        return r;
+    }
+    bump(&shared.http.rpc);
+    match crate::rpc::handle(&shared, &body).await {
+        crate::rpc::Reply::Json(v) => json_response(StatusCode::OK, &v),
+        crate::rpc::Reply::BadRequest(v) => {
+            bump(&shared.http.refused);
+            json_response(StatusCode::BAD_REQUEST, &v)
+        }
+        crate::rpc::Reply::NoContent => StatusCode::NO_CONTENT.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts() {
+        let allowed = vec!["box.lan".to_string()];
+        for ok in [
+            "127.0.0.1:9091",
+            "localhost:9091",
+            "localhost.",
+            "LOCALHOST",
+            "[::1]:9091",
+            "10.1.2.3",
+            "box.lan:80",
+            "BOX.LAN.",
+        ] {
+            assert!(host_allowed(ok, &allowed), "{ok}");
+        }
+        for bad in [
+            "evil.example:9091",
+            "localhost.evil.example",
+            "",
+            "[nope]:1",
+            "box.lan.evil",
+        ] {
+            assert!(!host_allowed(bad, &allowed), "{bad}");
+        }
+    }
+
+    #[test]
+    fn basic_auth() {
+        let v = |s: &str| HeaderValue::from_str(s).unwrap();
+        let good = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("u:p w")
+        );
+        assert!(auth_ok(Some(&v(&good)), "u", "p w"));
+        assert!(!auth_ok(Some(&v(&good)), "u", "p"));
+        assert!(!auth_ok(Some(&v("Basic !!!")), "u", "p"));
+        assert!(!auth_ok(Some(&v("Bearer x")), "u", "p"));
+        assert!(!auth_ok(None, "u", "p"));
+    }
+
+    #[test]
+    fn origins() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:9091"));
+        assert!(
+            !cross_origin(&h),
+            "no Origin: not a browser's cross-site request"
+        );
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:9091"),
+        );
+        assert!(!cross_origin(&h));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://evil.example"),
+        );
+        assert!(cross_origin(&h));
+        h.insert(header::ORIGIN, HeaderValue::from_static("null"));
+        assert!(cross_origin(&h));
+        let mut h2 = HeaderMap::new();
+        h2.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+        assert!(cross_origin(&h2));
+    }
+}

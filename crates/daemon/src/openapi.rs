@@ -1,0 +1,65 @@
+//! `/api/v1/openapi.json`: the OpenAPI 3.1 description of the REST API
+//! (written by hand next to the routes in [`crate::rest`]).
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::{json, Value};
+
+/// The document.
+pub fn document() -> Value {
+    let key = json!({"name": "key", "in": "path", "required": true,
+        "description": "the torrent's id, or its v1 or v2 info-hash in hex",
+        "schema": {"type": "string"}});
+    let ok = |what: &str, schema: Value| json!({"description": what, "content": {"application/json": {"schema": schema}}});
+    let err = json!({"description": "an error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+    let torrent = json!({"$ref": "#/components/schemas/Torrent"});
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "shoal daemon", "version": env!("CARGO_PKG_VERSION"),
+            "description": "shoal's own API. Transmission's RPC is served at /transmission/rpc as well."},
+        "paths": {
+            "/api/v1/session": {"get": {"summary": "Session totals, DHT, disk and settings",
+                "responses": {"200": ok("the session", json!({"type": "object"}))}}},
+            "/api/v1/torrents": {
+                "get": {"summary": "Every torrent", "responses": {"200": ok("torrents", json!({"type": "array", "items": torrent}))}},
+                "post": {"summary": "Add a torrent",
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Add"}}}},
+                    "responses": {"201": ok("added", torrent.clone()), "200": ok("already there (duplicate: true)", torrent.clone()), "400": err.clone()}}},
+            "/api/v1/torrents/{key}": {
+                "parameters": [key.clone()],
+                "get": {"summary": "One torrent with its limits and trackers", "responses": {"200": ok("the torrent", torrent.clone()), "404": err.clone()}},
+                "delete": {"summary": "Remove a torrent",
+                    "parameters": [{"name": "delete_data", "in": "query", "schema": {"type": "boolean"}}],
+                    "responses": {"200": ok("removed", json!({"type": "object"})), "404": err.clone()}}},
+            "/api/v1/torrents/{key}/{action}": {
+                "parameters": [key.clone(), {"name": "action", "in": "path", "required": true,
+                    "schema": {"enum": ["pause", "resume", "start_now", "recheck", "reannounce"]}}],
+                "post": {"summary": "Act on a torrent", "responses": {"200": ok("the torrent", torrent.clone()), "404": err.clone()}}},
+            "/api/v1/torrents/{key}/peers": {"parameters": [key.clone()], "get": {"summary": "Connected peers", "responses": {"200": ok("peers", json!({"type": "array"}))}}},
+            "/api/v1/torrents/{key}/pieces": {"parameters": [key.clone()], "get": {"summary": "Verified pieces (base64 bitfield)", "responses": {"200": ok("pieces", json!({"type": "object"}))}}},
+            "/api/v1/torrents/{key}/trackers": {"parameters": [key.clone()], "get": {"summary": "Trackers and their answers", "responses": {"200": ok("trackers", json!({"type": "array"}))}}},
+            "/api/v1/torrents/{key}/files": {"parameters": [key], "get": {"summary": "Files (v2 pieces roots), progress and priorities", "responses": {"200": ok("files", json!({"type": "array"}))}}},
+            "/api/v1/events": {"get": {"summary": "Server-sent events: added, metadata, state, progress, completed, error, removed, lagged",
+                "responses": {"200": {"description": "an event stream", "content": {"text/event-stream": {}}}}}},
+        },
+        "components": {"schemas": {
+            "Error": {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]},
+            "Add": {"type": "object", "description": "exactly one of magnet, url, path, metainfo",
+                "properties": {"magnet": {"type": "string"}, "url": {"type": "string"}, "path": {"type": "string"},
+                    "metainfo": {"type": "string", "contentEncoding": "base64"}, "download_dir": {"type": "string"},
+                    "paused": {"type": "boolean"}, "labels": {"type": "array", "items": {"type": "string"}}}},
+            "Torrent": {"type": "object", "properties": {
+                "id": {"type": "integer"}, "info_hash": {"type": "string"},
+                "info_hash_v1": {"type": ["string", "null"]}, "info_hash_v2": {"type": ["string", "null"]},
+                "name": {"type": "string"}, "state": {"enum": ["checking", "fetching metadata", "queued", "downloading", "seeding", "paused", "error", "stopped"]},
+                "progress": {"type": "number"}, "wanted_bytes": {"type": "integer"}, "verified_bytes": {"type": "integer"},
+                "downloaded": {"type": "integer"}, "uploaded": {"type": "integer"}, "download_rate": {"type": "integer"},
+                "upload_rate": {"type": "integer"}, "peers": {"type": "integer"}, "labels": {"type": "array", "items": {"type": "string"}},
+                "save_path": {"type": "string"}, "error": {"type": ["string", "null"]}}},
+        }},
+    })
+}
+
+/// The handler.
+pub async fn handler() -> impl IntoResponse {
+    Json(document())
+}
