@@ -11,6 +11,7 @@ pub mod dht_node;
 pub mod download;
 pub mod info;
 pub mod save_path;
+pub mod search;
 pub mod seed;
 pub mod tracker;
 pub mod verify;
@@ -49,6 +50,10 @@ pub enum Command {
     Dht(dht::DhtArgs),
     /// Run a BitTorrent tracker (HTTP and UDP announces and scrapes, statistics).
     Tracker(tracker::TrackerArgs),
+    /// Find torrents by keywords: trackers' indexes, the DHT keyword index, local indexes.
+    Search(search::SearchArgs),
+    /// Make a torrent findable: upload it to trackers' indexes, store its keywords in the DHT.
+    Publish(search::PublishArgs),
 }
 
 /// Runs one command.
@@ -61,6 +66,8 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Verify(args) => verify::run(args),
         Command::Dht(args) => dht::run(args),
         Command::Tracker(args) => tracker::run(args),
+        Command::Search(args) => search::run(args),
+        Command::Publish(args) => search::run_publish(args),
     }
 }
 
