@@ -24,6 +24,7 @@ pub mod client;
 pub mod doc;
 pub mod hit;
 pub mod index;
+pub mod kad;
 pub mod keywords;
 
 pub use doc::TorrentDoc;
