@@ -139,6 +139,21 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
                 (format!("tracker {t}"), r.map_err(anyhow::Error::from))
             });
         }
+        if uses_dht(&args.dht) {
+            let (d, q) = (args.dht.clone(), query.clone());
+            set.spawn(async move {
+                let r = async {
+                    let Some(dht) = start_dht(&d).await? else {
+                        return Ok(Vec::new());
+                    };
+                    let cfg = shoal_search::kad::KadConfig::default();
+                    let r = shoal_search::kad::search(&dht, &q, &cfg).await;
+                    let _ = dht.shutdown().await;
+                    Ok(r?)
+                };
+                ("dht".to_string(), r.await)
+            });
+        }
         for d in &indexes {
             let (d, q) = (d.clone(), query.clone());
             set.spawn(async move {
@@ -261,6 +276,37 @@ fn report(
     Ok(())
 }
 
+/// Whether the DHT is to be asked at all.
+fn uses_dht(d: &SearchDhtArgs) -> bool {
+    !d.no_dht && (!d.dht_bootstrap.is_empty() || !d.no_default_bootstrap)
+}
+
+/// Starts a read-only DHT node and joins through `--dht-bootstrap` (else the
+/// public routers unless disabled); `None` with `--no-dht` or nowhere to join.
+async fn start_dht(d: &SearchDhtArgs) -> anyhow::Result<Option<shoal_dht::Dht>> {
+    if d.no_dht {
+        return Ok(None);
+    }
+    let plan = super::dht::NetPlan {
+        bind: d.dht_bind,
+        bootstrap: d.dht_bootstrap.clone(),
+        default_bootstrap: !d.no_default_bootstrap,
+        state: None,
+        timeout: Duration::from_secs(60),
+    };
+    let boot = plan.bootstrap_addrs().await?;
+    if boot.is_empty() {
+        return Ok(None);
+    }
+    let dht = super::dht::start_node(&plan).await?;
+    let n = dht.bootstrap(&boot).await.context("joining the DHT")?;
+    if n == 0 {
+        let _ = dht.shutdown().await;
+        anyhow::bail!("no DHT node answered");
+    }
+    Ok(Some(dht))
+}
+
 /// Runs `shoal publish`.
 pub fn run_publish(args: PublishArgs) -> anyhow::Result<()> {
     let bytes = std::fs::read(&args.torrent)
@@ -277,6 +323,30 @@ pub fn run_publish(args: PublishArgs) -> anyhow::Result<()> {
                 Ok(_) => done.push(format!("tracker {t}")),
                 Err(e) => errors.push(format!("tracker {t}: {e}")),
             }
+        }
+        match start_dht(&args.dht).await {
+            Ok(Some(dht)) => {
+                let cfg = shoal_search::kad::KadConfig::default();
+                let r = tokio::time::timeout(timeout, shoal_search::kad::publish(&dht, &doc, &cfg))
+                    .await;
+                match r {
+                    Ok(Ok(r)) => done.push(format!(
+                        "dht (keywords: {}; {} slots, record {})",
+                        r.keywords.join(" "),
+                        r.slots_stored,
+                        if r.record_stored {
+                            "stored"
+                        } else {
+                            "not stored"
+                        }
+                    )),
+                    Ok(Err(e)) => errors.push(format!("dht: {e}")),
+                    Err(_) => errors.push("dht: timed out".to_string()),
+                }
+                let _ = dht.shutdown().await;
+            }
+            Ok(None) => {}
+            Err(e) => errors.push(format!("dht: {}", super::one_line(&e))),
         }
         anyhow::Ok(())
     })?;
