@@ -462,7 +462,7 @@ impl CentralIndex {
 }
 
 /// Fetches and parses one torrent's info dictionary from `peers`.
-async fn fetch_doc(
+pub(crate) async fn fetch_doc(
     info_hash: [u8; 20],
     peers: Vec<std::net::SocketAddr>,
     cfg: MetadataFetchConfig,

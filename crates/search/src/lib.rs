@@ -21,6 +21,7 @@
 
 pub mod central;
 pub mod client;
+pub mod crawl;
 pub mod doc;
 pub mod hit;
 pub mod index;

@@ -5,6 +5,7 @@
 //! function, a variant in [`Command`], an arm in [`run`].
 use clap::{Parser, Subcommand};
 
+pub mod crawl;
 pub mod create;
 pub mod dht;
 pub mod dht_node;
@@ -54,6 +55,8 @@ pub enum Command {
     Search(search::SearchArgs),
     /// Make a torrent findable: upload it to trackers' indexes, store its keywords in the DHT.
     Publish(search::PublishArgs),
+    /// Sample the DHT for torrents (BEP 51), fetch their names (BEP 9) into a local index.
+    Crawl(crawl::CrawlArgs),
 }
 
 /// Runs one command.
@@ -68,6 +71,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Tracker(args) => tracker::run(args),
         Command::Search(args) => search::run(args),
         Command::Publish(args) => search::run_publish(args),
+        Command::Crawl(args) => crawl::run(args),
     }
 }
 

@@ -283,7 +283,7 @@ fn uses_dht(d: &SearchDhtArgs) -> bool {
 
 /// Starts a read-only DHT node and joins through `--dht-bootstrap` (else the
 /// public routers unless disabled); `None` with `--no-dht` or nowhere to join.
-async fn start_dht(d: &SearchDhtArgs) -> anyhow::Result<Option<shoal_dht::Dht>> {
+pub async fn start_dht(d: &SearchDhtArgs) -> anyhow::Result<Option<shoal_dht::Dht>> {
     if d.no_dht {
         return Ok(None);
     }
