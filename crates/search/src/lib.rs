@@ -23,6 +23,7 @@ pub mod central;
 pub mod client;
 pub mod crawl;
 pub mod doc;
+pub mod flood;
 pub mod hit;
 pub mod index;
 pub mod kad;
