@@ -25,12 +25,14 @@ pub mod info;
 pub mod layout;
 pub mod metadata;
 mod peer;
+pub mod peer_close;
 pub mod persist;
 pub mod pex;
 pub mod picker;
 pub mod piece_layers;
 pub mod rate;
 pub mod session;
+pub mod sim;
 pub mod smartban;
 pub mod status;
 mod torrent;
@@ -39,10 +41,13 @@ pub use error::{AddTorrentError, DiskErrorKind, SessionError, TorrentError, Torr
 pub use events::SessionEvent;
 pub use info::{PeerInfo, PeerOrigin, TrackerInfo};
 pub use layout::FileSelection;
+pub use persist::SeedGoal;
 pub use persist::{NoPersist, Persist, ResumeFiles, TorrentLimits, TorrentRecord};
 pub use session::{
-    AddTorrentParams, DhtSettings, Session, SessionConfig, SessionStats, TorrentId, TorrentSource,
-    TorrentSummary,
+    AddTorrentParams, DhtSettings, LiveSettings, QueueMove, Session, SessionConfig, SessionStats,
+    TorrentId, TorrentSource, TorrentSummary,
 };
 pub use status::{TorrentState, TorrentStatus};
-pub use torrent::{PeerStream, TorrentHandle, TorrentMeta};
+pub use torrent::{
+    FileReader, PeerStream, ReadError, TorrentHandle, TorrentMeta, DEFAULT_READ_AHEAD, MAX_READ,
+};

@@ -7,6 +7,7 @@
 //! the download rate limit says so, or while too much output is queued.
 //! A protocol error closes this connection only.
 use crate::error::TorrentError;
+use crate::peer_close::PeerClose;
 use crate::picker::{Block, PeerKey};
 use crate::rate::TokenBucket;
 use crate::torrent::{DiskVerdict, ToTorrent};
@@ -73,6 +74,13 @@ pub(crate) enum PeerCmd {
     Interested(bool),
     /// Send this `ut_pex` message (BEP 11).
     Pex(shoal_wire::PexMessage),
+    /// Ask for a piece of the info dictionary (BEP 9).
+    RequestMetadata(u32),
+    /// Ask for piece-layer hashes (BEP 52).
+    RequestHashes(shoal_wire::HashRequest),
+    /// The metadata arrived: the torrent has these pieces (the piece count
+    /// is now known; we announce what we have).
+    SetPieces(shoal_wire::Bitfield),
 }
 
 /// What a peer task tells its torrent.
@@ -92,7 +100,20 @@ pub(crate) enum PeerMsg {
         pex: bool,
         /// Our address as it sees us (`yourip`).
         your_ip: Option<std::net::IpAddr>,
+        /// The size of the info dictionary it offers (BEP 9), if any.
+        metadata_size: Option<u64>,
     },
+    /// A `ut_metadata` answer (a piece, or a reject) from the peer.
+    Metadata(shoal_wire::MetadataMessage),
+    /// Hashes answering our BEP 52 request.
+    Hashes {
+        /// What was asked.
+        request: Box<shoal_wire::HashRequest>,
+        /// The hashes (32 bytes each), proof layers included.
+        hashes: Bytes,
+    },
+    /// The peer declined a BEP 52 request.
+    HashReject(Box<shoal_wire::HashRequest>),
     /// A decoded `ut_pex` message (BEP 11).
     Pex(shoal_wire::PexMessage),
     /// The peer's piece set was replaced.
@@ -119,13 +140,13 @@ pub(crate) enum PeerMsg {
         snubbed: bool,
     },
     /// The connection ended.
-    Closed { reason: String },
+    Closed { reason: PeerClose },
 }
 
 /// What every peer task of one torrent shares.
 pub(crate) struct PeerShared {
-    /// The torrent's data (uploads read it).
-    pub storage: Arc<Storage>,
+    /// The torrent's data (uploads read it); set once the metadata is known.
+    pub storage: OnceLock<Arc<Storage>>,
     /// The torrent in the session's disk pool, registered before the first
     /// connection (blocks or requests without it are dropped or rejected).
     pub disk: OnceLock<TorrentDisk>,
@@ -136,11 +157,11 @@ pub(crate) struct PeerShared {
     /// Compute block digests for smart ban (on after the first hash failure).
     pub digests: AtomicBool,
     /// The bencoded info dictionary, served over `ut_metadata` (BEP 9) to
-    /// peers that came from a magnet link.
-    pub info: Bytes,
+    /// peers that came from a magnet link (once we have it ourselves).
+    pub info: OnceLock<Bytes>,
     /// The merkle trees above the piece layers of a v2 torrent's files, by
     /// pieces root, for answering BEP 52 hash requests (empty for v1).
-    pub hash_trees: Vec<([u8; 32], FileTree)>,
+    pub hash_trees: OnceLock<Vec<([u8; 32], FileTree)>>,
 }
 
 /// The trees [`PeerShared::hash_trees`] holds for `t` (files with a piece layer).
@@ -242,7 +263,7 @@ impl PeerTask {
         };
         let stream = tokio::select! {
             _ = cancel.cancelled() => {
-                let reason = "cancelled".to_string();
+                let reason = PeerClose::Cancelled;
                 let _ = tx.send(ToTorrent::Peer(key, PeerMsg::Closed { reason })).await;
                 return;
             }
@@ -255,13 +276,13 @@ impl PeerTask {
                 self.run(s).await
             }
             Ok(Err(e)) => {
-                let reason = format!("connect: {e}");
+                let reason = PeerClose::Connect(e);
                 let _ = tx
                     .send(ToTorrent::Peer(key, PeerMsg::Closed { reason }))
                     .await;
             }
             Err(_) => {
-                let reason = "connect: timed out".into();
+                let reason = PeerClose::ConnectTimeout;
                 let _ = tx
                     .send(ToTorrent::Peer(key, PeerMsg::Closed { reason }))
                     .await;
@@ -282,21 +303,21 @@ impl PeerTask {
             .await;
     }
 
-    async fn send(&self, msg: PeerMsg) -> Result<(), String> {
+    async fn send(&self, msg: PeerMsg) -> Result<(), PeerClose> {
         self.to_torrent
             .send(ToTorrent::Peer(self.key, msg))
             .await
-            .map_err(|_| "torrent stopped".to_string())
+            .map_err(|_| PeerClose::TorrentStopped)
     }
 
-    async fn send_verdict(&self, v: DiskVerdict) -> Result<(), String> {
+    async fn send_verdict(&self, v: DiskVerdict) -> Result<(), PeerClose> {
         self.to_torrent
             .send(ToTorrent::Disk(v))
             .await
-            .map_err(|_| "torrent stopped".to_string())
+            .map_err(|_| PeerClose::TorrentStopped)
     }
 
-    async fn drive<S>(&mut self, stream: S) -> String
+    async fn drive<S>(&mut self, stream: S) -> PeerClose
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
@@ -329,7 +350,7 @@ impl PeerTask {
             })
             .await;
         match r {
-            Ok(()) => "closed".into(),
+            Ok(()) => PeerClose::Closed,
             Err(e) => e,
         }
     }
@@ -339,7 +360,7 @@ impl PeerTask {
         rd: &mut R,
         wtx: &mpsc::Sender<(Bytes, bool)>,
         writes: &mut FuturesUnordered<WriteFut>,
-    ) -> Result<(), String> {
+    ) -> Result<(), PeerClose> {
         let mut reads: FuturesUnordered<ReadFut> = FuturesUnordered::new();
         let mut to_serve: VecDeque<BlockRequest> = VecDeque::new();
         let mut out: VecDeque<(Bytes, bool)> = VecDeque::new();
@@ -364,7 +385,12 @@ impl PeerTask {
                 let Some(&r) = to_serve.front() else { break };
                 to_serve.pop_front();
                 let end = u64::from(r.offset) + u64::from(r.length);
-                let plen = self.shared.storage.map().piece_len(r.piece).unwrap_or(0);
+                let plen = self
+                    .shared
+                    .storage
+                    .get()
+                    .and_then(|s| s.map().piece_len(r.piece))
+                    .unwrap_or(0);
                 let disk = self.shared.disk.get().cloned();
                 // Pieces we lack, and requests past a piece's end (never
                 // servable), are rejected.
@@ -386,7 +412,7 @@ impl PeerTask {
                 out.push_back(b);
             }
             if eof && out.is_empty() {
-                return Err("peer closed the connection".into());
+                return Err(PeerClose::PeerClosed);
             }
             let deadline = self
                 .conn
@@ -404,7 +430,7 @@ impl PeerTask {
                     None => return Ok(()),
                 },
                 r = read_some(rd, self.conn.recv_buffer()), if can_read => {
-                    let n = r.map_err(|e| format!("read: {e}"))?;
+                    let n = r.map_err(PeerClose::Read)?;
                     if n == 0 {
                         eof = true;
                         continue;
@@ -413,7 +439,7 @@ impl PeerTask {
                     read_resume_at = (!wait.is_zero()).then(|| Instant::now() + wait);
                     self.conn
                         .process_received(Instant::now())
-                        .map_err(|e| format!("protocol: {e}"))?;
+                        ?;
                 }
                 Some(res) = writes.next(), if !writes.is_empty() => self.on_batch_written(res).await?,
                 Some((r, done)) = reads.next(), if !reads.is_empty() => match done {
@@ -424,7 +450,7 @@ impl PeerTask {
                     Err(e) => self.read_failed(e, &[r]).await?,
                 },
                 permit = wtx.reserve(), if !out.is_empty() => {
-                    let permit = permit.map_err(|_| "write: connection closed".to_string())?;
+                    let permit = permit.map_err(|_| PeerClose::WriteClosed)?;
                     if let Some(b) = out.pop_front() {
                         out_len -= b.0.len();
                         permit.send(b);
@@ -433,7 +459,7 @@ impl PeerTask {
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     self.conn
                         .handle_timeout(Instant::now())
-                        .map_err(|e| format!("timeout: {e}"))?;
+                        ?;
                 }
                 _ = tokio::time::sleep_until(resume.unwrap_or(now).into()), if resume.is_some() => {
                     read_resume_at = None;
@@ -461,7 +487,7 @@ impl PeerTask {
         ev: Event,
         received: &mut Received,
         to_serve: &mut VecDeque<BlockRequest>,
-    ) -> Result<(), String> {
+    ) -> Result<(), PeerClose> {
         match ev {
             Event::HandshakeComplete { peer_id, .. } => {
                 self.send(PeerMsg::Handshake { peer_id }).await?;
@@ -472,10 +498,14 @@ impl PeerTask {
             Event::ExtensionHandshake(h) => {
                 self.send(PeerMsg::PipelineLimit(self.conn.pipeline_limit()))
                     .await?;
+                let metadata_size = h
+                    .id_of(shoal_wire::extension::UT_METADATA)
+                    .and(h.metadata_size);
                 self.send(PeerMsg::Extensions {
                     port: h.port,
                     pex: h.id_of(shoal_wire::extension::UT_PEX).is_some(),
                     your_ip: h.your_ip,
+                    metadata_size,
                 })
                 .await?;
             }
@@ -516,17 +546,33 @@ impl PeerTask {
             }
             Event::Snubbed | Event::Unsnubbed => {}
             Event::Metadata(shoal_wire::MetadataMessage::Request { piece }) => {
-                let m = shoal_wire::MetadataMessage::data_for(&self.shared.info, piece)
+                // BEP 9: serve the info dictionary once we have it.
+                let m = self
+                    .shared
+                    .info
+                    .get()
+                    .and_then(|info| shoal_wire::MetadataMessage::data_for(info, piece))
                     .unwrap_or(shoal_wire::MetadataMessage::Reject { piece });
                 let _ = self.conn.send_metadata(now, &m);
             }
+            Event::Metadata(m) => self.send(PeerMsg::Metadata(m)).await?,
+            Event::Hashes { request, hashes } => {
+                self.send(PeerMsg::Hashes {
+                    request: Box::new(request),
+                    hashes,
+                })
+                .await?
+            }
+            Event::HashReject(r) => self.send(PeerMsg::HashReject(Box::new(r))).await?,
             Event::HashRequest(r) => {
                 // BEP 52: answer from the piece layers, or reject (unknown
                 // file, bad range, or too much already queued to this peer).
                 let hashes = self
                     .shared
                     .hash_trees
-                    .iter()
+                    .get()
+                    .into_iter()
+                    .flatten()
                     .find(|(root, _)| *root == r.pieces_root)
                     .filter(|_| self.conn.send_queue_len() < MAX_HASH_BACKLOG)
                     .and_then(|(_, t)| {
@@ -547,7 +593,7 @@ impl PeerTask {
         Ok(())
     }
 
-    async fn on_cmd(&mut self, cmd: PeerCmd) -> Result<(), String> {
+    async fn on_cmd(&mut self, cmd: PeerCmd) -> Result<(), PeerClose> {
         let now = Instant::now();
         match cmd {
             PeerCmd::Request(blocks) => {
@@ -581,11 +627,29 @@ impl PeerTask {
             PeerCmd::Pex(m) => {
                 let _ = self.conn.send_pex(now, &m);
             }
+            PeerCmd::RequestHashes(r) => {
+                if self.conn.send_hash_request(now, r).is_err() {
+                    // It cannot take hash requests: as if it rejected.
+                    self.send(PeerMsg::HashReject(Box::new(r))).await?;
+                }
+            }
+            PeerCmd::RequestMetadata(piece) => {
+                let _ = self
+                    .conn
+                    .send_metadata(now, &shoal_wire::MetadataMessage::Request { piece });
+            }
+            PeerCmd::SetPieces(ours) => {
+                self.conn.set_num_pieces(ours.len())?;
+                for p in ours.iter_ones() {
+                    let _ = self.conn.have(now, p);
+                }
+                self.ours = ours;
+            }
         }
         Ok(())
     }
 
-    async fn read_failed(&mut self, e: DiskError, reqs: &[BlockRequest]) -> Result<(), String> {
+    async fn read_failed(&mut self, e: DiskError, reqs: &[BlockRequest]) -> Result<(), PeerClose> {
         let now = Instant::now();
         for r in reqs {
             let _ = self.conn.reject_request(now, *r);
@@ -599,7 +663,7 @@ impl PeerTask {
                 }
                 Ok(())
             }
-            e => Err(format!("disk: {e}")),
+            e => Err(e.into()),
         }
     }
 
@@ -609,7 +673,7 @@ impl PeerTask {
         &mut self,
         received: Received,
         writes: &mut FuturesUnordered<WriteFut>,
-    ) -> Result<(), String> {
+    ) -> Result<(), PeerClose> {
         let mut blocks = Vec::with_capacity(received.len());
         let mut data = Vec::with_capacity(received.len());
         for (b, digest, bytes) in received {
@@ -631,7 +695,7 @@ impl PeerTask {
     async fn on_batch_written(
         &mut self,
         res: Result<Vec<Result<BlockOutcome, DiskError>>, DiskError>,
-    ) -> Result<(), String> {
+    ) -> Result<(), PeerClose> {
         match res {
             Ok(outcomes) => {
                 for o in outcomes {
@@ -645,7 +709,7 @@ impl PeerTask {
 
     /// What became of a block: verdicts and storage errors go from the disk
     /// pool to the torrent directly; only what concerns this peer is here.
-    async fn on_written(&mut self, res: Result<BlockOutcome, DiskError>) -> Result<(), String> {
+    async fn on_written(&mut self, res: Result<BlockOutcome, DiskError>) -> Result<(), PeerClose> {
         match res {
             Ok(_) => Ok(()),
             Err(DiskError::Storage(e)) => {
@@ -656,7 +720,7 @@ impl PeerTask {
                 tracing::debug!(peer = %self.addr, reason, "block refused by the disk");
                 Ok(())
             }
-            Err(e) => Err(format!("disk: {e}")),
+            Err(e) => Err(e.into()),
         }
     }
 }

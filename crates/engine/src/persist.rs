@@ -41,6 +41,29 @@ pub enum PersistError {
     Backend(Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// A seeding goal of one torrent: the session's, none, or its own.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub enum SeedGoal<T> {
+    /// Whatever the session's setting is.
+    #[default]
+    Session,
+    /// Seed forever.
+    Unlimited,
+    /// This torrent's own goal.
+    Limit(T),
+}
+
+impl<T: Copy> SeedGoal<T> {
+    /// The goal in force given the session's.
+    pub fn resolve(self, session: Option<T>) -> Option<T> {
+        match self {
+            SeedGoal::Session => session,
+            SeedGoal::Unlimited => None,
+            SeedGoal::Limit(v) => Some(v),
+        }
+    }
+}
+
 /// Per-torrent transfer limits and seeding goals.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct TorrentLimits {
@@ -50,6 +73,10 @@ pub struct TorrentLimits {
     pub max_download_rate: Option<u64>,
     /// Most connections of this torrent (`None`: the session's default).
     pub max_peers: Option<usize>,
+    /// Stop seeding at this ratio (uploaded / downloaded).
+    pub seed_ratio: SeedGoal<f64>,
+    /// Stop seeding after this long without uploading.
+    pub seed_idle: SeedGoal<std::time::Duration>,
 }
 
 /// How a torrent was added: enough to add it again after a restart.
@@ -78,8 +105,9 @@ pub struct TorrentRecord {
     pub limits: TorrentLimits,
     /// When it was added, seconds since the Unix epoch.
     pub added_at: u64,
-    /// Position in the download queue (lower starts first).
-    pub queue_position: u64,
+    /// Position in the download queue (lower starts first; a sort key,
+    /// not a rank: gaps and negative values are fine).
+    pub queue_position: i64,
 }
 
 /// Resume data of one torrent.

@@ -137,6 +137,16 @@ impl PeerExchange {
         }
     }
 
+    /// Turns peer exchange off for good (the torrent turned out private,
+    /// BEP 27): nothing is sent or used from now on.
+    pub fn disable(&mut self) {
+        self.enabled = false;
+        for p in self.peers.values_mut() {
+            p.supports = false;
+            p.next_send = None;
+        }
+    }
+
     /// Whether peer exchange is on (we advertise `ut_pex` only then).
     pub fn enabled(&self) -> bool {
         self.enabled

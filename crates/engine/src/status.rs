@@ -94,6 +94,11 @@ pub struct TorrentStatus {
     pub pieces_checked: u64,
     /// Why the torrent is in [`TorrentState::Error`].
     pub error: Option<TorrentError>,
+    /// It stopped because it reached its seeding goal (ratio or idle time).
+    pub finished: bool,
+    /// Its place in the session's download queue (lower starts first; a
+    /// sort key, not a rank).
+    pub queue_position: i64,
 }
 
 impl TorrentStatus {

@@ -405,7 +405,7 @@ async fn a_thousand_torrents_come_and_go_while_a_download_runs() {
     let seeding = leech
         .snapshot()
         .iter()
-        .filter(|s| s.status.state == TorrentState::Seeding)
+        .filter(|s| s.id != h.id() && s.status.state == TorrentState::Seeding)
         .count();
     assert_eq!(seeding, 500);
     assert!(
@@ -446,4 +446,135 @@ async fn a_thousand_torrents_come_and_go_while_a_download_runs() {
 /// Every other removed torrent takes its data along.
 fn i_delete(id: TorrentId) -> bool {
     id.0.is_multiple_of(2)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_download_queue_runs_one_at_a_time_in_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let seeder = Session::start(cfg()).await.unwrap();
+    let mut ts = Vec::new();
+    for i in 0..3 {
+        let t = make_torrent(
+            &src,
+            &format!("q{i}"),
+            &[400_000 + i],
+            16 * 1024,
+            Version::V1,
+        );
+        let h = seeder.add(params(&t, &src, vec![])).await.unwrap();
+        wait(&h, "a seed", |s| s.state == TorrentState::Seeding).await;
+        ts.push(t);
+    }
+    let leech = Session::start(SessionConfig {
+        max_active_downloads: Some(1),
+        max_download_rate: Some(100_000),
+        ..cfg()
+    })
+    .await
+    .unwrap();
+    let dst = tmp.path().join("dst");
+    let mut hs = Vec::new();
+    for t in &ts {
+        hs.push(
+            leech
+                .add(params(t, &dst, vec![seeder.local_addr()]))
+                .await
+                .unwrap(),
+        );
+    }
+    // The first added downloads, the others wait.
+    wait(&hs[1], "queued", |s| s.state == TorrentState::Queued).await;
+    wait(&hs[2], "queued", |s| s.state == TorrentState::Queued).await;
+    wait(&hs[0], "downloading", |s| {
+        s.state == TorrentState::Downloading
+    })
+    .await;
+    // The last one to the top: it runs, the first waits.
+    leech
+        .queue_move(hs[2].id(), shoal_engine::QueueMove::Top)
+        .await
+        .unwrap();
+    wait(&hs[2], "moved to the top", |s| {
+        s.state == TorrentState::Downloading
+    })
+    .await;
+    wait(&hs[0], "queued again", |s| s.state == TorrentState::Queued).await;
+    assert!(hs[2].status().queue_position < hs[0].status().queue_position);
+    // Start now bypasses the queue.
+    hs[1].start_now().await.unwrap();
+    wait(&hs[1], "started by hand", |s| {
+        s.state == TorrentState::Downloading
+    })
+    .await;
+    // A bigger queue lets everything run to the end.
+    leech.set_rate_limits(None, None);
+    leech
+        .set_live_settings(shoal_engine::LiveSettings {
+            max_active_downloads: Some(3),
+            ..leech.live_settings()
+        })
+        .await;
+    for (h, t) in hs.iter().zip(&ts) {
+        wait(h, "the download", |s| s.is_complete()).await;
+        same_files(t, &src, &dst);
+    }
+    leech.shutdown().await;
+    seeder.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeding_stops_at_its_goals() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let t = make_torrent(&src, "goal", &[300_000], 16 * 1024, Version::V1);
+    // Ratio 1 for the whole session: the seed stops once it sent one copy.
+    let seeder = Session::start(SessionConfig {
+        seed_ratio: Some(1.0),
+        ..cfg()
+    })
+    .await
+    .unwrap();
+    let sh = seeder.add(params(&t, &src, vec![])).await.unwrap();
+    wait(&sh, "the seed", |s| s.state == TorrentState::Seeding).await;
+    let leech = Session::start(cfg()).await.unwrap();
+    let lh = leech
+        .add(params(
+            &t,
+            &tmp.path().join("dst"),
+            vec![seeder.local_addr()],
+        ))
+        .await
+        .unwrap();
+    wait(&lh, "the download", |s| s.is_complete()).await;
+    wait(&sh, "the ratio goal", |s| {
+        s.finished && s.state == TorrentState::Paused
+    })
+    .await;
+    assert!(sh.status().uploaded >= t.total_length());
+    // Resumed by hand it seeds on.
+    sh.resume().await.unwrap();
+    wait(&sh, "seeding again", |s| {
+        s.state == TorrentState::Seeding && !s.finished
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sh.status().state, TorrentState::Seeding);
+    // Its own idle goal: one second without uploading stops it.
+    let mut limits = sh.meta().limits;
+    limits.seed_idle = shoal_engine::SeedGoal::Limit(Duration::from_secs(1));
+    limits.seed_ratio = shoal_engine::SeedGoal::Unlimited;
+    sh.set_limits(limits).await.unwrap();
+    seeder
+        .set_live_settings(shoal_engine::LiveSettings {
+            seed_ratio: None,
+            ..seeder.live_settings()
+        })
+        .await;
+    wait(&sh, "the idle goal", |s| {
+        s.finished && s.state == TorrentState::Paused
+    })
+    .await;
+    leech.shutdown().await;
+    seeder.shutdown().await;
 }

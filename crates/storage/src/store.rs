@@ -518,6 +518,16 @@ impl Storage {
         self.backend().files.get_write(self.id, t, &self.rules)
     }
 
+    /// Whether direct writes were given up because the device was slow
+    /// (a loaded machine can look like a slow disk).
+    #[cfg(test)]
+    pub(crate) fn direct_given_up(&self) -> bool {
+        self.backend()
+            .writer_started()
+            .as_ref()
+            .is_some_and(|w| w.slow_jobs() >= SLOW_JOBS_TO_GIVE_UP)
+    }
+
     /// Bytes written with `O_DIRECT` so far (queued ones included): 0 when
     /// the option is off, the filesystem refuses it or nothing was aligned.
     pub fn direct_bytes_written(&self) -> u64 {

@@ -3,8 +3,9 @@
 use crate::error::{TrackerError, UrlError};
 use crate::http_client::{HttpConfig, HttpTrackerClient};
 use crate::types::{AnnounceRequest, AnnounceResponse, ScrapeResponse};
-use crate::udp_client::UdpTrackerClient;
-use crate::udp_session::UdpConfig;
+use crate::udp_client::resolve_udp_url;
+use crate::udp_mux::UdpMux;
+use crate::udp_session::{UdpConfig, UdpOutcome};
 use std::time::Duration;
 
 /// Settings for [`TrackerClient`].
@@ -57,11 +58,13 @@ impl TrackerKind {
 }
 
 /// Announces to and scrapes any tracker by URL. Cheap to clone; calls may
-/// run concurrently (each UDP call uses its own socket, since a connection
-/// id outlives no announce interval anyway).
+/// run concurrently. All UDP exchanges of a client and its clones share one
+/// socket per address family (bound at the first UDP call), so a session of
+/// 10,000 torrents does not open a socket per announce.
 #[derive(Debug, Clone)]
 pub struct TrackerClient {
     http: HttpTrackerClient,
+    udp: UdpMux,
     config: ClientConfig,
 }
 
@@ -70,6 +73,7 @@ impl TrackerClient {
     pub fn new(config: ClientConfig) -> Result<Self, TrackerError> {
         Ok(TrackerClient {
             http: HttpTrackerClient::new(config.http.clone())?,
+            udp: UdpMux::default(),
             config,
         })
     }
@@ -85,11 +89,12 @@ impl TrackerClient {
         match TrackerKind::of(url)? {
             TrackerKind::Http => self.http.announce(url, req, tracker_id).await,
             TrackerKind::Udp => {
-                self.udp_bounded(url, async {
-                    let mut c = UdpTrackerClient::connect(url, self.config.udp).await?;
-                    c.announce(req).await
-                })
-                .await
+                let req = req.clone();
+                let out = self.udp_exchange(url, |s, now| s.start_announce(now, req));
+                match self.udp_bounded(url, out).await? {
+                    UdpOutcome::Announced(a) => Ok(a),
+                    UdpOutcome::Scraped(_) => Err(unexpected(url)),
+                }
             }
         }
     }
@@ -103,13 +108,33 @@ impl TrackerClient {
         match TrackerKind::of(url)? {
             TrackerKind::Http => self.http.scrape(url, info_hashes).await,
             TrackerKind::Udp => {
-                self.udp_bounded(url, async {
-                    let mut c = UdpTrackerClient::connect(url, self.config.udp).await?;
-                    c.scrape(info_hashes).await
-                })
-                .await
+                let hashes = info_hashes.to_vec();
+                let out = self.udp_exchange(url, |s, now| s.start_scrape(now, hashes));
+                match self.udp_bounded(url, out).await? {
+                    UdpOutcome::Scraped(s) => Ok(s),
+                    UdpOutcome::Announced(_) => Err(unexpected(url)),
+                }
             }
         }
+    }
+
+    /// The local address of the shared UDP socket of `family_of`'s address
+    /// family, once a UDP call has bound it.
+    pub fn udp_local_addr(&self, family_of: std::net::SocketAddr) -> Option<std::net::SocketAddr> {
+        self.udp.local_addr(family_of)
+    }
+
+    /// Resolves `url` and runs one exchange on the shared socket.
+    async fn udp_exchange(
+        &self,
+        url: &str,
+        start: impl FnOnce(
+            &mut crate::udp_session::UdpSession,
+            std::time::Instant,
+        ) -> Result<(), crate::error::UdpTrackerError>,
+    ) -> Result<UdpOutcome, TrackerError> {
+        let addr = resolve_udp_url(url).await?;
+        self.udp.exchange(url, addr, self.config.udp, start).await
     }
 
     async fn udp_bounded<T>(
@@ -124,6 +149,15 @@ impl TrackerClient {
                 after,
             })
         })
+    }
+}
+
+/// An exchange ended with the other kind of outcome (not reachable: each
+/// session runs the operation it was started with).
+fn unexpected(url: &str) -> TrackerError {
+    TrackerError::Udp {
+        url: url.to_owned(),
+        source: crate::error::UdpTrackerError::Busy,
     }
 }
 

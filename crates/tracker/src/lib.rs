@@ -30,6 +30,7 @@ mod peers;
 mod types;
 mod udp_client;
 pub mod udp_codec;
+mod udp_mux;
 mod udp_session;
 
 pub use announce_task::{spawn_announcer, AnnounceOutcome, AnnouncerHandle};

@@ -36,6 +36,91 @@ pub(crate) enum SessionCmd {
     Shutdown {
         reply: oneshot::Sender<()>,
     },
+    /// Apply the download queue now (its size changed).
+    Reconcile,
+    QueueMove {
+        id: TorrentId,
+        to: super::QueueMove,
+        reply: oneshot::Sender<Result<(), TorrentOpError>>,
+    },
+}
+
+/// Time to gather state changes before applying the download queue.
+const RECONCILE_DELAY: Duration = Duration::from_millis(100);
+
+/// Starts and queues downloads so that at most the session's limit
+/// transfer, by queue position.
+fn reconcile(ctx: &SessionCtx, registry: &Registry) {
+    use crate::status::TorrentState::{Downloading, Queued};
+    let limit = ctx.live().max_active_downloads;
+    let mut c: Vec<(i64, TorrentId, crate::TorrentState, TorrentHandle)> = registry
+        .all()
+        .into_iter()
+        .filter_map(|h| {
+            let s = h.status.borrow();
+            matches!(s.state, Downloading | Queued)
+                .then(|| (s.queue_position, h.id(), s.state, h.clone()))
+        })
+        .collect();
+    c.sort_by_key(|(p, id, _, _)| (*p, *id));
+    for (i, (_, _, state, h)) in c.into_iter().enumerate() {
+        let run = limit.is_none_or(|n| i < n);
+        if run && state == Queued {
+            let _ = h.tx.try_send(torrent::TorrentCmd::Queue(false));
+        } else if !run && state == Downloading {
+            let _ = h.tx.try_send(torrent::TorrentCmd::Queue(true));
+        }
+    }
+}
+
+/// New queue positions for a move: (torrent, position) pairs to set.
+fn queue_move(
+    registry: &Registry,
+    id: TorrentId,
+    to: super::QueueMove,
+) -> Vec<(TorrentHandle, i64)> {
+    let mut all: Vec<(i64, TorrentId, TorrentHandle)> = registry
+        .all()
+        .into_iter()
+        .map(|h| {
+            let p = h.status.borrow().queue_position;
+            (p, h.id(), h)
+        })
+        .collect();
+    all.sort_by_key(|(p, id, _)| (*p, *id));
+    let Some(i) = all.iter().position(|(_, t, _)| *t == id) else {
+        return Vec::new();
+    };
+    let pos = all[i].0;
+    match to {
+        super::QueueMove::Top => {
+            let min = all.first().map_or(0, |a| a.0);
+            vec![(all[i].2.clone(), min - 1)]
+        }
+        super::QueueMove::Bottom => {
+            let max = all.last().map_or(0, |a| a.0);
+            vec![(all[i].2.clone(), max + 1)]
+        }
+        super::QueueMove::Up if i > 0 => {
+            let other = &all[i - 1];
+            let (a, b) = if other.0 == pos {
+                (pos - 1, pos)
+            } else {
+                (other.0, pos)
+            };
+            vec![(all[i].2.clone(), a), (other.2.clone(), b)]
+        }
+        super::QueueMove::Down if i + 1 < all.len() => {
+            let other = &all[i + 1];
+            let (a, b) = if other.0 == pos {
+                (pos + 1, pos)
+            } else {
+                (other.0, pos)
+            };
+            vec![(all[i].2.clone(), a), (other.2.clone(), b)]
+        }
+        _ => Vec::new(),
+    }
 }
 
 pub(crate) async fn run(
@@ -54,8 +139,26 @@ pub(crate) async fn run(
     let mut torrents: JoinSet<()> = JoinSet::new();
     let mut children: JoinSet<()> = JoinSet::new();
     let mut next_id = 1u64;
+    let mut max_pos = 0i64;
+    let mut events = ctx.events.subscribe();
+    let mut reconcile_at: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
+            e = events.recv() => {
+                let due = match e {
+                    Ok(SessionEvent::StateChanged { .. } | SessionEvent::Added { .. } | SessionEvent::Removed { .. }) => true,
+                    Ok(_) => false,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
+                    Err(_) => false,
+                };
+                if due && reconcile_at.is_none() {
+                    reconcile_at = Some(tokio::time::Instant::now() + RECONCILE_DELAY);
+                }
+            }
+            _ = sleep_opt(reconcile_at) => {
+                reconcile_at = None;
+                reconcile(&ctx, &registry);
+            }
             _ = cancel.cancelled() => break,
             cmd = cmds.recv() => match cmd {
                 None => break,
@@ -66,7 +169,8 @@ pub(crate) async fn run(
                     } else {
                         let id = TorrentId(next_id);
                         next_id += 1;
-                        torrent::spawn(ctx.clone(), id, torrent::Origin::Params(params)).await
+                        max_pos += 1;
+                        torrent::spawn(ctx.clone(), id, torrent::Origin::Params(params, max_pos)).await
                     };
                     let _ = reply.send(r.map(|(handle, task)| {
                         torrents.spawn(task);
@@ -81,6 +185,7 @@ pub(crate) async fn run(
                     } else {
                         let id = TorrentId(next_id);
                         next_id += 1;
+                        max_pos = max_pos.max(record.queue_position);
                         torrent::spawn(ctx.clone(), id, torrent::Origin::Record(record)).await
                     };
                     let _ = reply.send(r.map(|(handle, task)| {
@@ -112,6 +217,19 @@ pub(crate) async fn run(
                         ctx.emit(SessionEvent::Removed { id });
                         let _ = reply.send(r);
                     });
+                }
+                Some(SessionCmd::Reconcile) => reconcile(&ctx, &registry),
+                Some(SessionCmd::QueueMove { id, to, reply }) => {
+                    if registry.get(id).is_none() {
+                        let _ = reply.send(Err(TorrentOpError::NoSuchTorrent(id)));
+                        continue;
+                    }
+                    for (h, p) in queue_move(&registry, id, to) {
+                        max_pos = max_pos.max(p);
+                        let _ = h.tx.send(torrent::TorrentCmd::SetQueuePosition(p)).await;
+                    }
+                    let _ = reply.send(Ok(()));
+                    reconcile_at.get_or_insert(tokio::time::Instant::now() + RECONCILE_DELAY);
                 }
                 Some(SessionCmd::Shutdown { reply }) => {
                     let mut all = JoinSet::new();
@@ -148,5 +266,12 @@ async fn stop(h: &TorrentHandle, delete_data: bool) -> Result<(), TorrentOpError
         Ok(Ok(r)) => r,
         Ok(Err(_)) => Ok(()),
         Err(_) => Err(TorrentOpError::Stopped),
+    }
+}
+
+async fn sleep_opt(t: Option<tokio::time::Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
     }
 }

@@ -49,6 +49,13 @@ pub struct SessionConfig {
     pub direct_io: bool,
     /// Run a DHT node (`None`: no DHT at all).
     pub dht: Option<DhtSettings>,
+    /// Downloads transferring at once; the others wait in
+    /// [`crate::TorrentState::Queued`] by queue position (`None`: no limit).
+    pub max_active_downloads: Option<usize>,
+    /// Stop seeding a torrent at this ratio (its own goal wins).
+    pub seed_ratio: Option<f64>,
+    /// Stop seeding a torrent idle (nothing uploaded) this long.
+    pub seed_idle: Option<Duration>,
 }
 
 impl Default for SessionConfig {
@@ -70,6 +77,9 @@ impl Default for SessionConfig {
             pex_interval: Duration::from_secs(60),
             direct_io: true,
             dht: None,
+            max_active_downloads: None,
+            seed_ratio: None,
+            seed_idle: None,
         }
     }
 }

@@ -50,6 +50,19 @@ impl std::fmt::Display for TorrentId {
     }
 }
 
+/// Where [`Session::queue_move`] puts a torrent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueMove {
+    /// First.
+    Top,
+    /// One place earlier.
+    Up,
+    /// One place later.
+    Down,
+    /// Last.
+    Bottom,
+}
+
 /// One line of [`Session::snapshot`].
 #[derive(Debug, Clone)]
 pub struct TorrentSummary {
@@ -89,6 +102,17 @@ pub(crate) struct ConnLimits {
     pub half_open: Arc<Semaphore>,
 }
 
+/// Session settings that can change while it runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LiveSettings {
+    /// Downloads transferring at once (`None`: all).
+    pub max_active_downloads: Option<usize>,
+    /// Seeding stops at this ratio (unless a torrent has its own goal).
+    pub seed_ratio: Option<f64>,
+    /// Seeding stops after this long without uploading.
+    pub seed_idle: Option<std::time::Duration>,
+}
+
 /// What the torrents of a session share.
 pub(crate) struct SessionCtx {
     pub config: SessionConfig,
@@ -107,11 +131,17 @@ pub(crate) struct SessionCtx {
     pub checks: Arc<Semaphore>,
     /// Seeds the per-torrent RNGs.
     pub rng: Mutex<StdRng>,
+    /// Settings that change while the session runs.
+    pub live: std::sync::RwLock<LiveSettings>,
 }
 
 impl SessionCtx {
     pub(crate) fn emit(&self, e: SessionEvent) {
         let _ = self.events.send(e);
+    }
+
+    pub(crate) fn live(&self) -> LiveSettings {
+        *self.live.read().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn torrent_rng(&self) -> StdRng {
@@ -204,6 +234,11 @@ impl Session {
             disk,
             checks: Arc::new(Semaphore::new(1)),
             rng: Mutex::new(rng),
+            live: std::sync::RwLock::new(LiveSettings {
+                max_active_downloads: config.max_active_downloads,
+                seed_ratio: config.seed_ratio,
+                seed_idle: config.seed_idle,
+            }),
             config,
         });
         let registry = Arc::new(Registry::default());
@@ -370,6 +405,37 @@ impl Session {
         if let Ok(mut b) = self.inner.ctx.down.lock() {
             b.set_rate(download);
         }
+    }
+
+    /// The settings that can change while the session runs.
+    pub fn live_settings(&self) -> LiveSettings {
+        self.inner.ctx.live()
+    }
+
+    /// Changes the download queue size and the seeding goals; torrents
+    /// follow at once.
+    pub async fn set_live_settings(&self, s: LiveSettings) {
+        *self
+            .inner
+            .ctx
+            .live
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = s;
+        let _ = self.inner.cmds.send(SessionCmd::Reconcile).await;
+        for h in self.inner.registry.all() {
+            let _ = h.tx.try_send(crate::torrent::TorrentCmd::SettingsChanged);
+        }
+    }
+
+    /// Moves a torrent in the download queue.
+    pub async fn queue_move(&self, id: TorrentId, to: QueueMove) -> Result<(), TorrentOpError> {
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .cmds
+            .send(SessionCmd::QueueMove { id, to, reply })
+            .await
+            .map_err(|_| TorrentOpError::Stopped)?;
+        rx.await.map_err(|_| TorrentOpError::Stopped)?
     }
 
     /// The session-wide rate limits (upload, download).

@@ -18,6 +18,9 @@ pub(crate) enum Query {
     Pieces(oneshot::Sender<shoal_wire::Bitfield>),
     /// The trackers.
     Trackers(oneshot::Sender<Vec<crate::info::TrackerInfo>>),
+    /// The torrent's handle in the disk pool, registered on demand (`None`
+    /// unless it transfers), for readers of its files.
+    Disk(oneshot::Sender<Option<shoal_storage::TorrentDisk>>),
 }
 
 /// A connection the listener hands over.
@@ -41,8 +44,8 @@ pub(crate) enum TorrentCmd {
     AddPeers(Vec<SocketAddr>),
     /// Stop transferring until resumed.
     Pause,
-    /// Transfer again.
-    Resume,
+    /// Transfer again (`force`: even beyond the session's download queue).
+    Resume { force: bool },
     /// Hash everything again.
     Recheck,
     /// Ask trackers and the DHT for peers now.
@@ -55,6 +58,14 @@ pub(crate) enum TorrentCmd {
     SetLabels(Vec<String>),
     /// Move the data under another directory.
     Move(PathBuf, Reply),
+    /// The session's download queue: wait (`true`) or go (`false`).
+    Queue(bool),
+    /// A new place in the download queue.
+    SetQueuePosition(i64),
+    /// The session's live settings (seeding goals) changed.
+    SettingsChanged,
+    /// Reader `id`'s windows of wanted pieces (`None`: the reader closed).
+    Reader(u64, Option<Box<super::reader::ReaderWindows>>),
     /// A question about the torrent (answered at once, whatever its phase).
     Query(Query),
     /// Stop for good: close peers, announce `stopped`, save resume data,

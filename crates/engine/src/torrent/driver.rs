@@ -55,6 +55,10 @@ pub(crate) enum TaskAction {
     SaveResume(Vec<bool>),
     /// Tell the trackers the download completed.
     AnnounceCompleted,
+    /// A magnet link's info dictionary arrived.
+    Metadata(bytes::Bytes),
+    /// The missing piece layers arrived.
+    Layers(Vec<(usize, Vec<[u8; 32]>)>),
 }
 
 /// A live peer task as the driver reaches it.
@@ -69,6 +73,8 @@ pub(crate) struct Run {
     pub shared: Arc<PeerShared>,
     ctx: Arc<SessionCtx>,
     info_hash: [u8; 20],
+    /// A v2-only torrent (hash requests allowed without the v2 bit).
+    pub v2_only: bool,
     /// Verdicts and errors of the disk pool (made with the torrent's disk).
     disk_rx: Option<mpsc::UnboundedReceiver<DiskEvent>>,
     /// What peer tasks and the disk report; made with the first peer, so an
@@ -91,6 +97,7 @@ impl Run {
             core,
             shared,
             disk_rx: None,
+            v2_only: false,
             ctx,
             info_hash,
             rx: None,
@@ -99,6 +106,12 @@ impl Run {
             tasks: JoinSet::new(),
             cancel: CancellationToken::new(),
         }
+    }
+
+    /// What we announce to a new connection: our pieces, or nothing while
+    /// a magnet link's piece count is unknown.
+    fn our_pieces(&self) -> Option<shoal_wire::Bitfield> {
+        (!self.core.fetching_metadata()).then(|| self.core.have().clone())
     }
 
     /// The sending side of the report channel (made on first use).
@@ -148,7 +161,7 @@ impl Run {
             self.conn_config(),
             prefix,
             self.ctx.peer_id,
-            Some(self.core.have().clone()),
+            self.our_pieces(),
             Instant::now(),
         );
         let task = self.peer_task(key, addr, conn);
@@ -165,7 +178,7 @@ impl Run {
             self.conn_config(),
             self.info_hash,
             self.ctx.peer_id,
-            Some(self.core.have().clone()),
+            self.our_pieces(),
             Instant::now(),
         );
         let task = self.peer_task(key, addr, conn);
@@ -180,14 +193,18 @@ impl Run {
         if self.shared.disk.get().is_some() {
             return Ok(());
         }
+        // A magnet link without metadata has no storage yet.
+        let Some(storage) = self.shared.storage.get().cloned() else {
+            return Ok(());
+        };
         let (tx, rx) = mpsc::unbounded_channel();
         let sink: EventSink = Arc::new(move |e| {
             let _ = tx.send(e);
         });
-        let disk =
-            self.ctx
-                .disk
-                .add_torrent(self.shared.storage.clone(), &self.core.verified(), sink)?;
+        let disk = self
+            .ctx
+            .disk
+            .add_torrent(storage, &self.core.verified(), sink)?;
         let _ = self.shared.disk.set(disk);
         self.disk_rx = Some(rx);
         Ok(())
@@ -250,6 +267,8 @@ impl Run {
                 Action::SaveResume(v) => out.push(TaskAction::SaveResume(v)),
                 Action::ReadDigests(piece) => self.read_digests(piece),
                 Action::AnnounceCompleted => out.push(TaskAction::AnnounceCompleted),
+                Action::MetadataReady(info) => out.push(TaskAction::Metadata(info)),
+                Action::LayersReady(l) => out.push(TaskAction::Layers(l)),
             }
         }
         while self.tasks.try_join_next().is_some() {}
@@ -260,7 +279,7 @@ impl Run {
         let Ok(permit) = self.ctx.conns.total.clone().try_acquire_owned() else {
             // The session is full: the core backs off this address.
             let tx = self.sender();
-            let reason = "session connection limit".to_string();
+            let reason = crate::peer_close::PeerClose::ConnectionLimit;
             self.tasks.spawn(async move {
                 let _ = tx
                     .send(ToTorrent::Peer(key, PeerMsg::Closed { reason }))
@@ -272,7 +291,7 @@ impl Run {
             self.conn_config(),
             self.info_hash,
             self.ctx.peer_id,
-            Some(self.core.have().clone()),
+            self.our_pieces(),
             Instant::now(),
         );
         let task = self.peer_task(key, addr, conn);
@@ -288,10 +307,13 @@ impl Run {
         let mut c = ConnectionConfig {
             reserved: Reserved::shoal(false),
             max_outstanding_requests: 1000,
+            // A v2-only torrent may ask its peers for piece layers (BEP 52);
+            // libtorrent leaves the v2 bit clear for such torrents.
+            v2_messages: self.v2_only,
             ..ConnectionConfig::default()
         };
         // BEP 9: advertise the info dictionary so magnet leechers can fetch it.
-        c.extension_handshake.metadata_size = Some(self.shared.info.len() as u64);
+        c.extension_handshake.metadata_size = self.shared.info.get().map(|i| i.len() as u64);
         // BEP 10 `p`, so peers can pass our listen address on (BEP 11);
         // BEP 27: no `ut_pex` at all for private torrents.
         c.extension_handshake.port = self.core.listen_port();

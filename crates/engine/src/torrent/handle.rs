@@ -170,9 +170,15 @@ impl TorrentHandle {
         self.send(TorrentCmd::Pause).await
     }
 
-    /// Starts transferring again after a pause or an error.
+    /// Starts transferring again after a pause or an error (it may wait in
+    /// the session's download queue).
     pub async fn resume(&self) -> Result<(), TorrentOpError> {
-        self.send(TorrentCmd::Resume).await
+        self.send(TorrentCmd::Resume { force: false }).await
+    }
+
+    /// Starts transferring at once, beyond the session's download queue.
+    pub async fn start_now(&self) -> Result<(), TorrentOpError> {
+        self.send(TorrentCmd::Resume { force: true }).await
     }
 
     /// Hashes all the data again (state [`TorrentState::Checking`]), then

@@ -1,35 +1,39 @@
-//! The phases of a torrent that starts without everything it needs: a
-//! magnet link's info dictionary (BEP 9, from peers found through the DHT,
-//! the magnet's trackers, its `x.pe` peers and peers given by hand) and
-//! the piece layers of a v2 torrent (BEP 52 hash requests). Peers that
-//! helped become the torrent's first candidates. Policy lives here, not in
-//! the CLI: a private torrent (BEP 27) leaves the DHT as soon as its
-//! metadata says so.
-use super::cmd::TorrentCmd;
-use super::task::{Stop, TorrentTask};
+//! A torrent that starts without everything it needs: a magnet link's info
+//! dictionary and the piece layers of a v2 torrent.
+//!
+//! A magnet link runs from the start like any torrent (peers from the DHT,
+//! its trackers, its `x.pe` peers and peers given by hand), with a core in
+//! metadata mode: the same connections fetch the info dictionary (BEP 9,
+//! `torrent::core::metadata`), then, still connected, the task parses it,
+//! fetches missing v2 piece layers (BEP 52), checks what is on disk, and
+//! the core gets its pieces ([`TorrentCore::set_metadata`]): the peers that
+//! gave the metadata are the first to give pieces. Those steps run as one
+//! [`Phase`] future beside the run's events. Policy lives here, not in the
+//! CLI: a private torrent (BEP 27) leaves the DHT and peer exchange as soon
+//! as its metadata says so.
+//!
+//! [`TorrentCore::set_metadata`]: super::core::TorrentCore::set_metadata
+use super::driver::Run;
+use super::task::fill_shared;
+use super::task::TorrentTask;
 use crate::error::TorrentError;
 use crate::events::SessionEvent;
 use crate::layout::FileSelection;
-use crate::metadata::{fetch_metadata, MetadataFetchConfig, MetadataTarget};
-use crate::piece_layers::{fetch_piece_layers, LayerFetchConfig};
+use crate::metadata::MetadataTarget;
+use crate::piece_layers::{LayerAssembler, LayerFetchConfig};
 use crate::session::dht::FeedMode;
-use crate::status::TorrentState;
+use bytes::Bytes;
 use shoal_metainfo::{Magnet, ParseLimits, Torrent};
+use shoal_storage::{ResumeOutcome, Storage, StorageError};
 use shoal_wire::MetadataHash;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::mpsc;
-
-/// Most trackers asked for peers while the metadata is missing.
-const MAX_METADATA_TRACKERS: usize = 8;
-/// Fallback time between two announces to one tracker while the metadata is missing.
-const METADATA_TRACKER_INTERVAL: Duration = Duration::from_secs(30);
-/// Time allowed when no timeout was asked for (the fetch is started again).
-const LONG: Duration = Duration::from_secs(3600);
+use std::time::Instant;
 
 impl TorrentTask {
-    fn target(&self) -> MetadataTarget {
+    pub(super) fn target(&self) -> MetadataTarget {
         match (self.hashes.v1, self.hashes.v2) {
             (Some(v1), _) => MetadataTarget {
                 info_hash: v1.0,
@@ -43,127 +47,6 @@ impl TorrentTask {
                 info_hash: [0; 20],
                 hash: MetadataHash::V1([0; 20]),
             },
-        }
-    }
-
-    /// Waits while the user keeps the torrent paused. `Err` when it ends.
-    async fn wait_unpaused(&mut self) -> Result<(), Stop> {
-        if !self.user_paused {
-            return Ok(());
-        }
-        self.set_state(TorrentState::Paused, None);
-        self.set_dht(FeedMode::Off);
-        while self.user_paused {
-            match self.cmds.recv().await {
-                None => return Err(Stop::quiet()),
-                Some(TorrentCmd::Shutdown { delete_data, reply }) => {
-                    return Err(Stop::new(delete_data, reply))
-                }
-                Some(other) => self.idle_cmd(other).await,
-            }
-        }
-        Ok(())
-    }
-
-    /// Fetches the info dictionary; `Err` when the torrent is stopped first.
-    pub(super) async fn fetch_metadata(&mut self) -> Result<(), Stop> {
-        loop {
-            self.wait_unpaused().await?;
-            self.set_state(TorrentState::FetchingMetadata, None);
-            self.set_dht(FeedMode::Metadata);
-            let (tx, mut rx) = mpsc::channel(64);
-            let trackers = self.metadata_trackers(tx.clone());
-            let explicit = self.explicit_peers().await;
-            let timeout = self.metadata_timeout;
-            let config = MetadataFetchConfig {
-                peer_id: self.ctx.peer_id,
-                overall_timeout: timeout.unwrap_or(LONG),
-                ..MetadataFetchConfig::default()
-            };
-            let fetch = fetch_metadata(self.target(), config, explicit.clone(), &mut rx, |p| {
-                tracing::debug!(
-                    known = p.known,
-                    active = p.active,
-                    failed = p.failed,
-                    "fetching metadata"
-                );
-            });
-            tokio::pin!(fetch);
-            let result = loop {
-                tokio::select! {
-                    r = &mut fetch => break Some(r),
-                    cmd = self.cmds.recv() => match cmd {
-                        None => {
-                            trackers.abort();
-                            return Err(Stop::quiet());
-                        }
-                        Some(TorrentCmd::Shutdown { delete_data, reply }) => {
-                            trackers.abort();
-                            return Err(Stop::new(delete_data, reply));
-                        }
-                        Some(TorrentCmd::AddPeers(p)) => {
-                            let _ = tx.try_send(p);
-                        }
-                        Some(TorrentCmd::Pause) => {
-                            self.user_paused = true;
-                            self.save_record().await;
-                            break None;
-                        }
-                        Some(other) => self.idle_cmd(other).await,
-                    },
-                }
-            };
-            trackers.abort();
-            let Some(result) = result else { continue };
-            let fetched = match result {
-                Ok(f) => f,
-                Err(e) => {
-                    tracing::info!(error = %e, "fetching metadata");
-                    let secs = timeout.unwrap_or(LONG).as_secs();
-                    match self
-                        .failed_before_run(TorrentError::MetadataTimeout { secs })
-                        .await
-                    {
-                        Some(stop) => return Err(stop),
-                        None => continue,
-                    }
-                }
-            };
-            let t = match Torrent::from_info_bytes(&fetched.info, &ParseLimits::default()) {
-                Ok(t) => t,
-                Err(e) => match self
-                    .failed_before_run(TorrentError::BadMetadata(e.to_string()))
-                    .await
-                {
-                    Some(stop) => return Err(stop),
-                    None => continue,
-                },
-            };
-            tracing::info!(name = t.name(), from = %fetched.from, bytes = fetched.info.len(), "metadata received");
-            // BEP 27: a private torrent uses only its trackers and the peers
-            // given by hand.
-            let private = t.is_private();
-            let mut peers = vec![fetched.from];
-            peers.extend(if private {
-                explicit
-            } else {
-                fetched.candidates
-            });
-            peers.dedup();
-            self.peers.extend(peers);
-            let prio = self.selection_for(&t);
-            let t = Arc::new(t);
-            let name = t.name().to_owned();
-            self.meta_tx.send_modify(|m| {
-                m.torrent = Some(t.clone());
-                m.name = name.clone();
-                m.file_priorities = prio;
-            });
-            self.torrent = Some(t);
-            self.save_record().await;
-            self.ctx
-                .emit(SessionEvent::MetadataReceived { id: self.id, name });
-            return Ok(());
         }
     }
 
@@ -195,148 +78,185 @@ impl TorrentTask {
             vec![1; n]
         })
     }
+}
 
-    /// Fetches the piece layers a v2 torrent lacks from its peers (BEP 52).
-    pub(super) async fn fetch_layers(&mut self) -> Result<(), Stop> {
-        loop {
-            self.wait_unpaused().await?;
-            let Some(t) = self.torrent.clone() else {
-                return Ok(());
-            };
-            self.set_state(TorrentState::FetchingMetadata, None);
-            self.set_dht(FeedMode::Metadata);
-            let (tx, mut rx) = mpsc::channel(64);
-            let trackers = self.metadata_trackers(tx.clone());
-            let mut peers = self.explicit_peers().await;
-            // Gather candidates until some arrive (bounded by the timeout).
-            let deadline = tokio::time::Instant::now() + self.metadata_timeout.unwrap_or(LONG);
-            while peers.is_empty() {
-                tokio::select! {
-                    Some(p) = rx.recv() => peers.extend(p),
-                    cmd = self.cmds.recv() => match cmd {
-                        None => return Err(Stop::quiet()),
-                        Some(TorrentCmd::Shutdown { delete_data, reply }) => {
-                            trackers.abort();
-                            return Err(Stop::new(delete_data, reply));
-                        }
-                        Some(TorrentCmd::AddPeers(p)) => peers.extend(p),
-                        Some(other) => self.idle_cmd(other).await,
-                    },
-                    _ = tokio::time::sleep_until(deadline) => break,
-                }
+/// The work between a magnet link's metadata and its first piece.
+pub(super) type Phase = Pin<Box<dyn Future<Output = PhaseDone> + Send>>;
+
+/// What a [`Phase`] came to.
+pub(super) enum PhaseDone {
+    /// The data on disk was checked.
+    Checked(
+        Arc<Storage>,
+        Result<Result<ResumeOutcome, StorageError>, String>,
+    ),
+}
+
+/// The phase's result, when there is one running (never, otherwise).
+pub(super) async fn poll_phase(phase: &mut Option<Phase>) -> PhaseDone {
+    match phase {
+        Some(p) => {
+            let done = p.as_mut().await;
+            *phase = None;
+            done
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// A magnet's `x.pe` peers (host names resolved; failures skipped).
+pub(super) async fn magnet_peers(m: &Magnet) -> Vec<SocketAddr> {
+    let mut out = Vec::new();
+    for hp in &m.peers {
+        match hp.to_socket_addr() {
+            Some(a) => out.push(a),
+            None => match tokio::net::lookup_host((hp.host.as_str(), hp.port)).await {
+                Ok(mut addrs) => out.extend(addrs.next()),
+                Err(e) => tracing::warn!(host = %hp.host, error = %e, "x.pe peer not resolved"),
+            },
+        }
+    }
+    out
+}
+
+impl TorrentTask {
+    /// The info dictionary arrived over the run's connections: parse it,
+    /// then fetch the missing piece layers or check the data.
+    pub(super) async fn on_metadata(
+        &mut self,
+        run: &mut Run,
+        info: Bytes,
+        phase: &mut Option<Phase>,
+    ) {
+        let t = match Torrent::from_info_bytes(&info, &ParseLimits::default()) {
+            Ok(t) => t,
+            Err(e) => {
+                run.core.metadata_unusable();
+                run.core
+                    .pause(Some(TorrentError::BadMetadata(e.to_string())));
+                return;
             }
-            trackers.abort();
-            let mut torrent = (*t).clone();
-            let config = LayerFetchConfig {
-                peer_id: self.ctx.peer_id,
-                overall_timeout: self.metadata_timeout.unwrap_or(Duration::from_secs(120)),
-                ..LayerFetchConfig::default()
-            };
-            let info_hash = self.hashes.primary().0;
-            let r = tokio::select! {
-                r = fetch_piece_layers(&mut torrent, info_hash, &peers, &config) => r,
-                cmd = self.cmds.recv() => match cmd {
-                    Some(TorrentCmd::Shutdown { delete_data, reply }) => {
-                        return Err(Stop::new(delete_data, reply));
-                    }
-                    None => return Err(Stop::quiet()),
-                    // Anything else waits for the layers: put it back later.
-                    Some(other) => {
-                        self.idle_cmd(other).await;
-                        continue;
-                    }
-                },
-            };
-            match r {
-                Ok(()) => {
-                    self.peers.extend(peers);
-                    let t = Arc::new(torrent);
-                    self.meta_tx.send_modify(|m| m.torrent = Some(t.clone()));
-                    self.torrent = Some(t);
-                    return Ok(());
-                }
-                Err(e) => match self
-                    .failed_before_run(TorrentError::PieceLayers(e.to_string()))
-                    .await
-                {
-                    Some(stop) => return Err(stop),
-                    None => continue,
-                },
+        };
+        tracing::info!(name = t.name(), bytes = info.len(), "metadata received");
+        let prio = self.selection_for(&t);
+        let t = Arc::new(t);
+        let name = t.name().to_owned();
+        self.meta_tx.send_modify(|m| {
+            m.torrent = Some(t.clone());
+            m.name = name.clone();
+            m.file_priorities = prio;
+        });
+        self.torrent = Some(t.clone());
+        // BEP 27: no DHT for a private torrent (peer exchange goes off with
+        // the metadata in the core).
+        self.set_dht(FeedMode::Off);
+        self.save_record().await;
+        self.ctx
+            .emit(SessionEvent::MetadataReceived { id: self.id, name });
+        self.after_metadata(run, phase);
+    }
+
+    /// With the info dictionary known: fetch the missing v2 piece layers
+    /// from the connected peers, or check the data.
+    pub(super) fn after_metadata(&mut self, run: &mut Run, phase: &mut Option<Phase>) {
+        let Some(t) = self.torrent.clone() else {
+            return;
+        };
+        run.core.metadata_received();
+        if (0..t.files().len()).any(|i| t.needs_piece_layer(i)) {
+            match LayerAssembler::new(&t, LayerFetchConfig::default().max_pieces) {
+                Ok(asm) => run.core.start_layer_fetch(Instant::now(), asm),
+                Err(e) => run
+                    .core
+                    .pause(Some(TorrentError::PieceLayers(e.to_string()))),
             }
+        } else {
+            self.start_check(run, phase);
         }
     }
 
-    /// The peers given by hand and the magnet's `x.pe` peers (host names
-    /// resolved; failures skipped).
-    async fn explicit_peers(&self) -> Vec<SocketAddr> {
-        let mut out = self.peers.clone();
-        if let Some(m) = &self.magnet {
-            for hp in &m.peers {
-                match hp.to_socket_addr() {
-                    Some(a) => out.push(a),
-                    None => match tokio::net::lookup_host((hp.host.as_str(), hp.port)).await {
-                        Ok(mut addrs) => out.extend(addrs.next()),
-                        Err(e) => {
-                            tracing::warn!(host = %hp.host, error = %e, "x.pe peer not resolved")
-                        }
-                    },
-                }
+    /// The piece layers arrived (checked against their roots): attach them
+    /// and check the data.
+    pub(super) fn on_layers(
+        &mut self,
+        run: &mut Run,
+        layers: Vec<(usize, Vec<[u8; 32]>)>,
+        phase: &mut Option<Phase>,
+    ) {
+        let Some(t) = self.torrent.clone() else {
+            return;
+        };
+        let mut t = (*t).clone();
+        for (i, layer) in layers {
+            if let Err(e) = t.attach_piece_layer(i, layer) {
+                run.core
+                    .pause(Some(TorrentError::PieceLayers(e.to_string())));
+                return;
             }
         }
-        out
+        tracing::info!("piece layers received");
+        let t = Arc::new(t);
+        self.meta_tx.send_modify(|m| m.torrent = Some(t.clone()));
+        self.torrent = Some(t);
+        self.start_check(run, phase);
     }
 
-    /// Asks the magnet's and the extra trackers for peers while the
-    /// metadata is missing (the announcer takes over once the torrent
-    /// runs); peers go to `sink`. Abort the returned task when done.
-    fn metadata_trackers(
-        &self,
-        sink: mpsc::Sender<Vec<SocketAddr>>,
-    ) -> tokio::task::JoinHandle<()> {
-        let mut urls: Vec<String> = self
-            .magnet
-            .as_ref()
-            .map(|m: &Magnet| m.trackers.clone())
-            .unwrap_or_default();
-        if let Some(t) = &self.torrent {
-            urls.extend(t.trackers().iter().flatten().cloned());
-        }
-        urls.extend(self.meta_tx.borrow().extra_trackers.iter().cloned());
-        urls.dedup();
-        urls.truncate(MAX_METADATA_TRACKERS);
-        let client = self.ctx.tracker.clone();
-        let info_hash = self.hashes.primary().0;
-        let peer_id = self.ctx.peer_id;
-        let port = self.ctx.local_addr.port();
-        tokio::spawn(async move {
-            let mut set = tokio::task::JoinSet::new();
-            for url in urls {
-                let client = client.clone();
-                let sink = sink.clone();
-                set.spawn(async move {
-                    // The size is unknown until the metadata arrives: say something is left.
-                    let mut req = shoal_tracker::AnnounceRequest::new(info_hash, peer_id, port, 1);
-                    req.event = shoal_tracker::Event::Started;
-                    req.numwant = Some(50);
-                    loop {
-                        let wait = match client.announce(&url, &req, None).await {
-                            Ok(r) => {
-                                req.event = shoal_tracker::Event::None;
-                                if !r.peers.is_empty() && sink.send(r.peers).await.is_err() {
-                                    return;
-                                }
-                                Duration::from_secs(u64::from(r.interval.clamp(5, 300)))
-                            }
-                            Err(e) => {
-                                tracing::warn!(%url, error = %e, "tracker announce failed");
-                                METADATA_TRACKER_INTERVAL
-                            }
-                        };
-                        tokio::time::sleep(wait.min(METADATA_TRACKER_INTERVAL)).await;
-                    }
-                });
+    /// Opens the storage and checks it in the background.
+    fn start_check(&mut self, run: &mut Run, phase: &mut Option<Phase>) {
+        let storage = match self.open_storage() {
+            Ok(s) => s,
+            Err(e) => {
+                run.core.pause(Some(e));
+                return;
             }
-            while set.join_next().await.is_some() {}
-        })
+        };
+        let prio = self.meta_tx.borrow().file_priorities.clone();
+        let checks = self.ctx.checks.clone();
+        *phase = Some(Box::pin(async move {
+            let _permit = checks.acquire_owned().await;
+            let st = storage.clone();
+            let r = tokio::task::spawn_blocking(move || {
+                for (i, &p) in prio.iter().enumerate() {
+                    if p == 0 {
+                        st.set_file_wanted(i, false)?;
+                    }
+                }
+                st.resume_from(None, &|_| {})
+            })
+            .await;
+            PhaseDone::Checked(storage, r.map_err(|_| "the check panicked".to_string()))
+        }));
+    }
+
+    /// A phase ended: go on to the next, or give the core its pieces.
+    pub(super) async fn on_phase(
+        &mut self,
+        run: &mut Run,
+        storage: &mut Option<Arc<Storage>>,
+        done: PhaseDone,
+    ) {
+        match done {
+            PhaseDone::Checked(st, Ok(Ok(o))) => {
+                let Some(t) = self.torrent.clone() else {
+                    return;
+                };
+                fill_shared(&run.shared, &t, &st);
+                let picker = self.new_picker(&t, &st, &o.verified);
+                run.core
+                    .set_metadata(Instant::now(), picker, t.is_private());
+                let mut s = run.core.status().clone();
+                s.pieces_checked_at_start = o.pieces_checked;
+                s.pieces_checked = o.pieces_checked;
+                self.publish(&s);
+                *storage = Some(st);
+                if let Err(e) = run.ensure_disk() {
+                    tracing::warn!(error = %e, "registering with the disk pool");
+                }
+            }
+            PhaseDone::Checked(_, Ok(Err(e))) => {
+                run.core.pause(Some(TorrentError::from_storage(&e)));
+            }
+            PhaseDone::Checked(_, Err(e)) => run.core.pause(Some(TorrentError::Open(e))),
+        }
     }
 }

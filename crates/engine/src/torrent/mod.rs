@@ -8,6 +8,7 @@ mod data_ops;
 pub(crate) mod driver;
 mod handle;
 mod magnet;
+mod reader;
 mod task;
 
 pub(crate) use self::core::DiskVerdict;
@@ -15,6 +16,7 @@ pub(crate) use cmd::{Incoming, TorrentCmd};
 pub use driver::PeerStream;
 pub(crate) use driver::ToTorrent;
 pub use handle::{TorrentHandle, TorrentMeta};
+pub use reader::{FileReader, ReadError, DEFAULT_READ_AHEAD, MAX_READ};
 pub(crate) use task::{spawn, Origin};
 
 /// Whether a handshake's 20-byte hash names a torrent with these hashes

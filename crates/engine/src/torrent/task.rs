@@ -39,8 +39,8 @@ use tokio::sync::{mpsc, watch};
 
 /// How a torrent enters the session.
 pub(crate) enum Origin {
-    /// Added by a caller.
-    Params(Box<AddTorrentParams>),
+    /// Added by a caller, at this queue position.
+    Params(Box<AddTorrentParams>, i64),
     /// Restored from the session's persistence.
     Record(Box<TorrentRecord>),
 }
@@ -64,24 +64,6 @@ pub(crate) struct Counters {
 pub(crate) struct Stop {
     delete_data: bool,
     reply: Option<Reply>,
-}
-
-impl Stop {
-    /// The session went away: nobody to answer.
-    pub(super) fn quiet() -> Self {
-        Stop {
-            delete_data: false,
-            reply: None,
-        }
-    }
-
-    /// A `Shutdown` command.
-    pub(super) fn new(delete_data: bool, reply: Reply) -> Self {
-        Stop {
-            delete_data,
-            reply: Some(reply),
-        }
-    }
 }
 
 /// Why a transfer run ended.
@@ -116,9 +98,22 @@ pub(crate) struct TorrentTask {
     trackers: Vec<crate::info::TrackerInfo>,
     /// The verified pieces as of the last run (answers queries between runs).
     have: shoal_wire::Bitfield,
+    /// The windows of the open file readers, by reader id.
+    readers: std::collections::BTreeMap<u64, super::reader::ReaderWindows>,
     counters: Arc<Counters>,
     last: TorrentStatus,
     last_progress: Option<Instant>,
+    /// The session's download queue holds it back.
+    queued: bool,
+    /// Started by hand beyond the download queue.
+    force_start: bool,
+    /// Stopped on its seeding goal.
+    finished: bool,
+    /// Resumed by hand after finishing: seed on whatever the goals say.
+    ignore_goals: bool,
+    /// Uploaded bytes at the last change, and when (for the idle goal).
+    last_upload: (u64, Instant),
+    queue_position: i64,
     dht_mode: Option<FeedMode>,
 }
 
@@ -129,7 +124,7 @@ pub(crate) async fn spawn(
     origin: Origin,
 ) -> Result<(TorrentHandle, Pin<Box<dyn Future<Output = ()> + Send>>), AddTorrentError> {
     let (record, torrent, magnet, selection, peers, timeout, is_new) = match origin {
-        Origin::Params(p) => {
+        Origin::Params(p, queue_position) => {
             let p = *p;
             let hashes = p.source.info_hashes();
             let (torrent, magnet) = match p.source {
@@ -173,7 +168,7 @@ pub(crate) async fn spawn(
                 labels: p.labels,
                 limits: p.limits,
                 added_at: unix_now(),
-                queue_position: id.0,
+                queue_position,
             };
             (
                 record,
@@ -270,9 +265,16 @@ pub(crate) async fn spawn(
         announcer: None,
         trackers: Vec::new(),
         have: shoal_wire::Bitfield::new(0),
+        readers: std::collections::BTreeMap::new(),
         counters: Arc::new(Counters::default()),
         last: status,
         last_progress: None,
+        queued: false,
+        force_start: false,
+        finished: false,
+        ignore_goals: false,
+        last_upload: (0, Instant::now()),
+        queue_position: record.queue_position,
         dht_mode: None,
         ctx,
     };
@@ -305,20 +307,24 @@ fn unix_now() -> u64 {
 impl TorrentTask {
     async fn run(mut self) {
         let stop = loop {
-            if self.torrent.is_none() {
-                match self.fetch_metadata().await {
-                    Ok(()) => {}
-                    Err(stop) => break stop,
-                }
-            }
-            if self
+            let needs_layers = self
                 .torrent
                 .as_ref()
-                .is_some_and(|t| (0..t.files().len()).any(|i| t.needs_piece_layer(i)))
-            {
-                if let Err(stop) = self.fetch_layers().await {
-                    break stop;
+                .is_some_and(|t| (0..t.files().len()).any(|i| t.needs_piece_layer(i)));
+            if self.torrent.is_none() || needs_layers {
+                // A magnet link, or a v2 torrent without its piece layers:
+                // one run fetches them, checks and transfers with the same
+                // connections.
+                self.set_state(TorrentState::FetchingMetadata, None);
+                match self.transfer(None).await {
+                    RunEnd::Stop(stop) => break stop,
+                    RunEnd::Recheck => self.force_check = true,
+                    RunEnd::Move(to, reply) => {
+                        let r = self.move_data(to).await;
+                        let _ = reply.send(r);
+                    }
                 }
+                continue;
             }
             let storage = match self.open_storage() {
                 Ok(s) => s,
@@ -335,7 +341,7 @@ impl TorrentTask {
                 },
                 Err(stop) => break stop,
             };
-            match self.transfer(storage, verified).await {
+            match self.transfer(Some((storage, verified))).await {
                 RunEnd::Stop(stop) => break stop,
                 RunEnd::Recheck => self.force_check = true,
                 RunEnd::Move(to, reply) => {
@@ -352,6 +358,10 @@ impl TorrentTask {
     /// Publishes `s` and the events its change implies.
     pub(super) fn publish(&mut self, s: &TorrentStatus) {
         let now = Instant::now();
+        let mut s = s.clone();
+        s.finished = self.finished;
+        s.queue_position = self.queue_position;
+        let s = &s;
         if s.state != self.last.state {
             self.ctx.emit(SessionEvent::StateChanged {
                 id: self.id,
@@ -388,10 +398,13 @@ impl TorrentTask {
             .downloaded
             .store(s.downloaded, Ordering::Relaxed);
         self.counters.uploaded.store(s.uploaded, Ordering::Relaxed);
-        self.counters.left.store(
-            s.wanted_bytes.saturating_sub(s.verified_wanted_bytes),
-            Ordering::Relaxed,
-        );
+        // Without metadata the size is unknown: say something is left.
+        let left = if self.torrent.is_none() {
+            1
+        } else {
+            s.wanted_bytes.saturating_sub(s.verified_wanted_bytes)
+        };
+        self.counters.left.store(left, Ordering::Relaxed);
         if *s != self.last {
             self.last.clone_from(s);
             self.status_tx.send_replace(s.clone());
@@ -425,7 +438,7 @@ impl TorrentTask {
             labels: m.labels.clone(),
             limits: m.limits,
             added_at: m.added_at,
-            queue_position: self.id.0,
+            queue_position: self.queue_position,
         };
         let p = self.ctx.persist.clone();
         let r = tokio::task::spawn_blocking(move || p.save_torrent(&rec)).await;
@@ -449,7 +462,7 @@ impl TorrentTask {
 
     // ------------------------------------------------------------ phases
 
-    fn open_storage(&self) -> Result<Arc<Storage>, TorrentError> {
+    pub(super) fn open_storage(&self) -> Result<Arc<Storage>, TorrentError> {
         let Some(t) = &self.torrent else {
             return Err(TorrentError::Open("no metadata".into()));
         };
@@ -475,7 +488,7 @@ impl TorrentTask {
         loop {
             let cmd = self.cmds.recv().await?;
             match cmd {
-                TorrentCmd::Resume | TorrentCmd::Recheck => {
+                TorrentCmd::Resume { .. } | TorrentCmd::Recheck => {
                     self.user_paused = false;
                     return None;
                 }
@@ -502,10 +515,22 @@ impl TorrentTask {
                 self.user_paused = true;
                 self.save_record().await;
             }
-            TorrentCmd::Resume => {
+            TorrentCmd::Resume { force } => {
                 self.user_paused = false;
+                self.force_start = force;
+                if std::mem::take(&mut self.finished) {
+                    self.ignore_goals = true;
+                }
                 self.save_record().await;
             }
+            TorrentCmd::Queue(q) => self.queued = q,
+            TorrentCmd::SetQueuePosition(p) => {
+                self.queue_position = p;
+                let s = self.last.clone();
+                self.publish(&s);
+                self.save_record().await;
+            }
+            TorrentCmd::SettingsChanged => self.ignore_goals = false,
             TorrentCmd::SetFilePriorities(p, reply) => {
                 let r = self.store_priorities(p);
                 if r.is_ok() {
@@ -524,6 +549,7 @@ impl TorrentTask {
             }
             TorrentCmd::Recheck => self.force_check = true,
             TorrentCmd::Query(q) => self.answer_idle(q),
+            TorrentCmd::Reader(id, w) => self.set_reader(id, w),
             TorrentCmd::Reannounce | TorrentCmd::Incoming(_) | TorrentCmd::Outgoing { .. } => {}
             TorrentCmd::Shutdown { .. } => {}
         }
@@ -645,9 +671,16 @@ impl TorrentTask {
         }
     }
 
-    fn new_core(&self, t: &Torrent, storage: &Storage, verified: &[bool]) -> TorrentCore {
+    /// The picker of `t` stored in `storage`: the file priorities and what
+    /// is verified already.
+    pub(super) fn new_picker(
+        &self,
+        t: &Torrent,
+        storage: &Storage,
+        verified: &[bool],
+    ) -> PiecePicker {
         let prio = self.meta_tx.borrow().file_priorities.clone();
-        let piece_prio = piece_priorities_of(t, &prio);
+        let piece_prio = self.piece_priorities(t, &prio);
         let piece_length = t.piece_length().min(u64::from(u32::MAX)) as u32;
         // The piece space (a v2-only layout ends with a pad to a piece boundary).
         let total = storage.map().layout().total_length;
@@ -660,6 +693,12 @@ impl TorrentTask {
                 picker.set_have(i as u32);
             }
         }
+        picker
+    }
+
+    /// A core for `picker` (empty, for a magnet link that fetches its
+    /// metadata first; peer exchange is on until the metadata says private).
+    fn new_core(&self, picker: PiecePicker, private: bool) -> TorrentCore {
         let mut status = self.last.clone();
         status.state = TorrentState::Downloading;
         status.error = None;
@@ -679,12 +718,30 @@ impl TorrentTask {
                 status,
                 pex: crate::pex::PeerExchange::new(
                     crate::pex::PexConfig::with_interval(self.ctx.config.pex_interval),
-                    !t.is_private(),
+                    !private,
                     self.ctx.local_addr,
                 ),
             },
             Instant::now(),
         )
+    }
+
+    /// What the peer tasks share for `t` stored in `storage` (`None`: a
+    /// magnet link still without metadata; filled in later).
+    fn new_shared(&self, t: Option<(&Torrent, &Arc<Storage>)>) -> Arc<PeerShared> {
+        let shared = PeerShared {
+            storage: std::sync::OnceLock::new(),
+            disk: std::sync::OnceLock::new(),
+            up: [self.ctx.up.clone(), self.up.clone()],
+            down: [self.ctx.down.clone(), self.down.clone()],
+            digests: Default::default(),
+            info: std::sync::OnceLock::new(),
+            hash_trees: std::sync::OnceLock::new(),
+        };
+        if let Some((t, storage)) = t {
+            fill_shared(&shared, t, storage);
+        }
+        Arc::new(shared)
     }
 
     fn start_announcer(&mut self) {
@@ -791,33 +848,71 @@ impl TorrentTask {
         })
     }
 
-    /// Transfers until a recheck, a move or the end.
-    async fn transfer(&mut self, storage: Arc<Storage>, verified: Vec<bool>) -> RunEnd {
-        let Some(t) = self.torrent.clone() else {
-            return RunEnd::Recheck;
+    /// Transfers until a recheck, a move or the end. `start`: the checked
+    /// storage; `None` for a magnet link, whose connections fetch the
+    /// metadata first ([`super::magnet`]).
+    async fn transfer(&mut self, start: Option<(Arc<Storage>, Vec<bool>)>) -> RunEnd {
+        let (core, shared, mut storage) = match (start, self.torrent.clone()) {
+            (Some((storage, verified)), Some(t)) => {
+                let picker = self.new_picker(&t, &storage, &verified);
+                let core = self.new_core(picker, t.is_private());
+                let shared = self.new_shared(Some((&t, &storage)));
+                (core, shared, Some(storage))
+            }
+            (_, t) => {
+                // A magnet link (no metadata), or a v2 torrent whose piece
+                // layers must come from peers first.
+                let private = t.as_ref().is_some_and(|t| t.is_private());
+                let mut core = self.new_core(PiecePicker::new(16 * 1024, 0), private);
+                core.start_metadata_fetch(self.target().hash);
+                let shared = self.new_shared(None);
+                if let Some(t) = &t {
+                    let _ = shared
+                        .info
+                        .set(bytes::Bytes::copy_from_slice(t.info_bytes()));
+                }
+                (core, shared, None)
+            }
         };
-        let core = self.new_core(&t, &storage, &verified);
-        let shared = Arc::new(PeerShared {
-            storage: storage.clone(),
-            disk: std::sync::OnceLock::new(),
-            up: [self.ctx.up.clone(), self.up.clone()],
-            down: [self.ctx.down.clone(), self.down.clone()],
-            digests: Default::default(),
-            info: bytes::Bytes::copy_from_slice(t.info_bytes()),
-            hash_trees: crate::peer::hash_trees(&t),
-        });
         let mut run = Run::new(core, shared, self.ctx.clone(), self.hashes.primary().0);
+        run.v2_only = self.hashes.v1.is_none();
         let now = Instant::now();
         let peers = std::mem::take(&mut self.peers);
         run.core.add_addrs(now, peers, PeerSource::Added);
+        if let Some(m) = &self.magnet {
+            let xpe = super::magnet::magnet_peers(m).await;
+            run.core.add_addrs(now, xpe, PeerSource::Added);
+        }
         if self.user_paused {
             run.core.pause(None);
         } else {
             self.start_announcer();
         }
+        self.last_upload = (run.core.status().uploaded, Instant::now());
+        let mut phase: Option<super::magnet::Phase> = None;
+        let mut meta_deadline: Option<Instant> = None;
+        if storage.is_none() && self.torrent.is_some() {
+            // The metadata is known: on to the piece layers.
+            self.after_metadata(&mut run, &mut phase);
+        }
         let end = loop {
-            self.after_step(&mut run, &storage);
-            let deadline = run.core.poll_timeout();
+            self.after_step(&mut run, storage.as_ref(), &mut phase)
+                .await;
+            if run.core.status().state == TorrentState::FetchingMetadata {
+                if meta_deadline.is_none() {
+                    meta_deadline = self.metadata_timeout.map(|t| Instant::now() + t);
+                }
+            } else {
+                meta_deadline = None;
+            }
+            let deadline = [
+                run.core.poll_timeout(),
+                self.idle_deadline(&run),
+                meta_deadline,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             tokio::select! {
                 cmd = self.cmds.recv() => {
                     let Some(cmd) = cmd else {
@@ -848,7 +943,18 @@ impl TorrentTask {
                         run.core.handle_timeout(Instant::now());
                     }
                 }
-                _ = sleep_until(deadline) => run.core.handle_timeout(Instant::now()),
+                done = super::magnet::poll_phase(&mut phase) => {
+                    self.on_phase(&mut run, &mut storage, done).await;
+                }
+                _ = sleep_until(deadline) => {
+                    let now = Instant::now();
+                    if meta_deadline.is_some_and(|t| now >= t) && run.core.fetching_metadata() {
+                        let secs = self.metadata_timeout.map_or(0, |t| t.as_secs());
+                        run.core.pause(Some(TorrentError::MetadataTimeout { secs }));
+                        meta_deadline = None;
+                    }
+                    run.core.handle_timeout(now);
+                }
             }
         };
         let verified = run.stop().await;
@@ -858,19 +964,81 @@ impl TorrentTask {
         s.state = self.last.state;
         self.publish(&s);
         // The last save of a run is waited for: it must be there at a restart.
-        let _ = self.save_resume(&storage, verified).await;
+        if let Some(storage) = &storage {
+            let _ = self.save_resume(storage, verified).await;
+        }
         end
     }
 
-    /// After every input: carry out the core's actions, start the disk when
-    /// needed, publish, and steer the DHT and the trackers by the state.
-    fn after_step(&mut self, run: &mut Run, storage: &Arc<Storage>) {
+    /// When the idle seeding goal would stop this torrent, if it has one.
+    fn idle_deadline(&self, run: &Run) -> Option<Instant> {
+        if run.core.status().state != TorrentState::Seeding || self.ignore_goals {
+            return None;
+        }
+        let goal = self.meta_tx.borrow().limits.seed_idle;
+        let idle = goal.resolve(self.ctx.live().seed_idle)?;
+        Some(self.last_upload.1 + idle)
+    }
+
+    /// Whether a seeding torrent reached its ratio or idle goal.
+    fn goal_reached(&mut self, s: &TorrentStatus) -> bool {
+        let now = Instant::now();
+        if s.uploaded != self.last_upload.0 {
+            self.last_upload = (s.uploaded, now);
+        }
+        if s.state != TorrentState::Seeding || self.ignore_goals {
+            return false;
+        }
+        let limits = self.meta_tx.borrow().limits;
+        let live = self.ctx.live();
+        if let Some(r) = limits.seed_ratio.resolve(live.seed_ratio) {
+            // As Transmission: against what was downloaded, or the size
+            // for a torrent that was never downloaded here.
+            let base = if s.downloaded > 0 {
+                s.downloaded
+            } else {
+                s.wanted_bytes
+            };
+            if base > 0 && s.uploaded as f64 >= r * base as f64 {
+                return true;
+            }
+        }
+        if let Some(idle) = limits.seed_idle.resolve(live.seed_idle) {
+            if now >= self.last_upload.1 + idle {
+                return true;
+            }
+        }
+        false
+    }
+
+    async fn after_step(
+        &mut self,
+        run: &mut Run,
+        storage: Option<&Arc<Storage>>,
+        phase: &mut Option<super::magnet::Phase>,
+    ) {
+        let s = run.core.status().clone();
+        if self.goal_reached(&s) {
+            tracing::info!("seeding goal reached; stopping");
+            self.finished = true;
+            self.user_paused = true;
+            run.core.pause(None);
+            self.save_record().await;
+        }
+        if self.queued && !self.force_start && run.core.status().state == TorrentState::Downloading
+        {
+            run.core.queue();
+        }
         for a in run.act() {
             match a {
                 TaskAction::SaveResume(v) => {
                     // Batches run in the background; the last one is awaited.
-                    drop(self.save_resume(storage, v));
+                    if let Some(storage) = storage {
+                        drop(self.save_resume(storage, v));
+                    }
                 }
+                TaskAction::Metadata(info) => self.on_metadata(run, info, phase).await,
+                TaskAction::Layers(l) => self.on_layers(run, l, phase),
                 TaskAction::AnnounceCompleted => {
                     if let Some((h, _)) = &self.announcer {
                         let _ = futures_util::FutureExt::now_or_never(h.completed());
@@ -882,10 +1050,19 @@ impl TorrentTask {
         let mode = match s.state {
             TorrentState::Downloading => FeedMode::Downloading,
             TorrentState::Seeding => FeedMode::Seeding,
+            TorrentState::FetchingMetadata => FeedMode::Metadata,
             _ => FeedMode::Off,
         };
         self.set_dht(mode);
-        if !s.state.is_active() {
+        // Announce while the torrent transfers, fetches its metadata or
+        // checks what a magnet brought; stop once it pauses or fails.
+        if matches!(
+            s.state,
+            TorrentState::Paused
+                | TorrentState::Error
+                | TorrentState::Stopped
+                | TorrentState::Queued
+        ) {
             self.stop_announcer();
         }
         self.publish(&s);
@@ -938,7 +1115,30 @@ impl TorrentTask {
             Query::Trackers(tx) => {
                 let _ = tx.send(self.trackers.clone());
             }
+            Query::Disk(tx) => {
+                let _ = tx.send(None);
+            }
         }
+    }
+
+    /// Notes reader `id`'s windows (`None`: it closed).
+    fn set_reader(&mut self, id: u64, w: Option<Box<super::reader::ReaderWindows>>) {
+        match w {
+            Some(w) => {
+                self.readers.insert(id, *w);
+            }
+            None => {
+                self.readers.remove(&id);
+            }
+        }
+    }
+
+    /// One priority per piece: the files' priorities, raised where readers
+    /// want pieces.
+    fn piece_priorities(&self, t: &Torrent, file_prio: &[u8]) -> Vec<u8> {
+        let mut p = piece_priorities_of(t, file_prio);
+        super::reader::overlay(&mut p, self.readers.values());
+        p
     }
 
     async fn transfer_cmd(&mut self, run: &mut Run, cmd: TorrentCmd) -> Option<RunEnd> {
@@ -953,7 +1153,21 @@ impl TorrentTask {
                     Query::Pieces(tx) => {
                         let _ = tx.send(run.core.have().clone());
                     }
+                    Query::Disk(tx) => {
+                        if let Err(e) = run.ensure_disk() {
+                            tracing::warn!(error = %e, "registering with the disk pool");
+                        }
+                        let _ = tx.send(run.shared.disk.get().cloned());
+                    }
                     q @ Query::Trackers(_) => self.answer_idle(q),
+                }
+            }
+            TorrentCmd::Reader(id, w) => {
+                self.set_reader(id, w);
+                if let Some(t) = self.torrent.clone() {
+                    let fp = self.meta_tx.borrow().file_priorities.clone();
+                    run.core
+                        .set_priorities(now, &self.piece_priorities(&t, &fp));
                 }
             }
             TorrentCmd::Incoming(c) => {
@@ -970,12 +1184,28 @@ impl TorrentTask {
                 run.core.pause(None);
                 self.save_record().await;
             }
-            TorrentCmd::Resume => {
+            TorrentCmd::Resume { force } => {
                 self.user_paused = false;
+                self.force_start = force;
+                if std::mem::take(&mut self.finished) {
+                    self.ignore_goals = true;
+                }
                 run.core.resume(now);
                 self.start_announcer();
                 self.save_record().await;
             }
+            TorrentCmd::Queue(q) => {
+                self.queued = q;
+                if !q && run.core.status().state == TorrentState::Queued && !self.user_paused {
+                    run.core.resume(now);
+                    self.start_announcer();
+                }
+            }
+            TorrentCmd::SetQueuePosition(p) => {
+                self.queue_position = p;
+                self.save_record().await;
+            }
+            TorrentCmd::SettingsChanged => self.ignore_goals = false,
             TorrentCmd::Recheck => return Some(RunEnd::Recheck),
             TorrentCmd::Reannounce => {
                 if let Some((h, _)) = &self.announcer {
@@ -996,17 +1226,18 @@ impl TorrentTask {
                                     .set_file_wanted(i, fp > 0)
                                     .await
                                     .map_err(|e| e.to_string()),
-                                None => run
-                                    .shared
-                                    .storage
-                                    .set_file_wanted(i, fp > 0)
-                                    .map_err(|e| e.to_string()),
+                                None => match run.shared.storage.get() {
+                                    Some(st) => {
+                                        st.set_file_wanted(i, fp > 0).map_err(|e| e.to_string())
+                                    }
+                                    None => Ok(()),
+                                },
                             };
                             if let Err(e) = r {
                                 tracing::warn!(file = i, error = %e, "changing a file's selection");
                             }
                         }
-                        run.core.set_priorities(now, &piece_priorities_of(t, &p));
+                        run.core.set_priorities(now, &self.piece_priorities(t, &p));
                     }
                     self.save_record().await;
                 }
@@ -1044,6 +1275,15 @@ impl TorrentTask {
             let _ = reply.send(r);
         }
     }
+}
+
+/// Sets what the peer tasks need once the metadata and storage are known.
+pub(super) fn fill_shared(shared: &PeerShared, t: &Torrent, storage: &Arc<Storage>) {
+    let _ = shared.storage.set(storage.clone());
+    let _ = shared
+        .info
+        .set(bytes::Bytes::copy_from_slice(t.info_bytes()));
+    let _ = shared.hash_trees.set(crate::peer::hash_trees(t));
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -10,6 +10,8 @@
 //!
 //! Idle costs nothing: with no peer connected, no candidate to dial and no
 //! resume data to save, [`TorrentCore::poll_timeout`] is `None`.
+mod layers;
+mod metadata;
 mod peers;
 mod pieces;
 #[cfg(test)]
@@ -26,7 +28,7 @@ use crate::smartban::{BlockDigest, SmartBan};
 use crate::status::{TorrentState, TorrentStatus};
 use rand::rngs::StdRng;
 use shoal_wire::Bitfield;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -80,6 +82,13 @@ pub(crate) enum Action {
     ReadDigests(u32),
     /// Tell the trackers that the download completed.
     AnnounceCompleted,
+    /// A magnet link's info dictionary arrived (it hashes to the
+    /// info-hash): parse it, check the data, then
+    /// [`TorrentCore::set_metadata`].
+    MetadataReady(bytes::Bytes),
+    /// The missing v2 piece layers arrived (each checked against its
+    /// file's `pieces root`): (file index, layer) to attach to the torrent.
+    LayersReady(Vec<(usize, Vec<[u8; 32]>)>),
 }
 
 /// A disk verdict about a piece, or a failure that stops the torrent.
@@ -174,7 +183,9 @@ pub(crate) struct TorrentCore {
     rng: StdRng,
     status: TorrentStatus,
     have: Bitfield,
-    peers: HashMap<PeerKey, Peer>,
+    /// Ordered by key so that iterating it (fills, rechokes, haves) is the
+    /// same in every run of a seeded core.
+    peers: BTreeMap<PeerKey, Peer>,
     addrs: HashMap<SocketAddr, AddrInfo>,
     key_addr: HashMap<PeerKey, SocketAddr>,
     banned: HashSet<SocketAddr>,
@@ -193,6 +204,10 @@ pub(crate) struct TorrentCore {
     next_tick: Instant,
     last_rate: (Instant, u64, u64),
     pex: PeerExchange,
+    /// The `ut_metadata` fetch of a magnet link (until the metadata is set).
+    meta: Option<metadata::MetadataFetch>,
+    /// The fetch of missing v2 piece layers.
+    layers: Option<layers::LayerFetch>,
 }
 
 impl TorrentCore {
@@ -238,7 +253,7 @@ impl TorrentCore {
             rng: init.rng,
             status,
             have,
-            peers: HashMap::new(),
+            peers: BTreeMap::new(),
             addrs: HashMap::new(),
             key_addr: HashMap::new(),
             banned: HashSet::new(),
@@ -255,6 +270,8 @@ impl TorrentCore {
             next_tick: now,
             last_rate: (now, 0, 0),
             pex: init.pex,
+            meta: None,
+            layers: None,
         }
     }
 
@@ -273,6 +290,11 @@ impl TorrentCore {
     /// Whether block digests should be computed for smart ban.
     pub(crate) fn wants_block_digests(&self) -> bool {
         self.digests
+    }
+
+    /// Whether `addr` is banned for sending corrupt data.
+    pub(crate) fn is_banned(&self, addr: SocketAddr) -> bool {
+        self.banned.contains(&ban_key(addr))
     }
 
     /// Whether peer exchange is on (never for private torrents).
@@ -336,7 +358,7 @@ impl TorrentCore {
     fn active(&self) -> bool {
         matches!(
             self.status.state,
-            TorrentState::Downloading | TorrentState::Seeding
+            TorrentState::Downloading | TorrentState::Seeding | TorrentState::FetchingMetadata
         )
     }
 
@@ -399,6 +421,8 @@ impl TorrentCore {
             return;
         }
         self.next_tick = now + TICK;
+        self.request_metadata(now);
+        self.request_layers(now);
         self.send_pex(now);
         self.connect_more(now);
         if now >= self.next_rechoke {
@@ -428,15 +452,28 @@ impl TorrentCore {
         }
         match msg {
             PeerMsg::TcpConnected => {}
-            PeerMsg::Handshake { peer_id } => self.on_handshake(key, peer_id),
+            PeerMsg::Handshake { peer_id } => {
+                self.on_handshake(key, peer_id);
+                self.request_layers(now);
+            }
             PeerMsg::PipelineLimit(n) => {
                 if let Some(p) = self.peers.get_mut(&key) {
                     p.pipeline_cap = n.max(1);
                 }
             }
-            PeerMsg::Extensions { port, pex, your_ip } => {
+            PeerMsg::Extensions {
+                port,
+                pex,
+                your_ip,
+                metadata_size,
+            } => {
                 self.pex.on_extensions(key, now, port, pex, your_ip);
+                self.on_metadata_offer(key, metadata_size);
+                self.request_metadata(now);
             }
+            PeerMsg::Metadata(m) => self.on_metadata_message(now, key, m),
+            PeerMsg::Hashes { request, hashes } => self.on_hashes(now, key, *request, &hashes),
+            PeerMsg::HashReject(r) => self.on_hash_reject(now, key, *r),
             PeerMsg::Pex(m) => self.on_pex(now, key, &m),
             PeerMsg::Bitfield(bf) => self.on_bitfield(key, bf),
             PeerMsg::Have(i) => self.on_have(key, i),
@@ -536,11 +573,25 @@ impl TorrentCore {
             Some(e) => tracing::error!(error = %e, "stopping the torrent"),
             None => tracing::info!("pausing torrent"),
         }
-        self.status.state = if error.is_some() {
+        let state = if error.is_some() {
             TorrentState::Error
         } else {
             TorrentState::Paused
         };
+        self.stop_transfer(state, error);
+    }
+
+    /// Waits for a download slot of the session: like a pause, in state
+    /// [`TorrentState::Queued`]. [`TorrentCore::resume`] starts it again.
+    pub(crate) fn queue(&mut self) {
+        if self.status.state == TorrentState::Downloading {
+            tracing::info!("queued");
+            self.stop_transfer(TorrentState::Queued, None);
+        }
+    }
+
+    fn stop_transfer(&mut self, state: TorrentState, error: Option<TorrentError>) {
+        self.status.state = state;
         self.status.error = error;
         self.status.download_rate = 0;
         self.status.upload_rate = 0;
@@ -557,7 +608,9 @@ impl TorrentCore {
             return;
         }
         self.status.error = None;
-        self.status.state = if self.picker.is_complete() {
+        self.status.state = if self.meta.is_some() {
+            TorrentState::FetchingMetadata
+        } else if self.picker.is_complete() {
             TorrentState::Seeding
         } else {
             TorrentState::Downloading

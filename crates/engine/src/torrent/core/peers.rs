@@ -7,6 +7,7 @@ use super::{
     MAX_PEX_SOURCES, RECHOKE_INTERVAL,
 };
 use crate::choker::PeerStats;
+use crate::peer_close::PeerClose;
 use crate::picker::PeerKey;
 use crate::status::TorrentState;
 use shoal_wire::{Bitfield, PexMessage};
@@ -222,14 +223,16 @@ impl TorrentCore {
         }
     }
 
-    pub(super) fn on_closed(&mut self, now: Instant, key: PeerKey, reason: &str) {
+    pub(super) fn on_closed(&mut self, now: Instant, key: PeerKey, reason: &PeerClose) {
         self.pex.remove_peer(key);
+        self.forget_metadata_source(key);
+        self.requeue_layers_of(key);
         self.drop_availability(key);
         self.picker.release_peer(key);
         let Some(p) = self.peers.remove(&key) else {
             return;
         };
-        tracing::debug!(peer = %p.addr, reason, "peer closed");
+        tracing::debug!(peer = %p.addr, %reason, "peer closed");
         if p.peer_id.is_some() {
             self.status.peers = self.status.peers.saturating_sub(1);
         }

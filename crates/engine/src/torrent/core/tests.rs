@@ -140,7 +140,7 @@ fn idle_torrent_has_no_deadline() {
     h.feed(
         key,
         PeerMsg::Closed {
-            reason: "bye".into(),
+            reason: crate::peer_close::PeerClose::Simulated("bye"),
         },
     );
     // The rates of the last tick run down once, then nothing is due.
@@ -327,7 +327,7 @@ fn sole_sender_of_a_bad_piece_is_banned() {
     h.feed(
         bad,
         PeerMsg::Closed {
-            reason: "banned".into(),
+            reason: crate::peer_close::PeerClose::Simulated("banned"),
         },
     );
     // It cannot come back from the same address.
@@ -411,7 +411,7 @@ fn pause_closes_everything_and_resume_dials_again() {
         h.feed(
             k,
             PeerMsg::Closed {
-                reason: "paused".into(),
+                reason: crate::peer_close::PeerClose::Simulated("paused"),
             },
         );
     }
@@ -508,7 +508,7 @@ fn failed_dials_back_off() {
         h.feed(
             key,
             PeerMsg::Closed {
-                reason: "connect: refused".into(),
+                reason: crate::peer_close::PeerClose::Simulated("connect: refused"),
             },
         );
     }
@@ -546,6 +546,7 @@ fn pex_dropped_forgets_candidates_only_pex_named() {
             port: Some(6881),
             pex: true,
             your_ip: None,
+            metadata_size: None,
         },
     );
     let x: SocketAddr = "10.1.1.1:7000".parse().unwrap();
@@ -592,4 +593,172 @@ fn a_complete_piece_without_a_verdict_is_fetched_again() {
     want.sort();
     assert_eq!(again, want);
     assert_eq!(h.core.status().pieces_failed, 0, "nobody is blamed");
+}
+
+#[test]
+fn a_magnet_core_fetches_the_metadata_over_its_connections_and_keeps_them() {
+    use sha1::Digest;
+    // An info dictionary of 40,000 bytes: three ut_metadata pieces.
+    let info: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+    let hash: [u8; 20] = sha1::Sha1::digest(&info).into();
+    let mut h = Harness::new(0, &[], 4);
+    h.core
+        .start_metadata_fetch(shoal_wire::MetadataHash::V1(hash));
+    assert_eq!(h.core.status().state, TorrentState::FetchingMetadata);
+    let key = h.core.accept_incoming(addr(1)).unwrap();
+    h.feed(
+        key,
+        PeerMsg::Handshake {
+            peer_id: peer_id(1),
+        },
+    );
+    h.feed(
+        key,
+        PeerMsg::Extensions {
+            port: None,
+            pex: false,
+            your_ip: None,
+            metadata_size: Some(info.len() as u64),
+        },
+    );
+    let asked = |h: &mut Harness| -> Vec<u32> {
+        h.actions()
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Peer(_, PeerCmd::RequestMetadata(p)) => Some(p),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut pieces = asked(&mut h);
+    assert_eq!(pieces, vec![0, 1], "two requests in flight");
+    let data = |p: u32| {
+        let start = p as usize * 16384;
+        let end = (start + 16384).min(info.len());
+        shoal_wire::MetadataMessage::Data {
+            piece: p,
+            total_size: info.len() as u64,
+            data: bytes::Bytes::copy_from_slice(&info[start..end]),
+        }
+    };
+    h.feed(key, PeerMsg::Metadata(data(0)));
+    pieces.extend(asked(&mut h));
+    assert_eq!(pieces, vec![0, 1, 2]);
+    h.feed(key, PeerMsg::Metadata(data(1)));
+    h.feed(key, PeerMsg::Metadata(data(2)));
+    let got = h.actions().into_iter().find_map(|a| match a {
+        Action::MetadataReady(b) => Some(b),
+        _ => None,
+    });
+    assert_eq!(got.as_deref(), Some(&info[..]));
+    // The task checks the data and gives the core its pieces: the peer
+    // that gave the metadata stays and learns the piece count.
+    let mut picker = PiecePicker::new(PIECE, 2 * u64::from(PIECE));
+    picker.set_have(1);
+    h.core.set_metadata(h.now, picker, false);
+    assert_eq!(h.core.status().state, TorrentState::Downloading);
+    assert_eq!(h.core.status().pieces, 2);
+    let acts = h.actions();
+    assert!(acts.iter().any(|a| matches!(a,
+        Action::Peer(k, PeerCmd::SetPieces(bf)) if *k == key && bf.len() == 2 && bf.get(1) && !bf.get(0))));
+    let mut bf = Bitfield::new(2);
+    bf.set(0).unwrap();
+    bf.set(1).unwrap();
+    h.feed(key, PeerMsg::Bitfield(bf));
+    h.feed(key, PeerMsg::Unchoked);
+    let blocks = h.requested(key);
+    assert!(!blocks.is_empty() && blocks.iter().all(|b| b.piece == 0));
+}
+
+#[test]
+fn a_peer_with_bad_metadata_is_dropped_and_another_one_asked() {
+    let info = vec![7u8; 20_000];
+    let hash = [9u8; 20]; // matches nothing
+    let mut h = Harness::new(0, &[], 4);
+    h.core
+        .start_metadata_fetch(shoal_wire::MetadataHash::V1(hash));
+    let a = h.core.accept_incoming(addr(1)).unwrap();
+    h.feed(
+        a,
+        PeerMsg::Handshake {
+            peer_id: peer_id(1),
+        },
+    );
+    h.feed(
+        a,
+        PeerMsg::Extensions {
+            port: None,
+            pex: false,
+            your_ip: None,
+            metadata_size: Some(info.len() as u64),
+        },
+    );
+    let _ = h.actions();
+    for p in 0..2u32 {
+        let start = p as usize * 16384;
+        let end = (start + 16384).min(info.len());
+        h.feed(
+            a,
+            PeerMsg::Metadata(shoal_wire::MetadataMessage::Data {
+                piece: p,
+                total_size: info.len() as u64,
+                data: bytes::Bytes::copy_from_slice(&info[start..end]),
+            }),
+        );
+    }
+    let acts = h.actions();
+    assert!(acts
+        .iter()
+        .any(|x| matches!(x, Action::Close(k) if *k == a)));
+    assert!(!acts.iter().any(|x| matches!(x, Action::MetadataReady(_))));
+    assert_eq!(h.core.status().state, TorrentState::FetchingMetadata);
+}
+
+#[test]
+fn a_seed_is_asked_for_rare_pieces_before_the_rest_of_common_ones() {
+    let mut h = Harness::new(8, &[], 4);
+    // Piece 0 is common: three leechers have it.
+    let a = h.peer(1, &[0]);
+    let _ = h.peer(2, &[0]);
+    let _ = h.peer(3, &[0]);
+    h.feed(a, PeerMsg::Unchoked);
+    let from_a = h.requested(a);
+    assert_eq!(from_a.len(), 4);
+    // a chokes us and rejects half of them: piece 0 is half free again.
+    h.feed(a, PeerMsg::Choked);
+    h.feed(a, PeerMsg::RequestsFailed(from_a[2..].to_vec()));
+    // The seed is asked for pieces only it has, not for the rest of piece 0.
+    let seed = h.peer(4, &all(8));
+    h.feed(seed, PeerMsg::Unchoked);
+    let from_seed = h.requested(seed);
+    assert_eq!(from_seed.len(), 16, "{from_seed:?}");
+    assert!(from_seed.iter().all(|b| b.piece != 0), "{from_seed:?}");
+    // Another leecher with piece 0 takes its rest over.
+    let d = h.peer(5, &[0]);
+    h.feed(d, PeerMsg::Unchoked);
+    let mut from_d = h.requested(d);
+    from_d.sort();
+    assert_eq!(from_d, from_a[2..].to_vec());
+}
+
+#[test]
+fn same_seed_same_choices_among_many_peers() {
+    // Rechokes walk the peer set: its order must not change from run to run.
+    let run = || {
+        let mut h = Harness::new(4, &all(4), 2);
+        let keys: Vec<PeerKey> = (1..=12).map(|i| h.peer(i, &[])).collect();
+        for &k in &keys {
+            h.feed(k, PeerMsg::Interest(true));
+        }
+        let mut out = Vec::new();
+        for _ in 0..6 {
+            h.advance(crate::choker::OPTIMISTIC_INTERVAL);
+            out.push(h.unchoked());
+        }
+        out
+    };
+    let first = run();
+    for _ in 0..4 {
+        assert_eq!(run(), first);
+    }
 }
