@@ -215,6 +215,12 @@ fn report(
     let mut hits = Vec::new();
     let mut errors = Vec::new();
     let sources = answers.len();
+    if sources == 0 {
+        return Err(InvalidInput(
+            "nothing to search: give --tracker, --index or a DHT (no source was usable)".into(),
+        )
+        .into());
+    }
     for (name, r) in answers {
         match r {
             Ok(h) => hits.extend(h),
@@ -263,12 +269,6 @@ fn report(
             println!("    {}  {}", h.info_hash, facts.join(" · "));
             println!("    {}", h.download_command());
         }
-    }
-    if sources == 0 {
-        return Err(InvalidInput(
-            "nothing to search: give --tracker, --index or a DHT (no source was usable)".into(),
-        )
-        .into());
     }
     if errors.len() == sources {
         anyhow::bail!("every source failed");
