@@ -351,14 +351,21 @@ pub async fn publish(
     })
 }
 
-/// The info-hashes filed under `keyword` (every slot; slots that fail or
-/// hold junk count as empty).
+/// The info-hashes filed under `keyword` (every slot; slots that fail twice
+/// or hold junk count as empty).
 async fn keyword_hashes(dht: &Dht, keyword: &str, slots: u8) -> HashSet<[u8; 20]> {
     let pk = index_key().verifying_key().to_bytes();
     let mut set = JoinSet::new();
     for s in 0..slots.clamp(1, 10) {
         let (dht, salt) = (dht.clone(), slot_salt(keyword, s));
-        set.spawn(async move { dht.get_mutable(pk, salt).await });
+        set.spawn(async move {
+            // A lookup can miss under loss or rate limits: an empty answer
+            // is asked once more.
+            match dht.get_mutable(pk, salt.clone()).await {
+                Ok(Some(i)) => Ok(Some(i)),
+                _ => dht.get_mutable(pk, salt).await,
+            }
+        });
     }
     let mut out = HashSet::new();
     while let Some(r) = set.join_next().await {
@@ -415,7 +422,13 @@ pub async fn search(dht: &Dht, query: &str, cfg: &KadConfig) -> Result<Vec<Searc
         let mut set = JoinSet::new();
         for ih in chunk {
             let (dht, ih) = (dht.clone(), *ih);
-            set.spawn(async move { (ih, get_record(&dht, &ih).await) });
+            set.spawn(async move {
+                let r = match get_record(&dht, &ih).await {
+                    Ok(Some(r)) => Ok(Some(r)),
+                    _ => get_record(&dht, &ih).await,
+                };
+                (ih, r)
+            });
         }
         while let Some(r) = set.join_next().await {
             if let Ok((ih, Ok(Some(rec)))) = r {
