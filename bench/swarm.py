@@ -8,6 +8,13 @@ through opentracker on 127.0.0.1; Transmission ignores loopback peers from a
 tracker, so a seeder that can dial (shoal, libtorrent) dials it.
 
 usage: bench/swarm.py [--size-mib 1024] [--runs 3] [--pairs shoal:shoal,libtorrent:shoal,...]
+                      [--encryption default|plain|rc4]
+       --encryption rc4: every client requires MSE/PE with RC4 (shoal --encryption require,
+       libtorrent in/out forced at RC4, aria2 --bt-require-crypto with arc4, Transmission
+       "encryption": 2); plain: shoal --encryption disable, Transmission prefers plaintext,
+       libtorrent and aria2 as by default (they select plaintext); default: every client
+       with its own defaults.
+       SHOAL_BENCH_BIN=PATH runs that shoal binary instead of building target/release/shoal.
        (builds shoal in release mode first; needs the Debian clients .ci/run installs)
 Only loopback addresses are used. Every process is killed by PID at the end.
 """
@@ -27,6 +34,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LT = os.path.join(ROOT, "crates/shoal/tests/interop/lt_tool.py")
 SHOAL = os.path.join(ROOT, "target/release/shoal")
 CLIENTS = ["shoal", "libtorrent", "aria2", "transmission"]
+# Per-client extra arguments for the --encryption mode (filled in main).
+ENC = {"shoal": [], "libtorrent": [], "aria2": []}
+TR_ENCRYPTION = [1]
+ENC_MODES = {
+    "default": ({"shoal": [], "libtorrent": [], "aria2": []}, 1),
+    "plain": ({"shoal": ["--encryption", "disable"], "libtorrent": [], "aria2": []}, 0),
+    "rc4": ({"shoal": ["--encryption", "require"], "libtorrent": ["--enc-forced"],
+             "aria2": ["--bt-require-crypto=true", "--bt-min-crypto-level=arc4"]}, 2),
+}
 
 
 def free_port():
@@ -96,7 +112,7 @@ def tr_config(d, port):
                    "utp-enabled": False, "port-forwarding-enabled": False, "peer-port": port,
                    "bind-address-ipv4": "127.0.0.1", "rpc-enabled": False,
                    "ratio-limit-enabled": False, "speed-limit-up-enabled": False,
-                   "message-level": 1, "encryption": 1,
+                   "message-level": 1, "encryption": TR_ENCRYPTION[0],
                    "rename-partial-files": False}, f)  # no .part left when the done script runs
     done = os.path.join(d, "done.sh")
     with open(done, "w") as f:
@@ -111,17 +127,17 @@ def start_seeder(kind, torrent, data_parent, work, leech_port):
     dial = ["--peer", "127.0.0.1:%d" % leech_port] if leech_port else []
     if kind == "shoal":
         p = Proc([SHOAL, "seed", torrent, "--data", data_parent, "--listen", "127.0.0.1:%d" % port,
-                  "--no-dht"] + dial, log)
+                  "--no-dht"] + dial + ENC["shoal"], log)
         ready = lambda: "listening on" in open(log, errors="replace").read()
     elif kind == "libtorrent":
         p = Proc(["/usr/bin/python3", LT, "seed", torrent, data_parent, "--port", str(port),
-                  "--timeout", "3600"] + dial, log)
+                  "--timeout", "3600"] + dial + ENC["libtorrent"], log)
         ready = lambda: '"seeding": true' in open(log, errors="replace").read()
     elif kind == "aria2":
         p = Proc(["aria2c", "--no-conf", "--dir=" + data_parent, "--seed-ratio=0.0", "--check-integrity=true",
                   "--bt-seed-unverified=false", "--enable-dht=false", "--enable-dht6=false",
                   "--bt-enable-lpd=false", "--enable-peer-exchange=false", "--listen-port=%d" % port,
-                  "--interface=127.0.0.1", "--disable-ipv6=true", "--summary-interval=1", torrent], log)
+                  "--interface=127.0.0.1", "--disable-ipv6=true", "--summary-interval=1"] + ENC["aria2"] + [torrent], log)
         ready = lambda: "SEED(" in open(log, errors="replace").read()
     elif kind == "transmission":
         d = os.path.join(work, "tr-seed")
@@ -156,14 +172,15 @@ def run_leecher(kind, torrent, out, work, port, timeout):
     done_file = None
     if kind == "shoal":
         p = Proc([SHOAL, "download", torrent, "-o", out, "--listen", "127.0.0.1:%d" % port, "--no-dht"]
-                 + SHOAL_LEECH_ARGS, log)
+                 + SHOAL_LEECH_ARGS + ENC["shoal"], log)
     elif kind == "libtorrent":
-        p = Proc(["/usr/bin/python3", LT, "download", torrent, out, "--port", str(port), "--timeout", str(timeout)], log)
+        p = Proc(["/usr/bin/python3", LT, "download", torrent, out, "--port", str(port), "--timeout", str(timeout)]
+                 + ENC["libtorrent"], log)
     elif kind == "aria2":
         p = Proc(["aria2c", "--no-conf", "--dir=" + out, "--seed-time=0", "--enable-dht=false",
                   "--enable-dht6=false", "--bt-enable-lpd=false", "--enable-peer-exchange=false",
                   "--listen-port=%d" % port, "--interface=127.0.0.1", "--disable-ipv6=true",
-                  "--summary-interval=0", "--console-log-level=warn", torrent], log)
+                  "--summary-interval=0", "--console-log-level=warn"] + ENC["aria2"] + [torrent], log)
     elif kind == "transmission":
         d = os.path.join(work, "tr-leech")
         script = tr_config(d, port)
@@ -217,9 +234,18 @@ def main():
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--shoal-leech-args", default="",
                     help="extra arguments for shoal as leecher, e.g. --buffered-writes")
+    ap.add_argument("--encryption", choices=sorted(ENC_MODES), default="default",
+                    help="MSE/PE settings of every client (see the module docs)")
     args = ap.parse_args()
+    ENC.update(ENC_MODES[args.encryption][0])
+    TR_ENCRYPTION[0] = ENC_MODES[args.encryption][1]
     SHOAL_LEECH_ARGS.extend(args.shoal_leech_args.split())
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "shoal"], cwd=ROOT, check=True)
+    if os.environ.get("SHOAL_BENCH_BIN"):
+        # A shoal binary built elsewhere (no cargo build).
+        global SHOAL
+        SHOAL = os.environ["SHOAL_BENCH_BIN"]
+    else:
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "shoal"], cwd=ROOT, check=True)
     work = tempfile.mkdtemp(prefix="shoal-bench-swarm.")
     try:
         parent = os.path.join(work, "src")
@@ -274,7 +300,8 @@ def main():
                 sys.stdout.flush()
         ot.stop()
         with open(os.path.join(ROOT, "bench", "swarm-last.json"), "w") as f:
-            json.dump({"size_mib": args.size_mib, "results": results}, f, indent=1)
+            json.dump({"size_mib": args.size_mib, "encryption": args.encryption, "results": results},
+                      f, indent=1)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -49,7 +49,8 @@ pub struct PeerInfo {
     pub requests: usize,
     /// Transport: `"tcp"` (uTP later).
     pub transport: &'static str,
-    /// The connection is encrypted (MSE/PE, later).
+    /// The payload is RC4-encrypted (MSE/PE). An MSE handshake that
+    /// selected plaintext does not count.
     pub encrypted: bool,
 }
 

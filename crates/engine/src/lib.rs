@@ -44,8 +44,8 @@ pub use layout::FileSelection;
 pub use persist::SeedGoal;
 pub use persist::{NoPersist, Persist, ResumeFiles, TorrentLimits, TorrentRecord};
 pub use session::{
-    AddTorrentParams, DhtSettings, LiveSettings, QueueMove, Session, SessionConfig, SessionStats,
-    TorrentId, TorrentSource, TorrentSummary,
+    AddTorrentParams, DhtSettings, EncryptionPolicy, LiveSettings, QueueMove, Session,
+    SessionConfig, SessionStats, TorrentId, TorrentSource, TorrentSummary,
 };
 pub use status::{TorrentState, TorrentStatus};
 pub use torrent::{

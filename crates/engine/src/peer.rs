@@ -13,9 +13,11 @@ use crate::rate::TokenBucket;
 use crate::torrent::{DiskVerdict, ToTorrent};
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use rand::rngs::StdRng;
 use sha1::{Digest, Sha1};
 use shoal_storage::hash_proof::FileTree;
 use shoal_storage::{BlockOutcome, DiskError, Storage, TorrentDisk};
+use shoal_wire::mse::{Encryption, MseConfig, MseHandshake};
 use shoal_wire::{BlockRequest, Event, PeerConnection};
 use std::collections::VecDeque;
 use std::future::Future;
@@ -89,7 +91,11 @@ pub(crate) enum PeerMsg {
     /// The TCP connection is up (outgoing connects only).
     TcpConnected,
     /// The peer's handshake arrived.
-    Handshake { peer_id: [u8; 20] },
+    Handshake {
+        peer_id: [u8; 20],
+        /// The connection is RC4-encrypted (MSE/PE).
+        encrypted: bool,
+    },
     /// The request pipeline cap (the peer's `reqq`).
     PipelineLimit(u32),
     /// Facts from the peer's extension handshake that peer exchange needs.
@@ -200,6 +206,8 @@ pub(crate) struct PeerTask {
     pub reported_uploaded: u64,
     /// Payload bytes written to the socket so far (by the writer task).
     pub written: Arc<AtomicU64>,
+    /// The stream is RC4-encrypted (MSE/PE).
+    pub encrypted: bool,
 }
 
 /// Blocks received but not yet handed to the disk actor, and the outcomes of
@@ -252,42 +260,89 @@ impl PeerTask {
     }
 
     /// Connects to `addr` (bounded by `timeout`, holding one of the
-    /// session's half-open permits meanwhile), then runs.
-    pub async fn connect_and_run(self, timeout: Duration, half_open: Arc<tokio::sync::Semaphore>) {
-        let key = self.key;
-        let tx = self.to_torrent.clone();
+    /// session's half-open permits meanwhile), then runs: over MSE when
+    /// `mse` is given — our BitTorrent handshake travels as its initial
+    /// payload — and, when that fails and `fallback` allows, over a new
+    /// plain connection.
+    pub async fn connect_and_run(
+        mut self,
+        timeout: Duration,
+        half_open: Arc<tokio::sync::Semaphore>,
+        mse: Option<MseConfig>,
+        fallback: bool,
+        mut rng: StdRng,
+    ) {
+        let stream = match self.connect(timeout, &half_open).await {
+            Ok(s) => s,
+            Err(reason) => return self.close(reason).await,
+        };
+        let _ = self
+            .to_torrent
+            .send(ToTorrent::Peer(self.key, PeerMsg::TcpConnected))
+            .await;
+        let Some(cfg) = mse else {
+            return self.run(stream).await;
+        };
+        // A fresh outgoing connection's first transmit is its handshake.
+        let ia = self.conn.poll_transmit().unwrap_or_default();
+        let hs =
+            MseHandshake::initiator(cfg, *self.conn.info_hash(), &ia, &mut rng, Instant::now());
         let cancel = self.cancel.clone();
-        let connect = async {
-            let _permit = half_open.acquire_owned().await;
-            tokio::time::timeout(timeout, tokio::net::TcpStream::connect(self.addr)).await
+        let r = tokio::select! {
+            _ = cancel.cancelled() => return self.close(PeerClose::Cancelled).await,
+            r = shoal_wire::mse::io::run(stream, hs, &[]) => r,
         };
-        let stream = tokio::select! {
-            _ = cancel.cancelled() => {
-                let reason = PeerClose::Cancelled;
-                let _ = tx.send(ToTorrent::Peer(key, PeerMsg::Closed { reason })).await;
-                return;
-            }
-            r = connect => r,
-        };
-        match stream {
-            Ok(Ok(s)) => {
-                let _ = s.set_nodelay(true);
-                let _ = tx.send(ToTorrent::Peer(key, PeerMsg::TcpConnected)).await;
+        match r {
+            Ok(s) => {
+                self.encrypted = s.encryption() == Encryption::Rc4;
+                tracing::debug!(peer = %self.addr, encryption = ?s.encryption(), "outgoing MSE connection");
                 self.run(s).await
             }
-            Ok(Err(e)) => {
-                let reason = PeerClose::Connect(e);
-                let _ = tx
-                    .send(ToTorrent::Peer(key, PeerMsg::Closed { reason }))
-                    .await;
+            Err(e) if fallback => {
+                tracing::debug!(peer = %self.addr, error = %e, "MSE failed; reconnecting in plaintext");
+                let mut stream = match self.connect(timeout, &half_open).await {
+                    Ok(s) => s,
+                    Err(reason) => return self.close(reason).await,
+                };
+                if stream.write_all(&ia).await.is_err() {
+                    return self.close(PeerClose::WriteClosed).await;
+                }
+                self.run(stream).await
             }
-            Err(_) => {
-                let reason = PeerClose::ConnectTimeout;
-                let _ = tx
-                    .send(ToTorrent::Peer(key, PeerMsg::Closed { reason }))
-                    .await;
-            }
+            Err(e) => self.close(PeerClose::Mse(Box::new(e))).await,
         }
+    }
+
+    /// One TCP connection to the peer, bounded by `timeout` and a half-open
+    /// permit, or cancelled.
+    async fn connect(
+        &self,
+        timeout: Duration,
+        half_open: &Arc<tokio::sync::Semaphore>,
+    ) -> Result<tokio::net::TcpStream, PeerClose> {
+        let connect = async {
+            let _permit = half_open.clone().acquire_owned().await;
+            tokio::time::timeout(timeout, tokio::net::TcpStream::connect(self.addr)).await
+        };
+        let r = tokio::select! {
+            _ = self.cancel.cancelled() => return Err(PeerClose::Cancelled),
+            r = connect => r,
+        };
+        match r {
+            Ok(Ok(s)) => {
+                let _ = s.set_nodelay(true);
+                Ok(s)
+            }
+            Ok(Err(e)) => Err(PeerClose::Connect(e)),
+            Err(_) => Err(PeerClose::ConnectTimeout),
+        }
+    }
+
+    async fn close(self, reason: PeerClose) {
+        let _ = self
+            .to_torrent
+            .send(ToTorrent::Peer(self.key, PeerMsg::Closed { reason }))
+            .await;
     }
 
     /// Runs the connection over `stream` until it closes; always ends by
@@ -490,7 +545,8 @@ impl PeerTask {
     ) -> Result<(), PeerClose> {
         match ev {
             Event::HandshakeComplete { peer_id, .. } => {
-                self.send(PeerMsg::Handshake { peer_id }).await?;
+                let encrypted = self.encrypted;
+                self.send(PeerMsg::Handshake { peer_id, encrypted }).await?;
                 self.send(PeerMsg::PipelineLimit(self.conn.pipeline_limit()))
                     .await?;
                 self.grant_allowed_fast(now);

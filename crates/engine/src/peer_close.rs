@@ -30,6 +30,10 @@ pub enum PeerClose {
     /// Reading from the socket failed.
     #[error("read: {0}")]
     Read(std::io::Error),
+    /// The MSE/PE handshake of an outgoing connection failed (and no
+    /// plain reconnect was allowed).
+    #[error("{0}")]
+    Mse(Box<shoal_wire::mse::io::MseIoError>),
     /// The socket's writer ended.
     #[error("write: connection closed")]
     WriteClosed,

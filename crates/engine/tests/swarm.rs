@@ -1,9 +1,11 @@
 //! Swarm tests on loopback and in-memory streams: seeding, downloading from
-//! several peers, restart without refetching, smart ban of a corrupt peer.
+//! several peers, restart without refetching, smart ban of a corrupt peer,
+//! MSE/PE policies between sessions.
 //! Every test bounds its time and shuts its sessions down.
 use rand::{Rng, RngCore, SeedableRng};
 use shoal_engine::{
-    AddTorrentParams, FileSelection, Session, SessionConfig, TorrentHandle, TorrentState,
+    AddTorrentParams, EncryptionPolicy, FileSelection, Session, SessionConfig, TorrentHandle,
+    TorrentState,
 };
 use shoal_metainfo::create::{CreateOptions, Version};
 use shoal_metainfo::Torrent;
@@ -208,59 +210,66 @@ async fn restart_does_not_refetch_verified_pieces() {
 }
 
 /// A peer that claims every piece and answers each request with garbage.
+/// It speaks plain BitTorrent only, so a leecher that tries MSE first must
+/// fall back to a second, plain connection.
 async fn hostile_peer(t: Arc<Torrent>) -> SocketAddr {
-    use shoal_wire::{Bitfield, ConnectionConfig, Event, PeerConnection};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
-        let Ok(Ok((mut s, _))) = tokio::time::timeout(LIMIT, l.accept()).await else {
-            return;
-        };
-        let Ok(prefix) = shoal_wire::tokio_io::read_handshake_prefix(&mut s).await else {
-            return;
-        };
-        let now = std::time::Instant::now();
-        let mut c = PeerConnection::incoming(
-            ConnectionConfig::default(),
-            prefix,
-            *b"-XX0000-hostilepeer!",
-            Some(Bitfield::full(t.piece_count())),
-            now,
-        );
-        let mut rng = rand::rngs::StdRng::seed_from_u64(99);
-        let mut buf = vec![0u8; 65536];
         let end = tokio::time::Instant::now() + LIMIT;
-        loop {
-            while let Some(b) = c.poll_transmit() {
-                if s.write_all(&b).await.is_err() {
-                    return;
-                }
-            }
-            let n = match tokio::time::timeout_at(end, s.read(&mut buf)).await {
-                Ok(Ok(n)) if n > 0 => n,
-                _ => return,
-            };
-            let now = std::time::Instant::now();
-            if c.handle_bytes(now, &buf[..n]).is_err() {
-                return;
-            }
-            while let Some(ev) = c.poll_event() {
-                match ev {
-                    Event::Interested => {
-                        let _ = c.unchoke(now);
-                    }
-                    Event::Request(r) => {
-                        let mut junk = vec![0u8; r.length as usize];
-                        rng.fill(&mut junk[..]);
-                        let _ = c.send_piece(now, r.piece, r.offset, junk.into());
-                    }
-                    _ => {}
-                }
-            }
+        while let Ok(Ok((s, _))) = tokio::time::timeout_at(end, l.accept()).await {
+            tokio::spawn(hostile_conn(t.clone(), s, end));
         }
     });
     addr
+}
+
+async fn hostile_conn(t: Arc<Torrent>, mut s: tokio::net::TcpStream, end: tokio::time::Instant) {
+    use shoal_wire::{Bitfield, ConnectionConfig, Event, PeerConnection};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(Ok(prefix)) =
+        tokio::time::timeout_at(end, shoal_wire::tokio_io::read_handshake_prefix(&mut s)).await
+    else {
+        return;
+    };
+    let now = std::time::Instant::now();
+    let mut c = PeerConnection::incoming(
+        ConnectionConfig::default(),
+        prefix,
+        *b"-XX0000-hostilepeer!",
+        Some(Bitfield::full(t.piece_count())),
+        now,
+    );
+    let mut rng = rand::rngs::StdRng::seed_from_u64(99);
+    let mut buf = vec![0u8; 65536];
+    loop {
+        while let Some(b) = c.poll_transmit() {
+            if s.write_all(&b).await.is_err() {
+                return;
+            }
+        }
+        let n = match tokio::time::timeout_at(end, s.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => n,
+            _ => return,
+        };
+        let now = std::time::Instant::now();
+        if c.handle_bytes(now, &buf[..n]).is_err() {
+            return;
+        }
+        while let Some(ev) = c.poll_event() {
+            match ev {
+                Event::Interested => {
+                    let _ = c.unchoke(now);
+                }
+                Event::Request(r) => {
+                    let mut junk = vec![0u8; r.length as usize];
+                    rng.fill(&mut junk[..]);
+                    let _ = c.send_piece(now, r.piece, r.offset, junk.into());
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -398,4 +407,78 @@ async fn choked_peer_gets_its_allowed_fast_pieces() {
     .await
     .unwrap();
     seeder.shutdown().await;
+}
+
+/// Waits (polling its peer list) until `h` has a connected peer, and
+/// returns whether that peer's connection is RC4-encrypted.
+async fn first_peer_encrypted(h: &TorrentHandle) -> bool {
+    let end = tokio::time::Instant::now() + LIMIT;
+    loop {
+        let peers = h.peers().await.unwrap();
+        if let Some(p) = peers.iter().find(|p| p.connected) {
+            return p.encrypted;
+        }
+        assert!(tokio::time::Instant::now() < end, "no peer connected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encryption_policies_between_sessions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let t = make_torrent(&src, "mse", &[2 << 20], 32 * 1024, Version::V1);
+    // Slow seeders, so the peer lists are sampled mid-transfer.
+    let seeder_cfg = |encryption| SessionConfig {
+        encryption,
+        max_upload_rate: Some(2 << 20),
+        ..cfg()
+    };
+    let mut rc4_seeder = Session::start(seeder_cfg(EncryptionPolicy::Require))
+        .await
+        .unwrap();
+    add(&mut rc4_seeder, params(&t, &src, vec![])).await;
+    let mut plain_seeder = Session::start(seeder_cfg(EncryptionPolicy::Disable))
+        .await
+        .unwrap();
+    add(&mut plain_seeder, params(&t, &src, vec![])).await;
+
+    // Default policy against a seeder requiring RC4: encrypted, both ends say so.
+    let mut a = Session::start(cfg()).await.unwrap();
+    let da = tmp.path().join("a");
+    let ha = add(&mut a, params(&t, &da, vec![rc4_seeder.local_addr()])).await;
+    assert!(first_peer_encrypted(&ha).await, "{:?}", ha.peers().await);
+    let seeder_side = rc4_seeder.torrents().into_iter().next().unwrap();
+    assert!(first_peer_encrypted(&seeder_side).await);
+    wait_complete(&ha).await;
+    same_files(&t, &src, &da);
+
+    // Default policy against a plaintext-only seeder: MSE fails, the
+    // plain reconnect downloads, unencrypted.
+    let mut b = Session::start(cfg()).await.unwrap();
+    let db = tmp.path().join("b");
+    let hb = add(&mut b, params(&t, &db, vec![plain_seeder.local_addr()])).await;
+    assert!(!first_peer_encrypted(&hb).await);
+    wait_complete(&hb).await;
+    same_files(&t, &src, &db);
+
+    // Encryption disabled against a seeder requiring it: nothing flows.
+    let mut c = Session::start(SessionConfig {
+        encryption: EncryptionPolicy::Disable,
+        ..cfg()
+    })
+    .await
+    .unwrap();
+    let hc = add(
+        &mut c,
+        params(&t, &tmp.path().join("c"), vec![rc4_seeder.local_addr()]),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let s = hc.status();
+    assert_eq!((s.downloaded, s.peers), (0, 0), "{s:?}");
+
+    for s in [a, b, c, rc4_seeder, plain_seeder] {
+        s.shutdown().await;
+    }
 }

@@ -15,6 +15,9 @@
 //! - [`connection`]: [`PeerConnection`], the per-connection state machine
 //!   (handshake, choking, interest, request pipelines, keep-alive, timeouts,
 //!   snubbing, rates), driven by bytes, commands and time from outside.
+//! - [`mse`]: MSE/PE, the encrypted handshake ([`mse::MseHandshake`], sans-IO)
+//!   and RC4; with feature `tokio`, the handshake over a socket and the
+//!   encrypting stream.
 //! - `tokio_io` (feature `tokio`): reading an incoming handshake prefix.
 //!
 //! # Driving a connection
@@ -58,6 +61,7 @@ pub mod fast;
 pub mod handshake;
 pub mod message;
 pub mod metadata;
+pub mod mse;
 pub mod pex;
 pub mod rate;
 #[cfg(feature = "tokio")]

@@ -3,6 +3,8 @@ use super::dht::DhtSettings;
 use crate::layout::FileSelection;
 use crate::persist::TorrentLimits;
 use shoal_metainfo::{InfoHashes, Magnet, Torrent};
+use shoal_wire::mse::io::AcceptPolicy;
+use shoal_wire::mse::{CryptoSet, MseConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -56,6 +58,52 @@ pub struct SessionConfig {
     pub seed_ratio: Option<f64>,
     /// Stop seeding a torrent idle (nothing uploaded) this long.
     pub seed_idle: Option<Duration>,
+    /// MSE/PE, the encryption of peer connections.
+    pub encryption: EncryptionPolicy,
+}
+
+/// Whether peer connections use MSE/PE (message stream encryption).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum EncryptionPolicy {
+    /// Outgoing connections try MSE (offering RC4 and plaintext) and fall
+    /// back to a plain connection when it fails; incoming ones may be
+    /// either. As responder, RC4 is selected when the peer offers both.
+    #[default]
+    Prefer,
+    /// MSE with RC4 both ways; plain connections are refused.
+    Require,
+    /// Plain BitTorrent only; incoming MSE is refused.
+    Disable,
+}
+
+impl EncryptionPolicy {
+    /// Time allowed for one MSE handshake.
+    const MSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// The MSE settings of an outgoing connection (`None`: plaintext only).
+    pub(crate) fn outgoing(self) -> Option<MseConfig> {
+        let allowed = match self {
+            EncryptionPolicy::Prefer => CryptoSet::BOTH,
+            EncryptionPolicy::Require => CryptoSet::RC4,
+            EncryptionPolicy::Disable => return None,
+        };
+        Some(MseConfig {
+            allowed,
+            timeout: Self::MSE_TIMEOUT,
+            ..MseConfig::default()
+        })
+    }
+
+    /// What the listener accepts.
+    pub(crate) fn accept(self) -> AcceptPolicy {
+        AcceptPolicy {
+            plaintext: self != EncryptionPolicy::Require,
+            mse: self.outgoing().map(|c| MseConfig {
+                prefer_rc4: true,
+                ..c
+            }),
+        }
+    }
 }
 
 impl Default for SessionConfig {
@@ -80,6 +128,7 @@ impl Default for SessionConfig {
             max_active_downloads: None,
             seed_ratio: None,
             seed_idle: None,
+            encryption: EncryptionPolicy::Prefer,
         }
     }
 }

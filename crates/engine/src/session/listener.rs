@@ -2,9 +2,15 @@
 //! prefix (bounded in time and in number) and hands the stream to the
 //! torrent it names — by v1 hash or truncated v2 hash, so a hybrid torrent
 //! is found by either. Connections beyond the session's limit are refused.
+//! A connection that does not start with a plain BitTorrent handshake is
+//! taken as MSE/PE (when the session's policy allows it): the torrent is
+//! found across the registry by its obfuscated hash, and the stream handed
+//! over decrypts and encrypts from then on.
 use super::registry::Registry;
 use super::SessionCtx;
 use crate::torrent::{Incoming, TorrentCmd};
+use shoal_wire::mse::io::accept;
+use shoal_wire::mse::{Encryption, SkeyLookup};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -13,7 +19,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Most connections reading their handshake at once.
 const MAX_HANDSHAKING: usize = 64;
-/// Time allowed for an incoming connection's first 48 bytes.
+/// Time allowed for an incoming connection's first 48 bytes (after the
+/// MSE handshake, if any, which has its own deadline).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) async fn run(
@@ -28,7 +35,7 @@ pub(crate) async fn run(
             _ = cancel.cancelled() => break,
             Some(_) = handshakes.join_next(), if !handshakes.is_empty() => {}
             acc = listener.accept() => match acc {
-                Ok((mut stream, addr)) => {
+                Ok((stream, addr)) => {
                     if handshakes.len() >= MAX_HANDSHAKING {
                         continue;
                     }
@@ -38,23 +45,38 @@ pub(crate) async fn run(
                     };
                     let _ = stream.set_nodelay(true);
                     let registry = registry.clone();
+                    let policy = ctx.config.encryption.accept();
+                    let rng = ctx.torrent_rng();
                     handshakes.spawn(async move {
+                        let lookup: Arc<dyn SkeyLookup + Send + Sync> = registry.clone();
                         let r = tokio::time::timeout(
-                            HANDSHAKE_TIMEOUT,
-                            shoal_wire::tokio_io::read_handshake_prefix(&mut stream),
+                            HANDSHAKE_TIMEOUT * 2,
+                            accept(stream, &policy, lookup, rng),
                         )
                         .await;
-                        let Ok(Ok(prefix)) = r else { return };
-                        let Some(h) = registry.find(&prefix.info_hash) else {
+                        let acc = match r {
+                            Ok(Ok(acc)) => acc,
+                            Ok(Err(e)) => {
+                                tracing::debug!(peer = %addr, error = %e, "incoming handshake");
+                                return;
+                            }
+                            Err(_) => return,
+                        };
+                        let Some(h) = registry.find(&acc.prefix.info_hash) else {
                             tracing::debug!(peer = %addr, "incoming connection for an unknown torrent");
                             return;
                         };
+                        let encryption = acc.encryption();
+                        if encryption != Encryption::None {
+                            tracing::debug!(peer = %addr, ?encryption, "incoming MSE connection");
+                        }
                         // The permit is the connection's until its task ends.
                         drop(permit);
                         let _ = h.tx.try_send(TorrentCmd::Incoming(Box::new(Incoming {
-                            stream: Box::new(stream),
-                            prefix,
+                            stream: Box::new(acc.stream),
+                            prefix: acc.prefix,
                             addr,
+                            encrypted: encryption == Encryption::Rc4,
                         })));
                     });
                 }

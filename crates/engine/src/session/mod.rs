@@ -14,7 +14,7 @@ pub mod dht;
 mod listener;
 mod registry;
 
-pub use config::{AddTorrentParams, SessionConfig, TorrentSource};
+pub use config::{AddTorrentParams, EncryptionPolicy, SessionConfig, TorrentSource};
 pub use dht::DhtSettings;
 
 use crate::error::{AddTorrentError, SessionError, TorrentOpError};

@@ -1,6 +1,8 @@
 //! The session's table of torrents, written by the session's run loop and
 //! read by every handle (lookups by id or info-hash, snapshots). The lock is
-//! held only to copy a handle out, never across an await.
+//! held only to copy a handle out, never across an await. It also finds a
+//! torrent for an incoming MSE connection: `HASH('req2', hash)` of each
+//! torrent's v1 and truncated v2 hash is computed once, on insert.
 use crate::torrent::TorrentHandle;
 use crate::TorrentId;
 use shoal_metainfo::InfoHashes;
@@ -14,6 +16,8 @@ struct Table {
     by_wire: HashMap<[u8; 20], TorrentId>,
     /// Full v2 hashes.
     by_v2: HashMap<[u8; 32], TorrentId>,
+    /// MSE: `HASH('req2', wire hash)` to the wire hash.
+    by_req2: HashMap<[u8; 20], [u8; 20]>,
 }
 
 /// See the module docs.
@@ -51,6 +55,7 @@ impl Registry {
         let h = handle.info_hashes();
         for w in wire_hashes(&h) {
             t.by_wire.insert(w, id);
+            t.by_req2.insert(shoal_wire::mse::crypto::req2(&w), w);
         }
         if let Some(v2) = h.v2 {
             t.by_v2.insert(v2.0, id);
@@ -65,6 +70,7 @@ impl Registry {
         for w in wire_hashes(&h) {
             if t.by_wire.get(&w) == Some(&id) {
                 t.by_wire.remove(&w);
+                t.by_req2.remove(&shoal_wire::mse::crypto::req2(&w));
             }
         }
         if let Some(v2) = h.v2 {
@@ -100,5 +106,11 @@ impl Registry {
 
     pub(crate) fn all(&self) -> Vec<TorrentHandle> {
         self.read().by_id.values().cloned().collect()
+    }
+}
+
+impl shoal_wire::mse::SkeyLookup for Registry {
+    fn find_skey(&self, req2: &[u8; 20]) -> Option<[u8; 20]> {
+        self.read().by_req2.get(req2).copied()
     }
 }

@@ -28,6 +28,8 @@ pub(crate) struct Incoming {
     pub stream: Box<dyn PeerStream>,
     pub prefix: HandshakePrefix,
     pub addr: SocketAddr,
+    /// The stream is RC4-encrypted (MSE).
+    pub encrypted: bool,
 }
 
 /// Commands to a torrent's task.

@@ -150,6 +150,7 @@ impl Run {
         stream: Box<dyn super::PeerStream>,
         prefix: HandshakePrefix,
         addr: SocketAddr,
+        encrypted: bool,
     ) {
         let Ok(permit) = self.ctx.conns.total.clone().try_acquire_owned() else {
             return;
@@ -164,7 +165,8 @@ impl Run {
             self.our_pieces(),
             Instant::now(),
         );
-        let task = self.peer_task(key, addr, conn);
+        let mut task = self.peer_task(key, addr, conn);
+        task.encrypted = encrypted;
         self.tasks.spawn(async move {
             task.run(stream).await;
             drop(permit);
@@ -297,8 +299,12 @@ impl Run {
         let task = self.peer_task(key, addr, conn);
         let timeout = self.ctx.config.connect_timeout;
         let half_open = self.ctx.conns.half_open.clone();
+        let mse = self.ctx.config.encryption.outgoing();
+        let fallback = self.ctx.config.encryption == crate::EncryptionPolicy::Prefer;
+        let rng = self.ctx.torrent_rng();
         self.tasks.spawn(async move {
-            task.connect_and_run(timeout, half_open).await;
+            task.connect_and_run(timeout, half_open, mse, fallback, rng)
+                .await;
             drop(permit);
         });
     }
@@ -349,6 +355,7 @@ impl Run {
             cancel,
             reported_uploaded: 0,
             written: Default::default(),
+            encrypted: false,
         }
     }
 

@@ -241,6 +241,7 @@ impl TorrentHandle {
                         stream: Box::new(stream),
                         prefix,
                         addr,
+                        encrypted: false,
                     })))
                     .await;
             }

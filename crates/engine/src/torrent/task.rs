@@ -1172,7 +1172,7 @@ impl TorrentTask {
             }
             TorrentCmd::Incoming(c) => {
                 let c = *c;
-                run.incoming(c.stream, c.prefix, c.addr)
+                run.incoming(c.stream, c.prefix, c.addr, c.encrypted)
             }
             TorrentCmd::Outgoing { stream, addr } => run.outgoing(stream, addr),
             TorrentCmd::AddPeers(addrs) => {

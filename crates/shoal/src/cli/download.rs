@@ -65,6 +65,9 @@ pub struct DownloadArgs {
     /// uses for aligned runs of downloaded data where the filesystem allows).
     #[arg(long)]
     pub buffered_writes: bool,
+    /// MSE/PE encryption of peer connections.
+    #[arg(long, value_enum, default_value_t)]
+    pub encryption: super::Encryption,
     /// Options for magnet links (metadata timeout).
     #[command(flatten)]
     pub magnet: MagnetArgs,
@@ -159,6 +162,7 @@ async fn download(args: DownloadArgs, source: TorrentSource) -> anyhow::Result<(
         max_upload_rate: args.max_upload_rate,
         max_download_rate: args.max_download_rate,
         direct_io: !args.buffered_writes,
+        encryption: args.encryption.into(),
         ..SessionConfig::default()
     };
     let (session, report) = start_session(config, &args.dht, private, "download").await?;

@@ -17,6 +17,28 @@ pub mod seed;
 pub mod tracker;
 pub mod verify;
 
+/// `--encryption`: MSE/PE (message stream encryption) of peer connections.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Encryption {
+    /// Try MSE on outgoing connections (plain reconnect if it fails); accept both.
+    #[default]
+    Prefer,
+    /// MSE with RC4 only, both ways.
+    Require,
+    /// Plain BitTorrent only.
+    Disable,
+}
+
+impl From<Encryption> for shoal_engine::EncryptionPolicy {
+    fn from(e: Encryption) -> Self {
+        match e {
+            Encryption::Prefer => shoal_engine::EncryptionPolicy::Prefer,
+            Encryption::Require => shoal_engine::EncryptionPolicy::Require,
+            Encryption::Disable => shoal_engine::EncryptionPolicy::Disable,
+        }
+    }
+}
+
 /// Exit code when the operation failed (I/O, network).
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit code when the input or the options are invalid (same as clap's usage errors).

@@ -42,6 +42,9 @@ pub struct SeedArgs {
     /// Session-wide upload limit in bytes per second.
     #[arg(long, value_name = "BYTES/S")]
     pub max_upload_rate: Option<u64>,
+    /// MSE/PE encryption of peer connections.
+    #[arg(long, value_enum, default_value_t)]
+    pub encryption: super::Encryption,
     /// DHT options (bootstrap, state file, off switch).
     #[command(flatten)]
     pub dht: DhtNodeArgs,
@@ -58,6 +61,7 @@ async fn seed(args: SeedArgs, torrent: Arc<Torrent>, save_path: PathBuf) -> anyh
     let config = SessionConfig {
         listen: args.listen,
         max_upload_rate: args.max_upload_rate,
+        encryption: args.encryption.into(),
         ..SessionConfig::default()
     };
     let (session, report) = start_session(config, &args.dht, torrent.is_private(), "seed").await?;

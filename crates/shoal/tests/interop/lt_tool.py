@@ -23,6 +23,9 @@ Subcommands (all print one JSON object on stdout):
                                     source bits: 1 tracker, 2 dht, 4 pex, 8 lsd, 32 incoming)
                                     TORRENT may be a magnet URI (download): the metadata
                                     and, for v2-only magnets, the piece layers come from peers
+                                    --enc-forced (seed and download): MSE/PE forced both ways,
+                                    RC4 only; the stats lines carry "rc4_peers" (connected peers
+                                    whose connection is RC4-encrypted) either way
 No network is used: sessions listen on 127.0.0.1 only, with DHT/LSD/UPnP/NAT-PMP off
 (DHT only on loopback with --dht-bootstrap).
 """
@@ -178,6 +181,13 @@ def swarm(argv, seeding):
         f = lt.ip_filter()
         f.add_rule("0.0.0.0", "255.255.255.255", 1 << lt.session.global_peer_class_id)
         ses.set_peer_class_filter(f)
+    if "--enc-forced" in argv:
+        ses.apply_settings({
+            "in_enc_policy": int(lt.enc_policy.forced),
+            "out_enc_policy": int(lt.enc_policy.forced),
+            "allowed_enc_level": int(lt.enc_level.rc4),
+            "prefer_rc4": True,
+        })
     report_peers = "--report-peers" in argv
     if torrent.startswith("magnet:"):
         atp = lt.parse_magnet_uri(torrent)
@@ -200,7 +210,9 @@ def swarm(argv, seeding):
         if time.time() - last_stats >= 0.5:
             last_stats = time.time()
             line = {"uploaded": st.total_payload_upload, "downloaded": st.total_payload_download,
-                    "progress": st.progress, "peers": st.num_peers}
+                    "progress": st.progress, "peers": st.num_peers,
+                    "rc4_peers": sum(1 for p in h.get_peer_info()
+                                     if p.flags & lt.peer_info.rc4_encrypted)}
             if report_peers:
                 line["peer_list"] = peer_list(h)
             emit(line)

@@ -492,6 +492,12 @@ pub fn aria2(torrent: &Path, dir: &Path, port: u16) -> Command {
 
 /// transmission-cli with DHT/LPD/PEX/uTP off; touches `<dir>/done` on completion.
 pub fn transmission(torrent: &Path, dir: &Path, port: u16) -> Command {
+    transmission_enc(torrent, dir, port, 1)
+}
+
+/// [`transmission`] with its `encryption` setting: 0 plaintext preferred,
+/// 1 encryption preferred, 2 encryption required.
+pub fn transmission_enc(torrent: &Path, dir: &Path, port: u16, encryption: u8) -> Command {
     let cfg = dir.join("cfg");
     std::fs::create_dir_all(&cfg).unwrap();
     std::fs::write(
@@ -500,7 +506,7 @@ pub fn transmission(torrent: &Path, dir: &Path, port: u16) -> Command {
             r#"{{"dht-enabled": false, "lpd-enabled": false, "pex-enabled": false,
 "utp-enabled": false, "port-forwarding-enabled": false, "peer-port": {port},
 "bind-address-ipv4": "127.0.0.1", "rpc-enabled": false, "ratio-limit-enabled": false,
-"message-level": 1, "encryption": 1}}"#
+"message-level": 1, "encryption": {encryption}}}"#
         ),
     )
     .unwrap();

@@ -139,7 +139,14 @@ impl World<'_> {
                 };
                 self.conns[c].ends[to].connected = true;
                 let peer_id = peer_id(from);
-                self.feed(n, key, PeerMsg::Handshake { peer_id });
+                self.feed(
+                    n,
+                    key,
+                    PeerMsg::Handshake {
+                        peer_id,
+                        encrypted: false,
+                    },
+                );
                 self.feed(n, key, PeerMsg::PipelineLimit(PIPELINE_LIMIT));
                 self.feed(n, key, PeerMsg::Bitfield(bf));
             }

@@ -130,6 +130,8 @@ pub(crate) struct Peer {
     pub closing: bool,
     /// Where we learnt of it.
     pub origin: crate::info::PeerOrigin,
+    /// The connection is RC4-encrypted (MSE/PE).
+    pub encrypted: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -335,7 +337,7 @@ impl TorrentCore {
                 },
                 requests: p.in_flight.len(),
                 transport: "tcp",
-                encrypted: false,
+                encrypted: p.encrypted,
             })
             .collect();
         v.sort_by_key(|p| p.addr);
@@ -452,7 +454,10 @@ impl TorrentCore {
         }
         match msg {
             PeerMsg::TcpConnected => {}
-            PeerMsg::Handshake { peer_id } => {
+            PeerMsg::Handshake { peer_id, encrypted } => {
+                if let Some(p) = self.peers.get_mut(&key) {
+                    p.encrypted = encrypted;
+                }
                 self.on_handshake(key, peer_id);
                 self.request_layers(now);
             }

@@ -127,6 +127,7 @@ impl TorrentCore {
                 interesting: 0,
                 closing: false,
                 origin,
+                encrypted: false,
             },
         );
         key

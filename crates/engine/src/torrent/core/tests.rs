@@ -94,6 +94,7 @@ impl Harness {
             key,
             PeerMsg::Handshake {
                 peer_id: peer_id(i),
+                encrypted: false,
             },
         );
         let mut bf = Bitfield::new(self.core.status().pieces);
@@ -610,6 +611,7 @@ fn a_magnet_core_fetches_the_metadata_over_its_connections_and_keeps_them() {
         key,
         PeerMsg::Handshake {
             peer_id: peer_id(1),
+            encrypted: false,
         },
     );
     h.feed(
@@ -682,6 +684,7 @@ fn a_peer_with_bad_metadata_is_dropped_and_another_one_asked() {
         a,
         PeerMsg::Handshake {
             peer_id: peer_id(1),
+            encrypted: false,
         },
     );
     h.feed(
