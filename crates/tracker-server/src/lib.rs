@@ -13,8 +13,9 @@
 //! - [`server`]: the drivers (hyper, UDP threads, housekeeping) in
 //!   [`TrackerServer`].
 //!
-//! A future index of torrent names hooks in through [`SwarmObserver`],
-//! told about every info-hash the table sees for the first time.
+//! An index of torrent names hooks in through [`SwarmObserver`], told
+//! about every info-hash the table sees for the first time, and serves its
+//! own routes on the HTTP port through [`HttpExtension`].
 //!
 //! This crate is separate from `shoal-tracker` (the clients the engine
 //! uses) because it is a second responsibility with its own dependencies
@@ -24,6 +25,7 @@
 pub mod allow;
 pub mod clock;
 pub mod conn_id;
+pub mod extension;
 pub mod http;
 pub mod peers;
 pub mod query;
@@ -36,6 +38,7 @@ pub mod udp;
 
 pub use allow::{AllowList, AllowListError};
 pub use clock::Clock;
+pub use extension::{AnswerFuture, ExtensionRequest, HttpExtension};
 pub use ratelimit::RateConfig;
 pub use server::{TrackerConfig, TrackerServer};
 pub use state::{load_state, save_state, Restored, StateError};

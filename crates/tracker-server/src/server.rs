@@ -1,17 +1,19 @@
 //! The drivers: a hyper HTTP/1.1 server (keep-alive, bounded connections and
 //! header size and time) over [`HttpTracker`], UDP worker threads (blocking
 //! sockets, one reply per request) over [`UdpTracker`], and a housekeeping
-//! task (rate samples every second, expiry sweeps). [`TrackerServer`] starts
+//! task (rate samples every second, expiry sweeps); an optional
+//! [`HttpExtension`] answers its own routes on the HTTP port. [`TrackerServer`] starts
 //! them and stops them when dropped.
 use crate::clock::Clock;
-use crate::http::HttpTracker;
+use crate::extension::{ExtensionRequest, HttpExtension};
+use crate::http::{HttpAnswer, HttpTracker};
 use crate::ratelimit::{RateConfig, RateLimiter};
 use crate::state::{save_state, StateError};
 use crate::stats::Stats;
 use crate::swarm::{AnnounceReply, Swarms};
 use crate::udp::{Handled, UdpTracker};
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -81,6 +83,17 @@ impl TrackerServer {
         swarms: Arc<Swarms>,
         clock: Clock,
     ) -> std::io::Result<TrackerServer> {
+        Self::start_with(config, swarms, clock, None).await
+    }
+
+    /// [`TrackerServer::start`], with `extension` answering its own routes
+    /// on the HTTP port.
+    pub async fn start_with(
+        config: TrackerConfig,
+        swarms: Arc<Swarms>,
+        clock: Clock,
+        extension: Option<Arc<dyn HttpExtension>>,
+    ) -> std::io::Result<TrackerServer> {
         let stats = Arc::new(Stats::default());
         let limiter = Arc::new(RateLimiter::new(config.rate));
         let mut s = TrackerServer {
@@ -119,8 +132,13 @@ impl TrackerServer {
             let l = TcpListener::bind(a).await?;
             s.http_addr = Some(l.local_addr()?);
             let handler = HttpTracker::new(swarms.clone(), limiter.clone(), stats.clone());
-            s.tasks
-                .push(tokio::spawn(http_loop(l, handler, clock, config.clone())));
+            s.tasks.push(tokio::spawn(http_loop(
+                l,
+                handler,
+                extension,
+                clock,
+                config.clone(),
+            )));
         }
         s.tasks.push(tokio::spawn(housekeeping(
             swarms,
@@ -211,6 +229,7 @@ fn udp_loop(sock: std::net::UdpSocket, handler: UdpTracker, clock: Clock, stop: 
 async fn http_loop(
     listener: TcpListener,
     handler: HttpTracker,
+    extension: Option<Arc<dyn HttpExtension>>,
     clock: Clock,
     config: TrackerConfig,
 ) {
@@ -226,9 +245,10 @@ async fn http_loop(
                         continue;
                     };
                     let handler = handler.clone();
+                    let extension = extension.clone();
                     let timeout = config.http_header_timeout;
                     conns.spawn(async move {
-                        serve_connection(stream, remote, handler, clock, timeout).await;
+                        serve_connection(stream, remote, handler, extension, clock, timeout).await;
                         drop(permit);
                     });
                 }
@@ -243,22 +263,68 @@ async fn http_loop(
     }
 }
 
+fn response(a: HttpAnswer) -> Result<hyper::Response<Full<Bytes>>, hyper::http::Error> {
+    hyper::Response::builder()
+        .status(a.status)
+        .header(hyper::header::CONTENT_TYPE, a.content_type)
+        .body(Full::new(Bytes::from(a.body)))
+}
+
+/// Reads the body (at most `max` bytes) and hands the request to `ext`.
+async fn extension_answer(
+    ext: Arc<dyn HttpExtension>,
+    remote: SocketAddr,
+    req: hyper::Request<Incoming>,
+) -> HttpAnswer {
+    let method = req.method().as_str().to_string();
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    let max = ext.max_body();
+    let body = match Limited::new(req.into_body(), max).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return HttpAnswer {
+                status: 413,
+                content_type: "text/plain",
+                body: format!("body larger than {max} bytes, or cut off\n").into_bytes(),
+            }
+        }
+    };
+    ext.respond(ExtensionRequest {
+        remote,
+        method,
+        target,
+        body,
+    })
+    .await
+}
+
 async fn serve_connection(
     stream: TcpStream,
     remote: SocketAddr,
     handler: HttpTracker,
+    extension: Option<Arc<dyn HttpExtension>>,
     clock: Clock,
     header_timeout: Duration,
 ) {
     let _ = stream.set_nodelay(true);
     let svc = service_fn(move |req: hyper::Request<Incoming>| {
-        let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
-        let a = handler.respond(clock.now_ms(), remote, req.method().as_str(), target);
-        let resp = hyper::Response::builder()
-            .status(a.status)
-            .header(hyper::header::CONTENT_TYPE, a.content_type)
-            .body(Full::new(Bytes::from(a.body)));
-        std::future::ready(resp)
+        let path = req.uri().path();
+        let ext = extension.clone().filter(|e| e.serves(path));
+        let handler = handler.clone();
+        async move {
+            let a = match ext {
+                Some(ext) => extension_answer(ext, remote, req).await,
+                None => {
+                    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+                    handler.respond(clock.now_ms(), remote, req.method().as_str(), target)
+                }
+            };
+            response(a)
+        }
     });
     let r = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())

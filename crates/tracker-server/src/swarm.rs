@@ -16,7 +16,7 @@
 //! a new peer beyond `max_peers_per_torrent` or `max_peers` is answered as
 //! usual (counts, peers) but not stored, so it is never handed out.
 use crate::allow::AllowList;
-use crate::peers::{Entry, PackedAddr, PeerList, Upsert};
+use crate::peers::{unpack, Entry, PackedAddr, PeerList, Upsert};
 use shoal_tracker::{Event, ScrapeStats};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -402,6 +402,18 @@ impl Swarms {
             }
         }
         Ok(())
+    }
+
+    /// Up to `max` stored peer addresses of a torrent (IPv4 first), e.g. for
+    /// an index that fetches the torrent's metadata from its peers.
+    pub fn peer_addrs(&self, info_hash: &[u8; 20], max: usize) -> Vec<std::net::SocketAddr> {
+        let shard = self.shard(info_hash);
+        let Some(t) = shard.torrents.get(info_hash) else {
+            return Vec::new();
+        };
+        let v4 = t.v4.entries().iter().map(|e| unpack(&e.addr));
+        let v6 = t.v6.entries().iter().map(|e| unpack(&e.addr));
+        v4.chain(v6).flatten().take(max).collect()
     }
 
     /// Statistics of one torrent, if it is held.

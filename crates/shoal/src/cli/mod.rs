@@ -5,6 +5,7 @@
 //! function, a variant in [`Command`], an arm in [`run`].
 use clap::{Parser, Subcommand};
 
+pub mod crawl;
 pub mod create;
 pub mod daemon;
 pub mod dht;
@@ -13,6 +14,7 @@ pub mod download;
 pub mod info;
 pub mod remote;
 pub mod save_path;
+pub mod search;
 pub mod seed;
 pub mod tracker;
 pub mod verify;
@@ -87,6 +89,12 @@ pub enum Command {
     Resume(remote::IdArgs),
     /// Follow a running daemon's torrents with progress bars.
     Watch(remote::WatchArgs),
+    /// Find torrents by keywords: trackers' indexes, the DHT keyword index, local indexes.
+    Search(search::SearchArgs),
+    /// Make a torrent findable: upload it to trackers' indexes, store its keywords in the DHT.
+    Publish(search::PublishArgs),
+    /// Sample the DHT for torrents (BEP 51), fetch their names (BEP 9) into a local index.
+    Crawl(crawl::CrawlArgs),
 }
 
 /// Runs one command.
@@ -106,6 +114,9 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Pause(args) => remote::pause_resume(args, false),
         Command::Resume(args) => remote::pause_resume(args, true),
         Command::Watch(args) => remote::watch(args),
+        Command::Search(args) => search::run(args),
+        Command::Publish(args) => search::run_publish(args),
+        Command::Crawl(args) => crawl::run(args),
     }
 }
 

@@ -2,6 +2,9 @@
 //! SIGTERM, with an optional allow list (re-read on SIGHUP) and a state file
 //! (loaded at start, saved periodically and at exit).
 //!
+//! Torrent names are indexed for `shoal search` (`shoal_search::central`):
+//! `/search` and `/upload` on the HTTP port.
+//!
 //! Prints `tracker listening on URL` on stderr for each transport, so
 //! scripts and tests can read the ports when they asked for port 0.
 use std::net::SocketAddr;
@@ -63,6 +66,16 @@ pub struct TrackerArgs {
     /// UDP worker threads (0: one per CPU).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub udp_threads: usize,
+    /// Keep the search index (names of announced and uploaded torrents, served at /search)
+    /// in this directory (default: FILE.index beside --state; without either, in memory).
+    #[arg(long, value_name = "DIR")]
+    pub index: Option<PathBuf>,
+    /// Most torrents kept in the search index.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    pub index_max: u64,
+    /// Do not index torrent names (no /search, no /upload, no metadata fetches).
+    #[arg(long)]
+    pub no_index: bool,
 }
 
 fn read_allow(path: &Path) -> anyhow::Result<AllowList> {
@@ -91,7 +104,12 @@ pub fn run(args: TrackerArgs) -> anyhow::Result<()> {
         max_peers: args.max_peers,
         ..SwarmConfig::default()
     };
-    let swarms = Swarms::new(swarm, rand::random());
+    let mut swarms = Swarms::new(swarm, rand::random());
+    let central = (!args.no_index).then(|| {
+        let (observer, announced) = shoal_search::central::observer(10_000);
+        swarms.set_observer(observer);
+        announced
+    });
     if let Some(p) = &args.allow {
         let l = read_allow(p)?;
         eprintln!("allow list {}: {} info-hashes", p.display(), l.len());
@@ -130,17 +148,56 @@ pub fn run(args: TrackerArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    rt.block_on(serve(args, config, Arc::new(swarms), clock))
+    rt.block_on(serve(args, config, Arc::new(swarms), central, clock))
+}
+
+/// Opens the search index and starts its metadata fetcher.
+fn start_index(
+    args: &TrackerArgs,
+    swarms: &Arc<Swarms>,
+    announced: shoal_search::central::Announced,
+) -> anyhow::Result<Arc<dyn shoal_tracker_server::HttpExtension>> {
+    use shoal_search::central::{CentralConfig, CentralIndex};
+    let dir = args.index.clone().or_else(|| {
+        args.state.as_ref().map(|s| {
+            let mut d = s.clone().into_os_string();
+            d.push(".index");
+            PathBuf::from(d)
+        })
+    });
+    let cfg = CentralConfig {
+        index: shoal_search::IndexConfig {
+            dir: dir.clone(),
+            max_docs: args.index_max,
+        },
+        ..CentralConfig::default()
+    };
+    let central = CentralIndex::open(cfg, swarms.clone()).context("opening the search index")?;
+    match &dir {
+        Some(d) => eprintln!(
+            "search index {}: {} torrents",
+            d.display(),
+            central.index().len()
+        ),
+        None => eprintln!("search index in memory (--state or --index keeps it)"),
+    }
+    central.spawn(announced);
+    Ok(Arc::new(central))
 }
 
 async fn serve(
     args: TrackerArgs,
     config: TrackerConfig,
     swarms: Arc<Swarms>,
+    central: Option<shoal_search::central::Announced>,
     clock: Clock,
 ) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let server = TrackerServer::start(config, swarms, clock)
+    let extension = match central {
+        Some(a) => Some(start_index(&args, &swarms, a)?),
+        None => None,
+    };
+    let server = TrackerServer::start_with(config, swarms, clock, extension)
         .await
         .context("starting the tracker")?;
     for url in [server.http_url(), server.udp_url()].into_iter().flatten() {
