@@ -201,14 +201,36 @@ impl TorrentHandle {
             .await
     }
 
-    /// Sets this torrent's limits.
+    /// Sets this torrent's limits; returns once they apply (a status or
+    /// [`TorrentHandle::meta`] read right after shows them).
     pub async fn set_limits(&self, limits: TorrentLimits) -> Result<(), TorrentOpError> {
-        self.send(TorrentCmd::SetLimits(Box::new(limits))).await
+        self.send(TorrentCmd::SetLimits(Box::new(limits))).await?;
+        self.applied(|m| m.limits == limits).await
     }
 
-    /// Sets the labels.
+    /// Sets the labels; returns once they apply.
     pub async fn set_labels(&self, labels: Vec<String>) -> Result<(), TorrentOpError> {
-        self.send(TorrentCmd::SetLabels(labels)).await
+        self.send(TorrentCmd::SetLabels(labels.clone())).await?;
+        self.applied(|m| m.labels == labels).await
+    }
+
+    /// Waits (bounded) until the torrent's task shows `done` in its metadata.
+    async fn applied(&self, done: impl Fn(&TorrentMeta) -> bool) -> Result<(), TorrentOpError> {
+        let mut rx = self.meta.clone();
+        let wait = async {
+            loop {
+                if done(&rx.borrow_and_update()) {
+                    return Ok(());
+                }
+                if rx.changed().await.is_err() {
+                    return Err(TorrentOpError::Stopped);
+                }
+            }
+        };
+        // A task busy for longer (moving data) applies it when it gets there.
+        tokio::time::timeout(Duration::from_secs(5), wait)
+            .await
+            .unwrap_or(Ok(()))
     }
 
     /// Replaces every tracker of the torrent (its own, the magnet's, the
