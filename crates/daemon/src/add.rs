@@ -195,7 +195,10 @@ async fn source_bytes(source: AddSource) -> Result<AddSource, AddError> {
         AddSource::Url(u) => crate::client::fetch(&u, MAX_TORRENT_FILE, Duration::from_secs(30))
             .await
             .map(AddSource::Metainfo)
-            .map_err(|message| AddError::Fetch { url: u, message }),
+            .map_err(|e| AddError::Fetch {
+                url: u,
+                message: e.to_string(),
+            }),
         other => Ok(other),
     }
 }

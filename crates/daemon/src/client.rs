@@ -7,6 +7,58 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::HeaderValue;
 use std::time::Duration;
 
+/// Why a request failed (the messages say what happened, for people).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// No complete answer within the deadline.
+    #[error("no answer within {secs} s")]
+    Timeout {
+        /// The deadline, in seconds.
+        secs: u64,
+    },
+    /// The URL does not parse (or a redirect's target does not).
+    #[error("{0}")]
+    Url(#[from] url::ParseError),
+    /// Not an `http://` URL.
+    #[error("only http:// URLs are supported (got {scheme}://)")]
+    Scheme {
+        /// The scheme given.
+        scheme: String,
+    },
+    /// The URL names no host.
+    #[error("the URL has no host")]
+    NoHost,
+    /// The TCP connection failed.
+    #[error("connecting to {host}:{port}: {source}")]
+    Connect {
+        /// The host.
+        host: String,
+        /// The port.
+        port: u16,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// The HTTP exchange failed.
+    #[error("{0}")]
+    Http(#[from] hyper::Error),
+    /// A header or the request could not be built.
+    #[error("{0}")]
+    Request(#[from] hyper::http::Error),
+    /// The answer's body failed or passed its size limit.
+    #[error("reading the answer: {0}")]
+    Body(Box<dyn std::error::Error + Send + Sync>),
+    /// A redirect without a `Location` header.
+    #[error("a redirect without Location")]
+    NoLocation,
+    /// An answer other than 200 or a redirect.
+    #[error("HTTP status {0}")]
+    Status(u16),
+    /// More redirects than followed.
+    #[error("too many redirects")]
+    TooManyRedirects,
+}
+
 /// An answer.
 #[derive(Debug, Clone)]
 pub struct Response {
@@ -27,10 +79,12 @@ pub async fn request(
     body: Vec<u8>,
     max: usize,
     timeout: Duration,
-) -> Result<Response, String> {
+) -> Result<Response, ClientError> {
     tokio::time::timeout(timeout, request_inner(method, url, headers, body, max))
         .await
-        .map_err(|_| format!("no answer within {} s", timeout.as_secs()))?
+        .map_err(|_| ClientError::Timeout {
+            secs: timeout.as_secs(),
+        })?
 }
 
 async fn request_inner(
@@ -39,15 +93,14 @@ async fn request_inner(
     headers: &[(&str, String)],
     body: Vec<u8>,
     max: usize,
-) -> Result<Response, String> {
-    let u = url::Url::parse(url).map_err(|e| e.to_string())?;
+) -> Result<Response, ClientError> {
+    let u = url::Url::parse(url)?;
     if u.scheme() != "http" {
-        return Err(format!(
-            "only http:// URLs are supported (got {}://)",
-            u.scheme()
-        ));
+        return Err(ClientError::Scheme {
+            scheme: u.scheme().to_owned(),
+        });
     }
-    let host = u.host_str().ok_or("the URL has no host")?.to_owned();
+    let host = u.host_str().ok_or(ClientError::NoHost)?.to_owned();
     let port = u.port_or_known_default().unwrap_or(80);
     let connect_host = host
         .trim_start_matches('[')
@@ -55,11 +108,13 @@ async fn request_inner(
         .to_owned();
     let stream = tokio::net::TcpStream::connect((connect_host.as_str(), port))
         .await
-        .map_err(|e| format!("connecting to {host}:{port}: {e}"))?;
+        .map_err(|source| ClientError::Connect {
+            host: host.clone(),
+            port,
+            source,
+        })?;
     let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
     let driver = tokio::spawn(async move {
         let _ = conn.await;
     });
@@ -83,22 +138,21 @@ async fn request_inner(
         );
     // A header given replaces the default one (e.g. `Host`).
     for (k, v) in headers {
-        let v = HeaderValue::from_str(v).map_err(|e| e.to_string())?;
-        let k = hyper::header::HeaderName::from_bytes(k.as_bytes()).map_err(|e| e.to_string())?;
+        let v = HeaderValue::from_str(v).map_err(hyper::http::Error::from)?;
+        let k = hyper::header::HeaderName::from_bytes(k.as_bytes())
+            .map_err(hyper::http::Error::from)?;
         if let Some(h) = req.headers_mut() {
             h.insert(k, v);
         }
     }
-    let req = req
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|e| e.to_string())?;
-    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let req = req.body(Full::new(Bytes::from(body)))?;
+    let resp = sender.send_request(req).await?;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = Limited::new(resp.into_body(), max)
         .collect()
         .await
-        .map_err(|e| format!("reading the answer: {e}"))?
+        .map_err(ClientError::Body)?
         .to_bytes()
         .to_vec();
     driver.abort();
@@ -110,7 +164,7 @@ async fn request_inner(
 }
 
 /// GETs a file (a .torrent by URL), following up to 3 redirects.
-pub async fn fetch(url: &str, max: usize, timeout: Duration) -> Result<Vec<u8>, String> {
+pub async fn fetch(url: &str, max: usize, timeout: Duration) -> Result<Vec<u8>, ClientError> {
     let mut url = url.to_owned();
     for _ in 0..4 {
         let r = request("GET", &url, &[], Vec::new(), max, timeout).await?;
@@ -121,12 +175,11 @@ pub async fn fetch(url: &str, max: usize, timeout: Duration) -> Result<Vec<u8>, 
                     .headers
                     .get(hyper::header::LOCATION)
                     .and_then(|v| v.to_str().ok())
-                    .ok_or("a redirect without Location")?;
-                let base = url::Url::parse(&url).map_err(|e| e.to_string())?;
-                url = base.join(loc).map_err(|e| e.to_string())?.to_string();
+                    .ok_or(ClientError::NoLocation)?;
+                url = url::Url::parse(&url)?.join(loc)?.to_string();
             }
-            s => return Err(format!("HTTP status {s}")),
+            s => return Err(ClientError::Status(s)),
         }
     }
-    Err("too many redirects".into())
+    Err(ClientError::TooManyRedirects)
 }

@@ -244,7 +244,7 @@ async fn remove(
     };
     match shared.remove(&h, q.delete_data).await {
         Ok(()) => Json(json!({"removed": h.id().0})).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 

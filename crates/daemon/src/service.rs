@@ -93,12 +93,12 @@ impl Shared {
     }
 
     /// Removes a torrent, with its data when asked.
-    pub async fn remove(&self, h: &TorrentHandle, delete_data: bool) -> Result<(), String> {
-        let r = self
-            .session
-            .remove(h.id(), delete_data)
-            .await
-            .map_err(|e| e.to_string());
+    pub async fn remove(
+        &self,
+        h: &TorrentHandle,
+        delete_data: bool,
+    ) -> Result<(), shoal_engine::TorrentOpError> {
+        let r = self.session.remove(h.id(), delete_data).await;
         let mut q = self.removed.lock().unwrap_or_else(|e| e.into_inner());
         q.push_back((h.id(), Instant::now()));
         while q.front().is_some_and(|(_, t)| t.elapsed() > RECENT) {

@@ -179,7 +179,7 @@ impl Settings {
     }
 
     /// Applies these settings to the session and saves them.
-    pub async fn apply(&self, shared: &crate::Shared) -> Result<(), String> {
+    pub async fn apply(&self, shared: &crate::Shared) -> Result<(), ApplyError> {
         let session = &shared.session;
         session.set_rate_limits(self.upload_rate(), self.download_rate());
         session
@@ -192,9 +192,19 @@ impl Settings {
         *shared.settings.write().unwrap_or_else(|e| e.into_inner()) = self.clone();
         let store = shared.store.clone();
         let entries = self.entries();
-        tokio::task::spawn_blocking(move || store.save_settings(&entries))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())
+        tokio::task::spawn_blocking(move || store.save_settings(&entries)).await??;
+        Ok(())
     }
+}
+
+/// Why new settings were applied but not saved.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApplyError {
+    /// The database refused them.
+    #[error(transparent)]
+    Save(#[from] shoal_engine::persist::PersistError),
+    /// The blocking save task did not finish.
+    #[error("saving the settings: {0}")]
+    Join(#[from] tokio::task::JoinError),
 }

@@ -169,7 +169,7 @@ pub async fn set(shared: &Shared, a: &Args) -> Result<Map<String, Value>, RpcErr
     }
     s.apply(shared)
         .await
-        .map_err(|e| RpcError::new(super::code::SYSTEM_ERROR, e))?;
+        .map_err(|e| RpcError::new(super::code::SYSTEM_ERROR, e.to_string()))?;
     Ok(Map::new())
 }
 

@@ -427,7 +427,7 @@ pub async fn remove(shared: &Shared, a: &Args) -> Result<Map<String, Value>, Rpc
         }
     }
     if let Some(e) = failed.first() {
-        return Err(RpcError::new(code::SYSTEM_ERROR, e.clone()));
+        return Err(RpcError::new(code::SYSTEM_ERROR, e.to_string()));
     }
     Ok(Map::new())
 }
