@@ -8,12 +8,16 @@ through opentracker on 127.0.0.1; Transmission ignores loopback peers from a
 tracker, so a seeder that can dial (shoal, libtorrent) dials it.
 
 usage: bench/swarm.py [--size-mib 1024] [--runs 3] [--pairs shoal:shoal,libtorrent:shoal,...]
-                      [--encryption default|plain|rc4]
+                      [--encryption default|plain|rc4] [--transport default|utp]
        --encryption rc4: every client requires MSE/PE with RC4 (shoal --encryption require,
        libtorrent in/out forced at RC4, aria2 --bt-require-crypto with arc4, Transmission
        "encryption": 2); plain: shoal --encryption disable, Transmission prefers plaintext,
        libtorrent and aria2 as by default (they select plaintext); default: every client
        with its own defaults.
+       --transport utp: peer connections over uTP only (shoal --no-tcp, libtorrent with
+       TCP off both ways); pairs with aria2 (no uTP) or Transmission are skipped.
+       default: every client with its own transports (shoal and libtorrent dial TCP on
+       loopback here; libtorrent's outgoing uTP is off in lt_tool.py).
        SHOAL_BENCH_BIN=PATH runs that shoal binary instead of building target/release/shoal.
        (builds shoal in release mode first; needs the Debian clients .ci/run installs)
 Only loopback addresses are used. Every process is killed by PID at the end.
@@ -37,6 +41,12 @@ CLIENTS = ["shoal", "libtorrent", "aria2", "transmission"]
 # Per-client extra arguments for the --encryption mode (filled in main).
 ENC = {"shoal": [], "libtorrent": [], "aria2": []}
 TR_ENCRYPTION = [1]
+# Per-client extra arguments for the --transport mode (filled in main).
+TRANSPORT = {"shoal": [], "libtorrent": []}
+TRANSPORT_MODES = {
+    "default": {"shoal": [], "libtorrent": []},
+    "utp": {"shoal": ["--no-tcp"], "libtorrent": ["--utp-only"]},
+}
 ENC_MODES = {
     "default": ({"shoal": [], "libtorrent": [], "aria2": []}, 1),
     "plain": ({"shoal": ["--encryption", "disable"], "libtorrent": [], "aria2": []}, 0),
@@ -127,11 +137,11 @@ def start_seeder(kind, torrent, data_parent, work, leech_port):
     dial = ["--peer", "127.0.0.1:%d" % leech_port] if leech_port else []
     if kind == "shoal":
         p = Proc([SHOAL, "seed", torrent, "--data", data_parent, "--listen", "127.0.0.1:%d" % port,
-                  "--no-dht"] + dial + ENC["shoal"], log)
+                  "--no-dht"] + dial + ENC["shoal"] + TRANSPORT["shoal"], log)
         ready = lambda: "listening on" in open(log, errors="replace").read()
     elif kind == "libtorrent":
         p = Proc(["/usr/bin/python3", LT, "seed", torrent, data_parent, "--port", str(port),
-                  "--timeout", "3600"] + dial + ENC["libtorrent"], log)
+                  "--timeout", "3600"] + dial + ENC["libtorrent"] + TRANSPORT["libtorrent"], log)
         ready = lambda: '"seeding": true' in open(log, errors="replace").read()
     elif kind == "aria2":
         p = Proc(["aria2c", "--no-conf", "--dir=" + data_parent, "--seed-ratio=0.0", "--check-integrity=true",
@@ -172,10 +182,10 @@ def run_leecher(kind, torrent, out, work, port, timeout):
     done_file = None
     if kind == "shoal":
         p = Proc([SHOAL, "download", torrent, "-o", out, "--listen", "127.0.0.1:%d" % port, "--no-dht"]
-                 + SHOAL_LEECH_ARGS + ENC["shoal"], log)
+                 + SHOAL_LEECH_ARGS + ENC["shoal"] + TRANSPORT["shoal"], log)
     elif kind == "libtorrent":
         p = Proc(["/usr/bin/python3", LT, "download", torrent, out, "--port", str(port), "--timeout", str(timeout)]
-                 + ENC["libtorrent"], log)
+                 + ENC["libtorrent"] + TRANSPORT["libtorrent"], log)
     elif kind == "aria2":
         p = Proc(["aria2c", "--no-conf", "--dir=" + out, "--seed-time=0", "--enable-dht=false",
                   "--enable-dht6=false", "--bt-enable-lpd=false", "--enable-peer-exchange=false",
@@ -236,7 +246,10 @@ def main():
                     help="extra arguments for shoal as leecher, e.g. --buffered-writes")
     ap.add_argument("--encryption", choices=sorted(ENC_MODES), default="default",
                     help="MSE/PE settings of every client (see the module docs)")
+    ap.add_argument("--transport", choices=sorted(TRANSPORT_MODES), default="default",
+                    help="transports of shoal and libtorrent (see the module docs)")
     args = ap.parse_args()
+    TRANSPORT.update(TRANSPORT_MODES[args.transport])
     ENC.update(ENC_MODES[args.encryption][0])
     TR_ENCRYPTION[0] = ENC_MODES[args.encryption][1]
     SHOAL_LEECH_ARGS.extend(args.shoal_leech_args.split())
@@ -271,6 +284,9 @@ def main():
         results = []
         print("%-13s %-13s %8s %8s %8s %8s  %s" % ("seeder", "leecher", "wall_s", "MiB/s", "cpu_s", "rss_MiB", "runs"))
         for seeder, leecher in pairs:
+            if args.transport == "utp" and not {seeder, leecher} <= {"shoal", "libtorrent"}:
+                print("%-13s %-13s  skipped: --transport utp runs shoal and libtorrent only" % (seeder, leecher))
+                continue
             if leecher == "transmission" and seeder not in ("shoal", "libtorrent"):
                 print("%-13s %-13s  skipped: transmission ignores loopback peers from a tracker and %s cannot dial" % (seeder, leecher, seeder))
                 continue
@@ -300,7 +316,8 @@ def main():
                 sys.stdout.flush()
         ot.stop()
         with open(os.path.join(ROOT, "bench", "swarm-last.json"), "w") as f:
-            json.dump({"size_mib": args.size_mib, "encryption": args.encryption, "results": results},
+            json.dump({"size_mib": args.size_mib, "encryption": args.encryption,
+                       "transport": args.transport, "results": results},
                       f, indent=1)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -121,20 +121,20 @@ pub enum AddError {
         count: usize,
     },
     /// A local .torrent could not be read.
-    #[error("{path}: {message}")]
+    #[error("{path}: {source}")]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        message: String,
+        source: std::io::Error,
     },
     /// A URL could not be fetched.
-    #[error("fetching {url}: {message}")]
+    #[error("fetching {url}: {source}")]
     Fetch {
         /// The URL.
         url: String,
         /// Why.
-        message: String,
+        source: crate::client::ClientError,
     },
     /// The engine refused it.
     #[error("{0}")]
@@ -185,20 +185,15 @@ async fn source_bytes(source: AddSource) -> Result<AddSource, AddError> {
             .await
             .map_err(|e| AddError::Read {
                 path: p.clone(),
-                message: e.to_string(),
+                source: std::io::Error::other(e),
             })?;
-            r.map(AddSource::Metainfo).map_err(|e| AddError::Read {
-                path: p,
-                message: e.to_string(),
-            })
+            r.map(AddSource::Metainfo)
+                .map_err(|source| AddError::Read { path: p, source })
         }
         AddSource::Url(u) => crate::client::fetch(&u, MAX_TORRENT_FILE, Duration::from_secs(30))
             .await
             .map(AddSource::Metainfo)
-            .map_err(|e| AddError::Fetch {
-                url: u,
-                message: e.to_string(),
-            }),
+            .map_err(|source| AddError::Fetch { url: u, source }),
         other => Ok(other),
     }
 }

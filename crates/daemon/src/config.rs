@@ -90,6 +90,15 @@ pub struct ConfigLayer {
     pub start_added_torrents: Option<bool>,
     /// Per-torrent series in `/metrics`.
     pub metrics_per_torrent: Option<bool>,
+    /// Peer connections over uTP (BEP 29).
+    pub utp: Option<bool>,
+    /// Peer connections over TCP.
+    pub tcp: Option<bool>,
+    /// Local peer discovery (BEP 14).
+    pub lsd: Option<bool>,
+    /// MSE/PE encryption of peer connections.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Encryption>,
 }
 
 /// The effective settings of a daemon.
@@ -147,6 +156,14 @@ pub struct DaemonConfig {
     pub start_added_torrents: bool,
     /// Per-torrent series in `/metrics`.
     pub metrics_per_torrent: bool,
+    /// Peer connections over uTP (BEP 29).
+    pub utp: bool,
+    /// Peer connections over TCP.
+    pub tcp: bool,
+    /// Local peer discovery (BEP 14).
+    pub lsd: bool,
+    /// MSE/PE encryption of peer connections.
+    pub encryption: Encryption,
     /// What the file, the environment and the flags gave (a setting given
     /// there wins over the value a client saved with `session-set`).
     #[serde(skip)]
@@ -157,6 +174,30 @@ fn mask<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Erro
     match v.as_deref().and_then(|a| a.split_once(':')) {
         Some((user, _)) => s.serialize_str(&format!("{user}:********")),
         None => s.serialize_none(),
+    }
+}
+
+/// MSE/PE (message stream encryption) of peer connections: the config
+/// file's `encryption = "prefer" | "require" | "disable"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Encryption {
+    /// Try encrypted, fall back to plain; accept both (the default).
+    #[default]
+    Prefer,
+    /// Encrypted (RC4) connections only.
+    Require,
+    /// Plain connections only.
+    Disable,
+}
+
+impl From<Encryption> for shoal_engine::EncryptionPolicy {
+    fn from(e: Encryption) -> Self {
+        match e {
+            Encryption::Prefer => shoal_engine::EncryptionPolicy::Prefer,
+            Encryption::Require => shoal_engine::EncryptionPolicy::Require,
+            Encryption::Disable => shoal_engine::EncryptionPolicy::Disable,
+        }
     }
 }
 
@@ -188,6 +229,10 @@ impl Default for DaemonConfig {
             peer_limit_global: 500,
             start_added_torrents: true,
             metrics_per_torrent: false,
+            utp: true,
+            tcp: true,
+            lsd: true,
+            encryption: Encryption::Prefer,
             given: ConfigLayer::default(),
         }
     }
@@ -290,7 +335,11 @@ impl ConfigLayer {
             peer_limit_per_torrent,
             peer_limit_global,
             start_added_torrents,
-            metrics_per_torrent
+            metrics_per_torrent,
+            utp,
+            tcp,
+            lsd,
+            encryption
         )
     }
 }
@@ -336,6 +385,10 @@ impl DaemonConfig {
             peer_limit_global: l.peer_limit_global.unwrap_or(d.peer_limit_global),
             start_added_torrents: l.start_added_torrents.unwrap_or(d.start_added_torrents),
             metrics_per_torrent: l.metrics_per_torrent.unwrap_or(d.metrics_per_torrent),
+            utp: l.utp.unwrap_or(d.utp),
+            tcp: l.tcp.unwrap_or(d.tcp),
+            lsd: l.lsd.unwrap_or(d.lsd),
+            encryption: l.encryption.unwrap_or(d.encryption),
         };
         c.check()?;
         Ok(c)
@@ -436,6 +489,16 @@ mod tests {
         assert!(e.to_string().contains("htp"), "{e}");
         std::fs::write(&f, "http = 5\n").unwrap();
         assert!(DaemonConfig::resolve(Some(&f), &ConfigLayer::default()).is_err());
+        std::fs::write(&f, "encryption = \"sometimes\"\n").unwrap();
+        let e = DaemonConfig::resolve(Some(&f), &ConfigLayer::default()).unwrap_err();
+        assert!(
+            e.to_string().contains("prefer"),
+            "the choices are named: {e}"
+        );
+        std::fs::write(&f, "encryption = \"require\"\n").unwrap();
+        let c = DaemonConfig::resolve(Some(&f), &ConfigLayer::default()).unwrap();
+        assert_eq!(c.encryption, Encryption::Require);
+        assert!(c.to_toml().contains("encryption = \"require\""));
         let open = ConfigLayer {
             http: Some("0.0.0.0:9091".parse().unwrap()),
             ..ConfigLayer::default()

@@ -5,11 +5,15 @@
 //! | `/transmission/rpc` | Transmission RPC ([`crate::rpc`]) |
 //! | `/api/v1/…` | shoal's REST API and server-sent events ([`crate::rest`]) |
 //! | `/metrics` | Prometheus text ([`crate::metrics`]) |
-//! | `/` | a small status page ([`crate::page`]) |
+//! | `/`, `/ui/…` | the web UI ([`crate::ui`]) |
+//! | `/status` | a small server-rendered status page ([`crate::page`]) |
+//! | `/stream/{info_hash}/{file_index}` | a file while it downloads ([`crate::stream`]) |
+//! | `/stream/{info_hash}.m3u` | a playlist of its media files ([`crate::playlist`]) |
 //!
 //! Every request passes [`guard`] first: the `Host` header must be an IP
 //! address, `localhost` or an allowed name (DNS rebinding; 421 as
-//! Transmission answers), Basic auth when configured (401), and a browser's
+//! Transmission answers), Basic auth or the web UI's session cookie when
+//! configured (401; the page, its assets and the login are public), and a browser's
 //! cross-origin request that changes state is refused (403). Bodies are
 //! limited to `max-body-bytes` (413). The RPC adds Transmission's CSRF
 //! handshake: a request without the current `X-Transmission-Session-Id`
@@ -36,7 +40,20 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/transmission/rpc", any(rpc))
         .route("/transmission/rpc/", any(rpc))
         .route("/metrics", get(crate::metrics::handler))
-        .route("/", get(crate::page::handler))
+        .route("/", get(crate::ui::index))
+        .route("/ui/{file}", get(crate::ui::asset))
+        .route("/status", get(crate::page::handler))
+        .route(
+            "/api/v1/login",
+            get(crate::ui::login_state).post(crate::ui::login),
+        )
+        .route("/api/v1/logout", axum::routing::post(crate::ui::logout))
+        .route("/api/v1/dht", get(crate::ui::dht))
+        .route(
+            "/stream/{info_hash}/{file_index}",
+            get(crate::stream::handler),
+        )
+        .route("/stream/{name}", get(crate::playlist::handler))
         .nest("/api/v1", crate::rest::router())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(shared.clone(), guard))
@@ -143,13 +160,19 @@ pub async fn guard(State(shared): State<Arc<Shared>>, req: Request, next: Next) 
         );
     }
     if let Some((user, pass)) = shared.config.credentials() {
-        if !auth_ok(headers.get(header::AUTHORIZATION), user, pass) {
+        if !auth_ok(headers.get(header::AUTHORIZATION), user, pass)
+            && !crate::ui::cookie_ok(headers)
+            && !crate::ui::public_path(req.uri().path())
+        {
             bump(&shared.http.refused);
             let mut r = text(StatusCode::UNAUTHORIZED, "401: Unauthorized\n");
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"shoal\""),
-            );
+            // The web UI asks with its own form: no browser prompt for it.
+            if !headers.contains_key("x-shoal-ui") {
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"shoal\""),
+                );
+            }
             return r;
         }
     }
@@ -202,7 +225,12 @@ async fn rpc(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes)
     }
     bump(&shared.http.rpc);
     match crate::rpc::handle(&shared, &body).await {
-        crate::rpc::Reply::Json(v) => json_response(StatusCode::OK, &v),
+        crate::rpc::Reply::Json(raw) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json; charset=UTF-8")],
+            String::from(Box::<str>::from(raw)),
+        )
+            .into_response(),
         crate::rpc::Reply::BadRequest(v) => {
             bump(&shared.http.refused);
             json_response(StatusCode::BAD_REQUEST, &v)

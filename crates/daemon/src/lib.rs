@@ -8,7 +8,8 @@
 //!   at run time;
 //! - [`http`]: the router and its guards (Host, auth, origin, size);
 //!   [`rpc`]: Transmission RPC; [`rest`]: the REST API and server-sent
-//!   events; [`openapi`]; [`metrics`]; [`page`]: the status page;
+//!   events; [`openapi`]; [`metrics`]; [`page`]: the status page; [`ui`]: the web UI;
+//!   [`stream`]: files served while they download; [`playlist`]: `.m3u`;
 //! - [`add`]: adding a torrent from any front end; [`watch`]: the watch
 //!   folder; [`activity`]: time and traffic accounting; [`paths`]: checks
 //!   of directories given over the API; [`client`]: a small HTTP client.
@@ -23,11 +24,14 @@ pub mod metrics;
 pub mod openapi;
 pub mod page;
 pub mod paths;
+pub mod playlist;
 pub mod rest;
 pub mod rpc;
 pub mod service;
 pub mod settings;
 pub mod store;
+pub mod stream;
+pub mod ui;
 pub mod watch;
 
 pub use config::{ConfigError, ConfigLayer, DaemonConfig};

@@ -1,6 +1,6 @@
-//! `/`: a small server-rendered status page (torrents with their states,
-//! progress and rates), refreshed every 5 s. The web UI proper is a later
-//! piece of work; this page says so and where the APIs are.
+//! `/status`: a small server-rendered status page (torrents with their
+//! states, progress and rates), refreshed every 5 s, for browsers without
+//! JavaScript; the web UI ([`crate::ui`]) is at `/`.
 use crate::Shared;
 use axum::extract::State;
 use axum::response::Html;
@@ -79,7 +79,7 @@ pub async fn handler(State(shared): State<Arc<Shared>>) -> Html<String> {
 <p>{torrents} torrents, {peers} peers, down {down}/s, up {up}/s. Peers connect on {listen}.</p>
 <table><tr><th>id</th><th>name</th><th>state</th><th>done</th><th>down</th><th>up</th><th>peers</th></tr>
 {rows}</table>{more}
-<p>This is a status page only; a web UI is planned. Drive the daemon with <code>transmission-remote</code> (RPC at <a href="/transmission/rpc">/transmission/rpc</a>),
+<p>This is a status page only; the web UI is at <a href="/">/</a>. Drive the daemon with <code>transmission-remote</code> (RPC at <a href="/transmission/rpc">/transmission/rpc</a>),
 the REST API at <a href="/api/v1/torrents">/api/v1</a> (<a href="/api/v1/openapi.json">OpenAPI</a>, events at <code>/api/v1/events</code>),
 or <code>shoal add | ls | rm | pause | resume | watch</code>. Metrics: <a href="/metrics">/metrics</a>.</p>
 </body></html>

@@ -30,7 +30,10 @@ pub fn router() -> Router<Arc<Shared>> {
         .route("/torrents/{key}/peers", get(peers))
         .route("/torrents/{key}/pieces", get(pieces))
         .route("/torrents/{key}/trackers", get(trackers))
-        .route("/torrents/{key}/files", get(files))
+        .route(
+            "/torrents/{key}/files",
+            get(files).post(crate::ui::set_files),
+        )
         .route("/events", get(events))
         .route("/openapi.json", get(crate::openapi::handler))
 }
@@ -369,6 +372,7 @@ async fn files(State(shared): State<Arc<Shared>>, Path(key): Path<String>) -> Re
                     "pieces_root": f.pieces_root.map(hex::encode),
                     "verified_bytes": progress.get(i).copied().unwrap_or(0),
                     "priority": m.file_priorities.get(i).copied().unwrap_or(1),
+                    "stream_url": (!f.pad).then(|| crate::stream::stream_path(&h, i)),
                 })
             })
             .collect(),

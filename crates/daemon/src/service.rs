@@ -192,6 +192,10 @@ impl Daemon {
             max_active_downloads: settings.queue_size(),
             seed_ratio: settings.seed_ratio(),
             seed_idle: settings.seed_idle(),
+            enable_utp: config.utp,
+            enable_tcp: config.tcp,
+            enable_lsd: config.lsd,
+            encryption: config.encryption.into(),
             ..SessionConfig::default()
         };
         let session = match Session::start_with(session_config, Arc::new(store.clone())).await {

@@ -331,16 +331,25 @@ fn encode_resume(r: &ResumeRecord) -> Vec<u8> {
     v
 }
 
-fn decode_resume(b: &[u8]) -> Result<ResumeRecord, String> {
+/// Why a stored resume record cannot be read.
+#[derive(Debug, thiserror::Error)]
+enum ResumeRecordError {
+    #[error("resume record of {0} bytes, too short")]
+    Short(usize),
+    #[error("resume data: {0}")]
+    Data(#[from] shoal_storage::ResumeError),
+}
+
+fn decode_resume(b: &[u8]) -> Result<ResumeRecord, ResumeRecordError> {
     if b.len() < 16 {
-        return Err("resume record too short".into());
+        return Err(ResumeRecordError::Short(b.len()));
     }
     let mut n = [0u8; 8];
     n.copy_from_slice(&b[..8]);
     let uploaded = u64::from_le_bytes(n);
     n.copy_from_slice(&b[8..16]);
     let downloaded = u64::from_le_bytes(n);
-    let data = ResumeData::decode(&b[16..]).map_err(|e| e.to_string())?;
+    let data = ResumeData::decode(&b[16..])?;
     Ok(ResumeRecord {
         data,
         uploaded,
@@ -714,18 +723,24 @@ impl Persist for Store {
         for row in t.iter().map_err(|e| self.err(e))? {
             let (k, v) = row.map_err(|e| self.err(e))?;
             let Some(h) = hashes_of(k.value()) else {
-                return Err(PersistError::Corrupt(format!(
-                    "{}: a torrent key of {} bytes",
-                    self.inner.path.display(),
-                    k.value().len()
-                )));
+                return Err(PersistError::Corrupt(
+                    format!(
+                        "{}: a torrent key of {} bytes",
+                        self.inner.path.display(),
+                        k.value().len()
+                    )
+                    .into(),
+                ));
             };
             let stored: StoredTorrent = serde_json::from_slice(v.value()).map_err(|e| {
-                PersistError::Corrupt(format!(
-                    "{}: the record of {}: {e}",
-                    self.inner.path.display(),
-                    h.primary().to_hex()
-                ))
+                PersistError::Corrupt(
+                    format!(
+                        "{}: the record of {}: {e}",
+                        self.inner.path.display(),
+                        h.primary().to_hex()
+                    )
+                    .into(),
+                )
             })?;
             let meta = m
                 .get(k.value())
@@ -779,7 +794,9 @@ impl Persist for Store {
     fn load_resume(&self, key: &InfoHashes) -> Result<Option<ResumeRecord>, PersistError> {
         let k = key_of(key);
         if let Some(b) = self.lock_pending().resume.get(&k) {
-            return decode_resume(b).map(Some).map_err(PersistError::Corrupt);
+            return decode_resume(b)
+                .map(Some)
+                .map_err(|e| PersistError::Corrupt(e.into()));
         }
         let tx = self.inner.db.begin_read().map_err(|e| self.err(e))?;
         let t = tx.open_table(RESUME).map_err(|e| self.err(e))?;

@@ -16,6 +16,7 @@ use ed25519_dalek::SigningKey;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
@@ -107,7 +108,40 @@ impl std::fmt::Debug for Cmd {
 impl Dht {
     /// Binds the socket, loads the saved routing table (its ID is reused when the
     /// config gives none) and starts the node task.
-    pub async fn bind(mut cfg: DhtConfig) -> Result<Dht, DhtError> {
+    pub async fn bind(cfg: DhtConfig) -> Result<Dht, DhtError> {
+        let socket = UdpSocket::bind(cfg.bind)
+            .await
+            .map_err(|source| DhtError::Bind {
+                addr: cfg.bind,
+                source,
+            })?;
+        Self::start(cfg, Arc::new(socket), None)
+    }
+
+    /// Runs the node on a socket another protocol shares (uTP): it sends
+    /// from `socket` and receives only what the socket's owner hands it on
+    /// `inbound` (sender, datagram), never reading the socket itself.
+    /// `cfg.bind` is ignored; the state file is loaded as by [`Dht::bind`].
+    pub fn with_socket(
+        mut cfg: DhtConfig,
+        socket: Arc<UdpSocket>,
+        inbound: mpsc::Receiver<(SocketAddr, bytes::Bytes)>,
+    ) -> Result<Dht, DhtError> {
+        if let Ok(addr) = socket.local_addr() {
+            cfg.bind = addr;
+        }
+        Self::start(cfg, socket, Some(inbound))
+    }
+
+    fn start(
+        mut cfg: DhtConfig,
+        socket: Arc<UdpSocket>,
+        inbound: Option<mpsc::Receiver<(SocketAddr, bytes::Bytes)>>,
+    ) -> Result<Dht, DhtError> {
+        let local_addr = socket.local_addr().map_err(|source| DhtError::Bind {
+            addr: cfg.bind,
+            source,
+        })?;
         let mut saved = Vec::new();
         if let Some(path) = &cfg.state_file {
             if path.exists() {
@@ -123,16 +157,6 @@ impl Dht {
                 }
             }
         }
-        let socket = UdpSocket::bind(cfg.bind)
-            .await
-            .map_err(|source| DhtError::Bind {
-                addr: cfg.bind,
-                source,
-            })?;
-        let local_addr = socket.local_addr().map_err(|source| DhtError::Bind {
-            addr: cfg.bind,
-            source,
-        })?;
         let start = Instant::now();
         let mut node = Node::new(cfg.node.clone(), Duration::ZERO);
         for n in saved {
@@ -143,6 +167,7 @@ impl Dht {
         let task = Task {
             node,
             socket,
+            inbound,
             start,
             rx,
             v6: local_addr.is_ipv6(),
@@ -340,9 +365,24 @@ fn save_nodes(path: &std::path::Path, own: Id20, nodes: &[NodeInfo]) -> Result<(
     persist::save(path, &SavedTable::new(own, nodes))
 }
 
+/// The next handed-over datagram (never, without a channel or once it closed).
+async fn recv_inbound(
+    inbound: &mut Option<mpsc::Receiver<(SocketAddr, bytes::Bytes)>>,
+) -> Option<(SocketAddr, bytes::Bytes)> {
+    match inbound {
+        Some(rx) => match rx.recv().await {
+            Some(d) => Some(d),
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
 struct Task {
     node: Node,
-    socket: UdpSocket,
+    socket: Arc<UdpSocket>,
+    /// Datagrams handed over by the socket's owner (a shared socket).
+    inbound: Option<mpsc::Receiver<(SocketAddr, bytes::Bytes)>>,
     start: Instant,
     rx: mpsc::Receiver<Cmd>,
     v6: bool,
@@ -363,7 +403,7 @@ impl Task {
         loop {
             let deadline = self.start + self.node.poll_timeout();
             tokio::select! {
-                r = self.socket.recv_from(&mut buf) => {
+                r = self.socket.recv_from(&mut buf), if self.inbound.is_none() => {
                     match r {
                         Ok((len, from)) => {
                             let now = self.now();
@@ -371,6 +411,11 @@ impl Task {
                         }
                         Err(e) => tracing::debug!(error = %e, "dht: recv failed"),
                     }
+                }
+                Some((from, data)) = recv_inbound(&mut self.inbound) => {
+                    let now = self.now();
+                    let len = data.len().min(buf.len());
+                    self.node.handle_packet(now, from, &data[..len]);
                 }
                 cmd = self.rx.recv() => {
                     match cmd {

@@ -47,7 +47,7 @@ pub struct PeerInfo {
     pub progress: f32,
     /// Our requests outstanding to it.
     pub requests: usize,
-    /// Transport: `"tcp"` (uTP later).
+    /// Transport: `"tcp"` or `"utp"`.
     pub transport: &'static str,
     /// The payload is RC4-encrypted (MSE/PE). An MSE handshake that
     /// selected plaintext does not count.

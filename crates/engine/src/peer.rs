@@ -10,6 +10,8 @@ use crate::error::TorrentError;
 use crate::peer_close::PeerClose;
 use crate::picker::{Block, PeerKey};
 use crate::rate::TokenBucket;
+use crate::session::utp::{Dial, Dialed, Transport};
+use crate::torrent::PeerStream;
 use crate::torrent::{DiskVerdict, ToTorrent};
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -95,6 +97,8 @@ pub(crate) enum PeerMsg {
         peer_id: [u8; 20],
         /// The connection is RC4-encrypted (MSE/PE).
         encrypted: bool,
+        /// The connection is uTP (else TCP).
+        utp: bool,
     },
     /// The request pipeline cap (the peer's `reqq`).
     PipelineLimit(u32),
@@ -211,6 +215,8 @@ pub(crate) struct PeerTask {
     pub written: Arc<AtomicU64>,
     /// The stream is RC4-encrypted (MSE/PE).
     pub encrypted: bool,
+    /// The stream is uTP (else TCP).
+    pub utp: bool,
 }
 
 /// Blocks received but not yet handed to the disk actor, and the outcomes of
@@ -262,80 +268,147 @@ impl PeerTask {
         }
     }
 
-    /// Connects to `addr` (bounded by `timeout`, holding one of the
-    /// session's half-open permits meanwhile), then runs: over MSE when
-    /// `mse` is given — our BitTorrent handshake travels as its initial
-    /// payload — and, when that fails and `fallback` allows, over a new
-    /// plain connection.
+    /// Connects to `addr` by the transports of `dial`, in order (each
+    /// connect bounded in time, holding one of the session's half-open
+    /// permits meanwhile), then runs: over MSE when `mse` is given — our
+    /// BitTorrent handshake travels as its initial payload — and, when that
+    /// fails and `fallback` allows, over a new plain connection. When a
+    /// transport fails before the peer's handshake arrived, the next one is
+    /// tried. Says which transport carried the connection.
     pub async fn connect_and_run(
         mut self,
-        timeout: Duration,
+        dial: &Dial,
         half_open: Arc<tokio::sync::Semaphore>,
         mse: Option<MseConfig>,
         fallback: bool,
         mut rng: StdRng,
-    ) {
-        let stream = match self.connect(timeout, &half_open).await {
-            Ok(s) => s,
-            Err(reason) => return self.close(reason).await,
-        };
+    ) -> Dialed {
+        // A fresh outgoing connection's first transmit is its handshake.
+        let ia = self.conn.poll_transmit().unwrap_or_default();
+        let mut dialed = Dialed::default();
+        let mut reason = PeerClose::ConnectTimeout;
+        for &t in &dial.order {
+            let r = self
+                .attempt(t, dial, &half_open, mse.clone(), fallback, &ia, &mut rng)
+                .await;
+            match r {
+                Ok(r) => {
+                    dialed.worked = Some(t);
+                    reason = r;
+                    break;
+                }
+                Err(PeerClose::Cancelled) => {
+                    reason = PeerClose::Cancelled;
+                    break;
+                }
+                Err(r) => {
+                    tracing::debug!(peer = %self.addr, transport = ?t, reason = %r, "connecting failed");
+                    dialed.utp_failed |= t == Transport::Utp;
+                    reason = r;
+                }
+            }
+        }
+        self.close(reason).await;
+        dialed
+    }
+
+    /// One connection over `t`: `Ok` with the reason it closed once the
+    /// peer's handshake arrived, else `Err` (the next transport may be
+    /// tried).
+    #[allow(clippy::too_many_arguments)]
+    async fn attempt(
+        &mut self,
+        t: Transport,
+        dial: &Dial,
+        half_open: &Arc<tokio::sync::Semaphore>,
+        mse: Option<MseConfig>,
+        fallback: bool,
+        ia: &[u8],
+        rng: &mut StdRng,
+    ) -> Result<PeerClose, PeerClose> {
+        let stream = self.connect(t, dial, half_open).await?;
+        self.utp = t == Transport::Utp;
         let _ = self
             .to_torrent
             .send(ToTorrent::Peer(self.key, PeerMsg::TcpConnected))
             .await;
-        let Some(cfg) = mse else {
-            return self.run(stream).await;
-        };
-        // A fresh outgoing connection's first transmit is its handshake.
-        let ia = self.conn.poll_transmit().unwrap_or_default();
-        let hs =
-            MseHandshake::initiator(cfg, *self.conn.info_hash(), &ia, &mut rng, Instant::now());
-        let cancel = self.cancel.clone();
-        let r = tokio::select! {
-            _ = cancel.cancelled() => return self.close(PeerClose::Cancelled).await,
-            r = shoal_wire::mse::io::run(stream, hs, &[]) => r,
-        };
-        match r {
-            Ok(s) => {
-                self.encrypted = s.encryption() == Encryption::Rc4;
-                tracing::debug!(peer = %self.addr, encryption = ?s.encryption(), "outgoing MSE connection");
-                self.run(s).await
-            }
-            Err(e) if fallback => {
-                tracing::debug!(peer = %self.addr, error = %e, "MSE failed; reconnecting in plaintext");
-                let mut stream = match self.connect(timeout, &half_open).await {
-                    Ok(s) => s,
-                    Err(reason) => return self.close(reason).await,
+        let reason = match mse {
+            None => self.drive_plain(stream, ia).await?,
+            Some(cfg) => {
+                let hs =
+                    MseHandshake::initiator(cfg, *self.conn.info_hash(), ia, rng, Instant::now());
+                let cancel = self.cancel.clone();
+                let r = tokio::select! {
+                    _ = cancel.cancelled() => return Err(PeerClose::Cancelled),
+                    r = shoal_wire::mse::io::run(stream, hs, &[]) => r,
                 };
-                if stream.write_all(&ia).await.is_err() {
-                    return self.close(PeerClose::WriteClosed).await;
+                match r {
+                    Ok(s) => {
+                        self.encrypted = s.encryption() == Encryption::Rc4;
+                        tracing::debug!(peer = %self.addr, encryption = ?s.encryption(), transport = ?t, "outgoing MSE connection");
+                        self.drive(s).await
+                    }
+                    Err(e) if fallback => {
+                        tracing::debug!(peer = %self.addr, error = %e, "MSE failed; reconnecting in plaintext");
+                        let stream = self.connect(t, dial, half_open).await?;
+                        self.drive_plain(stream, ia).await?
+                    }
+                    Err(e) => return Err(PeerClose::Mse(Box::new(e))),
                 }
-                self.run(stream).await
             }
-            Err(e) => self.close(PeerClose::Mse(Box::new(e))).await,
+        };
+        if self.conn.peer_id().is_some() || matches!(reason, PeerClose::Cancelled) {
+            Ok(reason)
+        } else {
+            Err(reason)
         }
     }
 
-    /// One TCP connection to the peer, bounded by `timeout` and a half-open
-    /// permit, or cancelled.
+    /// Runs a plain connection whose handshake `ia` is still to be sent.
+    async fn drive_plain(
+        &mut self,
+        mut stream: Box<dyn PeerStream>,
+        ia: &[u8],
+    ) -> Result<PeerClose, PeerClose> {
+        if stream.write_all(ia).await.is_err() {
+            return Err(PeerClose::WriteClosed);
+        }
+        Ok(self.drive(stream).await)
+    }
+
+    /// One connection to the peer over `t`, bounded in time and by a
+    /// half-open permit, or cancelled.
     async fn connect(
         &self,
-        timeout: Duration,
+        t: Transport,
+        dial: &Dial,
         half_open: &Arc<tokio::sync::Semaphore>,
-    ) -> Result<tokio::net::TcpStream, PeerClose> {
+    ) -> Result<Box<dyn PeerStream>, PeerClose> {
+        let addr = self.addr;
         let connect = async {
             let _permit = half_open.clone().acquire_owned().await;
-            tokio::time::timeout(timeout, tokio::net::TcpStream::connect(self.addr)).await
+            match (t, &dial.utp) {
+                (Transport::Utp, Some(u)) => {
+                    tokio::time::timeout(dial.utp_timeout, u.connect(addr))
+                        .await
+                        .map(|r| r.map(|s| Box::new(s) as Box<dyn PeerStream>))
+                }
+                _ => tokio::time::timeout(dial.tcp_timeout, tokio::net::TcpStream::connect(addr))
+                    .await
+                    .map(|r| {
+                        r.map(|s| {
+                            let _ = s.set_nodelay(true);
+                            Box::new(s) as Box<dyn PeerStream>
+                        })
+                    }),
+            }
         };
         let r = tokio::select! {
             _ = self.cancel.cancelled() => return Err(PeerClose::Cancelled),
             r = connect => r,
         };
         match r {
-            Ok(Ok(s)) => {
-                let _ = s.set_nodelay(true);
-                Ok(s)
-            }
+            Ok(Ok(s)) => Ok(s),
             Ok(Err(e)) => Err(PeerClose::Connect(e)),
             Err(_) => Err(PeerClose::ConnectTimeout),
         }
@@ -548,8 +621,19 @@ impl PeerTask {
     ) -> Result<(), PeerClose> {
         match ev {
             Event::HandshakeComplete { peer_id, .. } => {
-                let encrypted = self.encrypted;
-                self.send(PeerMsg::Handshake { peer_id, encrypted }).await?;
+                let (encrypted, utp) = (self.encrypted, self.utp);
+                tracing::debug!(
+                    peer = %self.addr,
+                    transport = if utp { "utp" } else { "tcp" },
+                    encrypted,
+                    "peer handshake"
+                );
+                self.send(PeerMsg::Handshake {
+                    peer_id,
+                    encrypted,
+                    utp,
+                })
+                .await?;
                 self.send(PeerMsg::PipelineLimit(self.conn.pipeline_limit()))
                     .await?;
                 self.grant_allowed_fast(now);

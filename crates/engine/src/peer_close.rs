@@ -15,10 +15,10 @@ pub enum PeerClose {
     /// The dial was cancelled before the connection was up.
     #[error("cancelled")]
     Cancelled,
-    /// The TCP connect failed.
+    /// The connect (TCP or uTP) failed.
     #[error("connect: {0}")]
     Connect(std::io::Error),
-    /// The TCP connect did not finish in time.
+    /// The connect (TCP or uTP) did not finish in time.
     #[error("connect: timed out")]
     ConnectTimeout,
     /// No connection slot was free in the session.

@@ -27,7 +27,7 @@ pub enum PersistError {
     },
     /// The stored data is not valid (corrupt, or from another program).
     #[error("stored data is invalid: {0}")]
-    Corrupt(String),
+    Corrupt(Box<dyn std::error::Error + Send + Sync>),
     /// The store belongs to a newer version of shoal.
     #[error("stored data has version {found}, this shoal reads up to {supported}")]
     Version {

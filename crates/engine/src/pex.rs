@@ -91,6 +91,8 @@ struct PexPeer {
     listen: Option<SocketAddr>,
     outgoing: bool,
     seed: bool,
+    /// The connection is uTP (announced with flag `0x04`).
+    utp: bool,
     /// Handshake done (only such peers are announced, BEP 11).
     connected: bool,
     /// It advertised `ut_pex`.
@@ -109,6 +111,9 @@ impl PexPeer {
         }
         if self.outgoing {
             f |= PexFlags::REACHABLE;
+        }
+        if self.utp {
+            f |= PexFlags::UTP;
         }
         PexFlags(f)
     }
@@ -172,6 +177,7 @@ impl PeerExchange {
                 listen: outgoing.then_some(addr),
                 outgoing,
                 seed: false,
+                utp: false,
                 connected: false,
                 supports: false,
                 tracker: PexTracker::new(),
@@ -180,6 +186,13 @@ impl PeerExchange {
                 contributed: 0,
             },
         );
+    }
+
+    /// The connection to `key` runs over uTP: others learn it speaks uTP.
+    pub fn set_utp(&mut self, key: PeerKey) {
+        if let Some(p) = self.peers.get_mut(&key) {
+            p.utp = true;
+        }
     }
 
     /// The BitTorrent handshake with `key` completed: it may be announced.

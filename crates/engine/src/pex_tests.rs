@@ -276,3 +276,26 @@ fn wire_delivers_pex_and_ignores_malformed_pex() {
         .collect();
     assert_eq!(pex, vec![&msg(&[("127.0.0.1:6001", 2)])]);
 }
+
+#[test]
+fn peers_over_utp_carry_the_utp_flag() {
+    let t0 = Instant::now();
+    let mut x = core();
+    join(&mut x, 1, "127.0.0.1:6001", true, t0);
+    x.set_utp(1);
+    join(&mut x, 2, "127.0.0.1:6002", true, t0);
+    let out = x.poll_transmit(t0 + x.config().first_delay);
+    let to2 = out.iter().find(|(k, _)| *k == 2).unwrap();
+    assert_eq!(
+        to2.1.added,
+        vec![(
+            a("127.0.0.1:6001"),
+            PexFlags(PexFlags::REACHABLE | PexFlags::UTP)
+        )]
+    );
+    let to1 = out.iter().find(|(k, _)| *k == 1).unwrap();
+    assert_eq!(
+        to1.1.added,
+        vec![(a("127.0.0.1:6002"), PexFlags(PexFlags::REACHABLE))]
+    );
+}

@@ -300,6 +300,65 @@ impl PiecePicker {
         out
     }
 
+    /// Picks up to `max` free blocks of `piece` (opened if need be) for
+    /// `peer`: a time-critical piece sent to the peer chosen for it.
+    pub fn pick_in(&mut self, peer: PeerKey, piece: u32, max: usize) -> Vec<Block> {
+        let mut out = Vec::new();
+        if !self.wanted(piece) {
+            return out;
+        }
+        if !self.partial.contains_key(&piece) {
+            let n = self.blocks_in(piece);
+            self.partial.insert(
+                piece,
+                Partial {
+                    blocks: vec![BlockState::Free; n as usize],
+                    free: n,
+                    received: 0,
+                },
+            );
+        }
+        self.take_free(piece, peer, max, &mut out);
+        out
+    }
+
+    /// Requests again from `peer` up to `max` blocks of `piece` that others
+    /// hold and have not delivered (at most [`ENDGAME_DUPLICATES`] peers a
+    /// block): a late time-critical piece. The first copy to arrive wins.
+    pub fn duplicate_in(&mut self, peer: PeerKey, piece: u32, max: usize) -> Vec<Block> {
+        let mut out = Vec::new();
+        if !self.wanted(piece) {
+            return out;
+        }
+        let n = self.blocks_in(piece);
+        for i in 0..n {
+            if out.len() >= max {
+                break;
+            }
+            let block = self.block(piece, i);
+            let Some(part) = self.partial.get_mut(&piece) else {
+                break;
+            };
+            if let BlockState::Requested(by) = &mut part.blocks[i as usize] {
+                if by.len() < ENDGAME_DUPLICATES && !by.contains(&peer) {
+                    by.push(peer);
+                    out.push(block);
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether `piece` has blocks nobody was asked for (or is not opened).
+    pub fn has_free_blocks(&self, piece: u32) -> bool {
+        self.wanted(piece) && self.partial.get(&piece).is_none_or(|p| p.free > 0)
+    }
+
+    /// Whether `peer` holds a request in `piece`.
+    pub fn holds_in(&self, piece: u32, peer: PeerKey) -> bool {
+        self.holds(piece, peer)
+    }
+
     fn take_free(&mut self, piece: u32, peer: PeerKey, max: usize, out: &mut Vec<Block>) {
         let n = self.blocks_in(piece);
         for i in 0..n {
@@ -531,6 +590,28 @@ mod tests {
             offset: 100,
             len: 16384
         }));
+    }
+
+    #[test]
+    fn a_chosen_piece_is_given_then_duplicated_once() {
+        let mut p = PiecePicker::new(32768, 4 * 32768);
+        assert!(p.has_free_blocks(3));
+        assert_eq!(p.pick_in(1, 3, 10), vec![block(3, 0), block(3, 1)]);
+        assert!(!p.has_free_blocks(3) && p.holds_in(3, 1) && !p.holds_in(3, 2));
+        assert!(p.pick_in(2, 3, 10).is_empty(), "nothing free left");
+        assert_eq!(p.duplicate_in(2, 3, 10), vec![block(3, 0), block(3, 1)]);
+        assert!(
+            p.duplicate_in(2, 3, 10).is_empty(),
+            "not twice from one peer"
+        );
+        assert!(
+            p.duplicate_in(3, 3, 10).is_empty(),
+            "at most two peers a block"
+        );
+        let out = p.on_block(2, &block(3, 0));
+        assert_eq!(out.cancel, vec![1], "the first copy wins");
+        p.set_have(2);
+        assert!(p.pick_in(1, 2, 10).is_empty() && !p.has_free_blocks(2));
     }
 
     #[test]

@@ -127,7 +127,15 @@ fn tracker_indexes_announced_and_uploaded_torrents() {
     let out = d.join("out");
     let r = run_bounded(
         Command::new(shoal_bin())
-            .args(["download", magnet, "-o", out.to_str().unwrap(), "--no-dht"])
+            // No LSD: it listens on every interface, and tests stay off the LAN.
+            .args([
+                "download",
+                magnet,
+                "-o",
+                out.to_str().unwrap(),
+                "--no-dht",
+                "--no-lsd",
+            ])
             .env("XDG_DATA_HOME", d),
         Duration::from_secs(120),
     );

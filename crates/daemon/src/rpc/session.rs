@@ -43,9 +43,13 @@ fn all(shared: &Shared, p: Protocol) -> Vec<(&'static str, Value)> {
         name(p, "memory_bytes"): 1024,
     });
     let free = free_space_of(&s.download_dir).map(|f| f.0).unwrap_or(0);
-    let encryption = match p {
-        Protocol::Legacy => "tolerated",
-        Protocol::JsonRpc => "allowed",
+    // Transmission's names: `preferred`, `required`, and `tolerated`
+    // (`allowed` in 4.1's JSON-RPC) for plain connections first.
+    let encryption = match (c.encryption, p) {
+        (crate::config::Encryption::Prefer, _) => "preferred",
+        (crate::config::Encryption::Require, _) => "required",
+        (crate::config::Encryption::Disable, Protocol::Legacy) => "tolerated",
+        (crate::config::Encryption::Disable, Protocol::JsonRpc) => "allowed",
     };
     vec![
         ("alt_speed_down", json!(50)),
@@ -76,14 +80,14 @@ fn all(shared: &Shared, p: Protocol) -> Vec<(&'static str, Value)> {
         ),
         ("incomplete_dir", json!(s.download_dir.to_string_lossy())),
         ("incomplete_dir_enabled", json!(false)),
-        ("lpd_enabled", json!(false)),
+        ("lpd_enabled", json!(c.lsd)),
         ("peer_limit_global", json!(c.peer_limit_global)),
         ("peer_limit_per_torrent", json!(c.peer_limit_per_torrent)),
         ("peer_port", json!(shared.session.local_addr().port())),
         ("peer_port_random_on_start", json!(false)),
         ("pex_enabled", json!(true)),
         ("port_forwarding_enabled", json!(false)),
-        ("preferred_transports", json!(["tcp"])),
+        ("preferred_transports", json!(transports(c.utp, c.tcp))),
         ("queue_stalled_enabled", json!(false)),
         ("queue_stalled_minutes", json!(30)),
         ("rename_partial_files", json!(false)),
@@ -240,4 +244,17 @@ pub fn port_test(shared: &Shared, p: Protocol) -> Map<String, Value> {
             json!(if target.is_ipv4() { "ipv4" } else { "ipv6" }),
         ),
     ])
+}
+
+/// Transmission's `preferred_transports`: the transports on, the one
+/// tried first for a peer not known to speak uTP first.
+fn transports(utp: bool, tcp: bool) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    if tcp {
+        v.push("tcp");
+    }
+    if utp {
+        v.push("utp");
+    }
+    v
 }

@@ -42,6 +42,11 @@ pub struct SessionConfig {
     /// waits (up to 10 s per connection) before it is told everything. The
     /// swarm simulator measures the initial-seed case with it on.
     pub super_seed: bool,
+    /// Time between two saves of a downloading torrent's resume data (its
+    /// verified pieces). After a crash, at most about this much transfer is
+    /// fetched again. A save waits for the pieces' writes to finish, so a
+    /// piece is never recorded before its data is on disk.
+    pub resume_interval: Duration,
     /// Bytes of block data (received, being hashed) and upload reads in
     /// memory at once, all torrents together (the disk pool's budget).
     pub disk_budget: usize,
@@ -72,6 +77,18 @@ pub struct SessionConfig {
     pub seed_idle: Option<Duration>,
     /// MSE/PE, the encryption of peer connections.
     pub encryption: EncryptionPolicy,
+    /// uTP (BEP 29) on the listen port's UDP socket, shared with the DHT:
+    /// incoming uTP connections are accepted; outgoing ones go over TCP
+    /// first unless the peer is known to speak uTP, and over the other
+    /// transport when the first fails. Default `true`.
+    pub enable_utp: bool,
+    /// TCP connections, incoming and outgoing. Default `true`. With both
+    /// transports off, outgoing connections use TCP anyway.
+    pub enable_tcp: bool,
+    /// Local Service Discovery (BEP 14): announce public torrents by
+    /// multicast on the LAN and connect to the peers heard. Default `true`,
+    /// as in libtorrent; never on a loopback listen address.
+    pub enable_lsd: bool,
 }
 
 /// Whether peer connections use MSE/PE (message stream encryption).
@@ -130,6 +147,7 @@ impl Default for SessionConfig {
             connect_timeout: Duration::from_secs(10),
             upload_slots: 4,
             super_seed: false,
+            resume_interval: Duration::from_secs(1),
             disk_budget: 16 << 20,
             disk_threads: 2,
             read_cache: 8 << 20,
@@ -142,6 +160,9 @@ impl Default for SessionConfig {
             seed_ratio: None,
             seed_idle: None,
             encryption: EncryptionPolicy::Prefer,
+            enable_utp: true,
+            enable_tcp: true,
+            enable_lsd: true,
         }
     }
 }

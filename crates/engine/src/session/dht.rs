@@ -1,8 +1,9 @@
 //! The session's mainline DHT node and the one scheduler that finds peers
 //! for (and announces) every public torrent of the session.
 //!
-//! [`SessionDht::start`] binds the UDP socket on the listener's IP (on the
-//! listen port number when free), loads the routing table from the state
+//! [`SessionDht::start`] runs on the session's UDP socket, shared with uTP
+//! (or, with uTP off, binds one on the listener's IP, on the listen port
+//! number when free), loads the routing table from the state
 //! file (one process per file: an advisory lock; a second process runs with
 //! a fresh id and saves nothing) and bootstraps in the background from the
 //! given addresses and the saved nodes, the public routers only when asked,
@@ -99,9 +100,12 @@ impl std::fmt::Debug for SessionDht {
 impl SessionDht {
     /// Starts the node next to a peer listener bound to `listen` and
     /// bootstraps it in the background; `port` is announced for torrents.
+    /// With `shared`, the node runs on the session's UDP socket (shared
+    /// with uTP) instead of binding its own.
     pub(crate) async fn start(
         settings: &DhtSettings,
         listen: SocketAddr,
+        shared: Option<super::udp::DhtPort>,
     ) -> Result<SessionDht, shoal_dht::DhtError> {
         let mut state = settings.state_file.clone();
         let state_lock = match state.as_deref().map(lock_state) {
@@ -123,7 +127,7 @@ impl SessionDht {
                 Err(e) => tracing::warn!(error = %e, "ignoring the DHT state file"),
             }
         }
-        let dht = bind(listen, state.clone()).await?;
+        let dht = bind(listen, state.clone(), shared).await?;
         let (tx, ready) = watch::channel(false);
         let boot_dht = dht.clone();
         let settings2 = settings.clone();
@@ -410,7 +414,11 @@ fn lock_state(state: &Path) -> StateLock {
 }
 
 /// Binds the DHT socket on the listen IP, on the listen port number when free.
-async fn bind(listen: SocketAddr, state_file: Option<PathBuf>) -> Result<Dht, shoal_dht::DhtError> {
+async fn bind(
+    listen: SocketAddr,
+    state_file: Option<PathBuf>,
+    shared: Option<super::udp::DhtPort>,
+) -> Result<Dht, shoal_dht::DhtError> {
     let node = NodeConfig {
         seed: rand::random(),
         ..NodeConfig::default()
@@ -421,6 +429,9 @@ async fn bind(listen: SocketAddr, state_file: Option<PathBuf>) -> Result<Dht, sh
         state_file: state_file.clone(),
         save_interval: SAVE_INTERVAL,
     };
+    if let Some(p) = shared {
+        return Dht::with_socket(cfg(listen.port()), p.socket, p.inbound);
+    }
     if listen.port() != 0 {
         if let Ok(d) = Dht::bind(cfg(listen.port())).await {
             return Ok(d);
@@ -469,7 +480,7 @@ mod tests {
             s.local_addr().unwrap().port()
         };
         let at = SocketAddr::from(([127, 0, 0, 1], port));
-        let node = SessionDht::start(&DhtSettings::default(), at)
+        let node = SessionDht::start(&DhtSettings::default(), at, None)
             .await
             .unwrap();
         assert_eq!(node.dht().local_addr(), at);
@@ -477,7 +488,7 @@ mod tests {
             .await
             .unwrap();
         // Taken: another node falls back to any port on the same IP.
-        let other = SessionDht::start(&DhtSettings::default(), at)
+        let other = SessionDht::start(&DhtSettings::default(), at, None)
             .await
             .unwrap();
         assert_ne!(other.dht().local_addr().port(), port);

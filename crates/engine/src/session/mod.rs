@@ -12,7 +12,10 @@ mod actor;
 mod config;
 pub mod dht;
 mod listener;
+mod lsd;
 mod registry;
+mod udp;
+pub(crate) mod utp;
 
 pub use config::{AddTorrentParams, EncryptionPolicy, SessionConfig, TorrentSource};
 pub use dht::DhtSettings;
@@ -125,6 +128,10 @@ pub(crate) struct SessionCtx {
     pub events: broadcast::Sender<SessionEvent>,
     pub conns: ConnLimits,
     pub dht: Option<SessionDht>,
+    /// uTP on the session's UDP port (`None`: off, or the socket failed).
+    pub utp: Option<utp::SessionUtp>,
+    /// Local Service Discovery (`None`: off, or not possible here).
+    pub lsd: Option<lsd::SessionLsd>,
     /// The one disk pool of every torrent.
     pub disk: shoal_storage::DiskPool,
     /// Torrents hashing data at once (a check is disk- and CPU-bound).
@@ -199,8 +206,19 @@ impl Session {
         for b in peer_id.iter_mut().skip(8) {
             *b = rng.gen_range(b'0'..=b'z');
         }
+        let (utp, dht_port) = if config.enable_utp {
+            match udp::bind(local_addr, config.seed).await {
+                Ok((socket, port)) => (Some(utp::SessionUtp::new(socket)), Some(port)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "running without uTP");
+                    (None, None)
+                }
+            }
+        } else {
+            (None, None)
+        };
         let dht = match &config.dht {
-            Some(s) => match SessionDht::start(s, local_addr).await {
+            Some(s) => match SessionDht::start(s, local_addr, dht_port).await {
                 Ok(d) => Some(d),
                 Err(e) => {
                     tracing::warn!(error = %e, "running without the DHT");
@@ -208,6 +226,16 @@ impl Session {
                 }
             },
             None => None,
+        };
+        let lsd = if config.enable_lsd {
+            lsd::SessionLsd::start(local_addr, shoal_lsd::LsdConfig::default()).unwrap_or_else(
+                |e| {
+                    tracing::warn!(error = %e, "running without local peer discovery");
+                    None
+                },
+            )
+        } else {
+            None
         };
         let (events, _) = broadcast::channel(EVENT_QUEUE);
         let disk = shoal_storage::DiskPool::new(shoal_storage::DiskPoolConfig {
@@ -231,6 +259,8 @@ impl Session {
                 half_open: Arc::new(Semaphore::new(config.max_half_open.max(1))),
             },
             dht,
+            utp,
+            lsd,
             disk,
             checks: Arc::new(Semaphore::new(1)),
             rng: Mutex::new(rng),
@@ -470,6 +500,9 @@ impl Session {
         }
         if let Some(d) = &self.inner.ctx.dht {
             d.shutdown().await;
+        }
+        if let Some(l) = &self.inner.ctx.lsd {
+            l.shutdown();
         }
     }
 }

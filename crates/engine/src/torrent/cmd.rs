@@ -30,6 +30,8 @@ pub(crate) struct Incoming {
     pub addr: SocketAddr,
     /// The stream is RC4-encrypted (MSE).
     pub encrypted: bool,
+    /// The stream is uTP (else TCP).
+    pub utp: bool,
 }
 
 /// Commands to a torrent's task.

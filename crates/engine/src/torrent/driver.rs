@@ -138,6 +138,9 @@ impl Run {
                 if matches!(msg, PeerMsg::Closed { .. }) {
                     self.links.remove(&key);
                 }
+                if let (PeerMsg::Pex(m), Some(u)) = (&msg, &self.ctx.utp) {
+                    u.learn_pex(m);
+                }
                 self.core.on_peer(now, key, msg);
             }
             ToTorrent::Disk(v) => self.core.on_disk(now, v),
@@ -152,6 +155,7 @@ impl Run {
         prefix: HandshakePrefix,
         addr: SocketAddr,
         encrypted: bool,
+        utp: bool,
     ) {
         let Ok(permit) = self.ctx.conns.total.clone().try_acquire_owned() else {
             return;
@@ -168,6 +172,7 @@ impl Run {
         );
         let mut task = self.peer_task(key, addr, conn);
         task.encrypted = encrypted;
+        task.utp = utp;
         self.tasks.spawn(async move {
             task.run(stream).await;
             drop(permit);
@@ -298,14 +303,24 @@ impl Run {
             Instant::now(),
         );
         let task = self.peer_task(key, addr, conn);
-        let timeout = self.ctx.config.connect_timeout;
+        let dial = crate::session::utp::Dial::plan(
+            self.ctx.config.enable_tcp,
+            self.ctx.utp.as_ref(),
+            addr,
+            self.ctx.config.connect_timeout,
+        );
+        let utp = self.ctx.clone();
         let half_open = self.ctx.conns.half_open.clone();
         let mse = self.ctx.config.encryption.outgoing();
         let fallback = self.ctx.config.encryption == crate::EncryptionPolicy::Prefer;
         let rng = self.ctx.torrent_rng();
         self.tasks.spawn(async move {
-            task.connect_and_run(timeout, half_open, mse, fallback, rng)
+            let dialed = task
+                .connect_and_run(&dial, half_open, mse, fallback, rng)
                 .await;
+            if let Some(u) = &utp.utp {
+                u.note(addr, dialed);
+            }
             drop(permit);
         });
     }
@@ -358,6 +373,7 @@ impl Run {
             reported_uploaded: 0,
             written: Default::default(),
             encrypted: false,
+            utp: false,
         }
     }
 

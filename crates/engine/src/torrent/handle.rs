@@ -274,6 +274,7 @@ impl TorrentHandle {
                         prefix,
                         addr,
                         encrypted: false,
+                        utp: false,
                     })))
                     .await;
             }

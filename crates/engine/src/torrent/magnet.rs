@@ -88,7 +88,7 @@ pub(super) enum PhaseDone {
     /// The data on disk was checked.
     Checked(
         Arc<Storage>,
-        Result<Result<ResumeOutcome, StorageError>, String>,
+        Result<Result<ResumeOutcome, StorageError>, tokio::task::JoinError>,
     ),
 }
 
@@ -224,7 +224,7 @@ impl TorrentTask {
                 st.resume_from(None, &|_| {})
             })
             .await;
-            PhaseDone::Checked(storage, r.map_err(|_| "the check panicked".to_string()))
+            PhaseDone::Checked(storage, r)
         }));
     }
 
@@ -256,7 +256,9 @@ impl TorrentTask {
             PhaseDone::Checked(_, Ok(Err(e))) => {
                 run.core.pause(Some(TorrentError::from_storage(&e)));
             }
-            PhaseDone::Checked(_, Err(e)) => run.core.pause(Some(TorrentError::Open(e))),
+            PhaseDone::Checked(_, Err(e)) => run
+                .core
+                .pause(Some(TorrentError::Open(format!("the check failed: {e}")))),
         }
     }
 }

@@ -103,6 +103,8 @@ pub(crate) struct TorrentTask {
     counters: Arc<Counters>,
     last: TorrentStatus,
     last_progress: Option<Instant>,
+    /// Progress, rates and peers as the last progress event gave them.
+    last_shown: Option<(u64, u64, u64, usize)>,
     /// The session's download queue holds it back.
     queued: bool,
     /// Started by hand beyond the download queue.
@@ -185,7 +187,7 @@ pub(crate) async fn spawn(
             let r = *r;
             let torrent = match &r.metainfo {
                 Some(m) => Some(Arc::new(parse_saved(m).map_err(|e| {
-                    AddTorrentError::Persist(crate::persist::PersistError::Corrupt(e))
+                    AddTorrentError::Persist(crate::persist::PersistError::Corrupt(e.into()))
                 })?)),
                 None => None,
             };
@@ -271,6 +273,7 @@ pub(crate) async fn spawn(
         counters: Arc::new(Counters::default()),
         last: status,
         last_progress: None,
+        last_shown: None,
         queued: false,
         force_start: false,
         finished: false,
@@ -284,10 +287,8 @@ pub(crate) async fn spawn(
 }
 
 /// Parses a stored metainfo: a whole .torrent, or a bare info dictionary.
-fn parse_saved(bytes: &[u8]) -> Result<Torrent, String> {
-    Torrent::from_bytes(bytes)
-        .or_else(|_| Torrent::from_info_bytes(bytes, &Default::default()))
-        .map_err(|e| e.to_string())
+fn parse_saved(bytes: &[u8]) -> Result<Torrent, shoal_metainfo::MetainfoError> {
+    Torrent::from_bytes(bytes).or_else(|_| Torrent::from_info_bytes(bytes, &Default::default()))
 }
 
 /// Whether `t` can be stored: a v2 torrent without piece layers is fine
@@ -381,12 +382,24 @@ impl TorrentTask {
         if self.last.state == TorrentState::Downloading && s.state == TorrentState::Seeding {
             self.ctx.emit(SessionEvent::Completed { id: self.id });
         }
-        let moved = s.verified_wanted_bytes != self.last.verified_wanted_bytes
-            || s.download_rate != self.last.download_rate
-            || s.upload_rate != self.last.upload_rate
-            || s.peers != self.last.peers;
-        if moved && self.last_progress.is_none_or(|t| now >= t + PROGRESS_EVERY) {
+        // Compared with the last event sent, not the last status: a change
+        // held back by the rate limit is sent with the next one. Rates
+        // falling to zero are sent at once: no further status may follow
+        // (an idle torrent stops ticking), and a listener would show the
+        // old rates for ever.
+        let shown = (
+            s.verified_wanted_bytes,
+            s.download_rate,
+            s.upload_rate,
+            s.peers,
+        );
+        let went_idle = s.download_rate == 0
+            && s.upload_rate == 0
+            && self.last_shown.is_some_and(|(_, d, u, _)| d != 0 || u != 0);
+        let due = self.last_progress.is_none_or(|t| now >= t + PROGRESS_EVERY);
+        if self.last_shown != Some(shown) && (due || went_idle) {
             self.last_progress = Some(now);
+            self.last_shown = Some(shown);
             self.ctx.emit(SessionEvent::Progress {
                 id: self.id,
                 verified_wanted_bytes: s.verified_wanted_bytes,
@@ -450,7 +463,8 @@ impl TorrentTask {
         }
     }
 
-    /// Tells the DHT scheduler what this torrent needs now.
+    /// Tells the DHT scheduler (and local peer discovery) what this torrent
+    /// needs now.
     pub(super) fn set_dht(&mut self, mode: FeedMode) {
         let private = self.torrent.as_ref().is_some_and(|t| t.is_private());
         let mode = if private { FeedMode::Off } else { mode };
@@ -460,6 +474,12 @@ impl TorrentTask {
         self.dht_mode = Some(mode);
         if let (Some(d), Some(tx)) = (&self.ctx.dht, self.own_tx.upgrade()) {
             d.set(self.id, self.hashes.primary().0, mode, tx);
+        }
+        if let Some(l) = &self.ctx.lsd {
+            match (mode, self.own_tx.upgrade()) {
+                (FeedMode::Off, _) | (_, None) => l.remove(self.id),
+                (_, Some(tx)) => l.set(self.id, self.hashes.primary().0, private, tx),
+            }
         }
     }
 
@@ -725,6 +745,7 @@ impl TorrentTask {
                     max_connecting: 10,
                     upload_slots: self.ctx.config.upload_slots,
                     super_seed: self.ctx.config.super_seed,
+                    resume_interval: self.ctx.config.resume_interval,
                 },
                 rng: self.ctx.torrent_rng(),
                 status,
@@ -1192,7 +1213,7 @@ impl TorrentTask {
             }
             TorrentCmd::Incoming(c) => {
                 let c = *c;
-                run.incoming(c.stream, c.prefix, c.addr, c.encrypted)
+                run.incoming(c.stream, c.prefix, c.addr, c.encrypted, c.utp)
             }
             TorrentCmd::Outgoing { stream, addr } => run.outgoing(stream, addr),
             TorrentCmd::AddPeers(addrs) => {

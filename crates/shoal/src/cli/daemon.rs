@@ -114,6 +114,18 @@ pub struct DaemonArgs {
     /// Per-torrent series in /metrics.
     #[arg(long, env = "SHOAL_METRICS_PER_TORRENT", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
     pub metrics_per_torrent: Option<bool>,
+    /// No peer connections over uTP.
+    #[arg(long, env = "SHOAL_NO_UTP", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
+    pub no_utp: Option<bool>,
+    /// No peer connections over TCP.
+    #[arg(long, env = "SHOAL_NO_TCP", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
+    pub no_tcp: Option<bool>,
+    /// No local peer discovery (BEP 14 multicast on the LAN).
+    #[arg(long, env = "SHOAL_NO_LSD", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
+    pub no_lsd: Option<bool>,
+    /// MSE/PE encryption of peer connections [default: prefer].
+    #[arg(long, value_enum, env = "SHOAL_ENCRYPTION")]
+    pub encryption: Option<super::Encryption>,
 }
 
 fn nonempty<T>(v: &[T]) -> Option<Vec<T>>
@@ -149,6 +161,10 @@ impl DaemonArgs {
             peer_limit_global: self.peer_limit_global,
             start_added_torrents: self.add_paused.map(|p| !p),
             metrics_per_torrent: self.metrics_per_torrent,
+            utp: self.no_utp.map(|n| !n),
+            tcp: self.no_tcp.map(|n| !n),
+            lsd: self.no_lsd.map(|n| !n),
+            encryption: self.encryption.map(Into::into),
         }
     }
 }
@@ -169,6 +185,7 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<()> {
         print!("{}", config.to_toml());
         return Ok(());
     }
+    cap_malloc_arenas();
     runtime()?.block_on(async move {
         let mut signals = Signals::new()?;
         let state_dir = config.state_dir.clone();
@@ -177,7 +194,7 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<()> {
             .with_context(|| format!("starting the daemon (state in {})", state_dir.display()))?;
         let addr = daemon.http_addr();
         eprintln!(
-            "shoal daemon: http://{addr}/ (status page; transmission-remote {addr}; API under /api/v1); peers on {}; {} torrents; state in {}",
+            "shoal daemon: http://{addr}/ (web UI; transmission-remote {addr}; API under /api/v1); peers on {}; {} torrents; state in {}",
             daemon.session().local_addr(),
             daemon.session().torrents().len(),
             state_dir.display()
@@ -188,4 +205,20 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<()> {
         eprintln!("shoal daemon: stopped");
         Ok(())
     })
+}
+
+/// Caps glibc's malloc at two arenas, before any thread starts. By default
+/// every thread that allocates while another holds an arena gets one of its
+/// own (up to 8 per core), and the small long-lived allocations of thousands
+/// of torrents fragment across them: with 10,000 seeding torrents the
+/// daemon's RSS falls from 183 to 161 MiB with the cap (bench/daemon.sh).
+/// The daemon's threads (two runtime workers, the disk pool) allocate
+/// little on hot paths, so two arenas cost no measurable contention.
+fn cap_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a malloc parameter; called before the
+    // runtime's threads exist.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
 }

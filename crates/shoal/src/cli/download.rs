@@ -68,6 +68,15 @@ pub struct DownloadArgs {
     /// MSE/PE encryption of peer connections.
     #[arg(long, value_enum, default_value_t)]
     pub encryption: super::Encryption,
+    /// No peer connections over uTP (BEP 29).
+    #[arg(long)]
+    pub no_utp: bool,
+    /// No peer connections over TCP (uTP only).
+    #[arg(long)]
+    pub no_tcp: bool,
+    /// No local peer discovery (BEP 14 multicast on the LAN).
+    #[arg(long)]
+    pub no_lsd: bool,
     /// Options for magnet links (metadata timeout).
     #[command(flatten)]
     pub magnet: MagnetArgs,
@@ -163,6 +172,9 @@ async fn download(args: DownloadArgs, source: TorrentSource) -> anyhow::Result<(
         max_download_rate: args.max_download_rate,
         direct_io: !args.buffered_writes,
         encryption: args.encryption.into(),
+        enable_utp: !args.no_utp,
+        enable_tcp: !args.no_tcp,
+        enable_lsd: !args.no_lsd,
         ..SessionConfig::default()
     };
     let (session, report) = start_session(config, &args.dht, private, "download").await?;

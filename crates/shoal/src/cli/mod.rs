@@ -41,6 +41,16 @@ impl From<Encryption> for shoal_engine::EncryptionPolicy {
     }
 }
 
+impl From<Encryption> for shoal_daemon::config::Encryption {
+    fn from(e: Encryption) -> Self {
+        match e {
+            Encryption::Prefer => shoal_daemon::config::Encryption::Prefer,
+            Encryption::Require => shoal_daemon::config::Encryption::Require,
+            Encryption::Disable => shoal_daemon::config::Encryption::Disable,
+        }
+    }
+}
+
 /// Exit code when the operation failed (I/O, network).
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit code when the input or the options are invalid (same as clap's usage errors).

@@ -45,6 +45,15 @@ pub struct SeedArgs {
     /// MSE/PE encryption of peer connections.
     #[arg(long, value_enum, default_value_t)]
     pub encryption: super::Encryption,
+    /// No peer connections over uTP (BEP 29).
+    #[arg(long)]
+    pub no_utp: bool,
+    /// No peer connections over TCP (uTP only).
+    #[arg(long)]
+    pub no_tcp: bool,
+    /// No local peer discovery (BEP 14 multicast on the LAN).
+    #[arg(long)]
+    pub no_lsd: bool,
     /// DHT options (bootstrap, state file, off switch).
     #[command(flatten)]
     pub dht: DhtNodeArgs,
@@ -62,6 +71,9 @@ async fn seed(args: SeedArgs, torrent: Arc<Torrent>, save_path: PathBuf) -> anyh
         listen: args.listen,
         max_upload_rate: args.max_upload_rate,
         encryption: args.encryption.into(),
+        enable_utp: !args.no_utp,
+        enable_tcp: !args.no_tcp,
+        enable_lsd: !args.no_lsd,
         ..SessionConfig::default()
     };
     let (session, report) = start_session(config, &args.dht, torrent.is_private(), "seed").await?;

@@ -26,7 +26,14 @@ Subcommands (all print one JSON object on stdout):
                                     --enc-forced (seed and download): MSE/PE forced both ways,
                                     RC4 only; the stats lines carry "rc4_peers" (connected peers
                                     whose connection is RC4-encrypted) either way
-No network is used: sessions listen on 127.0.0.1 only, with DHT/LSD/UPnP/NAT-PMP off
+                                    --utp-only (seed and download): uTP on, TCP off both ways;
+                                    the stats lines carry "utp_peers" (connected peers over
+                                    uTP) either way
+                                    --listen-ip IP (seed and download): listen there instead of
+                                    127.0.0.1 (inside a test's network namespace)
+                                    --lsd (seed and download): local service discovery on
+No network is used: sessions listen on 127.0.0.1 only (--listen-ip: inside a test's network
+namespace), with DHT/LSD/UPnP/NAT-PMP off (LSD on with --lsd)
 (DHT only on loopback with --dht-bootstrap).
 """
 import json
@@ -110,9 +117,13 @@ def verify(torrent, save_path, timeout=120):
             "progress": st.progress}
 
 
-def session(port):
+# peer_info::utp_socket (bit 17), which the Python bindings do not name.
+UTP_SOCKET = 1 << 17
+
+
+def session(port, ip="127.0.0.1"):
     return lt.session({
-        "listen_interfaces": "127.0.0.1:%d" % port,
+        "listen_interfaces": "%s:%d" % (ip, port),
         "enable_dht": False, "enable_lsd": False,
         "enable_upnp": False, "enable_natpmp": False,
         "enable_incoming_utp": False, "enable_outgoing_utp": False,
@@ -165,7 +176,9 @@ def peer_list(h):
 
 def swarm(argv, seeding):
     torrent, save_path = argv[2], argv[3]
-    ses = session(opt(argv, "--port", 0, int))
+    ses = session(opt(argv, "--port", 0, int), opt(argv, "--listen-ip", "127.0.0.1"))
+    if "--lsd" in argv:
+        ses.apply_settings({"enable_lsd": True})
     dht_nodes = opts(argv, "--dht-bootstrap")
     if dht_nodes:
         enable_loopback_dht(ses, dht_nodes)
@@ -188,7 +201,17 @@ def swarm(argv, seeding):
             "allowed_enc_level": int(lt.enc_level.rc4),
             "prefer_rc4": True,
         })
+    if "--utp-only" in argv:
+        ses.apply_settings({
+            "enable_incoming_utp": True, "enable_outgoing_utp": True,
+            "enable_incoming_tcp": False, "enable_outgoing_tcp": False,
+        })
     report_peers = "--report-peers" in argv
+    # One line per block sent: {"sent": [piece, offset], "t": unix time}.
+    report_uploads = "--report-uploads" in argv
+    if report_uploads:
+        ses.apply_settings({"alert_mask": int(lt.alert.category_t.upload_notification)
+                            | int(lt.alert.category_t.status_notification)})
     if torrent.startswith("magnet:"):
         atp = lt.parse_magnet_uri(torrent)
     else:
@@ -212,7 +235,9 @@ def swarm(argv, seeding):
             line = {"uploaded": st.total_payload_upload, "downloaded": st.total_payload_download,
                     "progress": st.progress, "peers": st.num_peers,
                     "rc4_peers": sum(1 for p in h.get_peer_info()
-                                     if p.flags & lt.peer_info.rc4_encrypted)}
+                                     if p.flags & lt.peer_info.rc4_encrypted),
+                    "utp_peers": sum(1 for p in h.get_peer_info()
+                                     if int(p.flags) & UTP_SOCKET)}
             if report_peers:
                 line["peer_list"] = peer_list(h)
             emit(line)
@@ -228,6 +253,10 @@ def swarm(argv, seeding):
             done_at = time.time()
         if done_at is not None and time.time() - done_at >= linger:
             break
+        if report_uploads:
+            for a in ses.pop_alerts():
+                if isinstance(a, lt.block_uploaded_alert):
+                    emit({"sent": [a.piece_index, a.block_index], "t": time.time()})
         time.sleep(0.05)
     st = h.status()
     emit({"complete": st.is_seeding, "seconds": (done_at or time.time()) - start,

@@ -9,8 +9,7 @@ use shoal_tracker::{
     parse_announce_reply, parse_scrape_reply, AnnounceRequest, AnnounceResponse, ReplyLimits,
     ScrapeStats,
 };
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -44,24 +43,6 @@ pub fn start_tracker(dir: &Path, name: &str, extra: &[&str]) -> Tracker {
         Some((find("http")?, find("udp")?))
     });
     Tracker { proc, http, udp }
-}
-
-/// One HTTP GET on a fresh connection; returns the body.
-pub fn http_get(addr: SocketAddr, target: &str) -> Vec<u8> {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut all = Vec::new();
-    s.read_to_end(&mut all).expect("read");
-    let at = all
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a response head");
-    all[at + 4..].to_vec()
 }
 
 pub fn target_of(path: &str, query: Option<&str>) -> String {

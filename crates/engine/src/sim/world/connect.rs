@@ -145,6 +145,7 @@ impl World<'_> {
                     PeerMsg::Handshake {
                         peer_id,
                         encrypted: false,
+                        utp: false,
                     },
                 );
                 self.feed(n, key, PeerMsg::PipelineLimit(PIPELINE_LIMIT));

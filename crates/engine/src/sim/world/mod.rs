@@ -501,6 +501,7 @@ impl<'a> World<'a> {
                     max_connecting: cfg.max_connecting,
                     upload_slots: cfg.upload_slots,
                     super_seed: true,
+                    resume_interval: std::time::Duration::from_secs(1),
                 },
                 rng: StdRng::seed_from_u64(mix(cfg.seed ^ mix(n as u64 + 1))),
                 status: TorrentStatus::default(),

@@ -10,6 +10,7 @@
 //!
 //! Idle costs nothing: with no peer connected, no candidate to dial and no
 //! resume data to save, [`TorrentCore::poll_timeout`] is `None`.
+mod deadline;
 mod layers;
 mod metadata;
 mod peers;
@@ -45,6 +46,9 @@ pub(crate) struct CoreLimits {
     /// Super-seed (BEP 16) when the torrent starts complete, until another
     /// seed connects (module `superseed`).
     pub super_seed: bool,
+    /// Time between two saves of the resume data while pieces are verified
+    /// (a save also follows completion).
+    pub resume_interval: Duration,
 }
 
 /// Most requests outstanding to one peer.
@@ -55,8 +59,6 @@ const MIN_PIPELINE: usize = 4;
 const TICK: Duration = Duration::from_millis(250);
 /// Time between two rechokes.
 pub(crate) const RECHOKE_INTERVAL: Duration = Duration::from_secs(10);
-/// Time between two saves of the resume data while pieces are verified.
-const RESUME_INTERVAL: Duration = Duration::from_secs(20);
 /// A piece whose blocks all arrived but whose verdict has not come after
 /// this long is fetched again (its data was lost on the way to the disk,
 /// e.g. with a peer that closed before handing it over).
@@ -136,6 +138,8 @@ pub(crate) struct Peer {
     pub origin: crate::info::PeerOrigin,
     /// The connection is RC4-encrypted (MSE/PE).
     pub encrypted: bool,
+    /// The connection is uTP (else TCP).
+    pub utp: bool,
     /// What we revealed to it while super-seeding (`None`: it was told
     /// every piece we have).
     pub reveal: Option<superseed::Reveal>,
@@ -219,6 +223,8 @@ pub(crate) struct TorrentCore {
     layers: Option<layers::LayerFetch>,
     /// Super-seeding (BEP 16).
     superseed: superseed::SuperSeed,
+    /// Time-critical pieces of open readers.
+    deadlines: deadline::Deadlines,
 }
 
 impl TorrentCore {
@@ -259,6 +265,7 @@ impl TorrentCore {
             peer_id: init.peer_id,
             choker: Choker::new(init.limits.upload_slots),
             superseed: superseed::SuperSeed::new(init.limits.super_seed && complete, n),
+            deadlines: deadline::Deadlines::default(),
             ban: SmartBan::new(),
             picker: init.picker,
             limits: init.limits,
@@ -346,7 +353,7 @@ impl TorrentCore {
                     p.has.count_ones() as f32 / n
                 },
                 requests: p.in_flight.len(),
-                transport: "tcp",
+                transport: if p.utp { "utp" } else { "tcp" },
                 encrypted: p.encrypted,
             })
             .collect();
@@ -391,7 +398,7 @@ impl TorrentCore {
             at(self.next_tick);
         }
         if self.resume_dirty {
-            at(self.last_resume + RESUME_INTERVAL);
+            at(self.last_resume + self.limits.resume_interval);
         }
         if let Some(t) = self.awaiting.values().min() {
             at(*t + VERDICT_TIMEOUT);
@@ -413,7 +420,7 @@ impl TorrentCore {
     /// Runs what is due at `now`: housekeeping, peer exchange, dialling,
     /// rechoking, request refills, resume saves and rates.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
-        if self.resume_dirty && now >= self.last_resume + RESUME_INTERVAL {
+        if self.resume_dirty && now >= self.last_resume + self.limits.resume_interval {
             self.save_resume(now);
         }
         let lost: Vec<u32> = self
@@ -441,6 +448,7 @@ impl TorrentCore {
         if now >= self.next_rechoke {
             self.rechoke(now);
         }
+        self.request_time_critical(now);
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
         for k in keys {
             self.fill(k);
@@ -465,9 +473,17 @@ impl TorrentCore {
         }
         match msg {
             PeerMsg::TcpConnected => {}
-            PeerMsg::Handshake { peer_id, encrypted } => {
+            PeerMsg::Handshake {
+                peer_id,
+                encrypted,
+                utp,
+            } => {
                 if let Some(p) = self.peers.get_mut(&key) {
                     p.encrypted = encrypted;
+                    p.utp = utp;
+                }
+                if utp {
+                    self.pex.set_utp(key);
                 }
                 self.on_handshake(key, peer_id);
                 self.request_layers(now);
@@ -641,7 +657,13 @@ impl TorrentCore {
     }
 
     /// New piece priorities (0: skip). Interest, requests and the state follow.
+    /// Before the picker exists (metadata or the check still to come) this
+    /// does nothing: the picker is built with the priorities then, and an
+    /// empty picker would count as complete (seeding with nothing).
     pub(crate) fn set_priorities(&mut self, now: Instant, prio: &[u8]) {
+        if self.picker.num_pieces() == 0 {
+            return;
+        }
         for (i, &p) in prio
             .iter()
             .enumerate()
@@ -683,6 +705,13 @@ impl TorrentCore {
                 p.interesting = n;
             }
             self.update_interest(k);
+        }
+        // Readers' pieces first, each to the peer expected soonest; then
+        // the ordinary refills.
+        self.update_deadlines(now);
+        self.request_time_critical(now);
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for k in keys {
             self.fill(k);
         }
     }

@@ -129,6 +129,7 @@ impl TorrentCore {
                 closing: false,
                 origin,
                 encrypted: false,
+                utp: false,
                 reveal,
             },
         );
