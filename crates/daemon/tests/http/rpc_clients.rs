@@ -1,9 +1,8 @@
 //! The daemon as the *arr apps (Sonarr/Radarr's TransmissionProxy) and a
 //! browser see it: the *arr request sequence replayed, and server-sent
 //! events following a download. Peers are engine sessions on loopback.
-mod common;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use shoal_daemon::Daemon;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

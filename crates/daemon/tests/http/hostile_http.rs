@@ -2,9 +2,8 @@
 //! (401), cross-origin writes (403), bodies over the limit (413), broken
 //! JSON and wrong types (clear errors), paths outside the allowed roots,
 //! garbage on the socket; the daemon keeps answering throughout.
-mod common;
 
-use common::*;
+use crate::common::*;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use shoal_daemon::client::request;

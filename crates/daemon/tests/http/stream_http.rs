@@ -3,9 +3,8 @@
 //! -n, several ranges, 416), HEAD, validators (ETag, If-None-Match,
 //! If-Range), 404 and 503, the `.m3u` playlist and `stream_url` in the
 //! files listing.
-mod common;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use shoal_daemon::client::{request, Response};
 use shoal_daemon::Daemon;

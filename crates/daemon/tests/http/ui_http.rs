@@ -2,9 +2,8 @@
 //! `ETag`s, the public paths under auth, the login cookie (accepted like
 //! Basic auth, refused cross-origin, cleared by the logout), the UI's 401
 //! without a browser prompt, and `POST /api/v1/torrents/{key}/files`.
-mod common;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use shoal_daemon::client::{request, Response};
 use shoal_daemon::Daemon;

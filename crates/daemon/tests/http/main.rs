@@ -1,0 +1,9 @@
+//! The daemon's HTTP tests, one binary (the daemon is linked once, not once
+//! per file): Transmission RPC as clients send it, hostile requests, the web
+//! UI's endpoints and streaming.
+
+mod common;
+mod hostile_http;
+mod rpc_clients;
+mod stream_http;
+mod ui_http;

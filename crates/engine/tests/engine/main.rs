@@ -1,0 +1,9 @@
+//! The engine's integration tests, one binary (the engine is linked once,
+//! not once per file): sessions, swarms over loopback, PEX, readers and the
+//! swarm simulation.
+
+mod pex;
+mod reader;
+mod session;
+mod swarm;
+mod swarm_sim;
