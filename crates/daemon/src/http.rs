@@ -160,10 +160,22 @@ pub async fn guard(State(shared): State<Arc<Shared>>, req: Request, next: Next) 
         );
     }
     if let Some((user, pass)) = shared.config.credentials() {
-        if !auth_ok(headers.get(header::AUTHORIZATION), user, pass)
-            && !crate::ui::cookie_ok(headers)
-            && !crate::ui::public_path(req.uri().path())
-        {
+        let basic = headers.get(header::AUTHORIZATION);
+        let ip = client_ip(&req);
+        if basic.is_some() {
+            if let Some(r) = ip.and_then(|ip| too_many_logins(&shared, ip)) {
+                return r;
+            }
+        }
+        let ok = auth_ok(basic, user, pass);
+        if let (Some(ip), true) = (ip, basic.is_some()) {
+            if ok {
+                shared.logins.succeeded(ip);
+            } else {
+                shared.logins.failed(ip, std::time::Instant::now());
+            }
+        }
+        if !ok && !crate::ui::cookie_ok(headers) && !crate::ui::public_path(req.uri().path()) {
             bump(&shared.http.refused);
             let mut r = text(StatusCode::UNAUTHORIZED, "401: Unauthorized\n");
             // The web UI asks with its own form: no browser prompt for it.
@@ -185,6 +197,33 @@ pub async fn guard(State(shared): State<Arc<Shared>>, req: Request, next: Next) 
         );
     }
     next.run(req).await
+}
+
+/// The address of the client that sent `req` (the server runs with
+/// connect info; `None` only for requests built in tests).
+fn client_ip(req: &Request) -> Option<std::net::IpAddr> {
+    req.extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+/// `429 Too Many Requests` with `Retry-After` when `ip` is locked out for
+/// wrong credentials ([`crate::throttle`]).
+pub fn too_many_logins(shared: &Shared, ip: std::net::IpAddr) -> Option<Response> {
+    let wait = shared.logins.blocked(ip, std::time::Instant::now())?;
+    bump(&shared.http.refused);
+    let secs = wait.as_secs() + 1;
+    let mut r = text(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!(
+            "429: Too Many Requests
+too many wrong user names or passwords: try again in {secs} s
+"
+        ),
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    Some(r)
 }
 
 fn json_response(status: StatusCode, v: &serde_json::Value) -> Response {

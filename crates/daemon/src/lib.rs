@@ -31,6 +31,7 @@ pub mod service;
 pub mod settings;
 pub mod store;
 pub mod stream;
+pub mod throttle;
 pub mod ui;
 pub mod watch;
 

@@ -82,6 +82,8 @@ pub struct Shared {
     pub removed: Mutex<VecDeque<(TorrentId, Instant)>>,
     /// Request counters.
     pub http: HttpCounters,
+    /// Wrong credentials per client address (see [`crate::throttle`]).
+    pub logins: crate::throttle::LoginThrottle,
     /// Cancelled when the daemon stops.
     pub cancel: CancellationToken,
 }
@@ -230,6 +232,7 @@ impl Daemon {
             started: Instant::now(),
             removed: Mutex::new(VecDeque::new()),
             http: HttpCounters::default(),
+            logins: Default::default(),
             cancel: CancellationToken::new(),
             config,
         });

@@ -17,7 +17,7 @@
 //! guarded as before.
 use crate::service::bump;
 use crate::Shared;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -201,8 +201,17 @@ pub async fn login_state(State(shared): State<Arc<Shared>>, headers: HeaderMap) 
 }
 
 /// `POST /api/v1/login`.
-pub async fn login(State(shared): State<Arc<Shared>>, body: axum::body::Bytes) -> Response {
+pub async fn login(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(client): ConnectInfo<std::net::SocketAddr>,
+    body: axum::body::Bytes,
+) -> Response {
     bump(&shared.http.rest);
+    if shared.config.credentials().is_some() {
+        if let Some(r) = crate::http::too_many_logins(&shared, client.ip()) {
+            return r;
+        }
+    }
     let b: LoginBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
         Err(e) => {
@@ -220,6 +229,7 @@ pub async fn login(State(shared): State<Arc<Shared>>, body: axum::body::Bytes) -
         // Both compared, so the time does not tell which one was wrong.
         let (ok_u, ok_p) = (same(&b.user, u), same(&b.password, p));
         if !(ok_u & ok_p) {
+            shared.logins.failed(client.ip(), std::time::Instant::now());
             bump(&shared.http.refused);
             return (
                 StatusCode::UNAUTHORIZED,
@@ -228,6 +238,7 @@ pub async fn login(State(shared): State<Arc<Shared>>, body: axum::body::Bytes) -
                 .into_response();
         }
     }
+    shared.logins.succeeded(client.ip());
     let mut r = Json(json!({"logged_in": true})).into_response();
     r.headers_mut()
         .insert(header::SET_COOKIE, cookie_header(token(), None));

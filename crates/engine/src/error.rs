@@ -19,7 +19,7 @@ pub enum SessionError {
     Tracker(#[from] shoal_tracker::TrackerError),
     /// The disk pool could not start its threads.
     #[error("starting the disk pool: {0}")]
-    Disk(String),
+    Disk(#[source] shoal_storage::DiskError),
     /// Loading the persisted torrents failed.
     #[error("loading saved torrents: {0}")]
     Persist(#[from] crate::persist::PersistError),

@@ -4,7 +4,7 @@ use crate::error::{TrackerError, UrlError};
 use crate::http_client::{HttpConfig, HttpTrackerClient};
 use crate::types::{AnnounceRequest, AnnounceResponse, ScrapeResponse};
 use crate::udp_client::resolve_udp_url;
-use crate::udp_mux::UdpMux;
+use crate::udp_mux::{SharedUdpSocket, UdpMux};
 use crate::udp_session::{UdpConfig, UdpOutcome};
 use std::time::Duration;
 
@@ -74,6 +74,23 @@ impl TrackerClient {
         Ok(TrackerClient {
             http: HttpTrackerClient::new(config.http.clone())?,
             udp: UdpMux::default(),
+            config,
+        })
+    }
+
+    /// As [`TrackerClient::new`], with the UDP exchanges of `shared`'s
+    /// address family on `shared` (a session's one UDP port, shared with the
+    /// DHT and uTP); the other family binds its own socket when needed.
+    pub fn with_shared_udp(
+        config: ClientConfig,
+        shared: SharedUdpSocket,
+    ) -> Result<Self, TrackerError> {
+        Ok(TrackerClient {
+            http: HttpTrackerClient::new(config.http.clone())?,
+            udp: UdpMux::with_shared(shared).map_err(|source| TrackerError::Io {
+                url: "udp://".to_owned(),
+                source,
+            })?,
             config,
         })
     }

@@ -42,4 +42,5 @@ pub use http_reply::{parse_announce_reply, parse_scrape_reply, ReplyLimits};
 pub use http_url::{announce_url, scrape_url};
 pub use types::{AnnounceRequest, AnnounceResponse, Event, ScrapeResponse, ScrapeStats};
 pub use udp_client::{resolve_udp_url, UdpTrackerClient};
+pub use udp_mux::{is_udp_tracker_reply, SharedUdpSocket};
 pub use udp_session::{UdpConfig, UdpOutcome, UdpSession};

@@ -3,6 +3,10 @@
 //! each exchange is a [`UdpSession`]; a receiver task routes each reply to
 //! the exchange that sent the request, by tracker address and transaction id.
 //!
+//! The socket of one family can instead be one the caller shares with other
+//! protocols ([`SharedUdpSocket`]: a session's one UDP port, also used by the
+//! DHT and uTP); its replies then arrive through the caller's demultiplexer.
+//!
 //! Invariants: a route lives exactly as long as its exchange (a guard
 //! removes it, also when the caller's future is dropped); the receiver task
 //! ends when the last clone of the mux is dropped.
@@ -22,6 +26,24 @@ const EXCHANGE_QUEUE: usize = 8;
 
 /// Where replies go: (tracker address, transaction id) → the exchange.
 type Routes = Arc<Mutex<HashMap<(SocketAddr, u32), mpsc::Sender<Vec<u8>>>>>;
+
+/// A UDP socket the tracker client shares with other protocols: the client
+/// sends its requests from `socket`, and its owner passes on `inbound` the
+/// datagrams that are tracker replies (BEP 15 replies start with an action
+/// of 0 to 3 as a big-endian `u32`, so they tell apart from KRPC and uTP).
+#[derive(Debug)]
+pub struct SharedUdpSocket {
+    /// The socket, for sending.
+    pub socket: Arc<UdpSocket>,
+    /// Tracker replies received on it, with their source address.
+    pub inbound: mpsc::Receiver<(SocketAddr, bytes::Bytes)>,
+}
+
+/// Whether `datagram` may be a BEP 15 reply (connect, announce, scrape or
+/// error: an action of 0 to 3, then a transaction id).
+pub fn is_udp_tracker_reply(datagram: &[u8]) -> bool {
+    matches!(datagram, [0, 0, 0, 0..=3, _, _, _, _, ..])
+}
 
 /// The shared sockets of one tracker client. Cheap to clone.
 #[derive(Debug, Clone, Default)]
@@ -65,6 +87,33 @@ impl Drop for Registered<'_> {
 }
 
 impl UdpMux {
+    /// A mux whose exchanges with trackers of `shared`'s address family go
+    /// through `shared`; the other family binds its own socket when needed.
+    pub(crate) fn with_shared(shared: SharedUdpSocket) -> std::io::Result<UdpMux> {
+        let ipv6 = shared.socket.local_addr()?.is_ipv6();
+        let routes = Routes::default();
+        let receiver = tokio::spawn(receive_from(shared.inbound, routes.clone())).abort_handle();
+        let cell = OnceCell::new_with(Some(Shared {
+            socket: shared.socket,
+            routes,
+            receiver,
+        }));
+        let inner = if ipv6 {
+            Inner {
+                v4: OnceCell::new(),
+                v6: cell,
+            }
+        } else {
+            Inner {
+                v4: cell,
+                v6: OnceCell::new(),
+            }
+        };
+        Ok(UdpMux {
+            inner: Arc::new(inner),
+        })
+    }
+
     /// The local address of the socket for `family_of`'s address family,
     /// once an exchange has bound it.
     pub(crate) fn local_addr(&self, family_of: SocketAddr) -> Option<SocketAddr> {
@@ -164,16 +213,8 @@ async fn receive(socket: Arc<UdpSocket>, routes: Routes) {
     loop {
         match socket.recv_from(&mut buf).await {
             Ok((n, from)) => {
-                let Some(d) = buf.get(..n) else { continue };
-                let Some(id) = d.get(4..8) else { continue };
-                let key = (from, u32::from_be_bytes([id[0], id[1], id[2], id[3]]));
-                let to = routes
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .get(&key)
-                    .cloned();
-                if let Some(to) = to {
-                    let _ = to.try_send(d.to_vec());
+                if let Some(d) = buf.get(..n) {
+                    route(&routes, from, d);
                 }
             }
             // ICMP errors and the like concern one exchange, whose
@@ -183,6 +224,29 @@ async fn receive(socket: Arc<UdpSocket>, routes: Routes) {
                 tokio::task::yield_now().await;
             }
         }
+    }
+}
+
+/// As [`receive`], for the datagrams a shared socket's owner passes on;
+/// ends when the owner drops its sender.
+async fn receive_from(mut inbound: mpsc::Receiver<(SocketAddr, bytes::Bytes)>, routes: Routes) {
+    while let Some((from, d)) = inbound.recv().await {
+        route(&routes, from, &d);
+    }
+}
+
+/// Hands datagram `d` from `from` to the exchange waiting for its
+/// transaction id, if any (a full queue drops it, as a full socket would).
+fn route(routes: &Routes, from: SocketAddr, d: &[u8]) {
+    let Some(id) = d.get(4..8) else { return };
+    let key = (from, u32::from_be_bytes([id[0], id[1], id[2], id[3]]));
+    let to = routes
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&key)
+        .cloned();
+    if let Some(to) = to {
+        let _ = to.try_send(d.to_vec());
     }
 }
 
@@ -257,6 +321,64 @@ mod tests {
         })
         .await
         .expect("bounded");
+    }
+
+    #[tokio::test]
+    async fn a_shared_socket_carries_the_exchanges_of_its_family() {
+        tokio::time::timeout(Duration::from_secs(20), async {
+            let (addr, seen) = fake_tracker().await;
+            // The owner's socket and demultiplexer: tracker replies go to
+            // the mux, anything else stays with the owner.
+            let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("bind"));
+            let (tx, inbound) = mpsc::channel(16);
+            let owner = socket.clone();
+            let demux = tokio::spawn(async move {
+                let mut buf = vec![0u8; 2048];
+                while let Ok((n, from)) = owner.recv_from(&mut buf).await {
+                    if is_udp_tracker_reply(&buf[..n]) {
+                        let _ = tx
+                            .send((from, bytes::Bytes::copy_from_slice(&buf[..n])))
+                            .await;
+                    }
+                }
+            });
+            let mux = UdpMux::with_shared(SharedUdpSocket {
+                socket: socket.clone(),
+                inbound,
+            })
+            .expect("mux");
+            let ours = socket.local_addr().expect("addr");
+            assert_eq!(mux.local_addr(addr), Some(ours));
+            assert_eq!(mux.local_addr("[::1]:1".parse().expect("v6")), None);
+            for i in 0..3u8 {
+                let req = AnnounceRequest::new([i; 20], [i; 20], 6881, 1);
+                let r = mux
+                    .exchange("udp://t", addr, UdpConfig::default(), |s, now| {
+                        s.start_announce(now, req)
+                    })
+                    .await
+                    .expect("announce");
+                assert!(matches!(r, UdpOutcome::Announced(_)), "{r:?}");
+            }
+            let seen = seen.lock().expect("lock").clone();
+            assert!(seen.len() >= 4, "{seen:?}");
+            assert!(seen.iter().all(|a| *a == ours), "{seen:?}");
+            demux.abort();
+        })
+        .await
+        .expect("bounded");
+    }
+
+    #[test]
+    fn tracker_replies_tell_apart_from_krpc_and_utp() {
+        assert!(is_udp_tracker_reply(&[0, 0, 0, 1, 9, 9, 9, 9, 0, 0]));
+        assert!(is_udp_tracker_reply(&[0, 0, 0, 3, 1, 2, 3, 4]));
+        assert!(!is_udp_tracker_reply(&[0, 0, 0, 4, 1, 2, 3, 4]));
+        assert!(!is_udp_tracker_reply(&[0, 0, 0, 1, 1, 2, 3]));
+        assert!(!is_udp_tracker_reply(b"d1:ad2:id20:"));
+        // uTP: type << 4 | version 1.
+        assert!(!is_udp_tracker_reply(&[0x41, 0, 0, 1, 0, 0, 0, 0, 0, 0]));
+        assert!(!is_udp_tracker_reply(&[0x01, 0, 0, 1, 0, 0, 0, 0, 0, 0]));
     }
 
     #[tokio::test]

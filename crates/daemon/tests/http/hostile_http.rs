@@ -174,3 +174,61 @@ async fn auth_is_required_when_set() {
     assert_eq!(r.status, 401);
     d.shutdown().await;
 }
+
+/// Password guessing is throttled per client address: after ten wrong
+/// attempts, that address gets 429 with Retry-After, even with the right
+/// password and on the web UI's login; another address still gets in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_guessing_is_throttled() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.auth = Some("me:s3cret".into());
+    let d = Daemon::start(cfg).await.unwrap();
+    let url = format!("http://{}/transmission/rpc", d.http_addr());
+    let basic = |s: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(s)
+        )
+    };
+    for i in 0..shoal_daemon::throttle::MAX_FAILURES {
+        let r = get(&url, &[("Authorization", basic(&format!("me:guess{i}")))]).await;
+        assert_eq!(r.status, 401, "guess {i}");
+    }
+    let r = get(&url, &[("Authorization", basic("me:s3cret"))]).await;
+    assert_eq!(r.status, 429, "locked out, even with the right password");
+    let wait: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=61).contains(&wait), "{wait}");
+    let login = format!("http://{}/api/v1/login", d.http_addr());
+    let body = serde_json::to_vec(&json!({"user": "me", "password": "s3cret"})).unwrap();
+    let r = request(
+        "POST",
+        &login,
+        &[("Content-Type", "application/json".into())],
+        body.clone(),
+        1 << 20,
+        LIMIT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 429, "the web UI's login too");
+    // From another loopback address, the right password works.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut s = socket.connect(d.http_addr()).await.unwrap();
+    let req = format!(
+        "GET /transmission/rpc HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\nConnection: close\r\n\r\n",
+        d.http_addr(),
+        basic("me:s3cret")
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(LIMIT, s.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.starts_with("HTTP/1.1 409"), "{out}");
+    d.shutdown().await;
+}

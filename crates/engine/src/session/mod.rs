@@ -206,16 +206,23 @@ impl Session {
         for b in peer_id.iter_mut().skip(8) {
             *b = rng.gen_range(b'0'..=b'z');
         }
-        let (utp, dht_port) = if config.enable_utp {
+        let (utp, dht_port, tracker_port) = if config.enable_utp {
             match udp::bind(local_addr, config.seed).await {
-                Ok((socket, port)) => (Some(utp::SessionUtp::new(socket)), Some(port)),
+                Ok((socket, dht, tracker)) => {
+                    (Some(utp::SessionUtp::new(socket)), Some(dht), Some(tracker))
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "running without uTP");
-                    (None, None)
+                    (None, None, None)
                 }
             }
         } else {
-            (None, None)
+            (None, None, None)
+        };
+        // UDP trackers see the session's one port when there is one.
+        let tracker = match tracker_port {
+            Some(p) => TrackerClient::with_shared_udp(ClientConfig::default(), p)?,
+            None => TrackerClient::new(ClientConfig::default())?,
         };
         let dht = match &config.dht {
             Some(s) => match SessionDht::start(s, local_addr, dht_port).await {
@@ -245,13 +252,13 @@ impl Session {
             read_cache: config.read_cache,
             ..shoal_storage::DiskPoolConfig::default()
         })
-        .map_err(|e| SessionError::Disk(e.to_string()))?;
+        .map_err(SessionError::Disk)?;
         let ctx = Arc::new(SessionCtx {
             peer_id,
             local_addr,
             up: Arc::new(Mutex::new(TokenBucket::new(config.max_upload_rate))),
             down: Arc::new(Mutex::new(TokenBucket::new(config.max_download_rate))),
-            tracker: TrackerClient::new(ClientConfig::default())?,
+            tracker,
             persist: persist.clone(),
             events,
             conns: ConnLimits {

@@ -3,10 +3,13 @@
 //! uTP then cannot reach us), run by the uTP driver, which keeps the uTP
 //! datagrams (version 1, type ≤ 4: [`shoal_utp::is_utp`]) and hands every
 //! other one here. [`bind`]'s demultiplexer passes DHT messages (bencoded
-//! dictionaries: they start with `d`) to the DHT node and drops the rest.
-//! The DHT node sends from the same socket. (The UDP tracker client keeps
-//! sockets of its own.)
+//! dictionaries: they start with `d`) to the DHT node and UDP tracker
+//! replies (an action of 0 to 3: [`shoal_tracker::is_udp_tracker_reply`]) to
+//! the tracker client, and drops the rest. The DHT node and the tracker
+//! client send from the same socket, so trackers, DHT nodes and uTP peers
+//! all see the one port we announce.
 use bytes::Bytes;
+use shoal_tracker::{is_udp_tracker_reply, SharedUdpSocket};
 use shoal_utp::{Datagram, UtpSocket, UtpSocketConfig};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +18,9 @@ use tokio::sync::mpsc;
 
 /// Non-uTP datagrams queued for the DHT at most; more are dropped.
 const DHT_QUEUE: usize = 1024;
+
+/// Tracker replies queued for the tracker client at most; more are dropped.
+const TRACKER_QUEUE: usize = 256;
 
 /// What the DHT node gets of the shared socket.
 pub(crate) struct DhtPort {
@@ -37,11 +43,12 @@ pub(crate) fn is_dht(data: &[u8]) -> bool {
 }
 
 /// Binds the session's UDP socket at `addr` (port 0 when that fails) and
-/// starts uTP on it; returns the uTP socket and the DHT's share.
+/// starts uTP on it; returns the uTP socket, the DHT's share and the
+/// tracker client's.
 pub(crate) async fn bind(
     addr: SocketAddr,
     seed: Option<u64>,
-) -> std::io::Result<(UtpSocket, DhtPort)> {
+) -> std::io::Result<(UtpSocket, DhtPort, SharedUdpSocket)> {
     let socket = match UdpSocket::bind(addr).await {
         Ok(s) => s,
         Err(e) if addr.port() != 0 => {
@@ -58,22 +65,33 @@ pub(crate) async fn bind(
     };
     let utp = UtpSocket::from_socket(socket, cfg, Some(other_tx));
     let (dht_tx, dht_rx) = mpsc::channel(DHT_QUEUE);
-    tokio::spawn(demux(other_rx, dht_tx));
+    let (tracker_tx, tracker_rx) = mpsc::channel(TRACKER_QUEUE);
+    tokio::spawn(demux(other_rx, dht_tx, tracker_tx));
     Ok((
         utp.clone(),
         DhtPort {
             socket: utp.udp(),
             inbound: dht_rx,
         },
+        SharedUdpSocket {
+            socket: utp.udp(),
+            inbound: tracker_rx,
+        },
     ))
 }
 
-/// Passes DHT datagrams on; ends with the uTP driver.
-async fn demux(mut other: mpsc::Receiver<Datagram>, dht: mpsc::Sender<(SocketAddr, Bytes)>) {
+/// Passes DHT datagrams and tracker replies on; ends with the uTP driver.
+async fn demux(
+    mut other: mpsc::Receiver<Datagram>,
+    dht: mpsc::Sender<(SocketAddr, Bytes)>,
+    tracker: mpsc::Sender<(SocketAddr, Bytes)>,
+) {
     while let Some(d) = other.recv().await {
+        // A full queue drops, as a full socket buffer would.
         if is_dht(&d.data) {
-            // A full queue drops, as a full socket buffer would.
             let _ = dht.try_send((d.from, d.data));
+        } else if is_udp_tracker_reply(&d.data) {
+            let _ = tracker.try_send((d.from, d.data));
         } else {
             tracing::trace!(from = %d.from, len = d.data.len(), "udp: unknown datagram dropped");
         }
@@ -86,7 +104,7 @@ mod tests {
 
     #[tokio::test]
     async fn dht_datagrams_reach_the_dht_and_utp_still_connects() {
-        let (utp, mut dht) = bind("127.0.0.1:0".parse().unwrap(), Some(1)).await.unwrap();
+        let (utp, mut dht, _tracker) = bind("127.0.0.1:0".parse().unwrap(), Some(1)).await.unwrap();
         let at = utp.local_addr();
         let probe = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         probe.send_to(b"junk", at).await.unwrap();

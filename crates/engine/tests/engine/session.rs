@@ -622,3 +622,68 @@ async fn the_tracker_list_is_replaced_and_kept() {
     assert_eq!(h2.meta().tracker_list, Some(vec![vec![new.to_string()]]));
     s2.shutdown().await;
 }
+
+/// UDP trackers hear the session's one UDP port (the port uTP and the DHT
+/// use, and the one announced), and their replies reach the torrent
+/// through the session's demultiplexer.
+#[tokio::test]
+async fn udp_trackers_hear_the_sessions_one_port() {
+    use shoal_tracker::udp_codec::{Request, Response};
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let t = make_torrent(&src, "udp", &[40_000], 16 * 1024, Version::V1);
+    let tracker = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let at = tracker.local_addr().unwrap();
+    let s = Session::start(cfg()).await.unwrap();
+    let ours = s.local_addr().port();
+    let mut p = params(&t, &src, vec![]);
+    p.extra_trackers = vec![format!("udp://{at}/announce")];
+    let h = s.add(p).await.unwrap();
+    let mut sources = Vec::new();
+    let announced = tokio::time::timeout(LIMIT, async {
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let (n, from) = tracker.recv_from(&mut buf).await.unwrap();
+            sources.push(from);
+            let reply = match Request::decode(&buf[..n]) {
+                Ok(Request::Connect { transaction_id }) => Response::Connect {
+                    transaction_id,
+                    connection_id: 0x5eed,
+                },
+                Ok(Request::Announce {
+                    transaction_id,
+                    request,
+                    ..
+                }) => {
+                    let r = Response::Announce {
+                        transaction_id,
+                        interval: 1800,
+                        leechers: 0,
+                        seeders: 7,
+                        peers: Vec::new(),
+                    };
+                    tracker.send_to(&r.encode(), from).await.unwrap();
+                    return request;
+                }
+                other => panic!("unexpected request {other:?}"),
+            };
+            tracker.send_to(&reply.encode(), from).await.unwrap();
+        }
+    })
+    .await
+    .expect("an announce within the limit");
+    assert_eq!(announced.port, ours);
+    assert!(sources.iter().all(|a| a.port() == ours), "{sources:?}");
+    // The reply came back through the shared socket.
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    loop {
+        let t = h.trackers().await.unwrap();
+        if t.first().is_some_and(|t| t.announces_ok > 0) {
+            assert_eq!(t[0].seeders, Some(7), "{t:?}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{t:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    s.shutdown().await;
+}
