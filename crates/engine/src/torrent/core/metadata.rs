@@ -222,6 +222,9 @@ impl TorrentCore {
         self.meta = None;
         let n = picker.num_pieces();
         self.picker = picker;
+        // Readers that opened while the metadata was fetched have raised
+        // priorities in the picker: their pieces get deadlines now.
+        self.update_deadlines(now);
         self.have = Bitfield::new(n);
         let mut s = std::mem::take(&mut self.status);
         s.pieces = n;

@@ -261,7 +261,7 @@ impl TorrentCore {
                 TorrentState::Downloading
             };
         }
-        TorrentCore {
+        let mut core = TorrentCore {
             peer_id: init.peer_id,
             choker: Choker::new(init.limits.upload_slots),
             superseed: superseed::SuperSeed::new(init.limits.super_seed && complete, n),
@@ -291,7 +291,11 @@ impl TorrentCore {
             pex: init.pex,
             meta: None,
             layers: None,
-        }
+        };
+        // Readers opened before the start (during the check) have raised
+        // priorities in the picker already: their pieces get deadlines now.
+        core.update_deadlines(now);
+        core
     }
 
     // ------------------------------------------------------------- queries

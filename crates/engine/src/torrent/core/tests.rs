@@ -990,3 +990,35 @@ fn reader_deadlines_stretch_with_the_rate() {
     assert!(d.abs_diff(piece) < Duration::from_millis(1), "{d:?}");
     assert!(spacing(100_000) > spacing(1_000_000) * 9);
 }
+
+/// A reader opened during the check (or while the metadata was fetched)
+/// raised priorities in the picker the core starts from: its pieces have
+/// deadlines from the start, not only after the next priority change.
+#[test]
+fn readers_open_before_the_start_get_deadlines() {
+    let mut picker = PiecePicker::new(PIECE, 8 * u64::from(PIECE));
+    for (p, prio) in reader_prio(8, 3, 2).into_iter().enumerate() {
+        picker.set_priority(p as u32, prio);
+    }
+    let now = Instant::now();
+    let core = TorrentCore::new(
+        CoreInit {
+            peer_id: *b"-SH0100-ourselves!!!",
+            picker,
+            limits: CoreLimits {
+                max_peers: 50,
+                max_connecting: 10,
+                upload_slots: 4,
+                super_seed: false,
+                resume_interval: Duration::from_secs(1),
+            },
+            rng: StdRng::seed_from_u64(7),
+            status: TorrentStatus::default(),
+            pex: PeerExchange::new(PexConfig::default(), true, "10.9.9.9:6881".parse().unwrap()),
+        },
+        now,
+    );
+    let mut with: Vec<u32> = core.deadlines.at.keys().copied().collect();
+    with.sort_unstable();
+    assert_eq!(with, vec![3, 4]);
+}
