@@ -175,7 +175,11 @@ pub async fn guard(State(shared): State<Arc<Shared>>, req: Request, next: Next) 
                 shared.logins.failed(ip, std::time::Instant::now());
             }
         }
-        if !ok && !crate::ui::cookie_ok(headers) && !crate::ui::public_path(req.uri().path()) {
+        if !ok
+            && !crate::ui::cookie_ok(headers)
+            && !crate::ui::public_path(req.uri().path())
+            && !crate::ui::stream_token_ok(req.uri())
+        {
             bump(&shared.http.refused);
             let mut r = text(StatusCode::UNAUTHORIZED, "401: Unauthorized\n");
             // The web UI asks with its own form: no browser prompt for it.

@@ -1,7 +1,8 @@
 //! `/stream/{info_hash}.m3u`: an extended M3U playlist of a torrent's audio
 //! and video files, in file order, for VLC and mpv. Each entry is an
 //! absolute URL of its [`crate::stream`] built from the request's `Host`
-//! (already checked by [`crate::http::guard`]).
+//! (already checked by [`crate::http::guard`]). When the daemon asks for
+//! credentials, the URLs carry the torrent's [`crate::ui::stream_token`].
 use crate::http::text;
 use crate::stream::{find_by_hash, is_media};
 use crate::Shared;
@@ -15,13 +16,23 @@ use std::sync::Arc;
 pub const MEDIA_TYPE: &str = "audio/x-mpegurl";
 
 /// The playlist of `files` (index, path) of the torrent `hash`, served at
-/// `http://{host}`.
-pub fn render(host: &str, hash: &str, files: impl Iterator<Item = (usize, String)>) -> String {
+/// `http://{host}`; with `token` (the daemon asks for credentials), each URL
+/// carries it as `?token=`, so players open the streams without logging in.
+pub fn render(
+    host: &str,
+    hash: &str,
+    token: Option<&str>,
+    files: impl Iterator<Item = (usize, String)>,
+) -> String {
     let mut out = String::from("#EXTM3U\n");
+    let query = token.map(|t| format!("?token={t}")).unwrap_or_default();
     for (i, path) in files {
         // A title on one line: no control characters.
         let title: String = path.chars().filter(|c| !c.is_control()).collect();
-        let _ = write!(out, "#EXTINF:-1,{title}\nhttp://{host}/stream/{hash}/{i}\n");
+        let _ = write!(
+            out,
+            "#EXTINF:-1,{title}\nhttp://{host}/stream/{hash}/{i}{query}\n"
+        );
     }
     out
 }
@@ -59,7 +70,12 @@ pub async fn handler(
         .enumerate()
         .filter(|(_, f)| !f.pad && is_media(&f.path_string()))
         .map(|(i, f)| (i, f.path_string()));
-    let body = render(host, &h.info_hashes().primary().to_hex(), files);
+    let hash = h.info_hashes().primary().to_hex();
+    let token = shared
+        .config
+        .credentials()
+        .map(|_| crate::ui::stream_token(&hash));
+    let body = render(host, &hash, token.as_deref(), files);
     ([(header::CONTENT_TYPE, MEDIA_TYPE)], body).into_response()
 }
 
@@ -70,7 +86,7 @@ mod tests {
     #[test]
     fn entries_in_order_with_absolute_urls() {
         let files = [(0, "a/1.mkv".to_string()), (3, "a/b\nc.mp3".to_string())];
-        let m = render("127.0.0.1:9091", "ab", files.into_iter());
+        let m = render("127.0.0.1:9091", "ab", None, files.into_iter());
         assert_eq!(
             m,
             "#EXTM3U\n#EXTINF:-1,a/1.mkv\nhttp://127.0.0.1:9091/stream/ab/0\n#EXTINF:-1,a/bc.mp3\nhttp://127.0.0.1:9091/stream/ab/3\n"

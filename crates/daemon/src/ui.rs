@@ -157,6 +157,47 @@ fn token() -> &'static str {
     })
 }
 
+/// The token that opens the streams of one torrent without credentials
+/// (players given a playlist cannot log in): SHA-256 of this process's
+/// session token and the info-hash as it appears in the URL (lowercase
+/// hex), 32 hex digits. Valid until the daemon restarts.
+pub fn stream_token(hash_hex: &str) -> String {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    h.update(token().as_bytes());
+    h.update(b"/stream/");
+    h.update(hash_hex.to_ascii_lowercase().as_bytes());
+    hex::encode(&h.finalize()[..16])
+}
+
+/// Whether `uri` is a stream or playlist of one torrent
+/// (`/stream/{hash}/…` or `/stream/{hash}.m3u`) carrying that torrent's
+/// [`stream_token`] as `?token=`.
+pub fn stream_token_ok(uri: &axum::http::Uri) -> bool {
+    let Some(rest) = uri.path().strip_prefix("/stream/") else {
+        return false;
+    };
+    let hash = rest
+        .split_once('/')
+        .map_or_else(|| rest.strip_suffix(".m3u").unwrap_or(""), |(h, _)| h);
+    if hash.is_empty() {
+        return false;
+    }
+    let want = stream_token(hash);
+    uri.query()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .any(|(k, v)| {
+            k == "token"
+                && v.len() == want.len()
+                && v.bytes()
+                    .zip(want.bytes())
+                    .fold(0u8, |a, (x, y)| a | (x ^ y))
+                    == 0
+        })
+}
+
 /// Whether the request carries the session cookie of this process.
 pub fn cookie_ok(headers: &HeaderMap) -> bool {
     let want = token().as_bytes();

@@ -204,3 +204,68 @@ async fn ranges_validators_and_playlist() {
     d.shutdown().await;
     seed.shutdown().await;
 }
+
+/// With credentials set, a playlist's URLs carry the torrent's stream
+/// token: a player opens them without logging in, while a wrong token, or
+/// the token of one torrent on another's path, is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn playlist_urls_open_streams_behind_auth() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (_bytes, t, src) = make_torrent(root, "song.mp3", 50_001, 3);
+    let (seed, seed_addr) = seeder(&t, &src).await;
+    let mut cfg = config(root);
+    cfg.auth = Some("me:s3cret".into());
+    let d = Daemon::start(cfg).await.unwrap();
+    let base = format!("http://{}", d.http_addr());
+    let auth = (
+        "Authorization",
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("me:s3cret")
+        ),
+    );
+    let hash = t.info_hashes().v1.unwrap().to_hex();
+    let body = serde_json::to_vec(&json!({"magnet": magnet_with_peer(&t, seed_addr)})).unwrap();
+    let r = request(
+        "POST",
+        &format!("{base}/api/v1/torrents"),
+        &[("Content-Type", "application/json".into()), auth.clone()],
+        body,
+        1 << 20,
+        LIMIT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let m3u = format!("{base}/stream/{hash}.m3u");
+    assert_eq!(call("GET", &m3u, &[]).await.status, 401);
+    let playlist = wait_for("metadata", || async {
+        let r = call("GET", &m3u, std::slice::from_ref(&auth)).await;
+        (r.status == 200).then(|| String::from_utf8_lossy(&r.body).into_owned())
+    })
+    .await;
+    let url = playlist
+        .lines()
+        .find(|l| l.starts_with("http://"))
+        .expect("an entry")
+        .to_owned();
+    let token = url.split_once("?token=").expect("a token").1.to_owned();
+    assert_eq!(token.len(), 32, "{url}");
+    // The player's request: no credentials.
+    let r = call("GET", &url, &[]).await;
+    assert_eq!(r.status, 200, "{url}");
+    assert_eq!(r.body.len(), 50_001);
+    let plain = format!("{base}/stream/{hash}/0");
+    assert_eq!(call("GET", &plain, &[]).await.status, 401);
+    let wrong = format!("{plain}?token={}", "0".repeat(32));
+    assert_eq!(call("GET", &wrong, &[]).await.status, 401);
+    let other = format!("{base}/stream/{}/0?token={token}", "ab".repeat(20));
+    assert_eq!(call("GET", &other, &[]).await.status, 401);
+    // The token opens streams only: not the API.
+    let api = format!("{base}/api/v1/torrents?token={token}");
+    assert_eq!(call("GET", &api, &[]).await.status, 401);
+    d.shutdown().await;
+    seed.shutdown().await;
+}
