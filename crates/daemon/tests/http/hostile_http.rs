@@ -16,6 +16,15 @@ async fn get(url: &str, headers: &[(&str, String)]) -> shoal_daemon::client::Res
         .unwrap()
 }
 
+/// An HTTP Basic `Authorization` value for `user:pass`.
+fn basic(user_pass: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(user_pass)
+    )
+}
+
 /// Sends raw bytes, returns what came back (until close or 5 s).
 async fn raw(addr: std::net::SocketAddr, bytes: &[u8]) -> String {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -150,13 +159,6 @@ async fn auth_is_required_when_set() {
     cfg.auth = Some("me:s3cret".into());
     let d = Daemon::start(cfg).await.unwrap();
     let url = format!("http://{}/transmission/rpc", d.http_addr());
-    use base64::Engine as _;
-    let basic = |s: &str| {
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(s)
-        )
-    };
     let r = get(&url, &[]).await;
     assert_eq!(r.status, 401);
     assert!(r.headers.contains_key("www-authenticate"));
@@ -180,18 +182,11 @@ async fn auth_is_required_when_set() {
 /// password and on the web UI's login; another address still gets in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_guessing_is_throttled() {
-    use base64::Engine as _;
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
     cfg.auth = Some("me:s3cret".into());
     let d = Daemon::start(cfg).await.unwrap();
     let url = format!("http://{}/transmission/rpc", d.http_addr());
-    let basic = |s: &str| {
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(s)
-        )
-    };
     for i in 0..shoal_daemon::throttle::MAX_FAILURES {
         let r = get(&url, &[("Authorization", basic(&format!("me:guess{i}")))]).await;
         assert_eq!(r.status, 401, "guess {i}");

@@ -15,6 +15,24 @@ async fn call(method: &str, url: &str, headers: &[(&str, String)]) -> Response {
         .unwrap()
 }
 
+/// Adds `magnet` through the REST API (`extra`: more headers).
+async fn add_magnet(base: &str, magnet: &str, extra: &[(&str, String)]) {
+    let body = serde_json::to_vec(&json!({ "magnet": magnet })).unwrap();
+    let mut headers = vec![("Content-Type", "application/json".to_owned())];
+    headers.extend(extra.iter().cloned());
+    let r = request(
+        "POST",
+        &format!("{base}/api/v1/torrents"),
+        &headers,
+        body,
+        1 << 20,
+        LIMIT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+}
+
 fn header(r: &Response, name: &str) -> String {
     r.headers
         .get(name)
@@ -34,18 +52,7 @@ async fn ranges_validators_and_playlist() {
     let base = format!("http://{}", d.http_addr());
     let hash = t.info_hashes().v1.unwrap().to_hex();
 
-    let body = serde_json::to_vec(&json!({"magnet": magnet_with_peer(&t, seed_addr)})).unwrap();
-    let r = request(
-        "POST",
-        &format!("{base}/api/v1/torrents"),
-        &[("Content-Type", "application/json".into())],
-        body,
-        1 << 20,
-        LIMIT,
-    )
-    .await
-    .unwrap();
-    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    add_magnet(&base, &magnet_with_peer(&t, seed_addr), &[]).await;
     let url = format!("{base}/stream/{hash}/0");
     // Metadata arrives from the seeder.
     wait_for("metadata", || async {
@@ -227,18 +234,12 @@ async fn playlist_urls_open_streams_behind_auth() {
         ),
     );
     let hash = t.info_hashes().v1.unwrap().to_hex();
-    let body = serde_json::to_vec(&json!({"magnet": magnet_with_peer(&t, seed_addr)})).unwrap();
-    let r = request(
-        "POST",
-        &format!("{base}/api/v1/torrents"),
-        &[("Content-Type", "application/json".into()), auth.clone()],
-        body,
-        1 << 20,
-        LIMIT,
+    add_magnet(
+        &base,
+        &magnet_with_peer(&t, seed_addr),
+        std::slice::from_ref(&auth),
     )
-    .await
-    .unwrap();
-    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    .await;
     let m3u = format!("{base}/stream/{hash}.m3u");
     assert_eq!(call("GET", &m3u, &[]).await.status, 401);
     let playlist = wait_for("metadata", || async {
