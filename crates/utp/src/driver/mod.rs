@@ -40,6 +40,9 @@ use tokio::time::Instant;
 /// Datagrams taken from the endpoint per send batch (under the lock; sent
 /// after it is released).
 const SEND_BATCH: usize = 128;
+/// Receive calls per wake-up, at most, before what the endpoint has to send
+/// (ACKs) goes out.
+const RECV_CALLS: usize = 8;
 /// How long the driver keeps closing connections after every handle is gone.
 const DRAIN: Duration = Duration::from_secs(2);
 
@@ -367,8 +370,18 @@ impl Driver {
                     if r.is_err() {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
-                    self.io.recv(&socket, &mut bufs);
-                    self.handle_batch(&bufs);
+                    // Read until the socket is drained (bounded), then
+                    // send: one ACK per drained burst, as libtorrent acks.
+                    // (Acking every recvmmsg batch acked every other packet
+                    // of a sender slower than us, and libtorrent's uTP
+                    // sender slowed down by a half under that ACK load.)
+                    for _ in 0..RECV_CALLS {
+                        self.io.recv(&socket, &mut bufs);
+                        if bufs.received.is_empty() {
+                            break;
+                        }
+                        self.handle_batch(&bufs);
+                    }
                 }
                 _ = self.shared.notify.notified() => {}
                 _ = tokio::time::sleep_until(deadline) => {
