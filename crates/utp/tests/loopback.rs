@@ -225,6 +225,17 @@ async fn loopback_throughput() {
 }
 
 #[tokio::test]
+async fn loopback_throughput_with_gso() {
+    // Runs of up to 64 datagrams per send; the receiver reads them as GRO
+    // buffers.
+    let cfg = UtpSocketConfig {
+        gso_segments: 64,
+        ..UtpSocketConfig::default()
+    };
+    throughput(cfg).await;
+}
+
+#[tokio::test]
 async fn loopback_throughput_one_datagram_per_call() {
     // The portable path: no recvmmsg, GSO or GRO.
     let cfg = UtpSocketConfig {
@@ -267,8 +278,9 @@ async fn throughput(cfg: UtpSocketConfig) {
         let secs = start.elapsed().as_secs_f64();
         let rate = total as f64 / secs / (1 << 20) as f64;
         println!(
-            "batch_io {}: {rate:.1} MiB/s, {:?}",
+            "batch_io {} gso {}: {rate:.1} MiB/s, {:?}",
             cfg.batch_io,
+            cfg.gso_segments,
             c.stats().unwrap()
         );
         assert!(rate > 5.0, "{rate} MiB/s");

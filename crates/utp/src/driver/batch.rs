@@ -1,12 +1,17 @@
 //! Batched datagram I/O of the driver: receive many datagrams per system
 //! call (`recvmmsg`, and on Linux UDP GRO: one buffer carries a run of
-//! same-sized datagrams from one sender) and send runs of same-sized
-//! datagrams to one address in one call (UDP GSO), through `quinn-udp`.
+//! same-sized datagrams from one sender) and, when enabled, send runs of
+//! same-sized datagrams to one address in one call (UDP GSO), through
+//! `quinn-udp`.
 //!
 //! At a few hundred thousand packets a second one system call per packet
 //! is most of the driver's time; on loopback GSO + GRO move up to 64 KiB per
 //! call in each direction. A peer that does not enable GRO (libtorrent)
-//! still gets ordinary datagrams: the kernel cuts the GSO run at its socket.
+//! still gets ordinary datagrams: the kernel cuts the GSO run at its socket,
+//! but the whole run lands in its socket buffer at once, and on loopback
+//! libtorrent then loses packets and slows down (shoal -> libtorrent fell
+//! from ~42 to ~19 MiB/s with 44-datagram runs, ~32 with 4). GSO is
+//! therefore off by default ([`super::UtpSocketConfig::gso_segments`]).
 //!
 //! Where `quinn-udp` cannot set the socket up, or batching is switched off
 //! ([`super::UtpSocketConfig::batch_io`]), the plain one-datagram calls of
@@ -31,6 +36,8 @@ const MAX_GSO_BYTES: usize = 64_000;
 pub(super) struct UdpIo {
     /// `None`: plain one-datagram calls.
     state: Option<quinn_udp::UdpSocketState>,
+    /// Most datagrams per GSO send (see [`super::UtpSocketConfig::gso_segments`]).
+    gso_cap: usize,
 }
 
 /// One received datagram: where it is in [`RecvBufs::data`], and its sender.
@@ -58,8 +65,9 @@ impl RecvBufs {
 }
 
 impl UdpIo {
-    /// Sets `socket` up for batched I/O when `batch` and the platform allow.
-    pub fn new(socket: &UdpSocket, batch: bool) -> UdpIo {
+    /// Sets `socket` up for batched I/O when `batch` and the platform allow;
+    /// a send carries at most `gso_cap` datagrams.
+    pub fn new(socket: &UdpSocket, batch: bool, gso_cap: usize) -> UdpIo {
         let state = if batch {
             match quinn_udp::UdpSocketState::new(quinn_udp::UdpSockRef::from(socket)) {
                 Ok(s) => Some(s),
@@ -71,7 +79,10 @@ impl UdpIo {
         } else {
             None
         };
-        UdpIo { state }
+        UdpIo {
+            state,
+            gso_cap: gso_cap.max(1),
+        }
     }
 
     /// Whether batched calls are in use.
@@ -82,7 +93,9 @@ impl UdpIo {
 
     /// Most datagrams one send may carry.
     pub fn max_segments(&self) -> usize {
-        self.state.as_ref().map_or(1, |s| s.max_gso_segments())
+        self.state
+            .as_ref()
+            .map_or(1, |s| s.max_gso_segments().min(self.gso_cap))
     }
 
     /// Buffers sized for this socket's receives.
@@ -318,7 +331,7 @@ mod tests {
     async fn pair(batch: bool) -> (UdpSocket, UdpIo, UdpSocket, UdpIo) {
         let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let (ia, ib) = (UdpIo::new(&a, batch), UdpIo::new(&b, batch));
+        let (ia, ib) = (UdpIo::new(&a, batch, 64), UdpIo::new(&b, batch, 64));
         (a, ia, b, ib)
     }
 
@@ -326,7 +339,7 @@ mod tests {
     /// them back as four, whichever way it reads.
     async fn round_trip(batch_send: bool, batch_recv: bool) {
         let (a, _, b, ib) = pair(batch_recv).await;
-        let ia = UdpIo::new(&a, batch_send);
+        let ia = UdpIo::new(&a, batch_send, 64);
         assert_eq!(ia.is_batched(), batch_send);
         let data: Vec<u8> = (0..3500u32).map(|i| (i % 251) as u8).collect();
         ia.send(&a, b.local_addr().unwrap(), &data, 1000)

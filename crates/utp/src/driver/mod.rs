@@ -74,6 +74,13 @@ pub struct UtpSocketConfig {
     /// Batch datagrams into fewer system calls where the platform allows
     /// (`recvmmsg`, UDP GSO/GRO on Linux); `false`: one call a datagram.
     pub batch_io: bool,
+    /// Most datagrams sent to one peer in one system call with UDP GSO
+    /// (Linux, with `batch_io`); 1 turns GSO off. A GSO run reaches the
+    /// peer's socket all at once: a peer that reads one datagram per call
+    /// (libtorrent) drops part of it on loopback and its download halves,
+    /// so the default is 1; two shoal endpoints gain from 64 (each reads
+    /// a run as one GRO buffer).
+    pub gso_segments: usize,
 }
 
 impl Default for UtpSocketConfig {
@@ -86,6 +93,7 @@ impl Default for UtpSocketConfig {
             socket_recv_buffer: 4 << 20,
             socket_send_buffer: 4 << 20,
             batch_io: true,
+            gso_segments: 1,
         }
     }
 }
@@ -201,7 +209,7 @@ impl UtpSocket {
         cfg: UtpSocketConfig,
         other: Option<mpsc::Sender<Datagram>>,
     ) -> UtpSocket {
-        let io = batch::UdpIo::new(&socket, cfg.batch_io);
+        let io = batch::UdpIo::new(&socket, cfg.batch_io, cfg.gso_segments);
         let sock = socket2::SockRef::from(&socket);
         if let Err(e) = sock.set_recv_buffer_size(cfg.socket_recv_buffer) {
             tracing::debug!(error = %e, "utp: cannot size the receive buffer");
