@@ -221,14 +221,35 @@ async fn the_driver_stops_and_frees_the_port() {
 
 #[tokio::test]
 async fn loopback_throughput() {
+    throughput(UtpSocketConfig::default()).await;
+}
+
+#[tokio::test]
+async fn loopback_throughput_with_gso() {
+    // Runs of up to 64 datagrams per send; the receiver reads them as GRO
+    // buffers.
+    let cfg = UtpSocketConfig {
+        gso_segments: 64,
+        ..UtpSocketConfig::default()
+    };
+    throughput(cfg).await;
+}
+
+#[tokio::test]
+async fn loopback_throughput_one_datagram_per_call() {
+    // The portable path: no recvmmsg, GSO or GRO.
+    let cfg = UtpSocketConfig {
+        batch_io: false,
+        ..UtpSocketConfig::default()
+    };
+    throughput(cfg).await;
+}
+
+async fn throughput(cfg: UtpSocketConfig) {
     // Not a benchmark (see bench/): a floor that catches a broken fast path.
     timeout(Duration::from_secs(60), async {
-        let server = UtpSocket::bind(any(), UtpSocketConfig::default())
-            .await
-            .unwrap();
-        let client = UtpSocket::bind(any(), UtpSocketConfig::default())
-            .await
-            .unwrap();
+        let server = UtpSocket::bind(any(), cfg.clone()).await.unwrap();
+        let client = UtpSocket::bind(any(), cfg.clone()).await.unwrap();
         let addr = server.local_addr();
         let total = 64usize << 20;
         let srv = tokio::spawn(async move {
@@ -256,7 +277,12 @@ async fn loopback_throughput() {
         assert_eq!(srv.await.unwrap(), total);
         let secs = start.elapsed().as_secs_f64();
         let rate = total as f64 / secs / (1 << 20) as f64;
-        println!("{rate:.1} MiB/s, {:?}", c.stats().unwrap());
+        println!(
+            "batch_io {} gso {}: {rate:.1} MiB/s, {:?}",
+            cfg.batch_io,
+            cfg.gso_segments,
+            c.stats().unwrap()
+        );
         assert!(rate > 5.0, "{rate} MiB/s");
     })
     .await

@@ -8,11 +8,15 @@
 //! them, fires timers, sends what the endpoint has to send, and wakes the
 //! streams whose state changed. Nothing awaits while holding the lock.
 //!
+//! Datagrams move in batches where the platform allows ([`batch`]: `recvmmsg`,
+//! UDP GSO and GRO through `quinn-udp`), one per system call elsewhere.
+//!
 //! The socket can be shared: datagrams that are not uTP ([`crate::is_utp`]:
 //! DHT messages, UDP tracker answers) go to a bounded channel
 //! ([`UtpSocket::bind_shared`]) instead, and [`UtpSocket::udp`] lends the
 //! socket for sending, so one UDP port serves uTP, the DHT and the UDP
 //! tracker client.
+mod batch;
 mod stream;
 
 pub use stream::UtpStream;
@@ -33,12 +37,12 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
-/// Datagrams read per wake-up before the endpoint runs.
-const RECV_BATCH: usize = 64;
-/// Size of each receive buffer (a larger datagram is truncated).
-const RECV_BUF: usize = 8192;
-/// Datagrams taken from the endpoint per send batch.
-const SEND_BATCH: usize = 64;
+/// Datagrams taken from the endpoint per send batch (under the lock; sent
+/// after it is released).
+const SEND_BATCH: usize = 128;
+/// Receive calls per wake-up, at most, before what the endpoint has to send
+/// (ACKs) goes out.
+const RECV_CALLS: usize = 8;
 /// How long the driver keeps closing connections after every handle is gone.
 const DRAIN: Duration = Duration::from_secs(2);
 
@@ -67,6 +71,16 @@ pub struct UtpSocketConfig {
     pub socket_recv_buffer: usize,
     /// Kernel send buffer of the socket, bytes.
     pub socket_send_buffer: usize,
+    /// Batch datagrams into fewer system calls where the platform allows
+    /// (`recvmmsg`, UDP GSO/GRO on Linux); `false`: one call a datagram.
+    pub batch_io: bool,
+    /// Most datagrams sent to one peer in one system call with UDP GSO
+    /// (Linux, with `batch_io`); 1 turns GSO off. A GSO run reaches the
+    /// peer's socket all at once: a peer that reads one datagram per call
+    /// (libtorrent) drops part of it on loopback and its download halves,
+    /// so the default is 1; two shoal endpoints gain from 64 (each reads
+    /// a run as one GRO buffer).
+    pub gso_segments: usize,
 }
 
 impl Default for UtpSocketConfig {
@@ -78,6 +92,8 @@ impl Default for UtpSocketConfig {
             dont_fragment_probes: true,
             socket_recv_buffer: 4 << 20,
             socket_send_buffer: 4 << 20,
+            batch_io: true,
+            gso_segments: 1,
         }
     }
 }
@@ -193,6 +209,7 @@ impl UtpSocket {
         cfg: UtpSocketConfig,
         other: Option<mpsc::Sender<Datagram>>,
     ) -> UtpSocket {
+        let io = batch::UdpIo::new(&socket, cfg.batch_io, cfg.gso_segments);
         let sock = socket2::SockRef::from(&socket);
         if let Err(e) = sock.set_recv_buffer_size(cfg.socket_recv_buffer) {
             tracing::debug!(error = %e, "utp: cannot size the receive buffer");
@@ -222,6 +239,7 @@ impl UtpSocket {
             shared: shared.clone(),
             other,
             dont_fragment: cfg.dont_fragment_probes,
+            io,
         };
         tokio::spawn(driver.run());
         UtpSocket { shared }
@@ -326,14 +344,15 @@ struct Driver {
     shared: Arc<Shared>,
     other: Option<mpsc::Sender<Datagram>>,
     dont_fragment: bool,
+    io: batch::UdpIo,
 }
 
 impl Driver {
     async fn run(mut self) {
-        let mut bufs: Vec<Vec<u8>> = (0..RECV_BATCH).map(|_| vec![0u8; RECV_BUF]).collect();
-        let mut received: Vec<(usize, SocketAddr)> = Vec::with_capacity(RECV_BATCH);
+        let mut bufs = self.io.recv_bufs();
         let mut out = Vec::with_capacity(SEND_BATCH * 1500);
         let mut transmits: Vec<(usize, Transmit)> = Vec::with_capacity(SEND_BATCH);
+        let mut items = Vec::with_capacity(SEND_BATCH);
         let mut orphaned_since: Option<Instant> = None;
         let socket = self.shared.socket.clone();
         loop {
@@ -359,16 +378,18 @@ impl Driver {
                     if r.is_err() {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
-                    received.clear();
-                    for buf in bufs.iter_mut() {
-                        match socket.try_recv_from(buf) {
-                            Ok((n, from)) => received.push((n, from)),
-                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                            // ICMP errors surface here (port unreachable): skip.
-                            Err(_) => continue,
+                    // Read until the socket is drained (bounded), then
+                    // send: one ACK per drained burst, as libtorrent acks.
+                    // (Acking every recvmmsg batch acked every other packet
+                    // of a sender slower than us, and libtorrent's uTP
+                    // sender slowed down by a half under that ACK load.)
+                    for _ in 0..RECV_CALLS {
+                        self.io.recv(&socket, &mut bufs);
+                        if bufs.received.is_empty() {
+                            break;
                         }
+                        self.handle_batch(&bufs);
                     }
-                    self.handle_batch(&bufs, &received);
                 }
                 _ = self.shared.notify.notified() => {}
                 _ = tokio::time::sleep_until(deadline) => {
@@ -376,7 +397,8 @@ impl Driver {
                     self.shared.lock().endpoint.handle_timeout(now);
                 }
             }
-            self.flush(&socket, &mut out, &mut transmits).await;
+            self.flush(&socket, &mut out, &mut transmits, &mut items)
+                .await;
         }
         let mut g = self.shared.lock();
         g.stopped = true;
@@ -385,17 +407,20 @@ impl Driver {
         wake_all(&mut g);
     }
 
-    fn handle_batch(&mut self, bufs: &[Vec<u8>], received: &[(usize, SocketAddr)]) {
+    fn handle_batch(&mut self, bufs: &batch::RecvBufs) {
+        if bufs.received.is_empty() {
+            return;
+        }
         let now = self.shared.now();
         let mut g = self.shared.lock();
-        for (i, (n, from)) in received.iter().enumerate() {
-            let data = &bufs[i][..*n];
+        for r in &bufs.received {
+            let data = bufs.get(r);
             if crate::packet::is_utp(data) {
-                g.endpoint.handle(now, *from, data);
+                g.endpoint.handle(now, r.from, data);
             } else if let Some(tx) = &self.other {
                 if tx
                     .try_send(Datagram {
-                        from: *from,
+                        from: r.from,
                         data: Bytes::copy_from_slice(data),
                     })
                     .is_err()
@@ -413,6 +438,7 @@ impl Driver {
         socket: &UdpSocket,
         out: &mut Vec<u8>,
         transmits: &mut Vec<(usize, Transmit)>,
+        items: &mut Vec<(usize, usize, SocketAddr)>,
     ) {
         loop {
             out.clear();
@@ -432,9 +458,44 @@ impl Driver {
             if transmits.is_empty() {
                 return;
             }
-            for (at, t) in transmits.iter() {
-                let data = &out[*at..*at + t.len];
-                self.send(socket, t, data).await;
+            // MTU probes go alone (the don't-fragment bit is set around
+            // them); runs of the others between them go in batches.
+            let mut rest = &transmits[..];
+            while !rest.is_empty() {
+                let plain = rest
+                    .iter()
+                    .position(|(_, t)| t.dont_fragment && self.dont_fragment)
+                    .unwrap_or(rest.len());
+                self.send_runs(socket, out, &rest[..plain], items).await;
+                if let Some((at, t)) = rest.get(plain) {
+                    self.send(socket, t, &out[*at..*at + t.len]).await;
+                    rest = &rest[plain + 1..];
+                } else {
+                    rest = &[];
+                }
+            }
+        }
+    }
+
+    /// Sends datagrams that need no don't-fragment bit, as few calls as
+    /// the platform allows ([`batch::group_runs`]).
+    async fn send_runs(
+        &self,
+        socket: &UdpSocket,
+        out: &[u8],
+        transmits: &[(usize, Transmit)],
+        items: &mut Vec<(usize, usize, SocketAddr)>,
+    ) {
+        items.clear();
+        items.extend(transmits.iter().map(|(at, t)| (*at, t.len, t.to)));
+        let mut runs = Vec::new();
+        batch::group_runs(items, |size| self.io.max_send_bytes(size), |r| runs.push(r));
+        for r in runs {
+            let (start, size, to) = items[r.start];
+            let (last, last_len, _) = items[r.end - 1];
+            let data = &out[start..last + last_len];
+            if let Err(e) = self.io.send(socket, to, data, size).await {
+                tracing::debug!(%to, error = %e, "utp: send failed");
             }
         }
     }
