@@ -114,7 +114,7 @@ def run(name, start, torrents, data_dir, results):
             rpc.call("torrent-add", {"metainfo": base64.b64encode(b).decode(), "download-dir": data_dir})
         load = time.time() - t0
         # Until every torrent finished its check and seeds (status 6).
-        end = time.time() + 600
+        end = time.time() + float(os.environ.get("SHOAL_BENCH_SEED_WAIT", "600"))
         while True:
             _, ts = list_all(rpc)
             if len(ts) == len(torrents) and all(t["status"] == 6 for t in ts):
@@ -164,7 +164,9 @@ def main():
         env = dict(os.environ, SHOAL_NO_DEFAULT_BOOTSTRAP="1")
 
         def shoal_start(port):
-            return subprocess.Popen([shoal, "daemon", "--http", "127.0.0.1:%d" % port,
+            # SHOAL_BENCH_WRAP: a command to run the daemon under (e.g. heaptrack).
+            wrap = os.environ.get("SHOAL_BENCH_WRAP", "").split()
+            return subprocess.Popen(wrap + [shoal, "daemon", "--http", "127.0.0.1:%d" % port,
                                      "--listen", "127.0.0.1:0", "--no-dht",
                                      "--state-dir", os.path.join(root, "shoal-state"),
                                      "--download-dir", data, "--peer-limit-global", "100"],
@@ -189,8 +191,14 @@ def main():
                                     stdout=subprocess.DEVNULL,
                                     stderr=open(os.path.join(root, "tr.err"), "a"))
 
-        run("shoal daemon", shoal_start, torrents, data, results)
-        run("transmission-daemon", tr_start, torrents, data, results)
+        # SHOAL_BENCH_ONLY=shoal|transmission runs one side (no ratios).
+        only = os.environ.get("SHOAL_BENCH_ONLY", "")
+        if only != "transmission":
+            run("shoal daemon", shoal_start, torrents, data, results)
+        if only != "shoal":
+            run("transmission-daemon", tr_start, torrents, data, results)
+        if only:
+            return
         s, t = results["shoal daemon"], results["transmission-daemon"]
         print("ratios shoal/transmission: RSS %.2f   list %.2f   restart %.2f"
               % (s["rss_mib"] / t["rss_mib"], s["list_s"] / t["list_s"], s["restart_s"] / t["restart_s"]))

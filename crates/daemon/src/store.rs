@@ -383,14 +383,14 @@ impl Store {
                 });
             }
             // redb asserts on some damage rather than return an error.
-            std::panic::catch_unwind(|| Database::open(path))
+            std::panic::catch_unwind(|| db_builder().open(path))
                 .map_err(|_| StoreError::Corrupt {
                     path: path.to_path_buf(),
                     why: "the database pages do not read back".into(),
                 })?
                 .map_err(|e| open_error(path, e))?
         } else {
-            Database::create(path).map_err(|e| open_error(path, e))?
+            db_builder().create(path).map_err(|e| open_error(path, e))?
         };
         let db_err = |e: &dyn std::fmt::Display| StoreError::Db {
             path: path.to_path_buf(),
@@ -622,6 +622,18 @@ impl Store {
     fn lock_commit(&self) -> std::sync::MutexGuard<'_, ()> {
         self.inner.commit.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// redb's page cache. Its default (1 GiB) fills up with every metainfo
+/// read or written, so a daemon with thousands of torrents would keep its
+/// whole database in memory; the state is read once at start and written
+/// in small batches, which a small cache serves.
+const DB_CACHE_BYTES: usize = 16 << 20;
+
+fn db_builder() -> redb::Builder {
+    let mut b = redb::Builder::new();
+    b.set_cache_size(DB_CACHE_BYTES);
+    b
 }
 
 fn open_error(path: &Path, e: redb::DatabaseError) -> StoreError {

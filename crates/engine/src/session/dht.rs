@@ -74,7 +74,7 @@ enum FeedCmd {
         id: TorrentId,
         info_hash: [u8; 20],
         mode: FeedMode,
-        sink: mpsc::Sender<TorrentCmd>,
+        sink: crate::torrent::CmdSender<TorrentCmd>,
     },
     Remove(TorrentId),
 }
@@ -174,7 +174,7 @@ impl SessionDht {
         id: TorrentId,
         info_hash: [u8; 20],
         mode: FeedMode,
-        sink: mpsc::Sender<TorrentCmd>,
+        sink: crate::torrent::CmdSender<TorrentCmd>,
     ) {
         let _ = self.feeds.send(FeedCmd::Set {
             id,
@@ -201,7 +201,7 @@ impl SessionDht {
 struct Feed {
     info_hash: [u8; 20],
     mode: FeedMode,
-    sink: mpsc::Sender<TorrentCmd>,
+    sink: crate::torrent::CmdSender<TorrentCmd>,
     next: Instant,
     running: bool,
 }

@@ -30,7 +30,7 @@ enum LsdCmd {
         id: TorrentId,
         info_hash: [u8; 20],
         private: bool,
-        sink: mpsc::Sender<TorrentCmd>,
+        sink: crate::torrent::CmdSender<TorrentCmd>,
     },
     Remove(TorrentId),
 }
@@ -85,7 +85,7 @@ impl SessionLsd {
         id: TorrentId,
         info_hash: [u8; 20],
         private: bool,
-        sink: mpsc::Sender<TorrentCmd>,
+        sink: crate::torrent::CmdSender<TorrentCmd>,
     ) {
         let _ = self.cmds.send(LsdCmd::Set {
             id,
@@ -147,7 +147,8 @@ async fn run(
     mut cmds: mpsc::UnboundedReceiver<LsdCmd>,
 ) {
     let start = Instant::now();
-    let mut torrents: HashMap<TorrentId, ([u8; 20], mpsc::Sender<TorrentCmd>)> = HashMap::new();
+    let mut torrents: HashMap<TorrentId, ([u8; 20], crate::torrent::CmdSender<TorrentCmd>)> =
+        HashMap::new();
     let mut buf4 = vec![0u8; RECV_BUF];
     let mut buf6 = vec![0u8; RECV_BUF];
     loop {

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
 /// What changes rarely about a torrent: its metadata and where its data is.
 #[derive(Debug, Clone, Default)]
@@ -45,7 +45,7 @@ pub struct TorrentMeta {
 pub struct TorrentHandle {
     pub(crate) id: TorrentId,
     pub(crate) info_hashes: InfoHashes,
-    pub(crate) tx: mpsc::Sender<TorrentCmd>,
+    pub(crate) tx: super::CmdSender<TorrentCmd>,
     pub(crate) status: watch::Receiver<TorrentStatus>,
     pub(crate) meta: watch::Receiver<TorrentMeta>,
 }

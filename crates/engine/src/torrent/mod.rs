@@ -3,6 +3,7 @@
 //! transfers, and the [`task`] that carries it through its life (metadata,
 //! checking, transfer, recheck, move, removal).
 mod cmd;
+pub(crate) mod cmd_queue;
 pub(crate) mod core;
 mod data_ops;
 pub(crate) mod driver;
@@ -13,6 +14,7 @@ mod task;
 
 pub(crate) use self::core::DiskVerdict;
 pub(crate) use cmd::{Incoming, TorrentCmd};
+pub(crate) use cmd_queue::CmdSender;
 pub use driver::PeerStream;
 pub(crate) use driver::ToTorrent;
 pub use handle::{TorrentHandle, TorrentMeta};

@@ -84,9 +84,9 @@ pub(crate) struct TorrentTask {
     pub(super) metadata_timeout: Option<Duration>,
     pub(super) peers: Vec<SocketAddr>,
     pub(super) user_paused: bool,
-    pub(super) cmds: mpsc::Receiver<TorrentCmd>,
+    pub(super) cmds: super::cmd_queue::CmdReceiver<TorrentCmd>,
     /// Our own command channel, for the DHT scheduler to send peers on.
-    pub(super) own_tx: mpsc::WeakSender<TorrentCmd>,
+    pub(super) own_tx: super::cmd_queue::WeakCmdSender<TorrentCmd>,
     pub(super) status_tx: watch::Sender<TorrentStatus>,
     pub(super) meta_tx: watch::Sender<TorrentMeta>,
     force_check: bool,
@@ -239,7 +239,7 @@ pub(crate) async fn spawn(
         extra_trackers: record.extra_trackers.clone(),
         tracker_list: record.tracker_list.clone(),
     });
-    let (tx, rx) = mpsc::channel(CMD_QUEUE);
+    let (tx, rx) = super::cmd_queue::channel(CMD_QUEUE);
     let handle = TorrentHandle {
         id,
         info_hashes: record.info_hashes,
@@ -283,7 +283,7 @@ pub(crate) async fn spawn(
         dht_mode: None,
         ctx,
     };
-    Ok((handle, Box::pin(task.run())))
+    Ok((handle, Box::pin(Box::new(task).run())))
 }
 
 /// Parses a stored metainfo: a whole .torrent, or a bare info dictionary.
@@ -308,7 +308,10 @@ fn unix_now() -> u64 {
 }
 
 impl TorrentTask {
-    async fn run(mut self) {
+    /// The task's life. `self` is boxed: an `async fn` keeps its by-value
+    /// arguments twice in its future (rust-lang/rust#62958), and this
+    /// future lives as long as the torrent.
+    async fn run(mut self: Box<Self>) {
         let stop = loop {
             let needs_layers = self
                 .torrent
@@ -323,7 +326,7 @@ impl TorrentTask {
                     RunEnd::Stop(stop) => break stop,
                     RunEnd::Recheck => self.force_check = true,
                     RunEnd::Move(to, reply) => {
-                        let r = self.move_data(to).await;
+                        let r = Box::pin(self.move_data(to)).await;
                         let _ = reply.send(r);
                     }
                 }
@@ -331,14 +334,14 @@ impl TorrentTask {
             }
             let storage = match self.open_storage() {
                 Ok(s) => s,
-                Err(e) => match self.failed_before_run(e).await {
+                Err(e) => match Box::pin(self.failed_before_run(e)).await {
                     Some(stop) => break stop,
                     None => continue,
                 },
             };
-            let verified = match self.check(&storage).await {
+            let verified = match Box::pin(self.check(&storage)).await {
                 Ok(Ok(v)) => v,
-                Ok(Err(e)) => match self.failed_before_run(e).await {
+                Ok(Err(e)) => match Box::pin(self.failed_before_run(e)).await {
                     Some(stop) => break stop,
                     None => continue,
                 },
@@ -348,12 +351,12 @@ impl TorrentTask {
                 RunEnd::Stop(stop) => break stop,
                 RunEnd::Recheck => self.force_check = true,
                 RunEnd::Move(to, reply) => {
-                    let r = self.move_data(to).await;
+                    let r = Box::pin(self.move_data(to)).await;
                     let _ = reply.send(r);
                 }
             }
         };
-        self.finish(stop).await;
+        Box::pin(self.finish(stop)).await;
     }
 
     // ------------------------------------------------------------ status
@@ -937,8 +940,11 @@ impl TorrentTask {
             self.after_metadata(&mut run, &mut phase);
         }
         let end = loop {
-            self.after_step(&mut run, storage.as_ref(), &mut phase)
-                .await;
+            // The rare and large awaits of the loop are boxed: a future is as
+            // large as its largest state, and this one lives as long as the
+            // torrent (thousands of them in a daemon), while the loop mostly
+            // waits in the `select!`.
+            Box::pin(self.after_step(&mut run, storage.as_ref(), &mut phase)).await;
             if run.core.status().state == TorrentState::FetchingMetadata {
                 if meta_deadline.is_none() {
                     meta_deadline = self.metadata_timeout.map(|t| Instant::now() + t);
@@ -959,7 +965,7 @@ impl TorrentTask {
                     let Some(cmd) = cmd else {
                         break RunEnd::Stop(Stop { delete_data: false, reply: None });
                     };
-                    if let Some(end) = self.transfer_cmd(&mut run, cmd).await {
+                    if let Some(end) = Box::pin(self.transfer_cmd(&mut run, cmd)).await {
                         break end;
                     }
                 }
@@ -985,7 +991,7 @@ impl TorrentTask {
                     }
                 }
                 done = super::magnet::poll_phase(&mut phase) => {
-                    self.on_phase(&mut run, &mut storage, done).await;
+                    Box::pin(self.on_phase(&mut run, &mut storage, done)).await;
                 }
                 _ = sleep_until(deadline) => {
                     let now = Instant::now();
@@ -998,7 +1004,7 @@ impl TorrentTask {
                 }
             }
         };
-        let verified = run.stop().await;
+        let verified = Box::pin(run.stop()).await;
         self.have = run.core.have().clone();
         // Counters as they ended; the state is the next phase's to set.
         let mut s = run.core.status().clone();
@@ -1006,7 +1012,7 @@ impl TorrentTask {
         self.publish(&s);
         // The last save of a run is waited for: it must be there at a restart.
         if let Some(storage) = &storage {
-            let _ = self.save_resume(storage, verified).await;
+            let _ = Box::pin(self.save_resume(storage, verified)).await;
         }
         end
     }
@@ -1307,7 +1313,7 @@ impl TorrentTask {
         None
     }
 
-    async fn finish(mut self, stop: Stop) {
+    async fn finish(mut self: Box<Self>, stop: Stop) {
         if let Some(d) = &self.ctx.dht {
             d.remove(self.id);
         }
@@ -1352,12 +1358,22 @@ async fn recv_announce(
 
 #[cfg(test)]
 mod size_tests {
-    /// An idle torrent holds a command channel whose buffer is a block of
-    /// 32 commands: keep the command small (10,000 torrents in 150 MiB).
+    /// The size of the future an async fn returns.
+    fn future_size<A, F: std::future::Future>(_: impl FnOnce(A) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// Every torrent holds its task's future, its boxed task and its
+    /// queued commands for its whole life: keep them small (a daemon holds
+    /// 10,000 torrents; see bench/daemon.py).
     #[test]
     fn idle_torrents_stay_small() {
         assert!(std::mem::size_of::<super::TorrentCmd>() <= 48);
         assert!(std::mem::size_of::<crate::torrent::ToTorrent>() <= 64);
         assert!(std::mem::size_of::<super::TorrentTask>() <= 1024);
+        // 5,184 bytes before the rare awaits were boxed and the task was
+        // passed boxed (an async fn keeps by-value arguments twice).
+        let run = future_size(super::TorrentTask::run);
+        assert!(run <= 3 * 1024, "the task's future is {run} bytes");
     }
 }
