@@ -74,6 +74,11 @@ impl Lan {
         lan
     }
 
+    /// The bridge's namespace; node `n`'s port on the bridge is `v{n}`.
+    pub fn bridge(&self) -> &str {
+        &self.names[0]
+    }
+
     fn ip(&self, ns: &str, args: &[&str]) {
         let mut v = vec!["ip", "-n", ns];
         v.extend_from_slice(args);
