@@ -47,9 +47,8 @@ struct Entry {
     words: Vec<String>,
 }
 
-/// The daemon's torrents as the flooding [`Library`]: every torrent whose
-/// metadata is known, with a v1 info-hash (what a `btih` magnet carries),
-/// that is not private (BEP 27: its existence stays with its tracker). A
+/// The daemon's torrents as a [`Library`]: every torrent whose metadata is
+/// known and that has a v1 info-hash (what a `btih` magnet carries). A
 /// torrent matches when its name and file paths hold every keyword.
 #[derive(Debug, Clone, Default)]
 pub struct DaemonLibrary {
@@ -57,15 +56,17 @@ pub struct DaemonLibrary {
 }
 
 impl DaemonLibrary {
-    /// The library of `session`'s torrents now.
-    pub fn of(session: &Session) -> Self {
+    /// The library of `session`'s torrents now; private ones only with
+    /// `private` (the flood service leaves them out: BEP 27, a private
+    /// torrent's existence stays with its tracker).
+    pub fn of(session: &Session, private: bool) -> Self {
         let mut entries = Vec::new();
         for h in session.torrents() {
             let Some(t) = h.torrent() else { continue };
             let Some(v1) = t.info_hashes().v1 else {
                 continue;
             };
-            if t.is_private() {
+            if t.is_private() && !private {
                 continue;
             }
             let mut w = words(t.name());
@@ -285,7 +286,7 @@ impl Service {
         match &self.library {
             Some((at, l)) if now.duration_since(*at) < LIBRARY_TTL => l.clone(),
             _ => {
-                let l = Arc::new(DaemonLibrary::of(&self.session));
+                let l = Arc::new(DaemonLibrary::of(&self.session, false));
                 self.library = Some((now, l.clone()));
                 l
             }

@@ -5,7 +5,8 @@
 //!
 //! Sources, asked at once, each bounded by `timeout_ms`:
 //! - `flood`: the connected shoal peers, by the flood service ([`crate::flood`]);
-//! - `local`: the daemon's own torrents (names and file paths);
+//! - `local`: the daemon's own torrents (names and file paths, private
+//!   ones included);
 //! - `dht`: the DHT keyword index (when the session runs a DHT);
 //! - `tracker`: the central index of each `tracker=` announce URL, else of
 //!   the trackers of the daemon's torrents (at most [`MAX_TRACKERS`]).
@@ -217,7 +218,7 @@ pub async fn search(shared: &Arc<Shared>, req: &SearchRequest) -> Value {
         match src {
             Source::Flood => {}
             Source::Local => {
-                let lib = crate::flood::DaemonLibrary::of(&shared.session);
+                let lib = crate::flood::DaemonLibrary::of(&shared.session, true);
                 let hits = lib
                     .matches(&q, limit)
                     .into_iter()
