@@ -5,8 +5,9 @@
 //! Only E has "Rare Penguin Documentary 1080p". A's
 //! `/api/v1/search?q=penguin documentary` finds it through four hops
 //! (the default TTL) with the right info-hash and magnet; C drops the
-//! second copy of the query (same query id); E answers once; a word
-//! nobody has finds nothing. Every process is stopped by PID.
+//! second copy of the query (same query id); E answers once; `shoal
+//! search --daemon` prints the same hit; a word nobody has finds nothing.
+//! Every process is stopped by PID.
 mod daemon_util;
 mod interop_util;
 
@@ -178,11 +179,34 @@ fn flooding_search_crosses_five_daemons() {
     assert_eq!(c["duplicates"], 1, "{c}");
     assert_eq!(flood(&d[0])["answered"], 0);
 
+    // The CLI asks the daemon and prints the same hit.
+    let url = format!("http://{}", d[0].addr);
+    let out = run_bounded(
+        std::process::Command::new(shoal_bin()).args([
+            "search",
+            "--daemon",
+            &url,
+            "--json",
+            "--timeout",
+            "3",
+            "penguin",
+            "documentary",
+        ]),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["results"][0]["info_hash"], rare_hash.as_str(), "{v}");
+    assert!(v["results"][0]["magnet"]
+        .as_str()
+        .unwrap()
+        .contains(&rare_hash));
+
     // A word nobody has: no result, nobody answered.
     let v = search(&d[0], "zebra");
     assert!(v["results"].as_array().unwrap().is_empty(), "{v}");
-    assert_eq!(flood(&d[4])["queries_in"], 2);
-    assert_eq!(flood(&d[4])["answered"], 1);
+    assert_eq!(flood(&d[4])["queries_in"], 3);
+    assert_eq!(flood(&d[4])["answered"], 2);
 
     // Bounded input: an over-long query is refused.
     let long = "a".repeat(300);
