@@ -201,7 +201,11 @@ impl Daemon {
             enable_lsd: config.lsd,
             encryption: config.encryption.into(),
             // Flooding search (Gnutella) rides on every peer connection.
-            extensions: vec![shoal_search::flood::EXTENSION_NAME],
+            extensions: if config.flood {
+                vec![shoal_search::flood::EXTENSION_NAME]
+            } else {
+                Vec::new()
+            },
             ..SessionConfig::default()
         };
         let session = match Session::start_with(session_config, Arc::new(store.clone())).await {
