@@ -13,7 +13,9 @@
 //!
 //! Without `sources`, every source that is available is asked; a source
 //! named explicitly but unavailable is reported in `errors`. Hits are
-//! merged by info-hash and ranked by relevance (`shoal_search::rank`).
+//! merged by info-hash and ranked by relevance (`shoal_search::rank`);
+//! those matched by file paths only (the name lacks the keywords) follow
+//! with score 0.
 //! The input is bounded: the query in bytes and words, the timeout, the
 //! limit, the number and length of tracker URLs.
 use crate::service::bump;
@@ -324,8 +326,7 @@ pub async fn search(shared: &Arc<Shared>, req: &SearchRequest) -> Value {
             Err(e) => errors.push((name, e)),
         }
     }
-    let mut ranked = rank(&req.query, hits);
-    ranked.truncate(req.limit);
+    let ranked = rank_all(&req.query, hits, req.limit);
     let results: Vec<Value> = ranked
         .iter()
         .map(|h| {
@@ -342,9 +343,40 @@ pub async fn search(shared: &Arc<Shared>, req: &SearchRequest) -> Value {
     json!({"query": req.query, "results": results, "errors": errs, "flood": flood_info})
 }
 
+/// [`rank`], then the hits it drops because their name lacks every
+/// keyword: the flood and local libraries match file paths too, so such a
+/// hit is an answer, only a weaker one (score 0, last). At most `limit`.
+fn rank_all(query: &str, hits: Vec<SearchHit>, limit: usize) -> Vec<SearchHit> {
+    let mut ranked = rank(query, hits.clone());
+    let have: std::collections::HashSet<String> =
+        ranked.iter().map(|h| h.info_hash.clone()).collect();
+    ranked.extend(
+        shoal_search::hit::merge(hits)
+            .into_iter()
+            .filter(|h| !have.contains(&h.info_hash))
+            .map(|mut h| {
+                h.score = 0.0;
+                h
+            }),
+    );
+    ranked.truncate(limit);
+    ranked
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hits_matched_by_file_paths_come_last() {
+        let by_path = SearchHit::new([1; 20], "holiday".into(), "local".into());
+        let by_name = SearchHit::new([2; 20], "Penguin Documentary".into(), "local".into());
+        let r = rank_all("penguin documentary", vec![by_path.clone(), by_name], 10);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].name, "Penguin Documentary");
+        assert_eq!((r[1].name.as_str(), r[1].score), ("holiday", 0.0));
+        assert_eq!(rank_all("penguin", vec![by_path], 0).len(), 0);
+    }
 
     #[test]
     fn parses_and_bounds_the_request() {

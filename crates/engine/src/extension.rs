@@ -34,7 +34,7 @@ pub const MAX_EXTENSIONS: usize = 8;
 /// Largest payload delivered or sent.
 pub const MAX_PAYLOAD: usize = 64 * 1024;
 /// Messages the session-wide inbound channel holds.
-pub const INBOX: usize = 1024;
+pub const INBOX: usize = 256;
 /// Messages queued to one connection.
 pub const PEER_OUTBOX: usize = 64;
 /// Bytes waiting for a connection's socket above which its extension
