@@ -96,6 +96,8 @@ pub struct ConfigLayer {
     pub tcp: Option<bool>,
     /// Local peer discovery (BEP 14).
     pub lsd: Option<bool>,
+    /// Flooding search among connected shoal peers (answering theirs too).
+    pub flood: Option<bool>,
     /// MSE/PE encryption of peer connections.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub encryption: Option<Encryption>,
@@ -162,6 +164,11 @@ pub struct DaemonConfig {
     pub tcp: bool,
     /// Local peer discovery (BEP 14).
     pub lsd: bool,
+    /// Flooding search among connected shoal peers: the `shoal_search`
+    /// extension is advertised on every connection, their queries are
+    /// answered from our (non-private) torrents and forwarded, and
+    /// `/api/v1/search` floods ours.
+    pub flood: bool,
     /// MSE/PE encryption of peer connections.
     pub encryption: Encryption,
     /// What the file, the environment and the flags gave (a setting given
@@ -232,6 +239,7 @@ impl Default for DaemonConfig {
             utp: true,
             tcp: true,
             lsd: true,
+            flood: true,
             encryption: Encryption::Prefer,
             given: ConfigLayer::default(),
         }
@@ -339,6 +347,7 @@ impl ConfigLayer {
             utp,
             tcp,
             lsd,
+            flood,
             encryption
         )
     }
@@ -388,6 +397,7 @@ impl DaemonConfig {
             utp: l.utp.unwrap_or(d.utp),
             tcp: l.tcp.unwrap_or(d.tcp),
             lsd: l.lsd.unwrap_or(d.lsd),
+            flood: l.flood.unwrap_or(d.flood),
             encryption: l.encryption.unwrap_or(d.encryption),
         };
         c.check()?;
@@ -476,6 +486,10 @@ mod tests {
         assert_eq!(c.download_dir, PathBuf::from("/from/file"), "then the file");
         assert_eq!(c.seed_ratio, Some(2.0));
         assert_eq!(c.peer_limit_per_torrent, 50, "then the default");
+        assert!(c.flood, "flooding search is on by default");
+        std::fs::write(&f, "flood = false\n").unwrap();
+        let off = DaemonConfig::resolve(Some(&f), &ConfigLayer::default()).unwrap();
+        assert!(!off.flood);
         let printed = c.to_toml();
         assert!(printed.contains("http = \"127.0.0.1:8000\""), "{printed}");
     }

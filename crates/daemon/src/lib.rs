@@ -10,6 +10,7 @@
 //!   [`rpc`]: Transmission RPC; [`rest`]: the REST API and server-sent
 //!   events; [`openapi`]; [`metrics`]; [`page`]: the status page; [`ui`]: the web UI;
 //!   [`stream`]: files served while they download; [`playlist`]: `.m3u`;
+//!   [`search`]: keyword search, with [`flood`]: flooding among shoal peers;
 //! - [`add`]: adding a torrent from any front end; [`watch`]: the watch
 //!   folder; [`activity`]: time and traffic accounting; [`paths`]: checks
 //!   of directories given over the API; [`client`]: a small HTTP client.
@@ -19,6 +20,7 @@ pub mod activity;
 pub mod add;
 pub mod client;
 pub mod config;
+pub mod flood;
 pub mod http;
 pub mod metrics;
 pub mod openapi;
@@ -27,6 +29,7 @@ pub mod paths;
 pub mod playlist;
 pub mod rest;
 pub mod rpc;
+pub mod search;
 pub mod service;
 pub mod settings;
 pub mod store;

@@ -27,7 +27,7 @@ pub fn router() -> Router<Arc<Shared>> {
         .route("/torrents", get(list).post(add))
         .route("/torrents/{key}", get(detail).delete(remove))
         .route("/torrents/{key}/{action}", post(action))
-        .route("/torrents/{key}/peers", get(peers))
+        .route("/torrents/{key}/peers", get(peers).post(add_peers))
         .route("/torrents/{key}/pieces", get(pieces))
         .route("/torrents/{key}/trackers", get(trackers))
         .route(
@@ -35,6 +35,7 @@ pub fn router() -> Router<Arc<Shared>> {
             get(files).post(crate::ui::set_files),
         )
         .route("/events", get(events))
+        .route("/search", get(crate::search::handler))
         .route("/openapi.json", get(crate::openapi::handler))
 }
 
@@ -111,6 +112,7 @@ async fn session(State(shared): State<Arc<Shared>>) -> Json<Value> {
         "uploaded": st.uploaded,
         "uptime_seconds": shared.started.elapsed().as_secs(),
         "dht": dht,
+        "flood": flood_json(&shared),
         "disk": {
             "budget": disk.budget,
             "budget_used": disk.budget_used,
@@ -306,6 +308,71 @@ async fn peers(State(shared): State<Arc<Shared>>, Path(key): Path<String>) -> Re
             .collect(),
     ))
     .into_response()
+}
+
+/// Most addresses in one `POST /torrents/{key}/peers`.
+const MAX_ADDED_PEERS: usize = 200;
+
+/// The body of `POST /api/v1/torrents/{key}/peers`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddPeersBody {
+    peers: Vec<String>,
+}
+
+/// Gives a torrent peer addresses to connect to (`ip:port`).
+async fn add_peers(
+    State(shared): State<Arc<Shared>>,
+    Path(key): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    bump(&shared.http.rest);
+    let h = match find(&shared, &key) {
+        Ok(h) => h,
+        Err(r) => return *r,
+    };
+    let b: AddPeersBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad request body: {e}")),
+    };
+    if b.peers.len() > MAX_ADDED_PEERS {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("at most {MAX_ADDED_PEERS} peers"),
+        );
+    }
+    let mut addrs = Vec::with_capacity(b.peers.len());
+    for p in &b.peers {
+        match p.parse::<std::net::SocketAddr>() {
+            Ok(a) => addrs.push(a),
+            Err(_) => return error(StatusCode::BAD_REQUEST, format!("not an ip:port: {p:?}")),
+        }
+    }
+    let n = addrs.len();
+    match h.add_peers(addrs).await {
+        Ok(()) => Json(json!({"added": n})).into_response(),
+        Err(e) => error(StatusCode::CONFLICT, e.to_string()),
+    }
+}
+
+/// The flood search service's state for `/api/v1/session`.
+fn flood_json(shared: &Shared) -> Value {
+    match &shared.flood {
+        Some(f) => {
+            let c = f.counters();
+            json!({
+                "enabled": true,
+                "peers": f.peers(),
+                "queries_in": c.queries_in,
+                "answered": c.answered,
+                "duplicates": c.duplicates,
+                "rate_limited": c.rate_limited,
+                "forwarded": c.forwarded,
+                "results_dropped": c.results_dropped,
+            })
+        }
+        None => json!({"enabled": false}),
+    }
 }
 
 async fn pieces(State(shared): State<Arc<Shared>>, Path(key): Path<String>) -> Response {

@@ -86,6 +86,8 @@ pub struct Shared {
     pub logins: crate::throttle::LoginThrottle,
     /// Cancelled when the daemon stops.
     pub cancel: CancellationToken,
+    /// The flood search service (`None`: it could not start).
+    pub flood: Option<crate::flood::FloodHandle>,
 }
 
 impl Shared {
@@ -198,6 +200,12 @@ impl Daemon {
             enable_tcp: config.tcp,
             enable_lsd: config.lsd,
             encryption: config.encryption.into(),
+            // Flooding search (Gnutella) rides on every peer connection.
+            extensions: if config.flood {
+                vec![shoal_search::flood::EXTENSION_NAME]
+            } else {
+                Vec::new()
+            },
             ..SessionConfig::default()
         };
         let session = match Session::start_with(session_config, Arc::new(store.clone())).await {
@@ -223,6 +231,16 @@ impl Daemon {
             source,
         })?;
         let activity = ActivityTracker::load(&store);
+        let cancel = CancellationToken::new();
+        let flood = crate::flood::start(
+            session.clone(),
+            shoal_search::flood::FloodConfig::default(),
+            cancel.clone(),
+        );
+        let (flood, flood_task) = match flood {
+            Some((h, t)) => (Some(h), Some(t)),
+            None => (None, None),
+        };
         let shared = Arc::new(Shared {
             session,
             store,
@@ -233,10 +251,14 @@ impl Daemon {
             removed: Mutex::new(VecDeque::new()),
             http: HttpCounters::default(),
             logins: Default::default(),
-            cancel: CancellationToken::new(),
+            cancel,
+            flood,
             config,
         });
         let mut tasks = JoinSet::new();
+        if let Some(t) = flood_task {
+            tasks.spawn(t);
+        }
         let router = crate::http::router(shared.clone());
         let cancel = shared.cancel.clone();
         tasks.spawn(async move {

@@ -21,6 +21,7 @@ pub mod choker;
 pub mod dht_peers;
 pub mod error;
 pub mod events;
+pub mod extension;
 pub mod info;
 pub mod layout;
 pub mod metadata;
@@ -39,6 +40,7 @@ mod torrent;
 
 pub use error::{AddTorrentError, DiskErrorKind, SessionError, TorrentError, TorrentOpError};
 pub use events::SessionEvent;
+pub use extension::{ExtMessage, ExtPeer, ExtSendError, Extensions};
 pub use info::{PeerInfo, PeerOrigin, TrackerInfo};
 pub use layout::FileSelection;
 pub use persist::SeedGoal;

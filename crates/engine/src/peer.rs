@@ -217,6 +217,8 @@ pub(crate) struct PeerTask {
     pub encrypted: bool,
     /// The stream is uTP (else TCP).
     pub utp: bool,
+    /// Extra BEP 10 extensions (`None`: the session has none).
+    pub ext: Option<crate::extension::ExtLink>,
 }
 
 /// Blocks received but not yet handed to the disk actor, and the outcomes of
@@ -573,6 +575,13 @@ impl PeerTask {
                         ?;
                 }
                 Some(res) = writes.next(), if !writes.is_empty() => self.on_batch_written(res).await?,
+                (name, payload) = crate::extension::ExtLink::next_send(&mut self.ext),
+                    if out_len < crate::extension::MAX_SEND_BACKLOG => {
+                    // The peer enabled `name` (it was registered so); a
+                    // closed connection drops it. While much output waits,
+                    // the queue fills and senders see `Full`.
+                    let _ = self.conn.send_extended(Instant::now(), name, payload);
+                }
                 Some((r, done)) = reads.next(), if !reads.is_empty() => match done {
                     Ok(data) => {
                         // Not requested any more (cancelled, choked): dropped.
@@ -639,6 +648,9 @@ impl PeerTask {
                 self.grant_allowed_fast(now);
             }
             Event::ExtensionHandshake(h) => {
+                if let Some(l) = &mut self.ext {
+                    l.on_handshake(&h);
+                }
                 self.send(PeerMsg::PipelineLimit(self.conn.pipeline_limit()))
                     .await?;
                 let metadata_size = h
@@ -707,6 +719,11 @@ impl PeerTask {
                 .await?
             }
             Event::HashReject(r) => self.send(PeerMsg::HashReject(Box::new(r))).await?,
+            Event::Extended { id, payload } => {
+                if let Some(l) = &self.ext {
+                    l.on_message(id, payload, self.conn.peer_extensions());
+                }
+            }
             Event::HashRequest(r) => {
                 // BEP 52: answer from the piece layers, or reject (unknown
                 // file, bad range, or too much already queued to this peer).

@@ -89,6 +89,11 @@ pub struct SessionConfig {
     /// multicast on the LAN and connect to the peers heard. Default `true`,
     /// as in libtorrent; never on a loopback listen address.
     pub enable_lsd: bool,
+    /// Extra BEP 10 extensions to advertise on every peer connection; what
+    /// peers send under them is reached through
+    /// [`super::Session::extensions`] (see [`crate::extension`]). Names are
+    /// protocol constants, hence `'static`. Default none.
+    pub extensions: Vec<&'static str>,
 }
 
 /// Whether peer connections use MSE/PE (message stream encryption).
@@ -163,6 +168,7 @@ impl Default for SessionConfig {
             enable_utp: true,
             enable_tcp: true,
             enable_lsd: true,
+            extensions: Vec::new(),
         }
     }
 }

@@ -140,6 +140,8 @@ pub(crate) struct SessionCtx {
     pub rng: Mutex<StdRng>,
     /// Settings that change while the session runs.
     pub live: std::sync::RwLock<LiveSettings>,
+    /// Extra BEP 10 extensions (`None`: none configured).
+    pub ext: Option<Arc<crate::extension::ExtHub>>,
 }
 
 impl SessionCtx {
@@ -276,6 +278,7 @@ impl Session {
                 seed_ratio: config.seed_ratio,
                 seed_idle: config.seed_idle,
             }),
+            ext: crate::extension::ExtHub::new(&config.extensions),
             config,
         });
         let registry = Arc::new(Registry::default());
@@ -325,6 +328,16 @@ impl Session {
     /// The session's DHT node, when it runs one.
     pub fn dht(&self) -> Option<&shoal_dht::Dht> {
         self.inner.ctx.dht.as_ref().map(|d| d.dht())
+    }
+
+    /// The extra BEP 10 extensions of [`SessionConfig::extensions`]: their
+    /// peers, inbound messages and sends (`None` when none is configured).
+    pub fn extensions(&self) -> Option<crate::extension::Extensions> {
+        self.inner
+            .ctx
+            .ext
+            .clone()
+            .map(crate::extension::Extensions::new)
     }
 
     /// Waits until the DHT node's first bootstrap attempt finished (at once

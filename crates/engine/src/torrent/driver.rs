@@ -344,6 +344,9 @@ impl Run {
                 .m
                 .remove(shoal_wire::extension::UT_PEX);
         }
+        if let Some(hub) = &self.ctx.ext {
+            hub.advertise(&mut c.extension_handshake);
+        }
         c
     }
 
@@ -360,9 +363,15 @@ impl Run {
                 cancel: cancel.clone(),
             },
         );
+        let ext = self
+            .ctx
+            .ext
+            .as_ref()
+            .map(|hub| hub.link(addr, *conn.info_hash()));
         PeerTask {
             key,
             addr,
+            ext,
             conn,
             ours: self.core.have().clone(),
             allow_fast: !self.core.is_super_seeded(key),

@@ -125,6 +125,8 @@ pub struct FloodCounters {
     pub queries_in: u64,
     /// Queries dropped as already seen.
     pub duplicates: u64,
+    /// Queries answered from our library (with at least one result).
+    pub answered: u64,
     /// Queries dropped by a rate limit (the peer's or the forward budget).
     pub rate_limited: u64,
     /// Queries forwarded (messages).
@@ -307,6 +309,7 @@ impl<P: Copy + Eq + Hash> FloodNode<P> {
                 self.remember(now, id, Some(from));
                 let answers = library.matches(&query, self.cfg.max_answers);
                 if !answers.is_empty() {
+                    self.counters.answered += 1;
                     out.push(Action::Send(
                         from,
                         FloodMsg::Results {

@@ -123,6 +123,10 @@ pub struct DaemonArgs {
     /// No local peer discovery (BEP 14 multicast on the LAN).
     #[arg(long, env = "SHOAL_NO_LSD", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
     pub no_lsd: Option<bool>,
+    /// No flooding search: do not answer or forward the search queries of
+    /// connected shoal peers (`/api/v1/search` then asks the other sources).
+    #[arg(long, env = "SHOAL_NO_FLOOD", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
+    pub no_flood: Option<bool>,
     /// MSE/PE encryption of peer connections [default: prefer].
     #[arg(long, value_enum, env = "SHOAL_ENCRYPTION")]
     pub encryption: Option<super::Encryption>,
@@ -164,6 +168,7 @@ impl DaemonArgs {
             utp: self.no_utp.map(|n| !n),
             tcp: self.no_tcp.map(|n| !n),
             lsd: self.no_lsd.map(|n| !n),
+            flood: self.no_flood.map(|n| !n),
             encryption: self.encryption.map(Into::into),
         }
     }

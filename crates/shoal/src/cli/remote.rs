@@ -103,6 +103,17 @@ impl Remote {
 
     /// One request to `/api/v1/PATH`; the JSON answer, or the daemon's error.
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        self.call_within(method, path, body, Duration::from_secs(30))
+    }
+
+    /// [`Remote::call`] bounded by `timeout`.
+    pub(crate) fn call_within(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        timeout: Duration,
+    ) -> anyhow::Result<Value> {
         let url = format!("{}/api/v1/{path}", self.url.trim_end_matches('/'));
         let mut headers = Vec::new();
         if let Some(a) = &self.auth {
@@ -123,7 +134,7 @@ impl Remote {
                 &headers,
                 body,
                 64 << 20,
-                Duration::from_secs(30),
+                timeout,
             ))
             .map_err(|e| anyhow::anyhow!("{e}"))
             .with_context(|| {

@@ -7,6 +7,10 @@
 //! `shoal download` command that fetches it. A source that fails is
 //! reported on stderr; the command fails (exit 1) only when every source did.
 //!
+//! With `--daemon URL`, the search runs in that `shoal daemon` instead
+//! (`GET /api/v1/search`: flooding among its shoal peers, its torrents,
+//! its DHT and trackers) and is printed the same way.
+//!
 //! `publish` makes a torrent findable: uploaded to each `--tracker`'s
 //! central index, and its keywords stored in the DHT keyword index.
 use std::net::SocketAddr;
@@ -44,6 +48,18 @@ pub struct SearchArgs {
     /// DHT options (the keyword index).
     #[command(flatten)]
     pub dht: SearchDhtArgs,
+    /// Ask this running `shoal daemon` (its HTTP URL) instead; `--tracker`
+    /// is passed on, the local sources are not asked.
+    #[arg(long = "daemon", value_name = "URL")]
+    pub daemon: Option<String>,
+    /// HTTP Basic auth for `--daemon`.
+    #[arg(
+        long,
+        value_name = "USER:PASS",
+        env = "SHOAL_AUTH",
+        hide_env_values = true
+    )]
+    pub auth: Option<String>,
 }
 
 /// DHT options of `shoal search`, `shoal publish` and `shoal crawl`.
@@ -121,6 +137,10 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     }
     let limit = args.limit.clamp(1, shoal_search::index::MAX_RESULTS);
     let timeout = Duration::from_secs(args.timeout.max(1));
+    if let Some(url) = &args.daemon {
+        let answers = via_daemon(&args, url, &query, limit, timeout);
+        return report(&args, &query, limit, answers);
+    }
     let indexes: Vec<PathBuf> = if args.indexes.is_empty() {
         default_index_dir()
             .filter(|d| d.join("meta.json").exists())
@@ -189,6 +209,57 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         anyhow::Ok(answers)
     })?;
     report(&args, &query, limit, answers)
+}
+
+/// Percent-encodes a query-string component.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The daemon's answer as the answers of its sources (its own errors each
+/// as one failed source).
+fn via_daemon(
+    args: &SearchArgs,
+    url: &str,
+    query: &str,
+    limit: usize,
+    timeout: Duration,
+) -> Vec<Answer> {
+    // The daemon bounds a search to 30 s.
+    let ms = timeout.as_millis().min(30_000);
+    let mut path = format!("search?q={}&timeout_ms={ms}&limit={limit}", encode(query));
+    for t in &args.trackers {
+        path.push_str(&format!("&tracker={}", encode(t)));
+    }
+    let remote = super::remote::Remote {
+        url: url.to_string(),
+        auth: args.auth.clone(),
+    };
+    let name = format!("daemon {url}");
+    let v = match remote.call_within("GET", &path, None, timeout + Duration::from_secs(5)) {
+        Ok(v) => v,
+        Err(e) => return vec![(name, Err(e))],
+    };
+    let hits: Vec<SearchHit> = v["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| serde_json::from_value(h.clone()).ok())
+        .collect();
+    let mut answers = vec![(name, Ok(hits))];
+    for e in v["errors"].as_array().into_iter().flatten() {
+        let source = e["source"].as_str().unwrap_or("?");
+        let msg = e["error"].as_str().unwrap_or("?").to_string();
+        answers.push((format!("daemon {source}"), Err(anyhow::anyhow!(msg))));
+    }
+    answers
 }
 
 fn human_size(n: u64) -> String {
