@@ -412,6 +412,49 @@ impl CentralIndex {
         }
     }
 
+    /// The index's counters in Prometheus text format (`shoal_index_…`),
+    /// appended to the tracker's `/metrics`.
+    pub fn prometheus(&self) -> String {
+        use std::fmt::Write;
+        let s = self.stats();
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            "# HELP shoal_index_documents Torrents in the search index."
+        );
+        let _ = writeln!(o, "# TYPE shoal_index_documents gauge");
+        let _ = writeln!(o, "shoal_index_documents {}", self.inner.index.len());
+        for (name, help, v) in [
+            (
+                "fetched",
+                "Torrents indexed from metadata fetched from their peers.",
+                s.fetched,
+            ),
+            (
+                "fetch_failed",
+                "Metadata fetches that failed.",
+                s.fetch_failed,
+            ),
+            ("uploaded", "Torrents indexed from uploads.", s.uploaded),
+            ("searches", "Searches answered.", s.searches),
+            (
+                "rate_limited",
+                "Index requests refused by the rate limit.",
+                s.rate_limited,
+            ),
+            (
+                "queue_full",
+                "Announced torrents not queued for indexing (queue full).",
+                s.queue_full,
+            ),
+        ] {
+            let _ = writeln!(o, "# HELP shoal_index_{name}_total {help}");
+            let _ = writeln!(o, "# TYPE shoal_index_{name}_total counter");
+            let _ = writeln!(o, "shoal_index_{name}_total {v}");
+        }
+        o
+    }
+
     /// Answers `GET /search` and `POST /upload` (blocking: call it off the
     /// async threads).
     pub fn answer(&self, req: &ExtensionRequest) -> shoal_tracker_server::http::HttpAnswer {
@@ -498,6 +541,10 @@ impl HttpExtension for CentralIndex {
 
     fn max_body(&self) -> usize {
         self.inner.cfg.max_upload
+    }
+
+    fn metrics(&self) -> String {
+        self.prometheus()
     }
 
     fn respond(&self, req: ExtensionRequest) -> AnswerFuture {

@@ -184,6 +184,21 @@ fn tracker_indexes_announced_and_uploaded_torrents() {
     let many = format!("/search?q={}", "word%20".repeat(120));
     assert_eq!(raw(t.http, "GET", &many, b"").0, 200);
 
+    // The index's counters are on the tracker's /metrics, beside its own.
+    let (s, m) = raw(t.http, "GET", "/metrics", b"");
+    let m = String::from_utf8_lossy(&m);
+    assert_eq!(s, 200, "{m}");
+    assert!(m.contains("shoal_tracker_announces_total"), "{m}");
+    assert!(m.contains("shoal_index_documents 2\n"), "{m}");
+    assert!(m.contains("shoal_index_fetched_total 1\n"), "{m}");
+    assert!(m.contains("shoal_index_uploaded_total 1\n"), "{m}");
+    let searches: u64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("shoal_index_searches_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no search counter\n{m}"));
+    assert!(searches >= 4, "{m}");
+
     // The index survives a restart, without any announce.
     drop(seeder);
     t.proc.interrupt();

@@ -33,4 +33,10 @@ pub trait HttpExtension: Send + Sync + 'static {
     fn max_body(&self) -> usize;
     /// Answers one request.
     fn respond(&self, req: ExtensionRequest) -> AnswerFuture;
+    /// Lines in Prometheus text format appended to the tracker's
+    /// `/metrics` (each ending in a newline; none by default). Called on
+    /// the async threads: it must not block.
+    fn metrics(&self) -> String {
+        String::new()
+    }
 }

@@ -314,15 +314,21 @@ async fn serve_connection(
     let svc = service_fn(move |req: hyper::Request<Incoming>| {
         let path = req.uri().path();
         let ext = extension.clone().filter(|e| e.serves(path));
+        let extra_metrics = (path == "/metrics")
+            .then(|| extension.as_ref().map(|e| e.metrics()))
+            .flatten();
         let handler = handler.clone();
         async move {
-            let a = match ext {
+            let mut a = match ext {
                 Some(ext) => extension_answer(ext, remote, req).await,
                 None => {
                     let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
                     handler.respond(clock.now_ms(), remote, req.method().as_str(), target)
                 }
             };
+            if let Some(m) = extra_metrics.filter(|_| a.status == 200) {
+                a.body.extend_from_slice(m.as_bytes());
+            }
             response(a)
         }
     });
