@@ -98,6 +98,11 @@ pub struct ConfigLayer {
     pub lsd: Option<bool>,
     /// Flooding search among connected shoal peers (answering theirs too).
     pub flood: Option<bool>,
+    /// Publish the public torrents in the DHT keyword index, and keep
+    /// republishing them.
+    pub dht_publish: Option<bool>,
+    /// Seconds between two publications of one torrent (default 1800).
+    pub dht_publish_interval_secs: Option<u64>,
     /// MSE/PE encryption of peer connections.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub encryption: Option<Encryption>,
@@ -169,6 +174,12 @@ pub struct DaemonConfig {
     /// answered from our (non-private) torrents and forwarded, and
     /// `/api/v1/search` floods ours.
     pub flood: bool,
+    /// Publish the public torrents in the DHT keyword index and republish
+    /// them every `dht_publish_interval` (see [`crate::publish`]); off by
+    /// default, as it tells the DHT what this daemon shares.
+    pub dht_publish: bool,
+    /// Time between two publications of one torrent.
+    pub dht_publish_interval: std::time::Duration,
     /// MSE/PE encryption of peer connections.
     pub encryption: Encryption,
     /// What the file, the environment and the flags gave (a setting given
@@ -240,6 +251,8 @@ impl Default for DaemonConfig {
             tcp: true,
             lsd: true,
             flood: true,
+            dht_publish: false,
+            dht_publish_interval: shoal_search::kad::REPUBLISH,
             encryption: Encryption::Prefer,
             given: ConfigLayer::default(),
         }
@@ -348,6 +361,8 @@ impl ConfigLayer {
             tcp,
             lsd,
             flood,
+            dht_publish,
+            dht_publish_interval_secs,
             encryption
         )
     }
@@ -398,6 +413,12 @@ impl DaemonConfig {
             tcp: l.tcp.unwrap_or(d.tcp),
             lsd: l.lsd.unwrap_or(d.lsd),
             flood: l.flood.unwrap_or(d.flood),
+            dht_publish: l.dht_publish.unwrap_or(d.dht_publish),
+            dht_publish_interval: l
+                .dht_publish_interval_secs
+                .map_or(d.dht_publish_interval, |s| {
+                    std::time::Duration::from_secs(s.max(1))
+                }),
             encryption: l.encryption.unwrap_or(d.encryption),
         };
         c.check()?;
@@ -487,6 +508,7 @@ mod tests {
         assert_eq!(c.seed_ratio, Some(2.0));
         assert_eq!(c.peer_limit_per_torrent, 50, "then the default");
         assert!(c.flood, "flooding search is on by default");
+        assert!(!c.dht_publish, "publishing in the DHT index is opt-in");
         std::fs::write(&f, "flood = false\n").unwrap();
         let off = DaemonConfig::resolve(Some(&f), &ConfigLayer::default()).unwrap();
         assert!(!off.flood);

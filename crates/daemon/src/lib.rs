@@ -27,6 +27,7 @@ pub mod openapi;
 pub mod page;
 pub mod paths;
 pub mod playlist;
+pub mod publish;
 pub mod rest;
 pub mod rpc;
 pub mod search;

@@ -191,6 +191,23 @@ pub async fn render(shared: &Shared) -> String {
         "Nodes in the DHT routing table.",
         nodes,
     );
+    if let Some(p) = &shared.publish {
+        let (published, failed) = p.get();
+        metric(
+            &mut out,
+            "shoal_dht_index_published_total",
+            "counter",
+            "Torrents published in the DHT keyword index (republications too).",
+            published,
+        );
+        metric(
+            &mut out,
+            "shoal_dht_index_publish_failed_total",
+            "counter",
+            "Publications in the DHT keyword index that stored nothing.",
+            failed,
+        );
+    }
     let disk = shared.session.disk_stats();
     metric(
         &mut out,

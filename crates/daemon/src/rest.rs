@@ -113,6 +113,13 @@ async fn session(State(shared): State<Arc<Shared>>) -> Json<Value> {
         "uptime_seconds": shared.started.elapsed().as_secs(),
         "dht": dht,
         "flood": flood_json(&shared),
+        "dht_publish": match &shared.publish {
+            Some(p) => {
+                let (published, failed) = p.get();
+                json!({"enabled": true, "published": published, "failed": failed})
+            }
+            None => json!({"enabled": false}),
+        },
         "disk": {
             "budget": disk.budget,
             "budget_used": disk.budget_used,

@@ -88,6 +88,8 @@ pub struct Shared {
     pub cancel: CancellationToken,
     /// The flood search service (`None`: it could not start).
     pub flood: Option<crate::flood::FloodHandle>,
+    /// The DHT index publisher's counters (`None`: off, or no DHT).
+    pub publish: Option<Arc<crate::publish::PublishCounters>>,
 }
 
 impl Shared {
@@ -241,6 +243,15 @@ impl Daemon {
             Some((h, t)) => (Some(h), Some(t)),
             None => (None, None),
         };
+        let publisher = if config.dht_publish {
+            crate::publish::start(session.clone(), config.dht_publish_interval, cancel.clone())
+        } else {
+            None
+        };
+        let (publish, publish_task) = match publisher {
+            Some((c, t)) => (Some(c), Some(t)),
+            None => (None, None),
+        };
         let shared = Arc::new(Shared {
             session,
             store,
@@ -253,10 +264,14 @@ impl Daemon {
             logins: Default::default(),
             cancel,
             flood,
+            publish,
             config,
         });
         let mut tasks = JoinSet::new();
         if let Some(t) = flood_task {
+            tasks.spawn(t);
+        }
+        if let Some(t) = publish_task {
             tasks.spawn(t);
         }
         let router = crate::http::router(shared.clone());

@@ -3,6 +3,7 @@
 //! UI's endpoints and streaming.
 
 mod common;
+mod dht_publish;
 mod hostile_http;
 mod rpc_clients;
 mod stream_http;

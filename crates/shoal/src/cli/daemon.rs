@@ -127,6 +127,11 @@ pub struct DaemonArgs {
     /// connected shoal peers (`/api/v1/search` then asks the other sources).
     #[arg(long, env = "SHOAL_NO_FLOOD", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
     pub no_flood: Option<bool>,
+    /// Publish the public torrents in the DHT keyword index (`shoal search`
+    /// finds them by the words of their names) and republish them while
+    /// the daemon runs.
+    #[arg(long, env = "SHOAL_DHT_PUBLISH", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
+    pub dht_publish: Option<bool>,
     /// MSE/PE encryption of peer connections [default: prefer].
     #[arg(long, value_enum, env = "SHOAL_ENCRYPTION")]
     pub encryption: Option<super::Encryption>,
@@ -169,6 +174,8 @@ impl DaemonArgs {
             tcp: self.no_tcp.map(|n| !n),
             lsd: self.no_lsd.map(|n| !n),
             flood: self.no_flood.map(|n| !n),
+            dht_publish: self.dht_publish,
+            dht_publish_interval_secs: None,
             encryption: self.encryption.map(Into::into),
         }
     }
