@@ -24,6 +24,8 @@ use tokio_util::sync::CancellationToken;
 pub const CHECK_EVERY: Duration = Duration::from_secs(30);
 /// Most torrents published per check.
 pub const MAX_PER_CHECK: usize = 64;
+/// Bound on one torrent's publication.
+pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What the publisher did, for `/metrics` and the session API.
 #[derive(Debug, Default)]
@@ -96,9 +98,17 @@ async fn run(
         due.truncate(MAX_PER_CHECK);
         for (_, doc) in due {
             let Some(dht) = session.dht() else { return };
+            // Bounded: a DHT whose nodes drop our queries must not hold the
+            // other torrents back.
             let r = tokio::select! {
-                r = kad::publish(dht, &doc, &cfg) => r,
+                r = tokio::time::timeout(PUBLISH_TIMEOUT, kad::publish(dht, &doc, &cfg)) => r.ok(),
                 _ = cancel.cancelled() => return,
+            };
+            let Some(r) = r else {
+                counters.failed.fetch_add(1, Ordering::Relaxed);
+                next.insert(doc.info_hash, Instant::now() + check);
+                tracing::debug!(name = %doc.name, "dht index: publish timed out");
+                continue;
             };
             let ok = matches!(&r, Ok(rep) if rep.slots_stored > 0 || rep.record_stored);
             next.insert(
