@@ -2,7 +2,8 @@
 //! network namespaces (`netns_util`: one bridge, 10.98.0.N per node): no
 //! tracker, no DHT, no peer given. Two shoal nodes find each other and
 //! complete a download; libtorrent (LSD on) finds shoal, and shoal finds
-//! libtorrent. Who found whom follows from the order of starts (an announce
+//! libtorrent; two shoal nodes with IPv6 addresses only find each other
+//! through the IPv6 group. Who found whom follows from the order of starts (an announce
 //! goes out when a torrent is added; the next one only minutes later):
 //! the node started second is heard by the first. Skipped (with a note)
 //! when not root; the namespaces are always deleted.
@@ -139,6 +140,47 @@ fn two_shoal_nodes_find_each_other_by_lsd() {
         heard_by_lsd(&seed),
         "the seed never heard the leech\n{}",
         seed.logs()
+    );
+}
+
+/// Over IPv6 alone: both nodes listen only on an IPv6 address, so the
+/// leech can reach the seed only at the address its IPv6 announce
+/// ([ff15::efc0:988f]:6771) came from.
+#[test]
+fn two_shoal_nodes_find_each_other_by_lsd_over_ipv6() {
+    if !can_netns() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (parent, data, torrent) = setup(tmp.path());
+    let mut lan = Lan::new("shlsd-v6");
+    let (a, _) = lan.node(1);
+    let (b, _) = lan.node(2);
+    for (ns, ip) in [(&a, "fd98::1/64"), (&b, "fd98::2/64")] {
+        // No duplicate address detection: usable at once.
+        run(&["ip", "-n", ns, "addr", "add", ip, "dev", "eth0", "nodad"]).unwrap();
+    }
+    let seed = shoal_seed(&a, "[fd98::1]", &torrent, &parent, tmp.path());
+    let out = tmp.path().join("out");
+    let mut leech = shoal_download(&b, "[fd98::2]", &torrent, &out, tmp.path());
+    let st = leech.wait(LIMIT);
+    assert!(
+        st.success(),
+        "download failed: {st}\n{}\n{}",
+        leech.logs(),
+        seed.logs()
+    );
+    assert_same_tree(&data, &out.join("payload"));
+    let heard_v6 = |p: &Proc| {
+        p.err()
+            .lines()
+            .any(|l| l.contains("lsd: peer heard") && l.contains("[fd98::"))
+    };
+    assert!(
+        heard_v6(&seed) || heard_v6(&leech),
+        "no IPv6 LSD announce was heard\n{}\n{}",
+        seed.logs(),
+        leech.logs()
     );
 }
 
