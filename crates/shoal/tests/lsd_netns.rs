@@ -115,19 +115,18 @@ fn libtorrent_ok() -> bool {
     ok
 }
 
-#[test]
-fn two_shoal_nodes_find_each_other_by_lsd() {
-    if !can_netns() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let (parent, data, torrent) = setup(tmp.path());
-    let mut lan = Lan::new("shlsd-ss");
-    let (a, a_ip) = lan.node(1);
-    let (b, b_ip) = lan.node(2);
-    let seed = shoal_seed(&a, &a_ip, &torrent, &parent, tmp.path());
-    let out = tmp.path().join("out");
-    let mut leech = shoal_download(&b, &b_ip, &torrent, &out, tmp.path());
+/// A shoal seed in `a` (listening on `a_ip`), then a shoal leech in `b`
+/// (on `b_ip`) that finds it with no peer given; asserts the download is
+/// complete and right, and returns both for the caller's checks.
+fn seed_then_download(
+    tmp: &Path,
+    (a, a_ip): (&str, &str),
+    (b, b_ip): (&str, &str),
+) -> (Proc, Proc) {
+    let (parent, data, torrent) = setup(tmp);
+    let seed = shoal_seed(a, a_ip, &torrent, &parent, tmp);
+    let out = tmp.join("out");
+    let mut leech = shoal_download(b, b_ip, &torrent, &out, tmp);
     let st = leech.wait(LIMIT);
     assert!(
         st.success(),
@@ -136,6 +135,19 @@ fn two_shoal_nodes_find_each_other_by_lsd() {
         seed.logs()
     );
     assert_same_tree(&data, &out.join("payload"));
+    (seed, leech)
+}
+
+#[test]
+fn two_shoal_nodes_find_each_other_by_lsd() {
+    if !can_netns() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut lan = Lan::new("shlsd-ss");
+    let (a, a_ip) = lan.node(1);
+    let (b, b_ip) = lan.node(2);
+    let (seed, _) = seed_then_download(tmp.path(), (&a, &a_ip), (&b, &b_ip));
     assert!(
         heard_by_lsd(&seed),
         "the seed never heard the leech\n{}",
@@ -152,7 +164,6 @@ fn two_shoal_nodes_find_each_other_by_lsd_over_ipv6() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let (parent, data, torrent) = setup(tmp.path());
     let mut lan = Lan::new("shlsd-v6");
     let (a, _) = lan.node(1);
     let (b, _) = lan.node(2);
@@ -160,17 +171,7 @@ fn two_shoal_nodes_find_each_other_by_lsd_over_ipv6() {
         // No duplicate address detection: usable at once.
         run(&["ip", "-n", ns, "addr", "add", ip, "dev", "eth0", "nodad"]).unwrap();
     }
-    let seed = shoal_seed(&a, "[fd98::1]", &torrent, &parent, tmp.path());
-    let out = tmp.path().join("out");
-    let mut leech = shoal_download(&b, "[fd98::2]", &torrent, &out, tmp.path());
-    let st = leech.wait(LIMIT);
-    assert!(
-        st.success(),
-        "download failed: {st}\n{}\n{}",
-        leech.logs(),
-        seed.logs()
-    );
-    assert_same_tree(&data, &out.join("payload"));
+    let (seed, leech) = seed_then_download(tmp.path(), (&a, "[fd98::1]"), (&b, "[fd98::2]"));
     let heard_v6 = |p: &Proc| {
         p.err()
             .lines()
