@@ -90,8 +90,46 @@ pub struct SearchRequest {
     pub trackers: Vec<String>,
 }
 
-/// Parses and bounds the query string; `Err` is the message of a 400.
-pub fn parse_request(raw: &str) -> Result<SearchRequest, String> {
+/// Why a search request's query string was refused (answered 400 with
+/// this text).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SearchRequestError {
+    /// A numeric parameter is not a number.
+    #[error("{param}: {value:?}")]
+    NotANumber {
+        /// The parameter.
+        param: &'static str,
+        /// What it held.
+        value: String,
+    },
+    /// `sources` names an unknown source.
+    #[error("sources: unknown {0:?} (flood, dht, tracker, local)")]
+    UnknownSource(String),
+    /// More `tracker` parameters than [`MAX_TRACKERS`].
+    #[error("at most {MAX_TRACKERS} tracker parameters")]
+    TooManyTrackers,
+    /// A `tracker` that is not an http(s) URL of at most [`MAX_URL`] bytes.
+    #[error("tracker: an http(s) announce URL")]
+    BadTracker,
+    /// No `q`.
+    #[error("missing q (the words to look for)")]
+    MissingQuery,
+    /// `q` is longer than [`MAX_QUERY_BYTES`].
+    #[error("q: longer than {MAX_QUERY_BYTES} bytes")]
+    QueryTooLong,
+    /// `q` has more than [`MAX_QUERY_WORDS`] words.
+    #[error("q: more than {MAX_QUERY_WORDS} words")]
+    TooManyWords,
+    /// `q` has nothing to look for.
+    #[error(
+        "q: {0:?} has no keyword (words of 3 or more letters or digits that are not stop words)"
+    )]
+    NoKeyword(String),
+}
+
+/// Parses and bounds the query string.
+pub fn parse_request(raw: &str) -> Result<SearchRequest, SearchRequestError> {
     let mut q = None;
     let mut r = SearchRequest {
         query: String::new(),
@@ -104,19 +142,24 @@ pub fn parse_request(raw: &str) -> Result<SearchRequest, String> {
         match &*k {
             "q" => q = Some(v.into_owned()),
             "timeout_ms" => {
-                let ms: u64 = v.parse().map_err(|_| format!("timeout_ms: {v:?}"))?;
+                let ms: u64 = v.parse().map_err(|_| SearchRequestError::NotANumber {
+                    param: "timeout_ms",
+                    value: v.to_string(),
+                })?;
                 r.timeout = Duration::from_millis(ms).clamp(MIN_TIMEOUT, MAX_TIMEOUT);
             }
             "limit" => {
-                let n: usize = v.parse().map_err(|_| format!("limit: {v:?}"))?;
+                let n: usize = v.parse().map_err(|_| SearchRequestError::NotANumber {
+                    param: "limit",
+                    value: v.to_string(),
+                })?;
                 r.limit = n.clamp(1, shoal_search::index::MAX_RESULTS);
             }
             "sources" => {
                 let mut s = Vec::new();
                 for name in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-                    let src = Source::parse(name).ok_or_else(|| {
-                        format!("sources: unknown {name:?} (flood, dht, tracker, local)")
-                    })?;
+                    let src = Source::parse(name)
+                        .ok_or_else(|| SearchRequestError::UnknownSource(name.to_string()))?;
                     if !s.contains(&src) {
                         s.push(src);
                     }
@@ -125,28 +168,26 @@ pub fn parse_request(raw: &str) -> Result<SearchRequest, String> {
             }
             "tracker" => {
                 if r.trackers.len() >= MAX_TRACKERS {
-                    return Err(format!("at most {MAX_TRACKERS} tracker parameters"));
+                    return Err(SearchRequestError::TooManyTrackers);
                 }
                 if v.len() > MAX_URL || !(v.starts_with("http://") || v.starts_with("https://")) {
-                    return Err("tracker: an http(s) announce URL".into());
+                    return Err(SearchRequestError::BadTracker);
                 }
                 r.trackers.push(v.into_owned());
             }
             _ => {}
         }
     }
-    let q = q.ok_or("missing q (the words to look for)")?;
+    let q = q.ok_or(SearchRequestError::MissingQuery)?;
     let q = q.trim();
     if q.len() > MAX_QUERY_BYTES {
-        return Err(format!("q: longer than {MAX_QUERY_BYTES} bytes"));
+        return Err(SearchRequestError::QueryTooLong);
     }
     if q.split_whitespace().count() > MAX_QUERY_WORDS {
-        return Err(format!("q: more than {MAX_QUERY_WORDS} words"));
+        return Err(SearchRequestError::TooManyWords);
     }
     if shoal_search::query_keywords(q).is_empty() {
-        return Err(format!(
-            "q: {q:?} has no keyword (words of 3 or more letters or digits that are not stop words)"
-        ));
+        return Err(SearchRequestError::NoKeyword(q.to_string()));
     }
     r.query = q.to_string();
     Ok(r)
@@ -182,7 +223,7 @@ pub async fn handler(State(shared): State<Arc<Shared>>, RawQuery(raw): RawQuery)
         Ok(r) => r,
         Err(e) => {
             bump(&shared.http.refused);
-            return error(StatusCode::BAD_REQUEST, e);
+            return error(StatusCode::BAD_REQUEST, e.to_string());
         }
     };
     Json(search(&shared, &req).await).into_response()
@@ -327,15 +368,7 @@ pub async fn search(shared: &Arc<Shared>, req: &SearchRequest) -> Value {
         }
     }
     let ranked = rank_all(&req.query, hits, req.limit);
-    let results: Vec<Value> = ranked
-        .iter()
-        .map(|h| {
-            let mut v = serde_json::to_value(h).unwrap_or_default();
-            v["magnet"] = json!(h.magnet());
-            v["download"] = json!(h.download_command());
-            v
-        })
-        .collect();
+    let results: Vec<Value> = ranked.iter().map(SearchHit::to_json).collect();
     let errs: Vec<Value> = errors
         .iter()
         .map(|(n, e)| json!({"source": n, "error": e}))

@@ -83,6 +83,15 @@ impl SearchHit {
     pub fn download_command(&self) -> String {
         format!("shoal download '{}'", self.magnet().replace('\'', "%27"))
     }
+
+    /// The hit as `shoal search --json` and the daemon's search print it:
+    /// its fields, its magnet and its download command.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        v["magnet"] = serde_json::json!(self.magnet());
+        v["download"] = serde_json::json!(self.download_command());
+        v
+    }
 }
 
 fn push_unique(into: &mut Vec<String>, from: &[String]) {

@@ -304,15 +304,7 @@ fn report(
         eprintln!("warning: {name}: {e}");
     }
     if args.json {
-        let results: Vec<_> = ranked
-            .iter()
-            .map(|h| {
-                let mut v = serde_json::to_value(h).unwrap_or_default();
-                v["magnet"] = json!(h.magnet());
-                v["download"] = json!(h.download_command());
-                v
-            })
-            .collect();
+        let results: Vec<_> = ranked.iter().map(SearchHit::to_json).collect();
         let errs: Vec<_> = errors
             .iter()
             .map(|(n, e)| json!({"source": n, "error": e}))
