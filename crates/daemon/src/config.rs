@@ -106,6 +106,14 @@ pub struct ConfigLayer {
     /// MSE/PE encryption of peer connections.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub encryption: Option<Encryption>,
+    /// Run a tracker: HTTP announces, scrapes, its page and search here.
+    pub tracker_http: Option<SocketAddr>,
+    /// Run a tracker: UDP announces and scrapes (BEP 15) here.
+    pub tracker_udp: Option<SocketAddr>,
+    /// The tracker tracks only the info-hashes in this file.
+    pub tracker_allow: Option<PathBuf>,
+    /// The tracker indexes the names of announced torrents (default true).
+    pub tracker_index: Option<bool>,
 }
 
 /// The effective settings of a daemon.
@@ -182,6 +190,20 @@ pub struct DaemonConfig {
     pub dht_publish_interval: std::time::Duration,
     /// MSE/PE encryption of peer connections.
     pub encryption: Encryption,
+    /// The built-in tracker's HTTP address (with `tracker_udp`: `None` for
+    /// both runs no tracker). See [`crate::tracker`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracker_http: Option<SocketAddr>,
+    /// The built-in tracker's UDP address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracker_udp: Option<SocketAddr>,
+    /// The built-in tracker tracks only the info-hashes in this file (40
+    /// hex digits a line); `None`: an open tracker.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracker_allow: Option<PathBuf>,
+    /// The built-in tracker indexes the names of the torrents announced to
+    /// it (the central index: `/search` on its HTTP port).
+    pub tracker_index: bool,
     /// What the file, the environment and the flags gave (a setting given
     /// there wins over the value a client saved with `session-set`).
     #[serde(skip)]
@@ -254,6 +276,10 @@ impl Default for DaemonConfig {
             dht_publish: false,
             dht_publish_interval: shoal_search::kad::REPUBLISH,
             encryption: Encryption::Prefer,
+            tracker_http: None,
+            tracker_udp: None,
+            tracker_allow: None,
+            tracker_index: true,
             given: ConfigLayer::default(),
         }
     }
@@ -363,7 +389,11 @@ impl ConfigLayer {
             flood,
             dht_publish,
             dht_publish_interval_secs,
-            encryption
+            encryption,
+            tracker_http,
+            tracker_udp,
+            tracker_allow,
+            tracker_index
         )
     }
 }
@@ -420,6 +450,10 @@ impl DaemonConfig {
                     std::time::Duration::from_secs(s.max(1))
                 }),
             encryption: l.encryption.unwrap_or(d.encryption),
+            tracker_http: l.tracker_http,
+            tracker_udp: l.tracker_udp,
+            tracker_allow: l.tracker_allow,
+            tracker_index: l.tracker_index.unwrap_or(d.tracker_index),
         };
         c.check()?;
         Ok(c)
@@ -479,6 +513,11 @@ impl DaemonConfig {
         toml::to_string(self).unwrap_or_else(|e| format!("# cannot print the settings: {e}\n"))
     }
 
+    /// Whether the built-in tracker runs.
+    pub fn runs_tracker(&self) -> bool {
+        self.tracker_http.is_some() || self.tracker_udp.is_some()
+    }
+
     /// The `user`, `pass` of the auth setting.
     pub fn credentials(&self) -> Option<(&str, &str)> {
         self.auth.as_deref().and_then(|a| a.split_once(':'))
@@ -514,6 +553,15 @@ mod tests {
         assert!(!off.flood);
         let printed = c.to_toml();
         assert!(printed.contains("http = \"127.0.0.1:8000\""), "{printed}");
+        assert!(!c.runs_tracker(), "no tracker unless asked");
+        std::fs::write(
+            &f,
+            "tracker-udp = \"127.0.0.1:6969\"\ntracker-index = false\n",
+        )
+        .unwrap();
+        let t = DaemonConfig::resolve(Some(&f), &ConfigLayer::default()).unwrap();
+        assert!(t.runs_tracker() && !t.tracker_index && t.tracker_http.is_none());
+        assert!(t.to_toml().contains("tracker-udp = \"127.0.0.1:6969\""));
     }
 
     #[test]

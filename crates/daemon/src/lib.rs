@@ -36,6 +36,7 @@ pub mod settings;
 pub mod store;
 pub mod stream;
 pub mod throttle;
+pub mod tracker;
 pub mod ui;
 pub mod watch;
 

@@ -208,6 +208,30 @@ pub async fn render(shared: &Shared) -> String {
             failed,
         );
     }
+    if let Some(t) = &shared.tracker {
+        // The tracker's own counters (announces, scrapes, rates) are on its
+        // HTTP port's /metrics, as with `shoal tracker`.
+        let totals = t.server().swarms().totals();
+        for (name, help, v) in [
+            (
+                "shoal_tracker_torrents",
+                "Torrents the built-in tracker holds.",
+                totals.torrents,
+            ),
+            (
+                "shoal_tracker_peers",
+                "Peers the built-in tracker holds.",
+                totals.peers,
+            ),
+            (
+                "shoal_tracker_seeders",
+                "Seeders among the built-in tracker's peers.",
+                totals.seeders,
+            ),
+        ] {
+            metric(&mut out, name, "gauge", help, v);
+        }
+    }
     let disk = shared.session.disk_stats();
     metric(
         &mut out,

@@ -17,7 +17,7 @@ pub fn document() -> Value {
         "info": {"title": "shoal daemon", "version": env!("CARGO_PKG_VERSION"),
             "description": "shoal's own API. Transmission's RPC is served at /transmission/rpc as well."},
         "paths": {
-            "/api/v1/session": {"get": {"summary": "Session totals, DHT, disk and settings",
+            "/api/v1/session": {"get": {"summary": "Session totals, DHT, flood search, DHT publishing, the built-in tracker (`tracker`: enabled, announce URLs, torrents, peers, indexed), disk and settings",
                 "responses": {"200": ok("the session", json!({"type": "object"}))}}},
             "/api/v1/torrents": {
                 "get": {"summary": "Every torrent", "responses": {"200": ok("torrents", json!({"type": "array", "items": torrent}))}},

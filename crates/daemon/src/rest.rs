@@ -120,6 +120,7 @@ async fn session(State(shared): State<Arc<Shared>>) -> Json<Value> {
             }
             None => json!({"enabled": false}),
         },
+        "tracker": tracker_json(&shared),
         "disk": {
             "budget": disk.budget,
             "budget_used": disk.budget_used,
@@ -360,6 +361,23 @@ async fn add_peers(
         Ok(()) => Json(json!({"added": n})).into_response(),
         Err(e) => error(StatusCode::CONFLICT, e.to_string()),
     }
+}
+
+/// The built-in tracker's state for `/api/v1/session`.
+fn tracker_json(shared: &Shared) -> Value {
+    let Some(t) = &shared.tracker else {
+        return json!({"enabled": false});
+    };
+    let totals = t.server().swarms().totals();
+    json!({
+        "enabled": true,
+        "announce": t.urls(),
+        "http": t.server().http_addr().map(|a| a.to_string()),
+        "udp": t.server().udp_addr().map(|a| a.to_string()),
+        "torrents": totals.torrents,
+        "peers": totals.peers,
+        "indexed": t.central().map(|c| c.index().len()),
+    })
 }
 
 /// The flood search service's state for `/api/v1/session`.

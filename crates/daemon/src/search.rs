@@ -9,6 +9,7 @@
 //!   ones included);
 //! - `dht`: the DHT keyword index (when the session runs a DHT);
 //! - `tracker`: the central index of each `tracker=` announce URL, else of
+//!   the built-in tracker (see [`crate::tracker`]; asked directly) and of
 //!   the trackers of the daemon's torrents (at most [`MAX_TRACKERS`]).
 //!
 //! Without `sources`, every source that is available is asked; a source
@@ -232,8 +233,21 @@ pub async fn handler(State(shared): State<Arc<Shared>>, RawQuery(raw): RawQuery)
 /// Runs `req` against its sources; the JSON answer (see the module docs).
 pub async fn search(shared: &Arc<Shared>, req: &SearchRequest) -> Value {
     let explicit = req.sources.is_some();
+    // The built-in tracker's index is asked directly, unless `tracker=`
+    // names the trackers to ask.
+    let builtin = match &shared.tracker {
+        Some(t) if req.trackers.is_empty() => t.central().cloned().map(|c| {
+            let url = t.urls().into_iter().next().unwrap_or_default();
+            (url, c)
+        }),
+        _ => None,
+    };
     let trackers = if req.trackers.is_empty() {
-        own_trackers(shared)
+        let mut own = own_trackers(shared);
+        if let Some((url, _)) = &builtin {
+            own.retain(|u| u != url);
+        }
+        own
     } else {
         req.trackers.clone()
     };
@@ -242,7 +256,7 @@ pub async fn search(shared: &Arc<Shared>, req: &SearchRequest) -> Value {
         if shared.session.dht().is_some() {
             s.push(Source::Dht);
         }
-        if !trackers.is_empty() {
+        if !trackers.is_empty() || builtin.is_some() {
             s.push(Source::Tracker);
         }
         s
@@ -294,6 +308,19 @@ pub async fn search(shared: &Arc<Shared>, req: &SearchRequest) -> Value {
                 });
             }
             Source::Tracker => {
+                if let Some((url, central)) = builtin.clone() {
+                    let q = q.clone();
+                    set.spawn(async move {
+                        let r = tokio::task::spawn_blocking(move || central.search(&q, limit))
+                            .await
+                            .map_err(|e| e.to_string())
+                            .and_then(|r| r.map_err(|e| e.to_string()));
+                        (format!("tracker {url}"), r)
+                    });
+                }
+                if trackers.is_empty() && builtin.is_some() {
+                    continue;
+                }
                 if trackers.is_empty() {
                     errors.push((
                         "tracker".into(),

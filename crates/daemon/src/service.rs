@@ -38,6 +38,9 @@ pub enum DaemonError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The built-in tracker (see [`crate::tracker`]).
+    #[error("tracker: {0}")]
+    Tracker(#[from] crate::tracker::TrackerError),
     /// A directory could not be created.
     #[error("{path}: {source}")]
     Dir {
@@ -90,6 +93,8 @@ pub struct Shared {
     pub flood: Option<crate::flood::FloodHandle>,
     /// The DHT index publisher's counters (`None`: off, or no DHT).
     pub publish: Option<Arc<crate::publish::PublishCounters>>,
+    /// The built-in tracker (`None`: not configured).
+    pub tracker: Option<Arc<shoal_search::TrackerNode>>,
 }
 
 impl Shared {
@@ -183,6 +188,15 @@ impl Daemon {
                     why: e.to_string(),
                 })??
         };
+        let cancel = CancellationToken::new();
+        let (tracker, tracker_task) = match crate::tracker::start(&config, cancel.clone()).await {
+            Ok(Some((node, task))) => (Some(node), Some(task)),
+            Ok(None) => (None, None),
+            Err(e) => {
+                let _ = store.close();
+                return Err(e.into());
+            }
+        };
         let settings = Settings::load(&config, &store);
         let session_config = SessionConfig {
             listen: config.listen,
@@ -233,7 +247,6 @@ impl Daemon {
             source,
         })?;
         let activity = ActivityTracker::load(&store);
-        let cancel = CancellationToken::new();
         let flood = crate::flood::start(
             session.clone(),
             shoal_search::flood::FloodConfig::default(),
@@ -265,6 +278,7 @@ impl Daemon {
             cancel,
             flood,
             publish,
+            tracker,
             config,
         });
         let mut tasks = JoinSet::new();
@@ -272,6 +286,9 @@ impl Daemon {
             tasks.spawn(t);
         }
         if let Some(t) = publish_task {
+            tasks.spawn(t);
+        }
+        if let Some(t) = tracker_task {
             tasks.spawn(t);
         }
         let router = crate::http::router(shared.clone());
@@ -314,7 +331,8 @@ impl Daemon {
     }
 
     /// Stops serving, stops every torrent (trackers told `stopped`,
-    /// resume data saved) and closes the database.
+    /// resume data saved), saves the built-in tracker's state and closes
+    /// the database.
     pub async fn shutdown(mut self) {
         self.shared.cancel.cancel();
         let bounded = tokio::time::timeout(Duration::from_secs(5), async {
@@ -326,6 +344,10 @@ impl Daemon {
         }
         self.shared.activity.save(&self.shared, true);
         self.shared.session.shutdown().await;
+        // After the torrents' `stopped` announces, which may go to it.
+        if let Some(t) = &self.shared.tracker {
+            crate::tracker::save(t).await;
+        }
         let store = self.shared.store.clone();
         let closed = tokio::task::spawn_blocking(move || store.close()).await;
         if let Ok(Err(e)) = closed {

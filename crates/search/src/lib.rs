@@ -14,6 +14,9 @@
 //! - **crawling**: [`crawl`] samples the DHT (BEP 51), fetches metadata (BEP
 //!   9) and fills a local index.
 //!
+//! [`tracker_node`] runs a tracker with its central index, for `shoal
+//! tracker` and `shoal daemon`.
+//!
 //! Shared pieces: keyword normalisation ([`keywords`]), the torrent record
 //! ([`doc::TorrentDoc`]), the full-text index on disk ([`index`], tantivy)
 //! and results with their ranking ([`hit`]).
@@ -28,8 +31,10 @@ pub mod hit;
 pub mod index;
 pub mod kad;
 pub mod keywords;
+pub mod tracker_node;
 
 pub use doc::TorrentDoc;
 pub use hit::{rank, SearchHit};
 pub use index::{IndexConfig, IndexError, TorrentIndex};
 pub use keywords::{keywords, query_keywords};
+pub use tracker_node::{TrackerNode, TrackerNodeConfig, TrackerNodeError};

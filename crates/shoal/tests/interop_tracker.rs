@@ -7,10 +7,16 @@
 //!   and dials it (Transmission ignores loopback peers from trackers but
 //!   accepts incoming connections), and Transmission completes.
 //!
+//! - `shoal daemon --tracker-http --tracker-udp`, the tracker built into
+//!   the daemon: libtorrent seeds (UDP), aria2 downloads (HTTP), the daemon
+//!   downloads the torrent itself through its own tracker; its index names
+//!   the torrent; a restart brings the swarm and the index back.
+//!
 //! Each transfer is byte-checked and the scrape counts (complete,
 //! incomplete, downloaded) are checked after it, over HTTP and UDP.
 //! Needs python3-libtorrent, aria2 and transmission-cli (`.ci/run` installs
 //! them); SHOAL_SKIP_INTEROP=1 skips.
+mod daemon_util;
 mod interop_util;
 mod tracker_util;
 
@@ -245,4 +251,180 @@ fn transmission_announces_over_udp_and_shoal_seeds_it() {
         "after the seeder stopped",
         &[&tr, &t.proc],
     );
+}
+
+/// `shoal daemon` with its built-in tracker on fresh ports, as a [`Tracker`]
+/// (its process is the daemon's), and the daemon's HTTP address.
+fn daemon_with_tracker(tmp: &Path, name: &str) -> (Tracker, SocketAddr) {
+    let d = daemon_util::start_daemon(
+        &tmp.join("state"),
+        &tmp.join("dl"),
+        &[
+            "--tracker-http",
+            "127.0.0.1:0",
+            "--tracker-udp",
+            "127.0.0.1:0",
+        ],
+        tmp,
+        name,
+    );
+    let (http, udp) = wait_for("the built-in tracker", Duration::from_secs(30), || {
+        let err = d.proc.err();
+        Some((listening(&err, "http")?, listening(&err, "udp")?))
+    });
+    let api = d.addr.parse().expect("the daemon's address");
+    (
+        Tracker {
+            proc: d.proc,
+            http,
+            udp,
+        },
+        api,
+    )
+}
+
+fn get_json(addr: SocketAddr, target: &str) -> serde_json::Value {
+    let body = http_get(addr, target);
+    serde_json::from_slice(&body)
+        .unwrap_or_else(|e| panic!("{target}: {e}: {}", String::from_utf8_lossy(&body)))
+}
+
+/// Waits until the daemon's search (`sources=tracker`: its tracker's index)
+/// and the tracker's own `/search` both name the torrent `h`.
+fn wait_indexed(t: &Tracker, api: SocketAddr, h: &[u8; 20]) {
+    let hex = hex::encode(h);
+    let names = |v: &serde_json::Value| {
+        v["results"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|x| x["info_hash"] == hex.as_str()))
+    };
+    wait_for("the index to name the torrent", LIMIT, || {
+        let daemon = get_json(
+            api,
+            "/api/v1/search?q=payload&sources=tracker&timeout_ms=2000",
+        );
+        let tracker = get_json(t.http, "/search?q=payload");
+        if names(&daemon) && names(&tracker) {
+            return Some(());
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        None
+    });
+}
+
+fn sigterm(p: &mut Proc) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &p.child.id().to_string()])
+        .status();
+    let st = p.wait(Duration::from_secs(30));
+    assert!(st.success(), "exited with {st}\n{}", p.logs());
+}
+
+#[test]
+fn the_daemon_runs_the_tracker() {
+    if skip_interop() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut t, api) = daemon_with_tracker(tmp.path(), "daemon");
+    // One dataset, two .torrent files that differ only in their announce URL.
+    let (parent, data, torrent, h) =
+        torrent_for(tmp.path(), 8, &format!("udp://{}/announce", t.udp));
+    let by_http = tmp.path().join("by-http");
+    let (_, _, torrent_http, h2) = torrent_for(&by_http, 8, &format!("http://{}/announce", t.http));
+    assert_eq!(h, h2, "the same info dictionary");
+
+    let (seeder, _) = lt_seeding(
+        "lt-seed",
+        &torrent,
+        &parent,
+        &["--timeout", "300"],
+        tmp.path(),
+        LIMIT,
+    );
+    wait_scrape(
+        &t,
+        &h,
+        stats(1, 0, 0),
+        "libtorrent announced over UDP",
+        &[&seeder, &t.proc],
+    );
+
+    let out = tmp.path().join("aria2");
+    let mut aria = Proc::spawn(
+        "aria2",
+        &mut aria2(&torrent_http, &out, free_port()),
+        tmp.path(),
+    );
+    let st = aria.wait(LIMIT);
+    assert!(
+        st.success(),
+        "aria2 failed\n{}\n{}",
+        aria.logs(),
+        seeder.logs()
+    );
+    assert_same_tree(&data, &out.join("payload"));
+    wait_scrape(
+        &t,
+        &h,
+        stats(1, 0, 1),
+        "after aria2's download over HTTP",
+        &[&aria, &t.proc],
+    );
+
+    // The daemon downloads the torrent itself, finding libtorrent through
+    // its own tracker.
+    shoal_ok(&[
+        "add",
+        "--url",
+        &format!("http://{api}"),
+        torrent.to_str().unwrap(),
+    ]);
+    wait_for("the daemon to complete", LIMIT, || {
+        let v = get_json(api, "/api/v1/torrents");
+        let done = v
+            .as_array()?
+            .iter()
+            .any(|x| x["info_hash"] == hex::encode(h).as_str() && x["progress"] == 1.0);
+        if !done {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        done.then_some(())
+    });
+    assert_same_tree(&data, &tmp.path().join("dl/payload"));
+    wait_scrape(
+        &t,
+        &h,
+        stats(2, 0, 2),
+        "after the daemon's download",
+        &[&seeder, &t.proc],
+    );
+
+    wait_indexed(&t, api, &h);
+    let session = get_json(api, "/api/v1/session");
+    assert_eq!(session["tracker"]["enabled"], true, "{session}");
+    assert_eq!(session["tracker"]["torrents"], 1, "{session}");
+    assert_eq!(session["tracker"]["indexed"], 1, "{session}");
+    let announce = session["tracker"]["announce"].to_string();
+    assert!(announce.contains(&t.udp.to_string()), "{announce}");
+    let metrics = String::from_utf8(http_get(api, "/metrics")).unwrap();
+    assert!(metrics.contains("shoal_tracker_torrents 1"), "{metrics}");
+    let page = String::from_utf8(http_get(t.http, "/metrics")).unwrap();
+    assert!(page.contains("shoal_index_documents 1"), "{page}");
+
+    // A restart (new ports): the swarm and the index come back from the
+    // state directory. `downloaded` 2 is only in the saved state (clients
+    // do not send `completed` twice), and libtorrent is still listed; the
+    // daemon's own peer is not (the state is saved after its `stopped`,
+    // and its torrent names the old port).
+    sigterm(&mut t.proc);
+    let (t, api) = daemon_with_tracker(tmp.path(), "daemon-again");
+    wait_scrape(
+        &t,
+        &h,
+        stats(1, 0, 2),
+        "after the restart",
+        &[&seeder, &t.proc],
+    );
+    wait_indexed(&t, api, &h);
 }

@@ -6,5 +6,6 @@ mod common;
 mod dht_publish;
 mod hostile_http;
 mod rpc_clients;
+mod rpc_spec;
 mod stream_http;
 mod ui_http;

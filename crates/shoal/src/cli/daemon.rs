@@ -5,8 +5,9 @@
 //! Settings: built-in defaults, then the TOML file (`--config`, else
 //! `$XDG_CONFIG_HOME/shoal/daemon.toml` when it exists), then `SHOAL_…`
 //! environment variables, then flags. `--print-config` prints the result.
-//! Prints `shoal daemon: http://ADDR/` on stderr once it serves, so scripts
-//! and tests can read the port when they asked for port 0.
+//! Prints `shoal daemon: http://ADDR/` on stderr once it serves (and
+//! `shoal daemon: tracker listening on URL` for a built-in tracker), so
+//! scripts and tests can read the ports when they asked for port 0.
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -135,6 +136,16 @@ pub struct DaemonArgs {
     /// MSE/PE encryption of peer connections [default: prefer].
     #[arg(long, value_enum, env = "SHOAL_ENCRYPTION")]
     pub encryption: Option<super::Encryption>,
+    /// Run a tracker in the daemon: HTTP announces, scrapes, its statistics
+    /// page, /metrics and search here (what `shoal tracker --http` serves).
+    #[arg(long, value_name = "ADDR:PORT", env = "SHOAL_TRACKER_HTTP")]
+    pub tracker_http: Option<SocketAddr>,
+    /// Run a tracker in the daemon: UDP announces and scrapes (BEP 15) here.
+    #[arg(long, value_name = "ADDR:PORT", env = "SHOAL_TRACKER_UDP")]
+    pub tracker_udp: Option<SocketAddr>,
+    /// The built-in tracker tracks only the info-hashes in this file (40 hex digits a line).
+    #[arg(long, value_name = "FILE", env = "SHOAL_TRACKER_ALLOW")]
+    pub tracker_allow: Option<PathBuf>,
 }
 
 fn nonempty<T>(v: &[T]) -> Option<Vec<T>>
@@ -177,6 +188,10 @@ impl DaemonArgs {
             dht_publish: self.dht_publish,
             dht_publish_interval_secs: None,
             encryption: self.encryption.map(Into::into),
+            tracker_http: self.tracker_http,
+            tracker_udp: self.tracker_udp,
+            tracker_allow: self.tracker_allow.clone(),
+            tracker_index: None,
         }
     }
 }
@@ -211,6 +226,11 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<()> {
             daemon.session().torrents().len(),
             state_dir.display()
         );
+        if let Some(t) = &daemon.shared().tracker {
+            for url in t.urls() {
+                eprintln!("shoal daemon: tracker listening on {url}");
+            }
+        }
         let sig = signals.recv().await;
         eprintln!("shoal daemon: {sig}, stopping");
         daemon.shutdown().await;

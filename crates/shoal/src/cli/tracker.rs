@@ -9,14 +9,12 @@
 //! scripts and tests can read the ports when they asked for port 0.
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use shoal_tracker_server::{
-    load_state, AllowList, Clock, RateConfig, SwarmConfig, Swarms, TrackerConfig, TrackerServer,
-};
+use shoal_search::{TrackerNode, TrackerNodeConfig};
+use shoal_tracker_server::{AllowList, RateConfig, SwarmConfig};
 
 use super::InvalidInput;
 
@@ -93,7 +91,49 @@ pub fn run(args: TrackerArgs) -> anyhow::Result<()> {
         }
         x => x,
     };
-    let swarm = SwarmConfig {
+    let allow = match &args.allow {
+        Some(p) => {
+            let l = read_allow(p)?;
+            eprintln!("allow list {}: {} info-hashes", p.display(), l.len());
+            Some(l)
+        }
+        None => None,
+    };
+    // The index lives beside the state file unless --index says where.
+    let index_dir = args.index.clone().or_else(|| {
+        args.state.as_ref().map(|s| {
+            let mut d = s.clone().into_os_string();
+            d.push(".index");
+            PathBuf::from(d)
+        })
+    });
+    let cfg = TrackerNodeConfig {
+        http,
+        udp,
+        swarm: swarm_config(&args),
+        rate: RateConfig {
+            per_second: args.rate_limit,
+            burst: args.rate_burst.max(1.0),
+            ..RateConfig::default()
+        },
+        udp_threads: args.udp_threads,
+        state: args.state.clone(),
+        allow,
+        index: (!args.no_index).then_some(shoal_search::IndexConfig {
+            dir: index_dir,
+            max_docs: args.index_max,
+        }),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(serve(args, cfg))
+}
+
+/// The swarm table's settings from the flags.
+fn swarm_config(args: &TrackerArgs) -> SwarmConfig {
+    SwarmConfig {
         interval: args.interval,
         min_interval: args.min_interval.min(args.interval),
         peer_timeout: args
@@ -103,26 +143,14 @@ pub fn run(args: TrackerArgs) -> anyhow::Result<()> {
         max_peers_per_torrent: args.max_peers_per_torrent,
         max_peers: args.max_peers,
         ..SwarmConfig::default()
-    };
-    let mut swarms = Swarms::new(swarm, rand::random());
-    let central = (!args.no_index).then(|| {
-        let (observer, announced) = shoal_search::central::observer(10_000);
-        swarms.set_observer(observer);
-        announced
-    });
-    if let Some(p) = &args.allow {
-        let l = read_allow(p)?;
-        eprintln!("allow list {}: {} info-hashes", p.display(), l.len());
-        swarms.set_allow_list(Some(l));
     }
-    let clock = Clock::new();
-    if let Some(p) = &args.state {
-        match load_state(&swarms, clock.now_secs(), p).with_context(|| {
-            format!(
-                "loading --state {} (move the file away to start with an empty tracker)",
-                p.display()
-            )
-        })? {
+}
+
+async fn serve(args: TrackerArgs, cfg: TrackerNodeConfig) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let node = TrackerNode::start(cfg).await?;
+    if let Some(p) = node.state_file() {
+        match node.restored() {
             Some(r) => eprintln!(
                 "state {}: restored {} torrents, {} peers ({} expired while down)",
                 p.display(),
@@ -133,84 +161,19 @@ pub fn run(args: TrackerArgs) -> anyhow::Result<()> {
             None => eprintln!("state {}: no file yet, starting empty", p.display()),
         }
     }
-    let config = TrackerConfig {
-        http,
-        udp,
-        rate: RateConfig {
-            per_second: args.rate_limit,
-            burst: args.rate_burst.max(1.0),
-            ..RateConfig::default()
-        },
-        udp_threads: args.udp_threads,
-        ..TrackerConfig::default()
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
-    rt.block_on(serve(args, config, Arc::new(swarms), central, clock))
-}
-
-/// Opens the search index and starts its metadata fetcher.
-fn start_index(
-    args: &TrackerArgs,
-    swarms: &Arc<Swarms>,
-    announced: shoal_search::central::Announced,
-) -> anyhow::Result<Arc<dyn shoal_tracker_server::HttpExtension>> {
-    use shoal_search::central::{CentralConfig, CentralIndex};
-    let dir = args.index.clone().or_else(|| {
-        args.state.as_ref().map(|s| {
-            let mut d = s.clone().into_os_string();
-            d.push(".index");
-            PathBuf::from(d)
-        })
-    });
-    let cfg = CentralConfig {
-        index: shoal_search::IndexConfig {
-            dir: dir.clone(),
-            max_docs: args.index_max,
-        },
-        ..CentralConfig::default()
-    };
-    let central = CentralIndex::open(cfg, swarms.clone()).context("opening the search index")?;
-    match &dir {
-        Some(d) => eprintln!(
-            "search index {}: {} torrents",
-            d.display(),
-            central.index().len()
-        ),
-        None => eprintln!("search index in memory (--state or --index keeps it)"),
+    if let Some(c) = node.central() {
+        match c.index().dir() {
+            Some(d) => eprintln!("search index {}: {} torrents", d.display(), c.index().len()),
+            None => eprintln!("search index in memory (--state or --index keeps it)"),
+        }
     }
-    central.spawn(announced);
-    Ok(Arc::new(central))
-}
-
-async fn serve(
-    args: TrackerArgs,
-    config: TrackerConfig,
-    swarms: Arc<Swarms>,
-    central: Option<shoal_search::central::Announced>,
-    clock: Clock,
-) -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let extension = match central {
-        Some(a) => Some(start_index(&args, &swarms, a)?),
-        None => None,
-    };
-    let server = TrackerServer::start_with(config, swarms, clock, extension)
-        .await
-        .context("starting the tracker")?;
-    for url in [server.http_url(), server.udp_url()].into_iter().flatten() {
+    for url in node.urls() {
         eprintln!("tracker listening on {url}");
     }
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let mut save = tokio::time::interval(Duration::from_secs(args.save_every.max(1)));
     save.tick().await;
-    let server = Arc::new(server);
-    let save_now = |server: Arc<TrackerServer>, path: PathBuf| async move {
-        tokio::task::spawn_blocking(move || server.save_state(&path)).await
-    };
     let why = loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break "SIGINT",
@@ -219,33 +182,25 @@ async fn serve(
                 Some(p) => match read_allow(p) {
                     Ok(l) => {
                         eprintln!("SIGHUP: allow list {}: {} info-hashes", p.display(), l.len());
-                        server.swarms().set_allow_list(Some(l));
+                        node.server().swarms().set_allow_list(Some(l));
                     }
                     Err(e) => eprintln!("SIGHUP: keeping the old allow list: {}", super::one_line(&e)),
                 },
                 None => eprintln!("SIGHUP: no --allow file to re-read"),
             },
-            _ = save.tick(), if args.state.is_some() => {
-                if let Some(p) = args.state.clone() {
-                    match save_now(server.clone(), p.clone()).await {
-                        Ok(Ok(n)) => tracing::info!(bytes = n, "saved {}", p.display()),
-                        Ok(Err(e)) => eprintln!("warning: {e}"),
-                        Err(e) => eprintln!("warning: saving the state: {e}"),
-                    }
-                }
+            _ = save.tick(), if args.state.is_some() => match node.save().await {
+                Ok(n) => tracing::info!(bytes = n, "saved the tracker state"),
+                Err(e) => eprintln!("warning: {e}"),
             }
         }
     };
     eprintln!("{why}: stopping");
-    if let Some(p) = &args.state {
-        let n = save_now(server.clone(), p.clone())
-            .await
-            .context("saving the state")?
-            .context("saving the state")?;
-        let t = server.swarms().totals();
+    if let Some(n) = node.save().await.context("saving the state")? {
+        let t = node.server().swarms().totals();
         eprintln!(
             "state saved to {}: {} torrents, {} peers, {} bytes",
-            p.display(),
+            node.state_file()
+                .map_or_else(String::new, |p| p.display().to_string()),
             t.torrents,
             t.peers,
             n

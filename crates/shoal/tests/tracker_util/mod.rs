@@ -32,17 +32,20 @@ pub fn start_tracker(dir: &Path, name: &str, extra: &[&str]) -> Tracker {
             panic!("tracker exited early\n{}", proc.logs());
         }
         let err = proc.err();
-        let find = |scheme: &str| {
-            err.lines().find_map(|l| {
-                l.split(&format!("tracker listening on {scheme}://"))
-                    .nth(1)
-                    .and_then(|r| r.split('/').next())
-                    .and_then(|a| a.parse::<SocketAddr>().ok())
-            })
-        };
-        Some((find("http")?, find("udp")?))
+        Some((listening(&err, "http")?, listening(&err, "udp")?))
     });
     Tracker { proc, http, udp }
+}
+
+/// Reads the `tracker listening on SCHEME://ADDR/` lines a process
+/// printed (`shoal tracker`, or `shoal daemon` with a built-in tracker).
+pub fn listening(err: &str, scheme: &str) -> Option<SocketAddr> {
+    err.lines().find_map(|l| {
+        l.split(&format!("tracker listening on {scheme}://"))
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .and_then(|a| a.parse::<SocketAddr>().ok())
+    })
 }
 
 pub fn target_of(path: &str, query: Option<&str>) -> String {
