@@ -43,6 +43,13 @@ pub async fn render(shared: &Shared) -> String {
     let st = shared.session.stats();
     metric(
         &mut out,
+        "shoal_session_dormant_torrents",
+        "gauge",
+        "Torrents dormant now (seeding or paused with nothing to do: no transfer state held).",
+        st.dormant,
+    );
+    metric(
+        &mut out,
         "shoal_session_download_speed_bytes",
         "gauge",
         "Download rate of all torrents, payload bytes per second.",

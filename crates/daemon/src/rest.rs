@@ -105,6 +105,7 @@ async fn session(State(shared): State<Arc<Shared>>) -> Json<Value> {
         "peer_id": String::from_utf8_lossy(&shared.session.peer_id()),
         "listen": shared.session.local_addr().to_string(),
         "torrents": st.torrents,
+        "dormant_torrents": st.dormant,
         "peers": st.peers,
         "download_rate": st.download_rate,
         "upload_rate": st.upload_rate,

@@ -243,6 +243,18 @@ impl Storage {
         self.wanted().get(i).copied().unwrap_or(false)
     }
 
+    /// Marks the files wanted or not without moving any data: for a storage
+    /// opened again over data already laid out for this selection (a
+    /// dormant torrent waking up). Files beyond `wanted` stay wanted.
+    pub fn restore_wanted(&self, wanted: &[bool]) {
+        let mut w = self.wanted.write().unwrap_or_else(|e| e.into_inner());
+        for (i, &want) in wanted.iter().enumerate() {
+            if let Some(x) = w.get_mut(i) {
+                *x = want;
+            }
+        }
+    }
+
     /// Selects or deselects file `i`, moving its boundary-piece bytes between
     /// the file and the parts file so boundary pieces stay readable.
     pub fn set_file_wanted(&self, i: usize, want: bool) -> Result<(), StorageError> {

@@ -94,6 +94,12 @@ pub struct SessionConfig {
     /// [`super::Session::extensions`] (see [`crate::extension`]). Names are
     /// protocol constants, hence `'static`. Default none.
     pub extensions: Vec<&'static str>,
+    /// A seeding or paused torrent with no connection and nothing to do
+    /// goes dormant after this long without peers (at once when it never
+    /// had one since it started): its transfer state, storage and the
+    /// large part of its task are dropped until a peer, a command, an
+    /// announce or a reader needs them. `None`: never. Default 30 s.
+    pub dormant_after: Option<Duration>,
 }
 
 /// Whether peer connections use MSE/PE (message stream encryption).
@@ -169,6 +175,7 @@ impl Default for SessionConfig {
             enable_tcp: true,
             enable_lsd: true,
             extensions: Vec::new(),
+            dormant_after: Some(Duration::from_secs(30)),
         }
     }
 }

@@ -94,6 +94,9 @@ pub struct SessionStats {
     pub downloaded: u64,
     /// Payload bytes sent, all torrents.
     pub uploaded: u64,
+    /// Torrents dormant now (no transfer state held; see
+    /// [`SessionConfig::dormant_after`]).
+    pub dormant: usize,
 }
 
 /// The global connection limits every torrent draws from.
@@ -142,6 +145,8 @@ pub(crate) struct SessionCtx {
     pub live: std::sync::RwLock<LiveSettings>,
     /// Extra BEP 10 extensions (`None`: none configured).
     pub ext: Option<Arc<crate::extension::ExtHub>>,
+    /// Torrents dormant now.
+    pub dormant: std::sync::atomic::AtomicUsize,
 }
 
 impl SessionCtx {
@@ -279,6 +284,7 @@ impl Session {
                 seed_idle: config.seed_idle,
             }),
             ext: crate::extension::ExtHub::new(&config.extensions),
+            dormant: Default::default(),
             config,
         });
         let registry = Arc::new(Registry::default());
@@ -444,6 +450,11 @@ impl Session {
             s.downloaded += st.downloaded;
             s.uploaded += st.uploaded;
         }
+        s.dormant = self
+            .inner
+            .ctx
+            .dormant
+            .load(std::sync::atomic::Ordering::Relaxed);
         s
     }
 

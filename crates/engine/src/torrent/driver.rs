@@ -84,6 +84,8 @@ pub(crate) struct Run {
     links: HashMap<PeerKey, PeerLink>,
     tasks: JoinSet<()>,
     cancel: CancellationToken,
+    /// A peer task ran in this run (connected, connecting or accepted).
+    pub had_peers: bool,
 }
 
 impl Run {
@@ -105,6 +107,7 @@ impl Run {
             links: HashMap::new(),
             tasks: JoinSet::new(),
             cancel: CancellationToken::new(),
+            had_peers: false,
         }
     }
 
@@ -124,6 +127,11 @@ impl Run {
         self.tx = Some(tx.clone());
         self.rx = Some(rx);
         tx
+    }
+
+    /// Whether no peer task is linked (none connected nor connecting).
+    pub(crate) fn has_no_peers(&self) -> bool {
+        self.links.is_empty()
     }
 
     /// A report already waiting, if any.
@@ -351,6 +359,7 @@ impl Run {
     }
 
     fn peer_task(&mut self, key: PeerKey, addr: SocketAddr, conn: PeerConnection) -> PeerTask {
+        self.had_peers = true;
         if let Err(e) = self.ensure_disk() {
             tracing::warn!(error = %e, "registering with the disk pool");
         }

@@ -8,6 +8,17 @@
 //! after a move → `stopped`. Commands are handled in every phase; status and
 //! events are published from here, as are the resume saves (through
 //! [`crate::persist::Persist`], on blocking threads).
+//!
+//! Dormancy: a transfer that seeds or is paused, with no connection, no
+//! reader and nothing its core waits for, ends after
+//! [`crate::SessionConfig::dormant_after`] without peers (at once when none
+//! came): its `Run`, storage and the boxed future of the live phases are
+//! dropped, and the task waits in [`TorrentTask::dormant`] with its
+//! verified pieces, counters, status and announcer. A connection, a peer
+//! address, a tracker answer with peers, a reader or any command that
+//! needs a transfer wakes it: a new `Run` starts from the kept pieces
+//! without a check, and the waking command is its first. Nothing of this
+//! shows in the status or the events.
 use super::cmd::{Reply, TorrentCmd};
 use super::core::{CoreInit, CoreLimits, PeerSource, TorrentCore};
 use super::driver::{Run, RunEvent, TaskAction};
@@ -71,6 +82,17 @@ enum RunEnd {
     Stop(Stop),
     Recheck,
     Move(PathBuf, Reply),
+    /// Idle long enough: the torrent goes dormant.
+    Dormant,
+}
+
+/// How the live phases start.
+enum Start {
+    /// From the beginning: the metadata, the check, the transfer.
+    Fresh,
+    /// Awake again after dormancy: the transfer at once, from the verified
+    /// pieces kept; with the command that woke it, if one did.
+    Wake(Option<TorrentCmd>),
 }
 
 /// The task. See the module docs.
@@ -90,7 +112,6 @@ pub(crate) struct TorrentTask {
     pub(super) status_tx: watch::Sender<TorrentStatus>,
     pub(super) meta_tx: watch::Sender<TorrentMeta>,
     force_check: bool,
-    resume: Option<ResumeRecord>,
     up: SharedBucket,
     down: SharedBucket,
     announcer: Option<(AnnouncerHandle, mpsc::Receiver<AnnounceOutcome>)>,
@@ -261,7 +282,6 @@ pub(crate) async fn spawn(
         status_tx,
         meta_tx,
         force_check: false,
-        resume: None,
         up: Arc::new(Mutex::new(TokenBucket::new(record.limits.max_upload_rate))),
         down: Arc::new(Mutex::new(TokenBucket::new(
             record.limits.max_download_rate,
@@ -312,7 +332,26 @@ impl TorrentTask {
     /// arguments twice in its future (rust-lang/rust#62958), and this
     /// future lives as long as the torrent.
     async fn run(mut self: Box<Self>) {
+        let mut start = Start::Fresh;
         let stop = loop {
+            // The live phases' future is large (a transfer's state machine):
+            // it is boxed, and dropped while the torrent is dormant, which
+            // then holds only this loop's small one.
+            if let Err(stop) = Box::pin(self.live(start)).await {
+                break stop;
+            }
+            match self.dormant().await {
+                Ok(cmd) => start = Start::Wake(cmd),
+                Err(stop) => break stop,
+            }
+        };
+        Box::pin(self.finish(stop)).await;
+    }
+
+    /// The live phases: metadata, check, transfer, recheck, move. `Ok`
+    /// when the torrent goes dormant.
+    async fn live(&mut self, mut start: Start) -> Result<(), Stop> {
+        loop {
             let needs_layers = self
                 .torrent
                 .as_ref()
@@ -322,41 +361,119 @@ impl TorrentTask {
                 // one run fetches them, checks and transfers with the same
                 // connections.
                 self.set_state(TorrentState::FetchingMetadata, None);
-                match self.transfer(None).await {
-                    RunEnd::Stop(stop) => break stop,
+                match self
+                    .transfer(None, std::mem::replace(&mut start, Start::Fresh))
+                    .await
+                {
+                    RunEnd::Stop(stop) => return Err(stop),
                     RunEnd::Recheck => self.force_check = true,
                     RunEnd::Move(to, reply) => {
                         let r = Box::pin(self.move_data(to)).await;
                         let _ = reply.send(r);
                     }
+                    RunEnd::Dormant => return Ok(()),
                 }
                 continue;
             }
             let storage = match self.open_storage() {
                 Ok(s) => s,
                 Err(e) => match Box::pin(self.failed_before_run(e)).await {
-                    Some(stop) => break stop,
+                    Some(stop) => return Err(stop),
                     None => continue,
                 },
             };
-            let verified = match Box::pin(self.check(&storage)).await {
-                Ok(Ok(v)) => v,
-                Ok(Err(e)) => match Box::pin(self.failed_before_run(e)).await {
-                    Some(stop) => break stop,
-                    None => continue,
-                },
-                Err(stop) => break stop,
+            let verified = if let Start::Wake(_) = start {
+                // Checked before it went dormant, and not changed since: it
+                // took nothing while dormant.
+                self.restore_storage(&storage);
+                let n = self.torrent.as_ref().map_or(0, |t| t.piece_count());
+                (0..n).map(|p| self.have.get(p)).collect()
+            } else {
+                match Box::pin(self.check(&storage)).await {
+                    Ok(Ok(v)) => v,
+                    Ok(Err(e)) => match Box::pin(self.failed_before_run(e)).await {
+                        Some(stop) => return Err(stop),
+                        None => continue,
+                    },
+                    Err(stop) => return Err(stop),
+                }
             };
-            match self.transfer(Some((storage, verified))).await {
-                RunEnd::Stop(stop) => break stop,
+            let start = std::mem::replace(&mut start, Start::Fresh);
+            match self.transfer(Some((storage, verified)), start).await {
+                RunEnd::Stop(stop) => return Err(stop),
                 RunEnd::Recheck => self.force_check = true,
                 RunEnd::Move(to, reply) => {
                     let r = Box::pin(self.move_data(to)).await;
                     let _ = reply.send(r);
                 }
+                RunEnd::Dormant => return Ok(()),
+            }
+        }
+    }
+
+    /// Marks the files not downloaded in a storage opened again.
+    fn restore_storage(&self, storage: &Storage) {
+        let wanted: Vec<bool> = self
+            .meta_tx
+            .borrow()
+            .file_priorities
+            .iter()
+            .map(|&p| p > 0)
+            .collect();
+        storage.restore_wanted(&wanted);
+    }
+
+    /// Dormant: no transfer state, no storage; commands that need neither
+    /// are answered here. Returns when something needs the transfer again
+    /// (with the command that does, if one does), or how the torrent ends.
+    async fn dormant(&mut self) -> Result<Option<TorrentCmd>, Stop> {
+        use super::cmd::Query;
+        tracing::debug!("dormant");
+        self.ctx.dormant.fetch_add(1, Ordering::Relaxed);
+        let r = loop {
+            // The idle seeding goal may stop it meanwhile.
+            let goal = self.idle_goal(self.last.state);
+            tokio::select! {
+                cmd = self.cmds.recv() => match cmd {
+                    None => break Err(Stop { delete_data: false, reply: None }),
+                    Some(TorrentCmd::Shutdown { delete_data, reply }) => {
+                        break Err(Stop { delete_data, reply: Some(reply) })
+                    }
+                    Some(TorrentCmd::Query(
+                        q @ (Query::Peers(_) | Query::Pieces(_) | Query::Trackers(_)),
+                    )) => self.answer_idle(q),
+                    Some(
+                        c @ (TorrentCmd::SetLabels(_)
+                        | TorrentCmd::SetQueuePosition(_)
+                        | TorrentCmd::Queue(_)
+                        | TorrentCmd::SettingsChanged
+                        | TorrentCmd::SetLimits(_)),
+                    ) => {
+                        Box::pin(self.idle_cmd(c)).await;
+                        // New seeding goals may be reached already: the
+                        // transfer stops it as it would have.
+                        let s = self.last.clone();
+                        if self.goal_reached(&s) {
+                            break Ok(None);
+                        }
+                    }
+                    Some(other) => break Ok(Some(other)),
+                },
+                Some(o) = recv_announce(&mut self.announcer) => {
+                    if let Some(resp) = self.note_announce(o) {
+                        if !resp.peers.is_empty() {
+                            self.peers.extend(resp.peers);
+                            self.peers.truncate(super::core::MAX_KNOWN_ADDRS);
+                            break Ok(None);
+                        }
+                    }
+                }
+                _ = sleep_until(goal) => break Ok(None),
             }
         };
-        Box::pin(self.finish(stop)).await;
+        self.ctx.dormant.fetch_sub(1, Ordering::Relaxed);
+        tracing::debug!("awake");
+        r
     }
 
     // ------------------------------------------------------------ status
@@ -659,8 +776,7 @@ impl TorrentTask {
         let checked = Arc::new(AtomicU64::new(0));
         let st = storage.clone();
         let c2 = checked.clone();
-        let data = resume.as_ref().map(|r| r.data.clone());
-        self.resume = resume;
+        let data = resume.map(|r| r.data);
         let work = tokio::task::spawn_blocking(move || {
             for (i, &p) in prio.iter().enumerate() {
                 if p == 0 {
@@ -892,10 +1008,15 @@ impl TorrentTask {
         })
     }
 
-    /// Transfers until a recheck, a move or the end. `start`: the checked
-    /// storage; `None` for a magnet link, whose connections fetch the
-    /// metadata first ([`super::magnet`]).
-    async fn transfer(&mut self, start: Option<(Arc<Storage>, Vec<bool>)>) -> RunEnd {
+    /// Transfers until a recheck, a move, dormancy or the end. `start`: the
+    /// checked storage; `None` for a magnet link, whose connections fetch
+    /// the metadata first ([`super::magnet`]). `how`: whether it wakes from
+    /// dormancy (and the command that woke it).
+    async fn transfer(&mut self, start: Option<(Arc<Storage>, Vec<bool>)>, how: Start) -> RunEnd {
+        let (woke, mut first_cmd) = match how {
+            Start::Fresh => (false, None),
+            Start::Wake(cmd) => (true, cmd),
+        };
         let (core, shared, mut storage) = match (start, self.torrent.clone()) {
             (Some((storage, verified)), Some(t)) => {
                 let picker = self.new_picker(&t, &storage, &verified);
@@ -923,7 +1044,7 @@ impl TorrentTask {
         let now = Instant::now();
         let peers = std::mem::take(&mut self.peers);
         run.core.add_addrs(now, peers, PeerSource::Added);
-        if let Some(m) = &self.magnet {
+        if let Some(m) = self.magnet.as_ref().filter(|_| !woke) {
             let xpe = super::magnet::magnet_peers(m).await;
             run.core.add_addrs(now, xpe, PeerSource::Added);
         }
@@ -932,7 +1053,13 @@ impl TorrentTask {
         } else {
             self.start_announcer();
         }
-        self.last_upload = (run.core.status().uploaded, Instant::now());
+        if !woke {
+            // (Across dormancy the idle goal counts on.)
+            self.last_upload = (run.core.status().uploaded, Instant::now());
+        }
+        let counts = (run.core.status().uploaded, run.core.status().downloaded);
+        // Since when nothing happens (see `quiet`).
+        let mut quiet_since = Instant::now();
         let mut phase: Option<super::magnet::Phase> = None;
         let mut meta_deadline: Option<Instant> = None;
         if storage.is_none() && self.torrent.is_some() {
@@ -945,6 +1072,29 @@ impl TorrentTask {
             // torrent (thousands of them in a daemon), while the loop mostly
             // waits in the `select!`.
             Box::pin(self.after_step(&mut run, storage.as_ref(), &mut phase)).await;
+            if let Some(cmd) = first_cmd.take() {
+                if let Some(end) = Box::pin(self.transfer_cmd(&mut run, cmd)).await {
+                    break end;
+                }
+                continue;
+            }
+            let now = Instant::now();
+            let dormant_at = if self.quiet(&run, storage.is_some(), phase.is_none()) {
+                // At once when no peer came since it woke or started.
+                self.ctx.config.dormant_after.map(|d| {
+                    if run.had_peers {
+                        quiet_since + d
+                    } else {
+                        quiet_since
+                    }
+                })
+            } else {
+                quiet_since = now;
+                None
+            };
+            if dormant_at.is_some_and(|t| now >= t) {
+                break RunEnd::Dormant;
+            }
             if run.core.status().state == TorrentState::FetchingMetadata {
                 if meta_deadline.is_none() {
                     meta_deadline = self.metadata_timeout.map(|t| Instant::now() + t);
@@ -956,6 +1106,7 @@ impl TorrentTask {
                 run.core.poll_timeout(),
                 self.idle_deadline(&run),
                 meta_deadline,
+                dormant_at,
             ]
             .into_iter()
             .flatten()
@@ -1004,22 +1155,53 @@ impl TorrentTask {
                 }
             }
         };
+        if matches!(end, RunEnd::Dormant) {
+            // The addresses it knows (a paused torrent's) for when it wakes.
+            self.peers = run.core.known_addrs();
+            self.peers.truncate(super::core::MAX_KNOWN_ADDRS);
+        }
         let verified = Box::pin(run.stop()).await;
-        self.have = run.core.have().clone();
+        let before = std::mem::replace(&mut self.have, run.core.have().clone());
         // Counters as they ended; the state is the next phase's to set.
         let mut s = run.core.status().clone();
         s.state = self.last.state;
         self.publish(&s);
+        // Woken and gone dormant again without a change: the resume data
+        // saved when it went dormant still holds.
+        let unchanged =
+            woke && before == self.have && counts == (self.last.uploaded, self.last.downloaded);
         // The last save of a run is waited for: it must be there at a restart.
-        if let Some(storage) = &storage {
+        if let Some(storage) = storage.as_ref().filter(|_| !unchanged) {
             let _ = Box::pin(self.save_resume(storage, verified)).await;
         }
         end
     }
 
+    /// Whether nothing happens in `run` nor needs it: it seeds or is
+    /// paused, with its storage (`stored`) and no metadata phase
+    /// (`settled`), no connection, no reader, and its core waits for no
+    /// time (no candidate to dial, no resume save, no rate to settle).
+    fn quiet(&self, run: &Run, stored: bool, settled: bool) -> bool {
+        stored
+            && settled
+            && self.readers.is_empty()
+            && matches!(
+                run.core.status().state,
+                TorrentState::Seeding | TorrentState::Paused
+            )
+            && !run.core.fetching_metadata()
+            && run.has_no_peers()
+            && run.core.poll_timeout().is_none()
+    }
+
     /// When the idle seeding goal would stop this torrent, if it has one.
     fn idle_deadline(&self, run: &Run) -> Option<Instant> {
-        if run.core.status().state != TorrentState::Seeding || self.ignore_goals {
+        self.idle_goal(run.core.status().state)
+    }
+
+    /// When the idle seeding goal would stop a torrent in `state`.
+    fn idle_goal(&self, state: TorrentState) -> Option<Instant> {
+        if state != TorrentState::Seeding || self.ignore_goals {
             return None;
         }
         let goal = self.meta_tx.borrow().limits.seed_idle;
@@ -1373,7 +1555,9 @@ mod size_tests {
         assert!(std::mem::size_of::<super::TorrentTask>() <= 1024);
         // 5,184 bytes before the rare awaits were boxed and the task was
         // passed boxed (an async fn keeps by-value arguments twice).
+        // The live phases' future is boxed: a dormant torrent holds only
+        // the outer loop's future and the dormant wait in it.
         let run = future_size(super::TorrentTask::run);
-        assert!(run <= 3 * 1024, "the task's future is {run} bytes");
+        assert!(run <= 512, "the task's future is {run} bytes");
     }
 }

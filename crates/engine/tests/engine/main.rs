@@ -2,6 +2,7 @@
 //! not once per file): sessions, swarms over loopback, PEX, readers and the
 //! swarm simulation.
 
+mod dormant;
 mod extension;
 mod pex;
 mod reader;

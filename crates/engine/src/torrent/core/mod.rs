@@ -365,6 +365,16 @@ impl TorrentCore {
         v
     }
 
+    /// The candidate addresses known (not ourselves, not banned), for a
+    /// later core of the same torrent.
+    pub(crate) fn known_addrs(&self) -> Vec<SocketAddr> {
+        self.addrs
+            .iter()
+            .filter(|(a, i)| i.state != AddrState::Never && !self.banned.contains(&ban_key(**a)))
+            .map(|(a, _)| *a)
+            .collect()
+    }
+
     /// The verified-piece set, for resume data.
     pub(crate) fn verified(&self) -> Vec<bool> {
         (0..self.picker.num_pieces())

@@ -1,0 +1,179 @@
+//! Dormant torrents as a remote peer drives them: a seed with no peers
+//! drops its transfer state (counted by `SessionStats::dormant`), keeps
+//! its status, and wakes for a fresh peer that connects by info-hash and
+//! downloads it fully — twice, going dormant in between — and for a pause
+//! and a resume, without any state change showing outside; a recheck wakes
+//! it too.
+use rand::{RngCore, SeedableRng};
+use shoal_engine::{
+    AddTorrentParams, Session, SessionConfig, SessionEvent, TorrentHandle, TorrentState,
+};
+use shoal_metainfo::create::{CreateOptions, Version};
+use shoal_metainfo::Torrent;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn make_torrent(root: &Path, sizes: &[usize], piece: u64) -> Arc<Torrent> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let dir = root.join("dormant");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (i, &n) in sizes.iter().enumerate() {
+        let mut data = vec![0u8; n];
+        rng.fill_bytes(&mut data);
+        std::fs::write(dir.join(format!("f{i}.bin")), data).unwrap();
+    }
+    let opts = CreateOptions {
+        piece_length: Some(piece),
+        version: Version::Hybrid,
+        ..CreateOptions::default()
+    };
+    let bytes = shoal_metainfo::create(&dir, &opts, &|_| {}).unwrap();
+    Arc::new(Torrent::from_bytes(&bytes).unwrap())
+}
+
+fn cfg() -> SessionConfig {
+    SessionConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        enable_lsd: false,
+        ..SessionConfig::default()
+    }
+}
+
+async fn wait(
+    h: &TorrentHandle,
+    what: &str,
+    pred: impl FnMut(&shoal_engine::TorrentStatus) -> bool,
+) {
+    if tokio::time::timeout(LIMIT, h.wait_for(pred)).await.is_err() {
+        panic!("timed out waiting for {what}: {:?}", h.status());
+    }
+}
+
+/// Waits until the session counts `n` dormant torrents.
+async fn wait_dormant(s: &Session, n: usize, what: &str) {
+    let r = tokio::time::timeout(LIMIT, async {
+        while s.stats().dormant != n {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(r.is_ok(), "{what}: {} dormant, not {n}", s.stats().dormant);
+}
+
+/// A fresh session downloads `t` from `seed` (it connects, so the seed
+/// takes it as an incoming connection found by info-hash).
+async fn download_from(t: &Arc<Torrent>, src: &Path, dst: &Path, seed: std::net::SocketAddr) {
+    let leech = Session::start(cfg()).await.unwrap();
+    let mut p = AddTorrentParams::torrent(t.clone(), dst);
+    p.peers = vec![seed];
+    let h = leech.add(p).await.unwrap();
+    wait(&h, "the download", |s| s.is_complete()).await;
+    assert_eq!(leech.stats().dormant, 0, "the leech downloaded: awake");
+    for f in t.files().iter().filter(|f| !f.pad) {
+        let a = std::fs::read(src.join(&f.path)).unwrap();
+        let b = std::fs::read(dst.join(&f.path)).unwrap();
+        assert!(a == b, "{} differs", f.path.display());
+    }
+    tokio::time::timeout(LIMIT, leech.shutdown()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dormant_seed_wakes_for_a_peer_and_sleeps_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let t = make_torrent(&src, &[300_001, 1_000_000, 5], 32 * 1024);
+    let seeder = Session::start(SessionConfig {
+        dormant_after: Some(Duration::from_millis(300)),
+        ..cfg()
+    })
+    .await
+    .unwrap();
+    let mut events = seeder.subscribe();
+    let h = seeder
+        .add(AddTorrentParams::torrent(t.clone(), &src))
+        .await
+        .unwrap();
+    wait(&h, "the seed's check", |s| s.state == TorrentState::Seeding).await;
+    // No peer ever came: dormant at once, and it still shows as seeding.
+    wait_dormant(&seeder, 1, "a seed with nothing to do").await;
+    let s = h.status();
+    assert_eq!(s.state, TorrentState::Seeding);
+    assert!(s.is_complete() && s.peers == 0, "{s:?}");
+    assert!(h.peers().await.unwrap().is_empty());
+    assert_eq!(h.pieces().await.unwrap().count_ones(), s.pieces);
+    assert_eq!(seeder.stats().dormant, 1, "queries answered while dormant");
+
+    download_from(&t, &src, &tmp.path().join("d1"), seeder.local_addr()).await;
+    let up1 = h.status().uploaded;
+    assert!(up1 > 0, "the seed counted what it sent");
+    // The peer left: dormant again once idle for `dormant_after`.
+    wait_dormant(&seeder, 1, "the seed after its peer left").await;
+    assert_eq!(h.status().state, TorrentState::Seeding);
+    assert_eq!(
+        h.status().uploaded,
+        up1,
+        "the counters outlive the transfer state"
+    );
+
+    // Woken again by another fresh peer.
+    download_from(&t, &src, &tmp.path().join("d2"), seeder.local_addr()).await;
+    assert!(h.status().uploaded > up1);
+    wait_dormant(&seeder, 1, "the seed after its second peer left").await;
+
+    // A pause and a resume wake it; it sleeps again in either state.
+    h.pause().await.unwrap();
+    wait(&h, "the pause", |s| s.state == TorrentState::Paused).await;
+    wait_dormant(&seeder, 1, "the paused seed").await;
+    h.resume().await.unwrap();
+    wait(&h, "the resume", |s| s.state == TorrentState::Seeding).await;
+    wait_dormant(&seeder, 1, "the resumed seed").await;
+
+    // Outside, the waking and sleeping showed no state change but the pause.
+    let mut states = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        match e {
+            SessionEvent::StateChanged { state, .. } => states.push(state),
+            SessionEvent::Completed { .. } => panic!("a seed does not complete again"),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        states,
+        [
+            TorrentState::Seeding,
+            TorrentState::Paused,
+            TorrentState::Seeding
+        ]
+    );
+    tokio::time::timeout(LIMIT, seeder.shutdown())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recheck_wakes_a_dormant_seed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let t = make_torrent(&src, &[200_000], 16 * 1024);
+    let seeder = Session::start(cfg()).await.unwrap();
+    let h = seeder
+        .add(AddTorrentParams::torrent(t.clone(), &src))
+        .await
+        .unwrap();
+    wait(&h, "the seed's check", |s| s.state == TorrentState::Seeding).await;
+    wait_dormant(&seeder, 1, "the seed").await;
+    h.recheck().await.unwrap();
+    wait(&h, "the recheck", |s| s.state == TorrentState::Checking).await;
+    wait(&h, "seeding after the recheck", |s| {
+        s.state == TorrentState::Seeding
+    })
+    .await;
+    wait_dormant(&seeder, 1, "the rechecked seed").await;
+    assert!(h.status().is_complete());
+    tokio::time::timeout(LIMIT, seeder.shutdown())
+        .await
+        .unwrap();
+}
