@@ -22,6 +22,7 @@ pub mod client;
 pub mod config;
 pub mod flood;
 pub mod http;
+pub mod memory;
 pub mod metrics;
 pub mod openapi;
 pub mod page;

@@ -304,6 +304,7 @@ impl Daemon {
             }
         });
         tasks.spawn(crate::activity::run(shared.clone()));
+        tasks.spawn(crate::memory::run(shared.clone()));
         if let Some(dir) = shared.config.watch_dir.clone() {
             tasks.spawn(crate::watch::run(shared.clone(), dir));
         }

@@ -187,6 +187,14 @@ impl Storage {
                 bytes_done: 0,
             });
         }
+        if runs.is_empty() {
+            // Nothing to read: no thread and no buffer (a resume with
+            // unchanged files checks no piece, thousands of times at start).
+            return Ok(VerifyOutcome {
+                status,
+                stats: VerifyStats::default(),
+            });
+        }
         std::thread::scope(|scope| {
             for _ in 0..threads {
                 scope.spawn(|| {

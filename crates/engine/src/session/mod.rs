@@ -418,6 +418,19 @@ impl Session {
         self.inner.registry.all()
     }
 
+    /// How many torrents the session holds (no handle is copied).
+    pub fn torrent_count(&self) -> usize {
+        self.inner.registry.len()
+    }
+
+    /// How many torrents are dormant now (see [`SessionStats::dormant`]).
+    pub fn dormant_count(&self) -> usize {
+        self.inner
+            .ctx
+            .dormant
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The status of every torrent, without asking any of them.
     pub fn snapshot(&self) -> Vec<TorrentSummary> {
         self.inner

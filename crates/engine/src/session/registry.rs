@@ -107,6 +107,10 @@ impl Registry {
     pub(crate) fn all(&self) -> Vec<TorrentHandle> {
         self.read().by_id.values().cloned().collect()
     }
+
+    pub(crate) fn len(&self) -> usize {
+        self.read().by_id.len()
+    }
 }
 
 impl shoal_wire::mse::SkeyLookup for Registry {

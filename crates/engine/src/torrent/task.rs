@@ -46,7 +46,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
 
 /// How a torrent enters the session.
 pub(crate) enum Origin {
@@ -334,10 +334,21 @@ impl TorrentTask {
     async fn run(mut self: Box<Self>) {
         let mut start = Start::Fresh;
         let stop = loop {
+            // A torrent with its metadata starts with a check: it waits for
+            // its turn here, before its live phases' future exists, so the
+            // thousands of torrents restored at once wait small.
+            let turn = if matches!(start, Start::Fresh) && self.torrent.is_some() {
+                match Box::pin(self.check_turn()).await {
+                    Ok(p) => Some(p),
+                    Err(stop) => break stop,
+                }
+            } else {
+                None
+            };
             // The live phases' future is large (a transfer's state machine):
             // it is boxed, and dropped while the torrent is dormant, which
             // then holds only this loop's small one.
-            if let Err(stop) = Box::pin(self.live(start)).await {
+            if let Err(stop) = Box::pin(self.live(start, turn)).await {
                 break stop;
             }
             match self.dormant().await {
@@ -349,8 +360,13 @@ impl TorrentTask {
     }
 
     /// The live phases: metadata, check, transfer, recheck, move. `Ok`
-    /// when the torrent goes dormant.
-    async fn live(&mut self, mut start: Start) -> Result<(), Stop> {
+    /// when the torrent goes dormant. `turn`: the check's turn, taken
+    /// already (see [`Self::check_turn`]).
+    async fn live(
+        &mut self,
+        mut start: Start,
+        mut turn: Option<Option<OwnedSemaphorePermit>>,
+    ) -> Result<(), Stop> {
         loop {
             let needs_layers = self
                 .torrent
@@ -359,7 +375,8 @@ impl TorrentTask {
             if self.torrent.is_none() || needs_layers {
                 // A magnet link, or a v2 torrent without its piece layers:
                 // one run fetches them, checks and transfers with the same
-                // connections.
+                // connections. (No turn is held meanwhile.)
+                drop(turn.take());
                 self.set_state(TorrentState::FetchingMetadata, None);
                 match self
                     .transfer(None, std::mem::replace(&mut start, Start::Fresh))
@@ -375,21 +392,28 @@ impl TorrentTask {
                 }
                 continue;
             }
+            // A fresh start checks: the torrent waits for its turn before
+            // it opens its storage, so thousands of torrents restored at
+            // once do not all hold one while they wait.
+            let fresh = matches!(start, Start::Fresh);
+            let permit = match (fresh, turn.take()) {
+                (false, _) => None,
+                (true, Some(p)) => Some(p),
+                (true, None) => Some(Box::pin(self.check_turn()).await?),
+            };
             let storage = match self.open_storage() {
                 Ok(s) => s,
-                Err(e) => match Box::pin(self.failed_before_run(e)).await {
-                    Some(stop) => return Err(stop),
-                    None => continue,
-                },
+                Err(e) => {
+                    // (Others check while this one waits for a resume.)
+                    drop(permit);
+                    match Box::pin(self.failed_before_run(e)).await {
+                        Some(stop) => return Err(stop),
+                        None => continue,
+                    }
+                }
             };
-            let verified = if let Start::Wake(_) = start {
-                // Checked before it went dormant, and not changed since: it
-                // took nothing while dormant.
-                self.restore_storage(&storage);
-                let n = self.torrent.as_ref().map_or(0, |t| t.piece_count());
-                (0..n).map(|p| self.have.get(p)).collect()
-            } else {
-                match Box::pin(self.check(&storage)).await {
+            let verified = if let Some(permit) = permit {
+                match Box::pin(self.check(&storage, permit)).await {
                     Ok(Ok(v)) => v,
                     Ok(Err(e)) => match Box::pin(self.failed_before_run(e)).await {
                         Some(stop) => return Err(stop),
@@ -397,6 +421,12 @@ impl TorrentTask {
                     },
                     Err(stop) => return Err(stop),
                 }
+            } else {
+                // Checked before it went dormant, and not changed since: it
+                // took nothing while dormant.
+                self.restore_storage(&storage);
+                let n = self.torrent.as_ref().map_or(0, |t| t.piece_count());
+                (0..n).map(|p| self.have.get(p)).collect()
             };
             let start = std::mem::replace(&mut start, Start::Fresh);
             match self.transfer(Some((storage, verified)), start).await {
@@ -733,25 +763,32 @@ impl TorrentTask {
 
     /// Hashes what is on disk (trusting resume data where the files are
     /// unchanged). `Err` when the torrent was stopped meanwhile.
-    async fn check(
-        &mut self,
-        storage: &Arc<Storage>,
-    ) -> Result<Result<Vec<bool>, TorrentError>, Stop> {
+    /// Waits, in the checking state, for the torrent's turn to check: one
+    /// torrent checks at a time; commands are served while waiting.
+    async fn check_turn(&mut self) -> Result<Option<OwnedSemaphorePermit>, Stop> {
         self.set_state(TorrentState::Checking, None);
-        // One torrent checks at a time; commands are served while waiting.
         let checks = self.ctx.checks.clone();
-        let permit = loop {
+        loop {
             tokio::select! {
-                p = checks.clone().acquire_owned() => break p,
+                p = checks.clone().acquire_owned() => return Ok(p.ok()),
                 cmd = self.cmds.recv() => match cmd {
                     None => return Err(Stop { delete_data: false, reply: None }),
                     Some(TorrentCmd::Shutdown { delete_data, reply }) => {
                         return Err(Stop { delete_data, reply: Some(reply) })
                     }
-                    Some(other) => self.idle_cmd(other).await,
+                    Some(other) => Box::pin(self.idle_cmd(other)).await,
                 },
             }
-        };
+        }
+    }
+
+    /// Checks the data in `storage` against the resume data, on the turn
+    /// `permit` holds.
+    async fn check(
+        &mut self,
+        storage: &Arc<Storage>,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Result<Result<Vec<bool>, TorrentError>, Stop> {
         let resume = if std::mem::take(&mut self.force_check) {
             None
         } else {
