@@ -198,8 +198,43 @@ fn error(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, Json(json!({"error": msg.into()}))).into_response()
 }
 
+/// Why one source gave no answer (each is listed in the answer's `errors`).
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// `sources=dht` on a daemon without a DHT node.
+    #[error("the daemon runs no DHT")]
+    NoDht,
+    /// `sources=flood` while the flood service is off.
+    #[error("the flood service is off")]
+    FloodOff,
+    /// `sources=tracker` with no tracker to ask.
+    #[error("no tracker: give tracker=URL or add a torrent with one")]
+    NoTracker,
+    /// The source did not answer within the search's timeout.
+    #[error("timed out")]
+    TimedOut,
+    /// The DHT keyword search failed.
+    #[error(transparent)]
+    Dht(#[from] shoal_search::kad::KadError),
+    /// The built-in tracker's index failed.
+    #[error(transparent)]
+    Index(#[from] shoal_search::IndexError),
+    /// A tracker's `/search` failed.
+    #[error(transparent)]
+    Tracker(#[from] shoal_search::client::ClientError),
+    /// The flood search failed.
+    #[error(transparent)]
+    Flood(#[from] crate::flood::FloodError),
+    /// No HTTP client could be made to ask trackers.
+    #[error("HTTP client: {0}")]
+    HttpClient(reqwest::Error),
+    /// A source's task failed.
+    #[error("search task: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
 /// One source's answer.
-type Answer = (String, Result<Vec<SearchHit>, String>);
+type Answer = (String, Result<Vec<SearchHit>, SourceError>);
 
 /// The trackers of the daemon's torrents, deduplicated, at most [`MAX_TRACKERS`].
 fn own_trackers(shared: &Shared) -> Vec<String> {
@@ -262,7 +297,7 @@ pub async fn search(shared: &Arc<Shared>, req: &SearchRequest) -> Value {
         s
     });
     let mut set: JoinSet<Answer> = JoinSet::new();
-    let mut errors: Vec<(String, String)> = Vec::new();
+    let mut errors: Vec<(String, SourceError)> = Vec::new();
     let mut flood_info = Value::Null;
     let want_flood = sources.contains(&Source::Flood);
     let flood = if want_flood {
@@ -289,21 +324,19 @@ pub async fn search(shared: &Arc<Shared>, req: &SearchRequest) -> Value {
             }
             Source::Dht => {
                 if shared.session.dht().is_none() {
-                    errors.push(("dht".into(), "the daemon runs no DHT".into()));
+                    errors.push(("dht".into(), SourceError::NoDht));
                     continue;
                 }
                 let s = shared.clone();
                 set.spawn(async move {
                     let r = async {
-                        let dht = s.session.dht().ok_or("the daemon runs no DHT")?;
+                        let dht = s.session.dht().ok_or(SourceError::NoDht)?;
                         let cfg = shoal_search::kad::KadConfig::default();
-                        shoal_search::kad::search(dht, &q, &cfg)
-                            .await
-                            .map_err(|e| e.to_string())
+                        Ok(shoal_search::kad::search(dht, &q, &cfg).await?)
                     };
                     let r = tokio::time::timeout(timeout, r)
                         .await
-                        .unwrap_or_else(|_| Err("timed out".into()));
+                        .unwrap_or(Err(SourceError::TimedOut));
                     ("dht".to_string(), r)
                 });
             }
@@ -311,10 +344,12 @@ pub async fn search(shared: &Arc<Shared>, req: &SearchRequest) -> Value {
                 if let Some((url, central)) = builtin.clone() {
                     let q = q.clone();
                     set.spawn(async move {
-                        let r = tokio::task::spawn_blocking(move || central.search(&q, limit))
+                        let r = match tokio::task::spawn_blocking(move || central.search(&q, limit))
                             .await
-                            .map_err(|e| e.to_string())
-                            .and_then(|r| r.map_err(|e| e.to_string()));
+                        {
+                            Ok(r) => r.map_err(SourceError::from),
+                            Err(e) => Err(e.into()),
+                        };
                         (format!("tracker {url}"), r)
                     });
                 }
@@ -322,10 +357,7 @@ pub async fn search(shared: &Arc<Shared>, req: &SearchRequest) -> Value {
                     continue;
                 }
                 if trackers.is_empty() {
-                    errors.push((
-                        "tracker".into(),
-                        "no tracker: give tracker=URL or add a torrent with one".into(),
-                    ));
+                    errors.push(("tracker".into(), SourceError::NoTracker));
                     continue;
                 }
                 let http = match reqwest::Client::builder()
@@ -334,7 +366,7 @@ pub async fn search(shared: &Arc<Shared>, req: &SearchRequest) -> Value {
                 {
                     Ok(c) => c,
                     Err(e) => {
-                        errors.push(("tracker".into(), e.to_string()));
+                        errors.push(("tracker".into(), SourceError::HttpClient(e)));
                         continue;
                     }
                 };
@@ -343,7 +375,7 @@ pub async fn search(shared: &Arc<Shared>, req: &SearchRequest) -> Value {
                     set.spawn(async move {
                         let r = shoal_search::client::search_tracker(&http, &t, &q, limit, timeout)
                             .await
-                            .map_err(|e| e.to_string());
+                            .map_err(SourceError::from);
                         (format!("tracker {t}"), r)
                     });
                 }
@@ -365,10 +397,10 @@ pub async fn search(shared: &Arc<Shared>, req: &SearchRequest) -> Value {
         while !set.is_empty() {
             match tokio::time::timeout_at(deadline, set.join_next()).await {
                 Ok(Some(Ok(a))) => answers.push(a),
-                Ok(Some(Err(e))) => answers.push(("task".into(), Err(e.to_string()))),
+                Ok(Some(Err(e))) => answers.push(("task".into(), Err(e.into()))),
                 Ok(None) => break,
                 Err(_) => {
-                    answers.push(("search".into(), Err("timed out".into())));
+                    answers.push(("search".into(), Err(SourceError::TimedOut)));
                     set.abort_all();
                     break;
                 }
@@ -382,9 +414,9 @@ pub async fn search(shared: &Arc<Shared>, req: &SearchRequest) -> Value {
             flood_info = json!({"query_id": f.query_id, "peers": f.peers});
             hits.extend(f.hits);
         }
-        Some(Err(e)) => errors.push(("flood".into(), e.to_string())),
+        Some(Err(e)) => errors.push(("flood".into(), e.into())),
         None if want_flood && explicit => {
-            errors.push(("flood".into(), "the flood service is off".into()));
+            errors.push(("flood".into(), SourceError::FloodOff));
         }
         None => {}
     }
@@ -398,7 +430,7 @@ pub async fn search(shared: &Arc<Shared>, req: &SearchRequest) -> Value {
     let results: Vec<Value> = ranked.iter().map(SearchHit::to_json).collect();
     let errs: Vec<Value> = errors
         .iter()
-        .map(|(n, e)| json!({"source": n, "error": e}))
+        .map(|(n, e)| json!({"source": n, "error": e.to_string()}))
         .collect();
     json!({"query": req.query, "results": results, "errors": errs, "flood": flood_info})
 }

@@ -7,5 +7,6 @@ mod dht_publish;
 mod hostile_http;
 mod rpc_clients;
 mod rpc_spec;
+mod search_errors;
 mod stream_http;
 mod ui_http;
