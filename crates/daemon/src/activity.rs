@@ -209,6 +209,11 @@ impl ActivityTracker {
             t.state = s.state;
         }
         tracks.retain(|id, _| seen.contains(id));
+        if saved.is_empty() && saved.capacity() > 0 {
+            // Every stored entry found its torrent: give back the table
+            // (10,000 torrents' worth after a restart).
+            *saved = HashMap::new();
+        }
         self.up.fetch_add(up, Ordering::Relaxed);
         self.down.fetch_add(down, Ordering::Relaxed);
     }

@@ -122,7 +122,6 @@ pub(crate) struct TorrentTask {
     /// The windows of the open file readers, by reader id.
     readers: std::collections::BTreeMap<u64, super::reader::ReaderWindows>,
     counters: Arc<Counters>,
-    last: TorrentStatus,
     last_progress: Option<Instant>,
     /// Progress, rates and peers as the last progress event gave them.
     last_shown: Option<(u64, u64, u64, usize)>,
@@ -291,7 +290,6 @@ pub(crate) async fn spawn(
         have: shoal_wire::Bitfield::new(0),
         readers: std::collections::BTreeMap::new(),
         counters: Arc::new(Counters::default()),
-        last: status,
         last_progress: None,
         last_shown: None,
         queued: false,
@@ -462,7 +460,7 @@ impl TorrentTask {
         self.ctx.dormant.fetch_add(1, Ordering::Relaxed);
         let r = loop {
             // The idle seeding goal may stop it meanwhile.
-            let goal = self.idle_goal(self.last.state);
+            let goal = self.idle_goal(self.last().state);
             tokio::select! {
                 cmd = self.cmds.recv() => match cmd {
                     None => break Err(Stop { delete_data: false, reply: None }),
@@ -482,7 +480,7 @@ impl TorrentTask {
                         Box::pin(self.idle_cmd(c)).await;
                         // New seeding goals may be reached already: the
                         // transfer stops it as it would have.
-                        let s = self.last.clone();
+                        let s = self.last().clone();
                         if self.goal_reached(&s) {
                             break Ok(None);
                         }
@@ -508,6 +506,12 @@ impl TorrentTask {
 
     // ------------------------------------------------------------ status
 
+    /// The status last published (a read lock on it: drop it before the
+    /// next publish).
+    fn last(&self) -> watch::Ref<'_, TorrentStatus> {
+        self.status_tx.borrow()
+    }
+
     /// Publishes `s` and the events its change implies.
     pub(super) fn publish(&mut self, s: &TorrentStatus) {
         let now = Instant::now();
@@ -515,7 +519,8 @@ impl TorrentTask {
         s.finished = self.finished;
         s.queue_position = self.queue_position;
         let s = &s;
-        if s.state != self.last.state {
+        let last_state = self.last().state;
+        if s.state != last_state {
             self.ctx.emit(SessionEvent::StateChanged {
                 id: self.id,
                 state: s.state,
@@ -529,7 +534,7 @@ impl TorrentTask {
                 }
             }
         }
-        if self.last.state == TorrentState::Downloading && s.state == TorrentState::Seeding {
+        if last_state == TorrentState::Downloading && s.state == TorrentState::Seeding {
             self.ctx.emit(SessionEvent::Completed { id: self.id });
         }
         // Compared with the last event sent, not the last status: a change
@@ -570,15 +575,18 @@ impl TorrentTask {
             s.wanted_bytes.saturating_sub(s.verified_wanted_bytes)
         };
         self.counters.left.store(left, Ordering::Relaxed);
-        if *s != self.last {
-            self.last.clone_from(s);
-            self.status_tx.send_replace(s.clone());
-        }
+        self.status_tx.send_if_modified(|cur| {
+            let changed = *cur != *s;
+            if changed {
+                cur.clone_from(s);
+            }
+            changed
+        });
     }
 
     /// Publishes a state (other fields as last published).
     pub(super) fn set_state(&mut self, state: TorrentState, error: Option<TorrentError>) {
-        let mut s = self.last.clone();
+        let mut s = self.last().clone();
         s.state = state;
         s.error = error;
         s.download_rate = 0;
@@ -699,7 +707,7 @@ impl TorrentTask {
             TorrentCmd::Queue(q) => self.queued = q,
             TorrentCmd::SetQueuePosition(p) => {
                 self.queue_position = p;
-                let s = self.last.clone();
+                let s = self.last().clone();
                 self.publish(&s);
                 self.save_record().await;
             }
@@ -804,7 +812,7 @@ impl TorrentTask {
             }
         };
         if let Some(r) = &resume {
-            let mut s = self.last.clone();
+            let mut s = self.last().clone();
             s.uploaded = s.uploaded.max(r.uploaded);
             s.downloaded = s.downloaded.max(r.downloaded);
             self.publish(&s);
@@ -830,7 +838,7 @@ impl TorrentTask {
             tokio::select! {
                 r = &mut work => break r,
                 _ = tick.tick() => {
-                    let mut s = self.last.clone();
+                    let mut s = self.last().clone();
                     s.pieces_checked = checked.load(Ordering::Relaxed);
                     self.publish(&s);
                 }
@@ -847,7 +855,7 @@ impl TorrentTask {
         drop(permit);
         match outcome {
             Ok(Ok(o)) => {
-                let mut s = self.last.clone();
+                let mut s = self.last().clone();
                 s.pieces_checked_at_start = o.pieces_checked;
                 s.pieces_checked = o.pieces_checked;
                 self.publish(&s);
@@ -886,7 +894,7 @@ impl TorrentTask {
     /// A core for `picker` (empty, for a magnet link that fetches its
     /// metadata first; peer exchange is on until the metadata says private).
     fn new_core(&self, picker: PiecePicker, private: bool) -> TorrentCore {
-        let mut status = self.last.clone();
+        let mut status = self.last().clone();
         status.state = TorrentState::Downloading;
         status.error = None;
         let limits = self.meta_tx.borrow().limits;
@@ -1024,7 +1032,10 @@ impl TorrentTask {
         let st = storage.clone();
         let p = self.ctx.persist.clone();
         let key = self.hashes;
-        let (up, down) = (self.last.uploaded, self.last.downloaded);
+        let (up, down) = {
+            let l = self.last();
+            (l.uploaded, l.downloaded)
+        };
         tokio::task::spawn_blocking(move || {
             let r = st
                 .wait_all_written()
@@ -1201,12 +1212,16 @@ impl TorrentTask {
         let before = std::mem::replace(&mut self.have, run.core.have().clone());
         // Counters as they ended; the state is the next phase's to set.
         let mut s = run.core.status().clone();
-        s.state = self.last.state;
+        s.state = self.last().state;
         self.publish(&s);
         // Woken and gone dormant again without a change: the resume data
         // saved when it went dormant still holds.
-        let unchanged =
-            woke && before == self.have && counts == (self.last.uploaded, self.last.downloaded);
+        let unchanged = woke
+            && before == self.have
+            && counts == {
+                let l = self.last();
+                (l.uploaded, l.downloaded)
+            };
         // The last save of a run is waited for: it must be there at a restart.
         if let Some(storage) = storage.as_ref().filter(|_| !unchanged) {
             let _ = Box::pin(self.save_resume(storage, verified)).await;
@@ -1589,7 +1604,7 @@ mod size_tests {
     fn idle_torrents_stay_small() {
         assert!(std::mem::size_of::<super::TorrentCmd>() <= 48);
         assert!(std::mem::size_of::<crate::torrent::ToTorrent>() <= 64);
-        assert!(std::mem::size_of::<super::TorrentTask>() <= 1024);
+        assert!(std::mem::size_of::<super::TorrentTask>() <= 640);
         // 5,184 bytes before the rare awaits were boxed and the task was
         // passed boxed (an async fn keeps by-value arguments twice).
         // The live phases' future is boxed: a dormant torrent holds only
