@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """10,000 small seeding torrents loaded over RPC into `shoal daemon` and into
 `transmission-daemon`, same run, loopback only: RSS after loading, the time of
-a `torrent-get` of all torrents with transmission-remote's list fields, and the
-time from restart until all are listed again.
+a `torrent-get` of all torrents with transmission-remote's list fields, the
+time from restart until all are listed again and until all seed again, and the
+RSS after the restart.
 
 Usage: python3 bench/daemon.py SHOAL_BIN [N]   (bench/daemon.sh builds and runs it)
 Goals: shoal RSS under 200 MiB and below transmission-daemon's; the list
@@ -139,9 +140,22 @@ def run(name, start, torrents, data_dir, results):
                 raise RuntimeError("%s: not all back" % name)
             time.sleep(0.05)
         restart = time.time() - t0
-        results[name] = {"rss_mib": rss, "list_s": lists[2], "restart_s": restart, "load_s": load}
+        # Then until every torrent seeds again (its resume check done).
+        while True:
+            _, ts = list_all(rpc)
+            if all(t["status"] == 6 for t in ts):
+                break
+            if time.time() - t0 > float(os.environ.get("SHOAL_BENCH_SEED_WAIT", "600")):
+                raise RuntimeError("%s: not all seeding after the restart" % name)
+            time.sleep(0.2)
+        reseed = time.time() - t0
+        time.sleep(3)
+        rss2 = rss_mib(proc.pid)
+        results[name] = {"rss_mib": rss, "list_s": lists[2], "restart_s": restart, "load_s": load,
+                         "reseed_s": reseed, "rss_restarted_mib": rss2}
         print("%-20s RSS %7.1f MiB   list (median of 5) %7.1f ms   restart %6.2f s   load over RPC %6.1f s"
-              % (name, rss, lists[2] * 1000, restart, load), flush=True)
+              "   seeding again %6.2f s   RSS after restart %7.1f MiB"
+              % (name, rss, lists[2] * 1000, restart, load, reseed, rss2), flush=True)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
