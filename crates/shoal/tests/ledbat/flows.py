@@ -12,12 +12,30 @@
 """
 import select, socket, sys, time
 
+# Linux's SO_SNDBUFFORCE and SO_RCVBUFFORCE (root may pass net.core.*mem_max).
+SO_SNDBUFFORCE, SO_RCVBUFFORCE = 32, 33
+# The TCP flow's buffers: far above the path's bandwidth-delay product with
+# a full queue (20 Mbit/s x 600 ms = 1.5 MB), so that the flow is limited by
+# the bottleneck and its losses, never by a machine's default socket buffer
+# maxima (a 212,992-byte cap holds a flow to about 170 ms of queue).
+FLOW_BUF = 8 << 20
+
+
+def big_buffers(s, opt, fallback):
+    try:
+        s.setsockopt(socket.SOL_SOCKET, opt, FLOW_BUF)
+    except OSError:
+        s.setsockopt(socket.SOL_SOCKET, fallback, FLOW_BUF)
+
 
 def sink(port, secs):
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     u.bind(("0.0.0.0", port))
     l = socket.socket()
     l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Before listen(): accepted sockets inherit it, and the window scale
+    # they offer is chosen from it.
+    big_buffers(l, SO_RCVBUFFORCE, socket.SO_RCVBUF)
     l.bind(("0.0.0.0", port))
     l.listen(1)
     socks = [u, l]
@@ -76,6 +94,7 @@ def flood(host, port, secs):
             break
         except OSError:
             pass
+    big_buffers(c, SO_SNDBUFFORCE, socket.SO_SNDBUF)
     c.connect((host, port))
     buf = bytes(1 << 16)
     end = time.time() + secs
