@@ -21,6 +21,7 @@ pub mod add;
 pub mod client;
 pub mod config;
 pub mod flood;
+pub mod groups;
 pub mod http;
 pub mod memory;
 pub mod metrics;

@@ -236,6 +236,8 @@ async fn detail(State(shared): State<Arc<Shared>>, Path(key): Path<String>) -> R
         "max_peers": m.limits.max_peers,
         "seed_ratio": format!("{:?}", m.limits.seed_ratio),
         "seed_idle": format!("{:?}", m.limits.seed_idle),
+        "honors_session_limits": !m.limits.bypass_session_limits,
+        "group": m.group,
     });
     Json(v).into_response()
 }

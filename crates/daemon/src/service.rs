@@ -75,6 +75,8 @@ pub struct Shared {
     pub config: DaemonConfig,
     /// Settings that change at run time (`session-set`).
     pub settings: RwLock<Settings>,
+    /// Bandwidth groups (`group-set`).
+    pub groups: crate::groups::GroupBook,
     /// Seconds active, dates, session traffic.
     pub activity: ActivityTracker,
     /// The `X-Transmission-Session-Id` of this run.
@@ -247,6 +249,8 @@ impl Daemon {
             source,
         })?;
         let activity = ActivityTracker::load(&store);
+        let groups = crate::groups::GroupBook::load(&store);
+        groups.apply_all(&session);
         let flood = crate::flood::start(
             session.clone(),
             shoal_search::flood::FloodConfig::default(),
@@ -269,6 +273,7 @@ impl Daemon {
             session,
             store,
             settings: RwLock::new(settings),
+            groups,
             activity,
             session_id: session_id(),
             started: Instant::now(),

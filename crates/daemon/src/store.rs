@@ -267,6 +267,10 @@ struct StoredTorrent {
     paused: bool,
     #[serde(default)]
     labels: Vec<String>,
+    #[serde(default)]
+    group: Option<String>,
+    #[serde(default)]
+    bypass_session_limits: bool,
     max_upload_rate: Option<u64>,
     max_download_rate: Option<u64>,
     max_peers: Option<usize>,
@@ -287,6 +291,8 @@ impl StoredTorrent {
             tracker_list: r.tracker_list.clone(),
             paused: r.paused,
             labels: r.labels.clone(),
+            group: r.group.clone(),
+            bypass_session_limits: r.limits.bypass_session_limits,
             max_upload_rate: r.limits.max_upload_rate,
             max_download_rate: r.limits.max_download_rate,
             max_peers: r.limits.max_peers,
@@ -315,7 +321,9 @@ impl StoredTorrent {
                 max_peers: self.max_peers,
                 seed_ratio: self.seed_ratio.to_ratio(),
                 seed_idle: self.seed_idle.to_idle(),
+                bypass_session_limits: self.bypass_session_limits,
             },
+            group: self.group,
             added_at: self.added_at,
             queue_position: self.queue_position,
         }

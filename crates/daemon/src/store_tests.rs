@@ -25,7 +25,9 @@ fn record(n: u8) -> TorrentRecord {
             max_peers: Some(7),
             seed_ratio: SeedGoal::Limit(1.5),
             seed_idle: SeedGoal::Unlimited,
+            bypass_session_limits: n.is_multiple_of(2),
         },
+        group: n.is_multiple_of(2).then(|| format!("g{n}")),
         added_at: 1_700_000_000 + u64::from(n),
         queue_position: -i64::from(n),
     }

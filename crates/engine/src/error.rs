@@ -99,6 +99,9 @@ pub enum TorrentOpError {
     /// The torrent or the session stopped while the operation ran.
     #[error("the torrent stopped")]
     Stopped,
+    /// A bandwidth group name was refused.
+    #[error(transparent)]
+    Group(#[from] crate::bandwidth::GroupError),
 }
 
 /// What kind of storage failure stopped a torrent (what a user acts on).

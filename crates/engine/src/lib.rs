@@ -17,6 +17,7 @@
 //! snapshot ([`Session::snapshot`]).
 #![deny(missing_docs)]
 
+pub mod bandwidth;
 pub mod choker;
 pub mod dht_peers;
 pub mod error;
@@ -38,6 +39,7 @@ pub mod smartban;
 pub mod status;
 mod torrent;
 
+pub use bandwidth::{BandwidthGroup, GroupError};
 pub use error::{AddTorrentError, DiskErrorKind, SessionError, TorrentError, TorrentOpError};
 pub use events::SessionEvent;
 pub use extension::{ExtMessage, ExtPeer, ExtSendError, Extensions};

@@ -6,10 +6,10 @@
 //! writes are pending (each waits for write budget in the disk actor), while
 //! the download rate limit says so, or while too much output is queued.
 //! A protocol error closes this connection only.
+use crate::bandwidth::{Direction, TorrentRates};
 use crate::error::TorrentError;
 use crate::peer_close::PeerClose;
 use crate::picker::{Block, PeerKey};
-use crate::rate::TokenBucket;
 use crate::session::utp::{Dial, Dialed, Transport};
 use crate::torrent::PeerStream;
 use crate::torrent::{DiskVerdict, ToTorrent};
@@ -26,7 +26,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -44,22 +44,6 @@ const MAX_QUEUED_OUTPUT: usize = 4 << 20;
 const STATS_INTERVAL: Duration = Duration::from_millis(500);
 /// Bytes read from the socket at most per read call.
 const READ_CHUNK: usize = 128 * 1024;
-
-/// A session-wide rate limiter shared by peer tasks (tiny critical section).
-pub(crate) type SharedBucket = Arc<Mutex<TokenBucket>>;
-
-fn take1(bucket: &SharedBucket, bytes: u64) -> Duration {
-    match bucket.lock() {
-        Ok(mut b) => b.take(bytes, Instant::now()),
-        Err(p) => p.into_inner().take(bytes, Instant::now()),
-    }
-}
-
-/// Takes `bytes` from a session-wide and a per-torrent bucket: the wait
-/// before they may move is the longer of the two.
-fn take(buckets: &[SharedBucket; 2], bytes: u64) -> Duration {
-    take1(&buckets[0], bytes).max(take1(&buckets[1], bytes))
-}
 
 /// Commands from the torrent to a peer task.
 #[derive(Debug)]
@@ -160,10 +144,8 @@ pub(crate) struct PeerShared {
     /// The torrent in the session's disk pool, registered before the first
     /// connection (blocks or requests without it are dropped or rejected).
     pub disk: OnceLock<TorrentDisk>,
-    /// Upload limits: the session's and the torrent's.
-    pub up: [SharedBucket; 2],
-    /// Download limits: the session's and the torrent's.
-    pub down: [SharedBucket; 2],
+    /// The rate limits its bytes are charged to.
+    pub rates: Arc<TorrentRates>,
     /// Compute block digests for smart ban (on after the first hash failure).
     pub digests: AtomicBool,
     /// The bencoded info dictionary, served over `ut_metadata` (BEP 9) to
@@ -531,7 +513,7 @@ impl PeerTask {
                     let _ = self.conn.reject_request(now, r);
                     continue;
                 };
-                let wait = take(&self.shared.up, u64::from(r.length));
+                let wait = self.shared.rates.take(Direction::Up, u64::from(r.length));
                 reads.push(Box::pin(async move {
                     if !wait.is_zero() {
                         tokio::time::sleep(wait).await;
@@ -568,7 +550,7 @@ impl PeerTask {
                         eof = true;
                         continue;
                     }
-                    let wait = take(&self.shared.down, n as u64);
+                    let wait = self.shared.rates.take(Direction::Down, n as u64);
                     read_resume_at = (!wait.is_zero()).then(|| Instant::now() + wait);
                     self.conn
                         .process_received(Instant::now())

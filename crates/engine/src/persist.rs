@@ -77,6 +77,9 @@ pub struct TorrentLimits {
     pub seed_ratio: SeedGoal<f64>,
     /// Stop seeding after this long without uploading.
     pub seed_idle: SeedGoal<std::time::Duration>,
+    /// The session's rate limits do not apply to this torrent
+    /// (Transmission's `honorsSessionLimits` false).
+    pub bypass_session_limits: bool,
 }
 
 /// How a torrent was added: enough to add it again after a restart.
@@ -106,6 +109,8 @@ pub struct TorrentRecord {
     pub labels: Vec<String>,
     /// Limits.
     pub limits: TorrentLimits,
+    /// The bandwidth group it is in, if any.
+    pub group: Option<String>,
     /// When it was added, seconds since the Unix epoch.
     pub added_at: u64,
     /// Position in the download queue (lower starts first; a sort key,

@@ -6,6 +6,7 @@
 //! method) and [`session`] (`session-get`/`-set`/`-stats`, `free-space`,
 //! `port-test`...). The HTTP side (session-id handshake, auth, Host check)
 //! is [`crate::http`]'s.
+mod groups;
 pub mod keys;
 mod peer_tracker_lists;
 pub mod request;
@@ -257,7 +258,8 @@ async fn dispatch_map(shared: &Shared, call: &Call) -> Result<Map<String, Value>
             keys::name(p, "blocklist_size"),
             json!(0),
         )])),
-        "groupget" => Ok(Map::from_iter([("group".to_owned(), json!([]))])),
+        "groupget" => groups::get(shared, p, a),
+        "groupset" => groups::set(shared, a).await,
         "torrentadd" => torrents::add(shared, p, a).await,
         "torrentset" => torrents::set(shared, a).await,
         "torrentremove" => torrents::remove(shared, a).await,

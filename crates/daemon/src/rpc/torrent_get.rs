@@ -419,12 +419,12 @@ fn value(
                     .collect(),
             )
         }
-        Group => json!(""),
+        Group => json!(m.group.as_deref().unwrap_or("")),
         HashString => json!(h.info_hashes().primary().to_hex()),
         HashStringV2 => json!(h.info_hashes().v2.map(|v| v.to_hex())),
         HaveUnchecked => json!(0),
         HaveValid => json!(have_valid(s, m)),
-        HonorsSessionLimits => json!(true),
+        HonorsSessionLimits => json!(!m.limits.bypass_session_limits),
         Id => json!(h.id().0),
         IsFinished => json!(s.finished),
         IsPrivate => json!(t.is_some_and(|t| t.is_private())),

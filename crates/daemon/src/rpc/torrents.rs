@@ -209,6 +209,17 @@ pub async fn set(shared: &Shared, a: &Args) -> Result<Map<String, Value>, RpcErr
         ("priority_low", a.indices("priority_low")?),
     ];
     let queue_position = a.u64("queue_position")?;
+    let honors = a.bool("honors_session_limits")?;
+    // An empty name takes the torrent out of its group (as Transmission).
+    let group = match a.str("group")? {
+        Some("") => Some(None),
+        Some(g) => {
+            shoal_engine::bandwidth::check_group_name(g)
+                .map_err(|e| RpcError::params(e.to_string()))?;
+            Some(Some(g.to_owned()))
+        }
+        None => None,
+    };
     for h in &handles {
         let m = h.meta();
         let mut limits = m.limits;
@@ -231,6 +242,9 @@ pub async fn set(shared: &Shared, a: &Args) -> Result<Map<String, Value>, RpcErr
                 limits.max_upload_rate = Some(rate(up.unwrap_or(100)))
             }
             _ => {}
+        }
+        if let Some(b) = honors {
+            limits.bypass_session_limits = !b;
         }
         if let Some(n) = peer_limit {
             limits.max_peers = Some(usize::try_from(n).unwrap_or(usize::MAX).max(1));
@@ -276,6 +290,11 @@ pub async fn set(shared: &Shared, a: &Args) -> Result<Map<String, Value>, RpcErr
         if let Some(l) = &labels {
             h.set_labels(l.clone()).await.map_err(op_error)?;
         }
+        if let Some(g) = &group {
+            if *g != m.group {
+                h.set_group(g.clone()).await.map_err(op_error)?;
+            }
+        }
         set_files(h, &m, &file_lists).await?;
         set_trackers(
             h,
@@ -303,6 +322,7 @@ fn op_error(e: shoal_engine::TorrentOpError) -> RpcError {
     let c = match e {
         shoal_engine::TorrentOpError::NoSuchTorrent(_) => code::UNRECOGNIZED_INFO,
         shoal_engine::TorrentOpError::BadPriorities { .. } => code::FILE_IDX_OOR,
+        shoal_engine::TorrentOpError::Group(_) => code::INVALID_PARAMS,
         shoal_engine::TorrentOpError::Move { .. } | shoal_engine::TorrentOpError::Delete(_) => {
             code::SYSTEM_ERROR
         }

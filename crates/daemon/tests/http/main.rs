@@ -4,6 +4,7 @@
 
 mod common;
 mod dht_publish;
+mod groups;
 mod hostile_http;
 mod rpc_clients;
 mod rpc_spec;

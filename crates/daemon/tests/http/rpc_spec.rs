@@ -272,20 +272,6 @@ fn lookup<'a>(obj: &'a Value, key: &str) -> Option<&'a Value> {
         .map(|(_, v)| v)
 }
 
-/// A JSON-RPC 2.0 call (Transmission 4.1); returns `result`.
-async fn jsonrpc(rpc: &mut Rpc, method: &str, params: Value) -> Value {
-    rpc.ok("session-stats", Value::Null).await; // learns the session id
-    let body =
-        serde_json::to_vec(&json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 7}))
-            .unwrap();
-    let r = rpc.raw(body, &[]).await;
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    let v: Value = serde_json::from_slice(&r.body).unwrap();
-    assert_eq!(v["id"], 7, "{v}");
-    assert!(v.get("error").is_none(), "{method}: {v}");
-    v["result"].clone()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_field_of_the_spec_is_served() {
     let dir = tempfile::tempdir().unwrap();
@@ -319,7 +305,7 @@ async fn every_field_of_the_spec_is_served() {
 
     // JSON-RPC 2.0, snake_case: the answer names exactly what was asked.
     let fields: Vec<&str> = TORRENT_FIELDS.iter().map(|(n, _)| *n).collect();
-    let r = jsonrpc(&mut rpc, "torrent_get", json!({"fields": fields})).await;
+    let r = rpc.jsonrpc("torrent_get", json!({"fields": fields})).await;
     let tor = &r["torrents"][0];
     let mut missing = Vec::new();
     for (name, ty) in TORRENT_FIELDS {
@@ -372,7 +358,7 @@ async fn every_field_of_the_spec_is_served() {
     // session-get: every key of 4.1, in both formats.
     for s in [
         rpc.ok("session-get", Value::Null).await,
-        jsonrpc(&mut rpc, "session_get", json!({})).await,
+        rpc.jsonrpc("session_get", json!({})).await,
     ] {
         let mut wrong = Vec::new();
         for (key, ty) in SESSION_KEYS {

@@ -20,9 +20,9 @@ pub(crate) mod utp;
 pub use config::{AddTorrentParams, EncryptionPolicy, SessionConfig, TorrentSource};
 pub use dht::DhtSettings;
 
+use crate::bandwidth::{BandwidthGroup, GroupError, Groups, SharedBucket};
 use crate::error::{AddTorrentError, SessionError, TorrentOpError};
 use crate::events::{SessionEvent, EVENT_QUEUE};
-use crate::peer::SharedBucket;
 use crate::persist::{NoPersist, Persist};
 use crate::rate::TokenBucket;
 use crate::status::TorrentStatus;
@@ -126,6 +126,8 @@ pub(crate) struct SessionCtx {
     pub local_addr: SocketAddr,
     pub up: SharedBucket,
     pub down: SharedBucket,
+    /// Bandwidth groups by name.
+    pub groups: Groups,
     pub tracker: TrackerClient,
     pub persist: Arc<dyn Persist>,
     pub events: broadcast::Sender<SessionEvent>,
@@ -265,6 +267,7 @@ impl Session {
             local_addr,
             up: Arc::new(Mutex::new(TokenBucket::new(config.max_upload_rate))),
             down: Arc::new(Mutex::new(TokenBucket::new(config.max_download_rate))),
+            groups: Groups::default(),
             tracker,
             persist: persist.clone(),
             events,
@@ -484,6 +487,18 @@ impl Session {
         if let Ok(mut b) = self.inner.ctx.down.lock() {
             b.set_rate(download);
         }
+    }
+
+    /// Creates or changes the bandwidth group `name`; its torrents follow
+    /// at once.
+    pub fn set_bandwidth_group(&self, name: &str, group: BandwidthGroup) -> Result<(), GroupError> {
+        self.inner.ctx.groups.set(name, group)
+    }
+
+    /// Every bandwidth group, by name (created by
+    /// [`Session::set_bandwidth_group`] or by naming one for a torrent).
+    pub fn bandwidth_groups(&self) -> Vec<(String, BandwidthGroup)> {
+        self.inner.ctx.groups.list()
     }
 
     /// The settings that can change while the session runs.

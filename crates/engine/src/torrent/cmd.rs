@@ -60,6 +60,8 @@ pub(crate) enum TorrentCmd {
     SetLimits(Box<TorrentLimits>),
     /// New labels.
     SetLabels(Vec<String>),
+    /// Into this bandwidth group (`None`: out of any).
+    SetGroup(Option<String>),
     /// A new tracker list (tiers) replacing every other.
     SetTrackers(Vec<Vec<String>>),
     /// Move the data under another directory.

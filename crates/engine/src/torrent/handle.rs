@@ -27,6 +27,8 @@ pub struct TorrentMeta {
     pub file_priorities: Vec<u8>,
     /// Per-torrent limits.
     pub limits: TorrentLimits,
+    /// The bandwidth group it is in, if any.
+    pub group: Option<String>,
     /// Free-form labels.
     pub labels: Vec<String>,
     /// When the torrent was added, seconds since the Unix epoch.
@@ -212,6 +214,17 @@ impl TorrentHandle {
     pub async fn set_labels(&self, labels: Vec<String>) -> Result<(), TorrentOpError> {
         self.send(TorrentCmd::SetLabels(labels.clone())).await?;
         self.applied(|m| m.labels == labels).await
+    }
+
+    /// Puts the torrent in the bandwidth group `group` (created without
+    /// limits if the session has none of that name), or in none; returns
+    /// once its peers are charged to it.
+    pub async fn set_group(&self, group: Option<String>) -> Result<(), TorrentOpError> {
+        if let Some(g) = &group {
+            crate::bandwidth::check_group_name(g)?;
+        }
+        self.send(TorrentCmd::SetGroup(group.clone())).await?;
+        self.applied(|m| m.group == group).await
     }
 
     /// Waits (bounded) until the torrent's task shows `done` in its metadata.

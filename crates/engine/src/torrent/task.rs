@@ -23,13 +23,13 @@ use super::cmd::{Reply, TorrentCmd};
 use super::core::{CoreInit, CoreLimits, PeerSource, TorrentCore};
 use super::driver::{Run, RunEvent, TaskAction};
 use super::handle::{TorrentHandle, TorrentMeta};
+use crate::bandwidth::TorrentRates;
 use crate::error::{AddTorrentError, TorrentError, TorrentOpError};
 use crate::events::SessionEvent;
 use crate::layout::{piece_priorities_of, storage_layout, FileSelection};
-use crate::peer::{PeerShared, SharedBucket};
+use crate::peer::PeerShared;
 use crate::persist::{ResumeRecord, TorrentLimits, TorrentRecord};
 use crate::picker::PiecePicker;
-use crate::rate::TokenBucket;
 use crate::session::dht::FeedMode;
 use crate::session::{AddTorrentParams, SessionCtx, TorrentSource};
 use crate::status::{TorrentState, TorrentStatus};
@@ -44,7 +44,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
 
@@ -112,8 +112,8 @@ pub(crate) struct TorrentTask {
     pub(super) status_tx: watch::Sender<TorrentStatus>,
     pub(super) meta_tx: watch::Sender<TorrentMeta>,
     force_check: bool,
-    up: SharedBucket,
-    down: SharedBucket,
+    /// The rate limits every peer of the torrent charges its bytes to.
+    rates: Arc<TorrentRates>,
     announcer: Option<(AnnouncerHandle, mpsc::Receiver<AnnounceOutcome>)>,
     /// What each tracker last said (for display).
     trackers: Vec<crate::info::TrackerInfo>,
@@ -190,6 +190,7 @@ pub(crate) async fn spawn(
                 paused: p.paused,
                 labels: p.labels,
                 limits: p.limits,
+                group: None,
                 added_at: unix_now(),
                 queue_position,
             };
@@ -253,6 +254,7 @@ pub(crate) async fn spawn(
         save_path: record.save_path.clone(),
         file_priorities: record.file_priorities.clone(),
         limits: record.limits,
+        group: record.group.clone(),
         labels: record.labels.clone(),
         added_at: record.added_at,
         magnet: record.magnet.clone(),
@@ -260,6 +262,19 @@ pub(crate) async fn spawn(
         tracker_list: record.tracker_list.clone(),
     });
     let (tx, rx) = super::cmd_queue::channel(CMD_QUEUE);
+    let rates = Arc::new(TorrentRates::new(
+        ctx.up.clone(),
+        ctx.down.clone(),
+        record.limits.max_upload_rate,
+        record.limits.max_download_rate,
+        record.limits.bypass_session_limits,
+    ));
+    if let Some(g) = &record.group {
+        match ctx.groups.get(g) {
+            Ok(r) => rates.set_group(Some(r)),
+            Err(e) => tracing::warn!(error = %e, "bandwidth group of a stored torrent refused"),
+        }
+    }
     let handle = TorrentHandle {
         id,
         info_hashes: record.info_hashes,
@@ -281,10 +296,7 @@ pub(crate) async fn spawn(
         status_tx,
         meta_tx,
         force_check: false,
-        up: Arc::new(Mutex::new(TokenBucket::new(record.limits.max_upload_rate))),
-        down: Arc::new(Mutex::new(TokenBucket::new(
-            record.limits.max_download_rate,
-        ))),
+        rates,
         announcer: None,
         trackers: Vec::new(),
         have: shoal_wire::Bitfield::new(0),
@@ -475,7 +487,8 @@ impl TorrentTask {
                         | TorrentCmd::SetQueuePosition(_)
                         | TorrentCmd::Queue(_)
                         | TorrentCmd::SettingsChanged
-                        | TorrentCmd::SetLimits(_)),
+                        | TorrentCmd::SetLimits(_)
+                        | TorrentCmd::SetGroup(_)),
                     ) => {
                         Box::pin(self.idle_cmd(c)).await;
                         // New seeding goals may be reached already: the
@@ -611,6 +624,7 @@ impl TorrentTask {
             paused: self.user_paused,
             labels: m.labels.clone(),
             limits: m.limits,
+            group: m.group.clone(),
             added_at: m.added_at,
             queue_position: self.queue_position,
         };
@@ -720,6 +734,7 @@ impl TorrentTask {
                 let _ = reply.send(r);
             }
             TorrentCmd::SetLimits(l) => self.store_limits(*l).await,
+            TorrentCmd::SetGroup(g) => self.store_group(g).await,
             TorrentCmd::SetLabels(l) => {
                 self.meta_tx.send_modify(|m| m.labels = l);
                 self.save_record().await;
@@ -759,13 +774,26 @@ impl TorrentTask {
     }
 
     async fn store_limits(&mut self, l: TorrentLimits) {
-        if let Ok(mut b) = self.up.lock() {
-            b.set_rate(l.max_upload_rate);
-        }
-        if let Ok(mut b) = self.down.lock() {
-            b.set_rate(l.max_download_rate);
-        }
+        self.rates.set_limits(
+            l.max_upload_rate,
+            l.max_download_rate,
+            l.bypass_session_limits,
+        );
         self.meta_tx.send_modify(|m| m.limits = l);
+        self.save_record().await;
+    }
+
+    /// Puts the torrent in a bandwidth group (checked by the handle).
+    async fn store_group(&mut self, group: Option<String>) {
+        let rates = group.as_deref().map(|g| self.ctx.groups.get(g));
+        match rates.transpose() {
+            Ok(r) => self.rates.set_group(r),
+            Err(e) => {
+                tracing::warn!(error = %e, "bandwidth group refused");
+                return;
+            }
+        }
+        self.meta_tx.send_modify(|m| m.group = group);
         self.save_record().await;
     }
 
@@ -929,8 +957,7 @@ impl TorrentTask {
         let shared = PeerShared {
             storage: std::sync::OnceLock::new(),
             disk: std::sync::OnceLock::new(),
-            up: [self.ctx.up.clone(), self.up.clone()],
-            down: [self.ctx.down.clone(), self.down.clone()],
+            rates: self.rates.clone(),
             digests: Default::default(),
             info: std::sync::OnceLock::new(),
             hash_trees: std::sync::OnceLock::new(),
@@ -1525,6 +1552,7 @@ impl TorrentTask {
                 let _ = reply.send(r);
             }
             TorrentCmd::SetLimits(l) => self.store_limits(*l).await,
+            TorrentCmd::SetGroup(g) => self.store_group(g).await,
             TorrentCmd::SetLabels(l) => {
                 self.meta_tx.send_modify(|m| m.labels = l);
                 self.save_record().await;

@@ -4,6 +4,7 @@
 
 mod dormant;
 mod extension;
+mod groups;
 mod pex;
 mod reader;
 mod session;

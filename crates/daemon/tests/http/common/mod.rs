@@ -144,6 +144,22 @@ impl Rpc {
         serde_json::from_slice(&r.body).unwrap()
     }
 
+    /// A JSON-RPC 2.0 call (Transmission 4.1), asserting it succeeded;
+    /// returns `result`.
+    pub async fn jsonrpc(&mut self, method: &str, params: Value) -> Value {
+        self.ok("session-stats", Value::Null).await; // learns the session id
+        let body = serde_json::to_vec(
+            &serde_json::json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 7}),
+        )
+        .unwrap();
+        let r = self.raw(body, &[]).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["id"], 7, "{v}");
+        assert!(v.get("error").is_none(), "{method}: {v}");
+        v["result"].clone()
+    }
+
     /// Like [`Rpc::call`], asserting `result` is `success`; returns `arguments`.
     pub async fn ok(&mut self, method: &str, args: Value) -> Value {
         let v = self.call(method, args).await;
