@@ -151,6 +151,9 @@ def start_seeder(kind, torrent, data_parent, work, leech_port):
         ready = lambda: "SEED(" in open(log, errors="replace").read()
     elif kind == "transmission":
         d = os.path.join(work, "tr-seed")
+        # Fresh each run: a config dir holding the torrent from the previous
+        # run makes transmission-cli 3.00 start without printing "Seeding".
+        shutil.rmtree(d, ignore_errors=True)
         tr_config(d, port)
         p = Proc(["transmission-cli", "-g", os.path.join(d, "cfg"), "-w", data_parent, "-p", str(port), torrent], log)
         ready = lambda: "Seeding" in open(log, errors="replace").read()
@@ -193,6 +196,7 @@ def run_leecher(kind, torrent, out, work, port, timeout):
                   "--summary-interval=0", "--console-log-level=warn"] + ENC["aria2"] + [torrent], log)
     elif kind == "transmission":
         d = os.path.join(work, "tr-leech")
+        shutil.rmtree(d, ignore_errors=True)
         script = tr_config(d, port)
         done_file = os.path.join(d, "done")
         if os.path.exists(done_file):  # left by the previous Transmission run

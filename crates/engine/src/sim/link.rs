@@ -19,7 +19,8 @@ pub(super) type Side = usize;
 const RATE_WINDOW: Duration = Duration::from_secs(10);
 /// Requests from the peer queued at most; more are rejected (as
 /// `ConnectionConfig::max_peer_requests`).
-pub(super) const MAX_PEER_REQUESTS: usize = 500;
+pub(super) const MAX_PEER_REQUESTS: usize =
+    shoal_wire::connection::DEFAULT_MAX_PEER_REQUESTS as usize;
 /// Our outstanding requests at most (`DEFAULT_REQQ`, what a shoal peer's
 /// pipeline limit comes to).
 pub(super) const PIPELINE_LIMIT: u32 = shoal_wire::connection::DEFAULT_REQQ;

@@ -12,6 +12,12 @@ use thiserror::Error;
 
 /// Request queue depth assumed for a peer that sends no `reqq` (libtorrent's default).
 pub const DEFAULT_REQQ: u32 = 250;
+/// Most requests from one peer we queue, and the `reqq` we advertise: as
+/// libtorrent 2.0 (`max_allowed_in_request_queue`). Clients that size their
+/// pipeline by a rate estimate and refill it on a timer, as Transmission
+/// 3.00 does every half second, move at most `reqq` blocks per refill: at
+/// 500 a Transmission leecher could not pass 8 MB/s from us.
+pub const DEFAULT_MAX_PEER_REQUESTS: u32 = 2000;
 
 /// Per-connection settings. Cheap to clone; one copy per connection, so the
 /// engine can set per-peer values (for example `extension_handshake.your_ip`).
@@ -63,9 +69,9 @@ impl Default for ConnectionConfig {
         ConnectionConfig {
             limits: CodecLimits::default(),
             reserved: Reserved::shoal(false),
-            extension_handshake: ExtensionHandshake::shoal("shoal", 500),
+            extension_handshake: ExtensionHandshake::shoal("shoal", DEFAULT_MAX_PEER_REQUESTS),
             max_outstanding_requests: DEFAULT_REQQ,
-            max_peer_requests: 500,
+            max_peer_requests: DEFAULT_MAX_PEER_REQUESTS,
             max_allowed_fast: 64,
             max_pending_haves: 1 << 16,
             handshake_timeout: Duration::from_secs(20),

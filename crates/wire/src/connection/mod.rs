@@ -18,7 +18,7 @@ mod tests;
 
 pub use config::{
     CommandError, ConnectionConfig, ConnectionError, ConnectionStats, Event, RequestFailure,
-    DEFAULT_REQQ,
+    DEFAULT_MAX_PEER_REQUESTS, DEFAULT_REQQ,
 };
 
 use crate::bitfield::{bitfield_bytes, Bitfield};

@@ -102,7 +102,7 @@ fn handshake_and_initial_messages() {
     assert!(ea.contains(&Event::Bitfield));
     assert!(ea
         .iter()
-        .any(|e| matches!(e, Event::ExtensionHandshake(h) if h.reqq == Some(500))));
+        .any(|e| matches!(e, Event::ExtensionHandshake(h) if h.reqq == Some(super::DEFAULT_MAX_PEER_REQUESTS))));
     assert!(p.a.peer_pieces().unwrap().is_full());
     assert!(p.b.peer_pieces().unwrap().is_none());
     assert!(p.a.supports_fast() && p.a.supports_extensions());

@@ -51,8 +51,12 @@ pub(crate) struct CoreLimits {
     pub resume_interval: Duration,
 }
 
-/// Most requests outstanding to one peer.
-const MAX_PIPELINE: usize = 128;
+/// Most requests outstanding to one peer (libtorrent's
+/// `max_out_request_queue`). One second's worth at a peer's rate reaches
+/// it only above 8 MB/s; a seeder that answers in bursts on a timer
+/// (Transmission 3.00, every half second) sends at most this many blocks
+/// per burst: at 128, a Transmission seeder could not pass 4 MB/s to us.
+const MAX_PIPELINE: usize = 500;
 /// Fewest requests kept outstanding to a peer that unchoked us.
 const MIN_PIPELINE: usize = 4;
 /// Housekeeping period while peers are connected (rates, refills, closing).
