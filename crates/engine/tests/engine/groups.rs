@@ -2,16 +2,14 @@
 //! one group share its upload limit (together, not each), and lifting the
 //! group's limit frees them at once.
 use rand::{RngCore, SeedableRng};
-use shoal_engine::{
-    AddTorrentParams, BandwidthGroup, Session, SessionConfig, TorrentHandle, TorrentState,
-};
+use shoal_engine::{AddTorrentParams, BandwidthGroup, Session, TorrentHandle, TorrentState};
 use shoal_metainfo::create::CreateOptions;
 use shoal_metainfo::Torrent;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const LIMIT: Duration = Duration::from_secs(60);
+use crate::util::{loopback, wait};
 /// The group's upload limit, bytes/s.
 const RATE: u64 = 100_000;
 
@@ -29,23 +27,6 @@ fn make_torrent(root: &Path, name: &str, len: usize) -> Arc<Torrent> {
     Arc::new(Torrent::from_bytes(&bytes).unwrap())
 }
 
-fn cfg() -> SessionConfig {
-    SessionConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ..SessionConfig::default()
-    }
-}
-
-async fn wait(
-    h: &TorrentHandle,
-    what: &str,
-    pred: impl FnMut(&shoal_engine::TorrentStatus) -> bool,
-) {
-    if tokio::time::timeout(LIMIT, h.wait_for(pred)).await.is_err() {
-        panic!("timed out waiting for {what}: {:?}", h.status());
-    }
-}
-
 fn uploaded(hs: &[TorrentHandle]) -> u64 {
     hs.iter().map(|h| h.status().uploaded).sum()
 }
@@ -58,7 +39,7 @@ async fn torrents_in_a_group_share_its_limit() {
         make_torrent(&src, "a.bin", 3 << 20),
         make_torrent(&src, "b.bin", (3 << 20) + 1),
     ];
-    let seeder = Session::start(cfg()).await.unwrap();
+    let seeder = Session::start(loopback()).await.unwrap();
     seeder
         .set_bandwidth_group(
             "slow",
@@ -83,7 +64,7 @@ async fn torrents_in_a_group_share_its_limit() {
     assert!(seeds[0].set_group(Some(String::new())).await.is_err());
     assert_eq!(seeds[0].meta().group.as_deref(), Some("slow"));
 
-    let leech = Session::start(cfg()).await.unwrap();
+    let leech = Session::start(loopback()).await.unwrap();
     let dst = tmp.path().join("dst");
     let mut leeches = Vec::new();
     for t in &ts {

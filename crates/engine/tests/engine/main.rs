@@ -10,3 +10,4 @@ mod reader;
 mod session;
 mod swarm;
 mod swarm_sim;
+mod util;

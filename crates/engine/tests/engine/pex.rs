@@ -37,9 +37,8 @@ fn make_torrent(root: &Path, len: usize, private: bool) -> Arc<Torrent> {
 
 fn cfg() -> SessionConfig {
     SessionConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
         pex_interval: PEX_INTERVAL,
-        ..SessionConfig::default()
+        ..crate::util::loopback()
     }
 }
 

@@ -6,14 +6,14 @@
 //! bounds its time and shuts its sessions down.
 use rand::{RngCore, SeedableRng};
 use shoal_engine::layout::FileSelection;
-use shoal_engine::{AddTorrentParams, ReadError, Session, SessionConfig, TorrentState};
+use shoal_engine::{AddTorrentParams, ReadError, Session, TorrentState};
 use shoal_metainfo::create::{CreateOptions, Version};
 use shoal_metainfo::Torrent;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-const LIMIT: Duration = Duration::from_secs(60);
+use crate::util::{loopback, WAIT_LIMIT as LIMIT};
 const PIECE: u64 = 64 * 1024;
 
 /// A torrent of `sizes` random files under `root/name`.
@@ -35,13 +35,6 @@ fn make_torrent(root: &Path, name: &str, sizes: &[usize]) -> Arc<Torrent> {
     Arc::new(Torrent::from_bytes(&bytes).unwrap())
 }
 
-fn cfg() -> SessionConfig {
-    SessionConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ..SessionConfig::default()
-    }
-}
-
 /// The index of file `name` in the torrent.
 fn file_index(t: &Torrent, name: &str) -> usize {
     t.files()
@@ -57,14 +50,14 @@ async fn a_reader_fetches_what_it_reads_first_and_only_that() {
         let src = tmp.path().join("src");
         // f0: one piece; f1: 64 pieces; f2: 16 pieces.
         let t = make_torrent(&src, "movie", &[64 * 1024, 4 << 20, 1 << 20]);
-        let seeder = Session::start(cfg()).await.unwrap();
+        let seeder = Session::start(loopback()).await.unwrap();
         let sh = seeder
             .add(AddTorrentParams::torrent(t.clone(), &src))
             .await
             .unwrap();
         sh.wait_for(|s| s.state == TorrentState::Seeding).await;
 
-        let leech = Session::start(cfg()).await.unwrap();
+        let leech = Session::start(loopback()).await.unwrap();
         let dst = tmp.path().join("dst");
         let f0 = file_index(&t, "f0.bin");
         let f1 = file_index(&t, "f1.bin");
@@ -119,7 +112,7 @@ async fn a_read_with_no_peer_times_out_and_never_returns_zeros() {
         let tmp = tempfile::tempdir().unwrap();
         let src = tmp.path().join("src");
         let t = make_torrent(&src, "alone", &[300_000]);
-        let s = Session::start(cfg()).await.unwrap();
+        let s = Session::start(loopback()).await.unwrap();
         let h = s
             .add(AddTorrentParams::torrent(t.clone(), tmp.path().join("dst")))
             .await

@@ -7,18 +7,16 @@
 use rand::{RngCore, SeedableRng};
 use shoal_engine::persist::{PersistError, ResumeRecord};
 use shoal_engine::{
-    AddTorrentParams, Persist, Session, SessionConfig, SessionEvent, TorrentHandle, TorrentId,
-    TorrentRecord, TorrentState,
+    Persist, Session, SessionConfig, SessionEvent, TorrentId, TorrentRecord, TorrentState,
 };
 use shoal_metainfo::create::{CreateOptions, Version};
 use shoal_metainfo::{InfoHashes, Torrent};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-const LIMIT: Duration = Duration::from_secs(60);
+use crate::util::{loopback, params, same_files, wait, WAIT_LIMIT as LIMIT};
 
 fn make_torrent(
     root: &Path,
@@ -47,37 +45,6 @@ fn make_torrent(
     };
     let bytes = shoal_metainfo::create(&dir, &opts, &|_| {}).unwrap();
     Arc::new(Torrent::from_bytes(&bytes).unwrap())
-}
-
-fn cfg() -> SessionConfig {
-    SessionConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ..SessionConfig::default()
-    }
-}
-
-fn params(t: &Arc<Torrent>, dir: &Path, peers: Vec<SocketAddr>) -> AddTorrentParams {
-    let mut p = AddTorrentParams::torrent(t.clone(), dir);
-    p.peers = peers;
-    p
-}
-
-async fn wait(
-    h: &TorrentHandle,
-    what: &str,
-    pred: impl FnMut(&shoal_engine::TorrentStatus) -> bool,
-) {
-    if tokio::time::timeout(LIMIT, h.wait_for(pred)).await.is_err() {
-        panic!("timed out waiting for {what}: {:?}", h.status());
-    }
-}
-
-fn same_files(t: &Torrent, a: &Path, b: &Path) {
-    for f in t.files().iter().filter(|f| !f.pad) {
-        let x = std::fs::read(a.join(&f.path)).unwrap();
-        let y = std::fs::read(b.join(&f.path)).unwrap();
-        assert!(x == y, "{} differs", f.path.display());
-    }
 }
 
 /// Collects the events of one torrent until `until` arrives.
@@ -119,14 +86,14 @@ async fn operations_on_a_torrent_and_its_events() {
         64 * 1024,
         Version::Hybrid,
     );
-    let seeder = Session::start(cfg()).await.unwrap();
+    let seeder = Session::start(loopback()).await.unwrap();
     let sh = seeder.add(params(&t, &src, vec![])).await.unwrap();
     wait(&sh, "the seed's check", |s| {
         s.state == TorrentState::Seeding
     })
     .await;
 
-    let leech = Session::start(cfg()).await.unwrap();
+    let leech = Session::start(loopback()).await.unwrap();
     let mut events = leech.subscribe();
     let dst = tmp.path().join("dst");
     let mut p = params(&t, &dst, vec![seeder.local_addr()]);
@@ -295,7 +262,9 @@ async fn persisted_torrents_come_back_with_their_settings_and_progress() {
     let src = tmp.path().join("src");
     let t = make_torrent(&src, "keep", &[700_000, 20_000], 32 * 1024, Version::V1);
     let store = Arc::new(MemPersist::default());
-    let s1 = Session::start_with(cfg(), store.clone()).await.unwrap();
+    let s1 = Session::start_with(loopback(), store.clone())
+        .await
+        .unwrap();
     let mut p = params(&t, &src, vec![]);
     p.labels = vec!["tv".into()];
     let h = s1.add(p).await.unwrap();
@@ -323,7 +292,9 @@ async fn persisted_torrents_come_back_with_their_settings_and_progress() {
 
     // A new session on the same store: the torrent is back, paused, labelled,
     // and nothing was hashed (the files did not change).
-    let s2 = Session::start_with(cfg(), store.clone()).await.unwrap();
+    let s2 = Session::start_with(loopback(), store.clone())
+        .await
+        .unwrap();
     let all = s2.torrents();
     assert_eq!(all.len(), 1);
     let h2 = &all[0];
@@ -360,13 +331,13 @@ async fn a_thousand_torrents_come_and_go_while_a_download_runs() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     let big = make_torrent(&src, "big", &[6 << 20], 64 * 1024, Version::V1);
-    let seeder = Session::start(cfg()).await.unwrap();
+    let seeder = Session::start(loopback()).await.unwrap();
     let sh = seeder.add(params(&big, &src, vec![])).await.unwrap();
     wait(&sh, "the seed", |s| s.state == TorrentState::Seeding).await;
     // A rate-limited download keeps running while the torrents come and go.
     let leech = Session::start(SessionConfig {
         max_download_rate: Some(2 << 20),
-        ..cfg()
+        ..loopback()
     })
     .await
     .unwrap();
@@ -452,7 +423,7 @@ fn i_delete(id: TorrentId) -> bool {
 async fn the_download_queue_runs_one_at_a_time_in_order() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
-    let seeder = Session::start(cfg()).await.unwrap();
+    let seeder = Session::start(loopback()).await.unwrap();
     let mut ts = Vec::new();
     for i in 0..3 {
         let t = make_torrent(
@@ -469,7 +440,7 @@ async fn the_download_queue_runs_one_at_a_time_in_order() {
     let leech = Session::start(SessionConfig {
         max_active_downloads: Some(1),
         max_download_rate: Some(100_000),
-        ..cfg()
+        ..loopback()
     })
     .await
     .unwrap();
@@ -531,13 +502,13 @@ async fn seeding_stops_at_its_goals() {
     // Ratio 1 for the whole session: the seed stops once it sent one copy.
     let seeder = Session::start(SessionConfig {
         seed_ratio: Some(1.0),
-        ..cfg()
+        ..loopback()
     })
     .await
     .unwrap();
     let sh = seeder.add(params(&t, &src, vec![])).await.unwrap();
     wait(&sh, "the seed", |s| s.state == TorrentState::Seeding).await;
-    let leech = Session::start(cfg()).await.unwrap();
+    let leech = Session::start(loopback()).await.unwrap();
     let lh = leech
         .add(params(
             &t,
@@ -585,7 +556,9 @@ async fn the_tracker_list_is_replaced_and_kept() {
     let src = tmp.path().join("src");
     let t = make_torrent(&src, "trk", &[50_000], 16 * 1024, Version::V1);
     let store = Arc::new(MemPersist::default());
-    let s1 = Session::start_with(cfg(), store.clone()).await.unwrap();
+    let s1 = Session::start_with(loopback(), store.clone())
+        .await
+        .unwrap();
     let mut p = params(&t, &src, vec![]);
     p.extra_trackers = vec!["http://127.0.0.1:1/announce".into()];
     let h = s1.add(p).await.unwrap();
@@ -616,7 +589,9 @@ async fn the_tracker_list_is_replaced_and_kept() {
     let rec = store.torrents.lock().unwrap()[&t.info_hashes()].clone();
     assert_eq!(rec.tracker_list, Some(vec![vec![new.to_string()]]));
     // Restored, it keeps the list.
-    let s2 = Session::start_with(cfg(), store.clone()).await.unwrap();
+    let s2 = Session::start_with(loopback(), store.clone())
+        .await
+        .unwrap();
     let h2 = s2.torrents().remove(0);
     wait(&h2, "seeding again", |s| s.state == TorrentState::Seeding).await;
     assert_eq!(h2.meta().tracker_list, Some(vec![vec![new.to_string()]]));
@@ -634,7 +609,7 @@ async fn udp_trackers_hear_the_sessions_one_port() {
     let t = make_torrent(&src, "udp", &[40_000], 16 * 1024, Version::V1);
     let tracker = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let at = tracker.local_addr().unwrap();
-    let s = Session::start(cfg()).await.unwrap();
+    let s = Session::start(loopback()).await.unwrap();
     let ours = s.local_addr().port();
     let mut p = params(&t, &src, vec![]);
     p.extra_trackers = vec![format!("udp://{at}/announce")];

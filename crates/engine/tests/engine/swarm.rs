@@ -14,6 +14,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::util::{loopback, same_files};
+
 const LIMIT: Duration = Duration::from_secs(30);
 
 /// Writes random files under `root/name/` and makes a torrent of them.
@@ -46,13 +48,6 @@ fn make_torrent(
     Arc::new(Torrent::from_bytes(&bytes).unwrap())
 }
 
-fn cfg() -> SessionConfig {
-    SessionConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ..SessionConfig::default()
-    }
-}
-
 fn params(t: &Arc<Torrent>, dir: &Path, peers: Vec<SocketAddr>) -> AddTorrentParams {
     let mut p = AddTorrentParams::torrent(t.clone(), dir);
     p.selection = FileSelection::All;
@@ -67,14 +62,6 @@ async fn add(s: &mut Session, p: AddTorrentParams) -> TorrentHandle {
         .await
         .unwrap();
     h
-}
-
-fn same_files(t: &Torrent, a: &Path, b: &Path) {
-    for f in t.files().iter().filter(|f| !f.pad) {
-        let x = std::fs::read(a.join(&f.path)).unwrap();
-        let y = std::fs::read(b.join(&f.path)).unwrap();
-        assert!(x == y, "{} differs", f.path.display());
-    }
 }
 
 async fn wait_complete(h: &TorrentHandle) {
@@ -96,13 +83,13 @@ async fn seed_and_two_leechers_over_loopback() {
         64 * 1024,
         Version::Hybrid,
     );
-    let mut seeder = Session::start(cfg()).await.unwrap();
+    let mut seeder = Session::start(loopback()).await.unwrap();
     let sh = add(&mut seeder, params(&t, &src, vec![])).await;
     assert_eq!(sh.status().state, TorrentState::Seeding);
     let seed_addr = seeder.local_addr();
 
-    let mut l1 = Session::start(cfg()).await.unwrap();
-    let mut l2 = Session::start(cfg()).await.unwrap();
+    let mut l1 = Session::start(loopback()).await.unwrap();
+    let mut l2 = Session::start(loopback()).await.unwrap();
     let d1 = tmp.path().join("d1");
     let d2 = tmp.path().join("d2");
     let h1 = add(&mut l1, params(&t, &d1, vec![seed_addr])).await;
@@ -136,9 +123,9 @@ async fn in_memory_pair_and_file_selection() {
         32 * 1024,
         Version::V1,
     );
-    let mut seeder = Session::start(cfg()).await.unwrap();
+    let mut seeder = Session::start(loopback()).await.unwrap();
     let sh = add(&mut seeder, params(&t, &src, vec![])).await;
-    let mut leech = Session::start(cfg()).await.unwrap();
+    let mut leech = Session::start(loopback()).await.unwrap();
     let dst = tmp.path().join("dst");
     let mut p = params(&t, &dst, vec![]);
     p.selection = FileSelection::Indices(vec![2]);
@@ -168,13 +155,13 @@ async fn restart_does_not_refetch_verified_pieces() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     let t = make_torrent(&src, "resume", &[3 << 20, 1 << 20], 64 * 1024, Version::V1);
-    let mut seeder = Session::start(cfg()).await.unwrap();
+    let mut seeder = Session::start(loopback()).await.unwrap();
     add(&mut seeder, params(&t, &src, vec![])).await;
     let dst = tmp.path().join("dst");
     // Slow first run, stopped near half way.
     let mut l1 = Session::start(SessionConfig {
         max_download_rate: Some(1 << 20),
-        ..cfg()
+        ..loopback()
     })
     .await
     .unwrap();
@@ -188,7 +175,7 @@ async fn restart_does_not_refetch_verified_pieces() {
     let have_bytes = before.verified_wanted_bytes;
     assert!(have_bytes > 0);
 
-    let mut l2 = Session::start(cfg()).await.unwrap();
+    let mut l2 = Session::start(loopback()).await.unwrap();
     let h2 = add(&mut l2, params(&t, &dst, vec![seeder.local_addr()])).await;
     let start = h2.status();
     assert!(
@@ -280,13 +267,13 @@ async fn corrupt_peer_is_banned_and_download_completes() {
     let mut seeder = Session::start(SessionConfig {
         // Slow honest seeder, so the hostile peer gets requests too.
         max_upload_rate: Some(1 << 20),
-        ..cfg()
+        ..loopback()
     })
     .await
     .unwrap();
     add(&mut seeder, params(&t, &src, vec![])).await;
     let bad = hostile_peer(t.clone()).await;
-    let mut leech = Session::start(cfg()).await.unwrap();
+    let mut leech = Session::start(loopback()).await.unwrap();
     let dst = tmp.path().join("dst");
     let h = add(&mut leech, params(&t, &dst, vec![bad, seeder.local_addr()])).await;
     wait_complete(&h).await;
@@ -304,7 +291,7 @@ async fn garbage_peer_is_dropped_without_harm() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     let t = make_torrent(&src, "junk", &[500_000], 32 * 1024, Version::V1);
-    let mut seeder = Session::start(cfg()).await.unwrap();
+    let mut seeder = Session::start(loopback()).await.unwrap();
     add(&mut seeder, params(&t, &src, vec![])).await;
     let addr = seeder.local_addr();
     // A valid handshake followed by a 1 GB length prefix, and plain junk.
@@ -318,7 +305,7 @@ async fn garbage_peer_is_dropped_without_harm() {
     s.write_all(&1_000_000_000u32.to_be_bytes()).await.unwrap();
     let mut j = tokio::net::TcpStream::connect(addr).await.unwrap();
     j.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
-    let mut leech = Session::start(cfg()).await.unwrap();
+    let mut leech = Session::start(loopback()).await.unwrap();
     let dst = tmp.path().join("dst");
     let h = add(&mut leech, params(&t, &dst, vec![addr])).await;
     wait_complete(&h).await;
@@ -349,7 +336,7 @@ async fn choked_peer_gets_its_allowed_fast_pieces() {
     // only what it was shown).
     let mut seeder = Session::start(SessionConfig {
         super_seed: false,
-        ..cfg()
+        ..loopback()
     })
     .await
     .unwrap();
@@ -439,7 +426,7 @@ async fn encryption_policies_between_sessions() {
     let seeder_cfg = |encryption| SessionConfig {
         encryption,
         max_upload_rate: Some(2 << 20),
-        ..cfg()
+        ..loopback()
     };
     let mut rc4_seeder = Session::start(seeder_cfg(EncryptionPolicy::Require))
         .await
@@ -451,7 +438,7 @@ async fn encryption_policies_between_sessions() {
     add(&mut plain_seeder, params(&t, &src, vec![])).await;
 
     // Default policy against a seeder requiring RC4: encrypted, both ends say so.
-    let mut a = Session::start(cfg()).await.unwrap();
+    let mut a = Session::start(loopback()).await.unwrap();
     let da = tmp.path().join("a");
     let ha = add(&mut a, params(&t, &da, vec![rc4_seeder.local_addr()])).await;
     assert!(first_peer_encrypted(&ha).await, "{:?}", ha.peers().await);
@@ -462,7 +449,7 @@ async fn encryption_policies_between_sessions() {
 
     // Default policy against a plaintext-only seeder: MSE fails, the
     // plain reconnect downloads, unencrypted.
-    let mut b = Session::start(cfg()).await.unwrap();
+    let mut b = Session::start(loopback()).await.unwrap();
     let db = tmp.path().join("b");
     let hb = add(&mut b, params(&t, &db, vec![plain_seeder.local_addr()])).await;
     assert!(!first_peer_encrypted(&hb).await);
@@ -472,7 +459,7 @@ async fn encryption_policies_between_sessions() {
     // Encryption disabled against a seeder requiring it: nothing flows.
     let mut c = Session::start(SessionConfig {
         encryption: EncryptionPolicy::Disable,
-        ..cfg()
+        ..loopback()
     })
     .await
     .unwrap();
