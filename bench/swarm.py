@@ -264,6 +264,7 @@ def main():
     else:
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "shoal"], cwd=ROOT, check=True)
     work = tempfile.mkdtemp(prefix="shoal-bench-swarm.")
+    ot = None
     try:
         parent = os.path.join(work, "src")
         os.makedirs(parent)
@@ -318,12 +319,14 @@ def main():
                 results.append(row)
                 print("%-13s %-13s %8.2f %8.0f %8.2f %8.1f  %d" % (seeder, leecher, med["wall_s"], row["mib_s"], med["cpu_s"], med["rss_mib"], len(runs)))
                 sys.stdout.flush()
-        ot.stop()
         with open(os.path.join(ROOT, "bench", "swarm-last.json"), "w") as f:
             json.dump({"size_mib": args.size_mib, "encryption": args.encryption,
                        "transport": args.transport, "results": results},
                       f, indent=1)
     finally:
+        # Stopped even when a run raised (it was left running before).
+        if ot:
+            ot.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
