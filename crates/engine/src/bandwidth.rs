@@ -234,8 +234,9 @@ impl TorrentRates {
         let now = Instant::now();
         let mut wait = self.own.take(d, bytes, now);
         let mut honors = !self.bypass_session.load(Ordering::Relaxed);
-        let group = lock(&self.group).clone();
-        if let Some(g) = group {
+        // Lock order: the torrent's group slot, then the group's bucket
+        // (nothing takes them the other way round).
+        if let Some(g) = lock(&self.group).as_ref() {
             wait = wait.max(g.pair.take(d, bytes, now));
             honors &= g.honors_session.load(Ordering::Relaxed);
         }

@@ -61,7 +61,7 @@ pub(crate) enum TorrentCmd {
     /// New labels.
     SetLabels(Vec<String>),
     /// Into this bandwidth group (`None`: out of any).
-    SetGroup(Option<String>),
+    SetGroup(Option<String>, Reply),
     /// A new tracker list (tiers) replacing every other.
     SetTrackers(Vec<Vec<String>>),
     /// Move the data under another directory.

@@ -223,8 +223,7 @@ impl TorrentHandle {
         if let Some(g) = &group {
             crate::bandwidth::check_group_name(g)?;
         }
-        self.send(TorrentCmd::SetGroup(group.clone())).await?;
-        self.applied(|m| m.group == group).await
+        self.ask(|reply| TorrentCmd::SetGroup(group, reply)).await
     }
 
     /// Waits (bounded) until the torrent's task shows `done` in its metadata.

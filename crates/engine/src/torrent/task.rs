@@ -488,7 +488,7 @@ impl TorrentTask {
                         | TorrentCmd::Queue(_)
                         | TorrentCmd::SettingsChanged
                         | TorrentCmd::SetLimits(_)
-                        | TorrentCmd::SetGroup(_)),
+                        | TorrentCmd::SetGroup(..)),
                     ) => {
                         Box::pin(self.idle_cmd(c)).await;
                         // New seeding goals may be reached already: the
@@ -734,7 +734,10 @@ impl TorrentTask {
                 let _ = reply.send(r);
             }
             TorrentCmd::SetLimits(l) => self.store_limits(*l).await,
-            TorrentCmd::SetGroup(g) => self.store_group(g).await,
+            TorrentCmd::SetGroup(g, reply) => {
+                let r = self.store_group(g).await;
+                let _ = reply.send(r);
+            }
             TorrentCmd::SetLabels(l) => {
                 self.meta_tx.send_modify(|m| m.labels = l);
                 self.save_record().await;
@@ -783,18 +786,17 @@ impl TorrentTask {
         self.save_record().await;
     }
 
-    /// Puts the torrent in a bandwidth group (checked by the handle).
-    async fn store_group(&mut self, group: Option<String>) {
-        let rates = group.as_deref().map(|g| self.ctx.groups.get(g));
-        match rates.transpose() {
-            Ok(r) => self.rates.set_group(r),
-            Err(e) => {
-                tracing::warn!(error = %e, "bandwidth group refused");
-                return;
-            }
-        }
+    /// Puts the torrent in a bandwidth group, created if need be (refused
+    /// when the session holds too many).
+    async fn store_group(&mut self, group: Option<String>) -> Result<(), TorrentOpError> {
+        let rates = group
+            .as_deref()
+            .map(|g| self.ctx.groups.get(g))
+            .transpose()?;
+        self.rates.set_group(rates);
         self.meta_tx.send_modify(|m| m.group = group);
         self.save_record().await;
+        Ok(())
     }
 
     /// Hashes what is on disk (trusting resume data where the files are
@@ -1552,7 +1554,10 @@ impl TorrentTask {
                 let _ = reply.send(r);
             }
             TorrentCmd::SetLimits(l) => self.store_limits(*l).await,
-            TorrentCmd::SetGroup(g) => self.store_group(g).await,
+            TorrentCmd::SetGroup(g, reply) => {
+                let r = self.store_group(g).await;
+                let _ = reply.send(r);
+            }
             TorrentCmd::SetLabels(l) => {
                 self.meta_tx.send_modify(|m| m.labels = l);
                 self.save_record().await;

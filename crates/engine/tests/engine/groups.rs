@@ -107,3 +107,37 @@ async fn torrents_in_a_group_share_its_limit() {
     leech.shutdown().await;
     seeder.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_beyond_the_sessions_bound_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let t = make_torrent(&src, "c.bin", 50_000);
+    let s = Session::start(loopback()).await.unwrap();
+    let h = s
+        .add(AddTorrentParams::torrent(t.clone(), &src))
+        .await
+        .unwrap();
+    wait(&h, "the seed", |st| st.state == TorrentState::Seeding).await;
+    for i in 0..shoal_engine::bandwidth::MAX_GROUPS {
+        s.set_bandwidth_group(&format!("g{i}"), BandwidthGroup::default())
+            .unwrap();
+    }
+    h.set_group(Some("g1".into())).await.unwrap();
+    // The answer says so at once (it used to look accepted), and the
+    // torrent stays where it was.
+    let r = tokio::time::timeout(Duration::from_secs(2), h.set_group(Some("one more".into())))
+        .await
+        .expect("an answer");
+    assert!(
+        matches!(
+            r,
+            Err(shoal_engine::TorrentOpError::Group(
+                shoal_engine::GroupError::TooMany
+            ))
+        ),
+        "{r:?}"
+    );
+    assert_eq!(h.meta().group.as_deref(), Some("g1"));
+    s.shutdown().await;
+}
