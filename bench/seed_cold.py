@@ -17,7 +17,6 @@ seeder's file was in the page cache before the pass (fincore).
 SHOAL_BENCH_BIN=PATH runs that shoal binary instead of target/release/shoal.
 """
 import argparse
-import json
 import os
 import shutil
 import signal
@@ -79,26 +78,11 @@ def main():
         swarm.SHOAL = os.environ["SHOAL_BENCH_BIN"]
     else:
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "shoal"], cwd=swarm.ROOT, check=True)
-    shoal = swarm.SHOAL
     work = tempfile.mkdtemp(prefix="shoal-bench-seedcold.")
     procs = []
     try:
-        parent = os.path.join(work, "src")
-        os.makedirs(parent)
-        data = os.path.join(parent, "payload.bin")
-        with open(data, "wb") as f:
-            left = args.size_mib << 20
-            while left:
-                n = min(left, 8 << 20)
-                f.write(os.urandom(n))
-                left -= n
-        tport = swarm.free_port()
-        torrent = os.path.join(work, "payload.torrent")
-        subprocess.run([shoal, "create", data, "-o", torrent, "--piece-size", str(1 << 20),
-                        "--tracker", "http://127.0.0.1:%d/announce" % tport], check=True,
-                       stdout=subprocess.DEVNULL)
-        info = json.loads(subprocess.check_output([shoal, "info", "--json", torrent]))
-        procs.append(swarm.tracker(tport, info["info_hash_v1"], work))
+        parent, _, torrent, ot = swarm.payload(work, args.size_mib)
+        procs.append(ot)
 
         # Each client downloads its own copy from a libtorrent seed of the original.
         copies = {}

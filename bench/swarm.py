@@ -240,6 +240,27 @@ def same(a, b):
                 return True
 
 
+def payload(work, size_mib):
+    """A random `work/src/payload.bin` of size_mib MiB, its torrent (1 MiB pieces)
+    announcing to an opentracker started here: (parent dir, data, torrent, tracker)."""
+    parent = os.path.join(work, "src")
+    os.makedirs(parent)
+    data = os.path.join(parent, "payload.bin")
+    with open(data, "wb") as f:
+        left = size_mib << 20
+        while left:
+            n = min(left, 8 << 20)
+            f.write(os.urandom(n))
+            left -= n
+    tport = free_port()
+    torrent = os.path.join(work, "payload.torrent")
+    subprocess.run([SHOAL, "create", data, "-o", torrent, "--piece-size", str(1 << 20),
+                    "--tracker", "http://127.0.0.1:%d/announce" % tport], check=True,
+                   stdout=subprocess.DEVNULL)
+    info = json.loads(subprocess.check_output([SHOAL, "info", "--json", torrent]))
+    return parent, data, torrent, tracker(tport, info["info_hash_v1"], work)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mib", type=int, default=1024)
@@ -266,22 +287,7 @@ def main():
     work = tempfile.mkdtemp(prefix="shoal-bench-swarm.")
     ot = None
     try:
-        parent = os.path.join(work, "src")
-        os.makedirs(parent)
-        data = os.path.join(parent, "payload.bin")
-        with open(data, "wb") as f:
-            left = args.size_mib << 20
-            while left:
-                n = min(left, 8 << 20)
-                f.write(os.urandom(n))
-                left -= n
-        tport = free_port()
-        torrent = os.path.join(work, "payload.torrent")
-        subprocess.run([SHOAL, "create", data, "-o", torrent, "--piece-size", str(1 << 20),
-                        "--tracker", "http://127.0.0.1:%d/announce" % tport], check=True,
-                       stdout=subprocess.DEVNULL)
-        info = json.loads(subprocess.check_output([SHOAL, "info", "--json", torrent]))
-        ot = tracker(tport, info["info_hash_v1"], work)
+        parent, data, torrent, ot = payload(work, args.size_mib)
         if args.pairs:
             pairs = [tuple(p.split(":")) for p in args.pairs.split(",")]
         else:
