@@ -129,6 +129,9 @@ pub(crate) enum PeerMsg {
     /// Periodic rates (payload bytes/s) and snub state.
     Stats {
         down_rate: u64,
+        /// The download rate over the last second or two (sizes the
+        /// request pipeline; `down_rate` lags a rise by seconds).
+        recent_down_rate: u64,
         up_rate: u64,
         uploaded: u64,
         snubbed: bool,
@@ -459,6 +462,7 @@ impl PeerTask {
         let _ = self
             .send(PeerMsg::Stats {
                 down_rate: 0,
+                recent_down_rate: 0,
                 up_rate: 0,
                 uploaded: uploaded.saturating_sub(self.reported_uploaded),
                 snubbed: false,
@@ -592,6 +596,7 @@ impl PeerTask {
                     let uploaded = self.written.load(Ordering::Relaxed);
                     let msg = PeerMsg::Stats {
                         down_rate: self.conn.download_rate(now),
+                        recent_down_rate: self.conn.recent_download_rate(now),
                         up_rate: self.conn.upload_rate(now),
                         uploaded: uploaded - self.reported_uploaded,
                         snubbed: self.conn.is_snubbed(),

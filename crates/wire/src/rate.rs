@@ -62,6 +62,24 @@ impl RateMeter {
         (sum as f64 / span.as_secs_f64()) as u64
     }
 
+    /// Bytes per second over the last `buckets` buckets (the current one
+    /// counted for the part of it elapsed): a short-term rate, for decisions
+    /// that must follow a rate as it grows (a request pipeline), where the
+    /// whole window would lag.
+    pub fn recent_rate(&mut self, now: Instant, buckets: usize) -> u64 {
+        self.advance(now);
+        let n = buckets.clamp(1, BUCKETS) as u64;
+        let sum: u64 = (0..n.min(self.last_tick + 1))
+            .map(|i| self.buckets[((self.last_tick - i) % BUCKETS as u64) as usize])
+            .sum();
+        let elapsed = now.saturating_duration_since(self.start);
+        let in_current = elapsed.saturating_sub(self.bucket * self.last_tick as u32);
+        let span = (self.bucket * (n - 1) as u32 + in_current)
+            .min(elapsed)
+            .max(self.bucket / 4);
+        (sum as f64 / span.as_secs_f64()) as u64
+    }
+
     /// Bytes counted since creation.
     pub fn total(&self) -> u64 {
         self.total
@@ -71,6 +89,33 @@ impl RateMeter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_recent_rate_follows_a_rise_the_window_averages() {
+        let t0 = Instant::now();
+        let mut m = RateMeter::new(t0, Duration::from_secs(16));
+        // 1 kB/s for 12 s, then 8 kB/s for 3 s.
+        for s in 0..12u64 {
+            m.record(t0 + Duration::from_secs(s), 1000);
+        }
+        for s in 12..15u64 {
+            m.record(t0 + Duration::from_secs(s), 8000);
+        }
+        let now = t0 + Duration::from_secs(15);
+        let whole = m.rate(now);
+        let recent = m.recent_rate(now, 3);
+        assert!(whole < 3000, "the window lags: {whole}");
+        assert!((7000..=8500).contains(&recent), "recent: {recent}");
+        // Younger than the buckets asked for: over the elapsed time.
+        let mut y = RateMeter::new(t0, Duration::from_secs(16));
+        y.record(t0 + Duration::from_millis(500), 4000);
+        let r = y.recent_rate(t0 + Duration::from_secs(2), 4);
+        assert!((1900..=2100).contains(&r), "young: {r}");
+        assert_eq!(
+            RateMeter::new(t0, Duration::from_secs(16)).recent_rate(t0, 4),
+            0
+        );
+    }
 
     #[test]
     fn steady_rate_and_decay() {

@@ -333,6 +333,12 @@ impl PeerConnection {
     pub fn download_rate(&mut self, now: Instant) -> u64 {
         self.download.rate(now)
     }
+    /// Payload download rate over about the last 1.5 s (three of the
+    /// rate window's 16 buckets) at `now`: follows a rise that
+    /// [`Self::download_rate`] averages away; for sizing request pipelines.
+    pub fn recent_download_rate(&mut self, now: Instant) -> u64 {
+        self.download.recent_rate(now, 3)
+    }
     /// Payload upload rate in bytes per second at `now`.
     pub fn upload_rate(&mut self, now: Instant) -> u64 {
         self.upload.rate(now)

@@ -75,6 +75,7 @@ impl World<'_> {
             self.nodes[n].conns.remove(&key);
             let stats = PeerMsg::Stats {
                 down_rate: 0,
+                recent_down_rate: 0,
                 up_rate: 0,
                 uploaded,
                 snubbed: false,

@@ -132,6 +132,8 @@ pub(crate) struct Peer {
     pub in_flight: HashSet<(u32, u32)>,
     pub pipeline_cap: u32,
     pub down_rate: u64,
+    /// The download rate over the last second or two (pipeline sizing).
+    pub recent_down_rate: u64,
     pub up_rate: u64,
     pub snubbed: bool,
     /// Wanted pieces the peer has that we lack.
@@ -567,12 +569,14 @@ impl TorrentCore {
             }
             PeerMsg::Stats {
                 down_rate,
+                recent_down_rate,
                 up_rate,
                 uploaded,
                 snubbed,
             } => {
                 if let Some(p) = self.peers.get_mut(&key) {
                     p.down_rate = down_rate;
+                    p.recent_down_rate = recent_down_rate;
                     p.up_rate = up_rate;
                     p.snubbed = snubbed;
                 }
@@ -793,8 +797,11 @@ pub(crate) fn ban_key(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-/// Pipeline depth for a peer delivering `down_rate` bytes/s: one second's
-/// worth of blocks, within bounds. Short enough that a slow peer does not
+/// Pipeline depth for a peer delivering `down_rate` bytes/s (its recent
+/// rate: the 10-s average would make the pipeline lag a rising rate, and a
+/// seeder answering in timed bursts then delivers one pipeline per burst,
+/// a rate that grows only linearly): one second's worth of blocks, within
+/// bounds. Short enough that a slow peer does not
 /// hold every block of a piece that faster ones could share (in the swarm
 /// simulator's 1 seed + 100 leechers, two seconds' worth and at least 16
 /// blocks made the last completion 6% later): pieces complete, and are

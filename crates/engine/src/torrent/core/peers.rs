@@ -123,6 +123,7 @@ impl TorrentCore {
                 in_flight: HashSet::new(),
                 pipeline_cap: shoal_wire::connection::DEFAULT_REQQ,
                 down_rate: 0,
+                recent_down_rate: 0,
                 up_rate: 0,
                 snubbed: false,
                 interesting: 0,

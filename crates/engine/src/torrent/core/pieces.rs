@@ -18,7 +18,7 @@ impl TorrentCore {
         if p.closing || p.choking_us || !p.am_interested || p.peer_id.is_none() {
             return;
         }
-        let target = pipeline_target(p.down_rate, p.pipeline_cap);
+        let target = pipeline_target(p.recent_down_rate, p.pipeline_cap);
         let deficit = target.saturating_sub(p.in_flight.len());
         if deficit == 0 || (deficit < target.min(4) && !p.in_flight.is_empty()) {
             return;

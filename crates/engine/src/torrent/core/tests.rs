@@ -219,6 +219,7 @@ fn seeder_rotates_its_optimistic_unchoke() {
             k,
             PeerMsg::Stats {
                 down_rate: 0,
+                recent_down_rate: 0,
                 up_rate: 1000 * (n as u64 + 1),
                 uploaded: 0,
                 snubbed: false,
@@ -264,6 +265,7 @@ fn snubbed_peer_loses_its_regular_slot_while_leeching() {
     }
     let stats = |rate, snubbed| PeerMsg::Stats {
         down_rate: rate,
+        recent_down_rate: rate,
         up_rate: 0,
         uploaded: 0,
         snubbed,
@@ -900,6 +902,7 @@ fn a_reader_piece_goes_to_the_peer_expected_soonest() {
             k,
             PeerMsg::Stats {
                 down_rate: rate,
+                recent_down_rate: rate,
                 up_rate: 0,
                 uploaded: 0,
                 snubbed: false,
@@ -942,6 +945,7 @@ fn a_late_reader_piece_is_duplicated_to_a_faster_peer() {
         fast,
         PeerMsg::Stats {
             down_rate: 200_000,
+            recent_down_rate: 200_000,
             up_rate: 0,
             uploaded: 0,
             snubbed: false,
