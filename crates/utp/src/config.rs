@@ -46,6 +46,10 @@ pub struct ConnectionConfig {
     /// packet, to acknowledge it again if our ACK was lost (at least four
     /// RTOs); also how long a released connection waits for the peer's FIN.
     pub linger: Duration,
+    /// This endpoint reads runs of datagrams coalesced (UDP GRO): said to
+    /// peers in the handshake ([`crate::packet::BIT_COALESCED_READS`]) so
+    /// that they may send it GSO bursts. The driver sets it.
+    pub coalesced_reads: bool,
 }
 
 impl Default for ConnectionConfig {
@@ -68,6 +72,7 @@ impl Default for ConnectionConfig {
             max_in_flight_packets: 8192,
             max_sack_bytes: 128,
             linger: Duration::from_secs(15),
+            coalesced_reads: false,
         }
     }
 }

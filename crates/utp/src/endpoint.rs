@@ -43,6 +43,8 @@ pub struct Transmit {
     pub dont_fragment: bool,
     /// The connection that sent it.
     pub connection: ConnectionHandle,
+    /// The peer reads coalesced datagrams: it may go in a GSO burst.
+    pub coalesce: bool,
 }
 
 /// Counters of an endpoint.
@@ -226,7 +228,7 @@ impl Endpoint {
         let conn = Connection::accept(
             self.conn_cfg.clone(),
             from,
-            &pkt.header,
+            pkt,
             seq,
             self.clock_offset,
             now,
@@ -339,6 +341,7 @@ impl Endpoint {
             e.in_tx = false;
             let written = e.conn.poll_transmit(now, buf);
             let to = e.conn.remote();
+            let coalesce = e.conn.peer_coalesces();
             // Round robin: a connection with more to send goes to the back.
             self.refresh(h, now, written.is_some());
             if let Some(w) = written {
@@ -348,6 +351,7 @@ impl Endpoint {
                     len: w.len,
                     dont_fragment: w.dont_fragment,
                     connection: ConnectionHandle(h),
+                    coalesce,
                 });
             }
         }

@@ -1,5 +1,6 @@
 //! The uTP packet codec (BEP 29): the 20-byte header, the linked list of
-//! extension headers (selective ACK; others are skipped) and the payload.
+//! extension headers (selective ACK, extension bits; others are skipped)
+//! and the payload.
 //!
 //! Decoding borrows from the datagram and never panics: every length is
 //! checked and a malformed packet is a typed [`DecodeError`].
@@ -12,6 +13,14 @@ pub const HEADER_LEN: usize = 20;
 pub const VERSION: u8 = 1;
 /// Extension type of a selective ACK.
 pub const EXT_SACK: u8 = 1;
+/// Extension type of the 8 extension bytes (libutp's "extension bits":
+/// libutp drops a packet whose type-2 extension is not 8 bytes long;
+/// libtorrent skips it).
+pub const EXT_BITS: u8 = 2;
+/// In the extension bits (byte 0): the sender reads a run of datagrams as
+/// one coalesced buffer (UDP GRO), so it takes a GSO burst without loss.
+/// A shoal bit, sent in SYNs and in the STATE that answers one.
+pub const BIT_COALESCED_READS: u8 = 0x01;
 /// Most extension headers one packet may carry (each takes at least two bytes,
 /// so this only bounds the work on hostile input).
 pub const MAX_EXTENSIONS: usize = 16;
@@ -142,18 +151,22 @@ pub struct Packet<'a> {
     pub header: Header,
     /// The selective ACK bitmask (bit `i` acknowledges `ack_nr + 2 + i`), if any.
     pub sack: Option<&'a [u8]>,
+    /// The extension bits ([`EXT_BITS`], exactly 8 bytes), if any.
+    pub ext_bits: Option<[u8; 8]>,
     /// The payload after every extension header.
     pub payload: &'a [u8],
 }
 
 impl<'a> Packet<'a> {
-    /// Decodes a datagram. Unknown extensions are skipped; of several
-    /// selective ACKs the first counts.
+    /// Decodes a datagram. Unknown extensions (and extension bits not 8
+    /// bytes long) are skipped; of several selective ACKs or extension
+    /// bits the first counts.
     pub fn decode(b: &'a [u8]) -> Result<Packet<'a>, DecodeError> {
         let header = Header::decode(b)?;
         let mut at = HEADER_LEN;
         let mut ext = header.extension;
         let mut sack = None;
+        let mut ext_bits = None;
         let mut count = 0;
         while ext != 0 {
             count += 1;
@@ -172,12 +185,16 @@ impl<'a> Packet<'a> {
                 }
                 sack = Some(body);
             }
+            if ext == EXT_BITS && ext_bits.is_none() {
+                ext_bits = <[u8; 8]>::try_from(body).ok();
+            }
             at += 2 + len as usize;
             ext = next;
         }
         Ok(Packet {
             header,
             sack,
+            ext_bits,
             payload: &b[at..],
         })
     }
@@ -203,12 +220,30 @@ impl<'a> Packet<'a> {
         payload: &[u8],
         out: &mut Vec<u8>,
     ) -> usize {
+        Self::encode_with_bits(header, None, sack, payload, out)
+    }
+
+    /// As [`Packet::encode`], with extension bits ([`EXT_BITS`]) before
+    /// the selective ACK when `bits` is given.
+    pub fn encode_with_bits(
+        header: &Header,
+        bits: Option<&[u8; 8]>,
+        sack: Option<&[u8]>,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> usize {
         let start = out.len();
         let mut h = *header;
-        h.extension = if sack.is_some() { EXT_SACK } else { 0 };
+        let after_bits = if sack.is_some() { EXT_SACK } else { 0 };
+        h.extension = if bits.is_some() { EXT_BITS } else { after_bits };
         let mut fixed = [0u8; HEADER_LEN];
         h.encode(&mut fixed);
         out.extend_from_slice(&fixed);
+        if let Some(bits) = bits {
+            out.push(after_bits);
+            out.push(8);
+            out.extend_from_slice(bits);
+        }
         if let Some(mask) = sack {
             debug_assert!(mask.len() >= 4 && mask.len() <= 252 && mask.len() % 4 == 0);
             out.push(0);
@@ -219,6 +254,9 @@ impl<'a> Packet<'a> {
         out.len() - start
     }
 }
+
+/// Bytes the extension bits add to a header.
+pub const EXT_BITS_OVERHEAD: usize = 10;
 
 /// Bytes a selective ACK extension adds to a header, for a mask of `mask_len`.
 pub fn sack_overhead(mask_len: usize) -> usize {
@@ -294,6 +332,38 @@ mod tests {
         let p = Packet::decode(&out).unwrap();
         assert_eq!(p.sacked().collect::<Vec<_>>(), vec![11]);
         assert_eq!(p.payload, b"payload");
+    }
+
+    #[test]
+    fn extension_bits_go_before_the_sack_and_come_back() {
+        let mut out = Vec::new();
+        let bits = [BIT_COALESCED_READS, 0, 0, 0, 0, 0, 0, 0];
+        let sack = [1u8, 0, 0, 0];
+        let n = Packet::encode_with_bits(
+            &header(PacketType::Syn),
+            Some(&bits),
+            Some(&sack),
+            b"x",
+            &mut out,
+        );
+        assert_eq!(n, HEADER_LEN + EXT_BITS_OVERHEAD + 6 + 1);
+        // The chain: bits (type 2, 8 bytes), then the SACK.
+        assert_eq!(out[1], EXT_BITS);
+        assert_eq!(&out[HEADER_LEN..HEADER_LEN + 2], &[EXT_SACK, 8]);
+        let p = Packet::decode(&out).unwrap();
+        assert_eq!(p.ext_bits, Some(bits));
+        assert_eq!(p.sacked().collect::<Vec<_>>(), vec![11]);
+        assert_eq!(p.payload, b"x");
+        // Bits alone; and bits of the wrong length are skipped, as libtorrent does.
+        out.clear();
+        Packet::encode_with_bits(&header(PacketType::State), Some(&bits), None, b"", &mut out);
+        assert_eq!(Packet::decode(&out).unwrap().ext_bits, Some(bits));
+        out.clear();
+        Packet::encode(&header(PacketType::State), None, b"", &mut out);
+        out[1] = EXT_BITS;
+        out.extend_from_slice(&[0, 4, 1, 1, 1, 1]);
+        let p = Packet::decode(&out).unwrap();
+        assert_eq!((p.ext_bits, p.payload), (None, &b""[..]));
     }
 
     #[test]

@@ -220,19 +220,20 @@ async fn the_driver_stops_and_frees_the_port() {
 }
 
 #[tokio::test]
-async fn loopback_throughput() {
-    throughput(UtpSocketConfig::default()).await;
+async fn loopback_throughput_without_gso() {
+    // Batched receives, one datagram per send.
+    let cfg = UtpSocketConfig {
+        gso_segments: 1,
+        ..UtpSocketConfig::default()
+    };
+    throughput(cfg).await;
 }
 
 #[tokio::test]
 async fn loopback_throughput_with_gso() {
-    // Runs of up to 64 datagrams per send; the receiver reads them as GRO
-    // buffers.
-    let cfg = UtpSocketConfig {
-        gso_segments: 64,
-        ..UtpSocketConfig::default()
-    };
-    throughput(cfg).await;
+    // The default: runs of up to 64 datagrams per send to a peer that reads
+    // them as GRO buffers.
+    throughput(UtpSocketConfig::default()).await;
 }
 
 #[tokio::test]
@@ -243,6 +244,54 @@ async fn loopback_throughput_one_datagram_per_call() {
         ..UtpSocketConfig::default()
     };
     throughput(cfg).await;
+}
+
+/// Whether this machine's UDP sockets read with GRO (what a shoal endpoint
+/// then says in its handshake).
+fn platform_reads_coalesced() -> bool {
+    let s = std::net::UdpSocket::bind(any()).unwrap();
+    quinn_udp::UdpSocketState::new(quinn_udp::UdpSockRef::from(&s))
+        .is_ok_and(|st| st.gro_segments() > 1)
+}
+
+#[tokio::test]
+async fn gso_runs_go_only_to_peers_that_said_they_read_coalesced() {
+    timeout(Duration::from_secs(20), async {
+        let gro = platform_reads_coalesced();
+        // (server batched, client batched) -> what each learns of the other.
+        for (srv_batch, cli_batch) in [(true, true), (true, false), (false, true)] {
+            let cfg = |batch_io| UtpSocketConfig {
+                batch_io,
+                ..UtpSocketConfig::default()
+            };
+            let server = UtpSocket::bind(any(), cfg(srv_batch)).await.unwrap();
+            let client = UtpSocket::bind(any(), cfg(cli_batch)).await.unwrap();
+            let addr = server.local_addr();
+            let accept = tokio::spawn(async move {
+                let (mut s, _) = server.accept().await.unwrap();
+                let mut buf = vec![0u8; 300_000];
+                s.read_exact(&mut buf).await.unwrap();
+                s.write_all(&buf).await.unwrap();
+                s.shutdown().await.unwrap();
+                let stats = s.stats().unwrap();
+                (buf, stats, server)
+            });
+            let mut c = client.connect(addr).await.unwrap();
+            let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+            c.write_all(&data).await.unwrap();
+            let mut back = vec![0u8; data.len()];
+            c.read_exact(&mut back).await.unwrap();
+            let (got, srv_stats, _server) = accept.await.unwrap();
+            assert_eq!(got, data);
+            assert_eq!(back, data, "every byte back, GSO runs or not");
+            let cli_stats = c.stats().unwrap();
+            let case = format!("server batched {srv_batch}, client batched {cli_batch}, GRO {gro}");
+            assert_eq!(cli_stats.peer_coalesces, gro && srv_batch, "{case}");
+            assert_eq!(srv_stats.peer_coalesces, gro && cli_batch, "{case}");
+        }
+    })
+    .await
+    .unwrap();
 }
 
 async fn throughput(cfg: UtpSocketConfig) {

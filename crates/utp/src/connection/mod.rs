@@ -95,6 +95,9 @@ pub struct ConnectionStats {
     pub duplicates: u64,
     /// Packets ignored as invalid for this connection.
     pub ignored: u64,
+    /// The peer said in the handshake that it reads coalesced datagrams
+    /// (so runs of datagrams go to it in GSO sends).
+    pub peer_coalesces: bool,
 }
 
 /// One uTP connection. See the module docs.
@@ -150,6 +153,9 @@ pub struct Connection {
     read_blocked: bool,
     ack_pending: bool,
     last_adv_wnd: u32,
+
+    /// The peer said it reads coalesced datagrams (UDP GRO).
+    peer_coalesces: bool,
 
     // Life.
     confirmed: bool,
@@ -221,6 +227,7 @@ impl Connection {
             read_blocked: false,
             ack_pending: false,
             last_adv_wnd: cfg.recv_buffer as u32,
+            peer_coalesces: false,
             confirmed: false,
             detached: false,
             error: None,
@@ -270,11 +277,12 @@ impl Connection {
     pub(crate) fn accept(
         cfg: Arc<ConnectionConfig>,
         remote: SocketAddr,
-        syn: &crate::packet::Header,
+        syn_packet: &crate::packet::Packet<'_>,
         seq_nr: u16,
         clock_offset: u32,
         now: Duration,
     ) -> Connection {
+        let syn = &syn_packet.header;
         let mut c = Connection::new(
             cfg,
             remote,
@@ -284,6 +292,7 @@ impl Connection {
             now,
             false,
         );
+        c.note_ext_bits(syn_packet);
         c.ack_nr = syn.seq_nr;
         c.syn_seq = syn.seq_nr;
         c.adv_wnd = syn.wnd_size;
@@ -326,6 +335,37 @@ impl Connection {
         self.confirmed
     }
 
+    /// Whether the peer reads coalesced datagrams (said so in the
+    /// handshake): GSO bursts to it are safe.
+    pub fn peer_coalesces(&self) -> bool {
+        self.peer_coalesces
+    }
+
+    /// Notes what the peer's extension bits say, if it sent any.
+    fn note_ext_bits(&mut self, pkt: &crate::packet::Packet<'_>) {
+        if let Some(bits) = pkt.ext_bits {
+            self.peer_coalesces = bits[0] & crate::packet::BIT_COALESCED_READS != 0;
+        }
+    }
+
+    /// The extension bits a packet of type `ty` carries: ours in a SYN and
+    /// in the STATEs answering one, when we read coalesced datagrams.
+    fn ext_bits_for(&self, ty: crate::packet::PacketType) -> Option<[u8; 8]> {
+        use crate::packet::PacketType;
+        let handshake =
+            ty == PacketType::Syn || (ty == PacketType::State && !self.outgoing && !self.confirmed);
+        (handshake && self.cfg.coalesced_reads).then_some([
+            crate::packet::BIT_COALESCED_READS,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        ])
+    }
+
     /// Why the connection ended, if not cleanly.
     pub fn error(&self) -> Option<ConnectionError> {
         self.error
@@ -340,6 +380,7 @@ impl Connection {
         s.in_flight = self.in_flight;
         s.peer_window = self.adv_wnd;
         s.packet_size = self.mtu.floor();
+        s.peer_coalesces = self.peer_coalesces;
         s
     }
 

@@ -62,6 +62,9 @@ impl Connection {
             }
         }
         self.stats.packets_received += 1;
+        if self.state == State::SynSent {
+            self.note_ext_bits(pkt);
+        }
         self.confirmed = true;
         self.num_timeouts = 0;
         self.zero_window_probe = false;

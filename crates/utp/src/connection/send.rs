@@ -3,7 +3,7 @@
 //! timeout marked lost (as the window allows); new data cut from the send
 //! buffer (window, Nagle, MTU probes); the FIN; a bare ACK.
 use super::{Connection, Sent, SentKind, State, EV_WRITABLE};
-use crate::packet::{sack_overhead, Header, Packet, PacketType, HEADER_LEN};
+use crate::packet::{sack_overhead, Header, Packet, PacketType, EXT_BITS_OVERHEAD, HEADER_LEN};
 use bytes::Bytes;
 use std::time::Duration;
 
@@ -108,6 +108,8 @@ impl Connection {
         out: &mut Vec<u8>,
     ) -> usize {
         let mut mask = [0u8; SACK_MAX];
+        let bits = self.ext_bits_for(h.ty);
+        let sack_room = sack_room.saturating_sub(bits.map_or(0, |_| EXT_BITS_OVERHEAD));
         let room = sack_room.min(self.cfg.max_sack_bytes).min(SACK_MAX) / 4 * 4;
         let sack_len = if room >= 4 {
             self.reorder.write_sack(&mut mask[..room])
@@ -115,7 +117,7 @@ impl Connection {
             0
         };
         let sack = (sack_len > 0).then(|| &mask[..sack_len]);
-        let len = Packet::encode(&h, sack, payload, out);
+        let len = Packet::encode_with_bits(&h, bits.as_ref(), sack, payload, out);
         self.last_adv_wnd = h.wnd_size;
         self.ack_pending = false;
         self.stats.packets_sent += 1;

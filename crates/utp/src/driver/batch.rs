@@ -10,8 +10,9 @@
 //! still gets ordinary datagrams: the kernel cuts the GSO run at its socket,
 //! but the whole run lands in its socket buffer at once, and on loopback
 //! libtorrent then loses packets and slows down (shoal -> libtorrent fell
-//! from ~42 to ~19 MiB/s with 44-datagram runs, ~32 with 4). GSO is
-//! therefore off by default ([`super::UtpSocketConfig::gso_segments`]).
+//! from ~42 to ~19 MiB/s with 44-datagram runs, ~32 with 4). GSO runs
+//! therefore go only to peers that said in the handshake that they read
+//! with GRO (`Transmit::coalesce`, [`crate::packet::BIT_COALESCED_READS`]).
 //!
 //! Where `quinn-udp` cannot set the socket up, or batching is switched off
 //! ([`super::UtpSocketConfig::batch_io`]), the plain one-datagram calls of
@@ -96,6 +97,11 @@ impl UdpIo {
         self.state
             .as_ref()
             .map_or(1, |s| s.max_gso_segments().min(self.gso_cap))
+    }
+
+    /// Whether receives coalesce runs of datagrams (UDP GRO).
+    pub fn reads_coalesced(&self) -> bool {
+        self.state.as_ref().is_some_and(|s| s.gro_segments() > 1)
     }
 
     /// Buffers sized for this socket's receives.
@@ -232,23 +238,28 @@ fn split_gro(start: usize, len: usize, stride: usize, from: SocketAddr, out: &mu
 
 /// Groups a batch of datagrams for sending: consecutive ones to the same
 /// address, all of one size but the last (which may be shorter), at most
-/// `max_bytes(size)` bytes together, become one send. `items` are
-/// `(offset in the batch buffer, length, address)`, contiguous in order;
-/// `f` gets the index range of each group.
+/// `max_bytes(size)` bytes together, become one send, when their peer reads
+/// coalesced datagrams (else each goes alone). `items` are `(offset in the
+/// batch buffer, length, address, the peer reads coalesced)`, contiguous in
+/// order; `f` gets the index range of each group.
 pub(super) fn group_runs(
-    items: &[(usize, usize, SocketAddr)],
+    items: &[(usize, usize, SocketAddr, bool)],
     max_bytes: impl Fn(usize) -> usize,
     mut f: impl FnMut(std::ops::Range<usize>),
 ) {
     let mut i = 0;
     while i < items.len() {
-        let (_, size, to) = items[i];
-        let limit = max_bytes(size).max(size);
+        let (_, size, to, coalesce) = items[i];
+        let limit = if coalesce {
+            max_bytes(size).max(size)
+        } else {
+            size
+        };
         let mut j = i + 1;
         let mut bytes = size;
         while j < items.len() {
-            let (_, len, addr) = items[j];
-            if addr != to || len > size || bytes + len > limit {
+            let (_, len, addr, also) = items[j];
+            if addr != to || !also || len > size || bytes + len > limit {
                 break;
             }
             bytes += len;
@@ -272,11 +283,19 @@ mod tests {
     }
 
     fn runs(items: &[(usize, SocketAddr)], max: usize) -> Vec<std::ops::Range<usize>> {
+        runs_of(items, max, |_| true)
+    }
+
+    fn runs_of(
+        items: &[(usize, SocketAddr)],
+        max: usize,
+        coalesce: impl Fn(SocketAddr) -> bool,
+    ) -> Vec<std::ops::Range<usize>> {
         let mut at = 0;
         let items: Vec<_> = items
             .iter()
             .map(|&(len, a)| {
-                let it = (at, len, a);
+                let it = (at, len, a, coalesce(a));
                 at += len;
                 it
             })
@@ -304,6 +323,17 @@ mod tests {
             runs(&items, 64_000),
             vec![0..4, 4..5, 5..7, 7..9],
             "grouped by address and size"
+        );
+    }
+
+    #[test]
+    fn only_peers_that_read_coalesced_get_runs() {
+        let (a, b) = (addr(1), addr(2));
+        let items = [(1000, a), (1000, a), (1000, b), (1000, b), (1000, b)];
+        assert_eq!(
+            runs_of(&items, 64_000, |x| x == b),
+            vec![0..1, 1..2, 2..5],
+            "a peer that reads one datagram per call gets one per send"
         );
     }
 

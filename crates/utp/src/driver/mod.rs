@@ -75,11 +75,12 @@ pub struct UtpSocketConfig {
     /// (`recvmmsg`, UDP GSO/GRO on Linux); `false`: one call a datagram.
     pub batch_io: bool,
     /// Most datagrams sent to one peer in one system call with UDP GSO
-    /// (Linux, with `batch_io`); 1 turns GSO off. A GSO run reaches the
-    /// peer's socket all at once: a peer that reads one datagram per call
-    /// (libtorrent) drops part of it on loopback and its download halves,
-    /// so the default is 1; two shoal endpoints gain from 64 (each reads
-    /// a run as one GRO buffer).
+    /// (Linux, with `batch_io`); 1 turns GSO off. Only peers that said in
+    /// the handshake that they read coalesced datagrams (UDP GRO; shoal
+    /// does, [`crate::packet::BIT_COALESCED_READS`]) get such runs: a GSO
+    /// run reaches the peer's socket all at once, and a peer that reads one
+    /// datagram per call (libtorrent) drops part of it on loopback and its
+    /// download halves.
     pub gso_segments: usize,
 }
 
@@ -93,7 +94,7 @@ impl Default for UtpSocketConfig {
             socket_recv_buffer: 4 << 20,
             socket_send_buffer: 4 << 20,
             batch_io: true,
-            gso_segments: 1,
+            gso_segments: 64,
         }
     }
 }
@@ -210,6 +211,8 @@ impl UtpSocket {
         other: Option<mpsc::Sender<Datagram>>,
     ) -> UtpSocket {
         let io = batch::UdpIo::new(&socket, cfg.batch_io, cfg.gso_segments);
+        let mut cfg = cfg;
+        cfg.endpoint.connection.coalesced_reads = io.reads_coalesced();
         let sock = socket2::SockRef::from(&socket);
         if let Err(e) = sock.set_recv_buffer_size(cfg.socket_recv_buffer) {
             tracing::debug!(error = %e, "utp: cannot size the receive buffer");
@@ -438,7 +441,7 @@ impl Driver {
         socket: &UdpSocket,
         out: &mut Vec<u8>,
         transmits: &mut Vec<(usize, Transmit)>,
-        items: &mut Vec<(usize, usize, SocketAddr)>,
+        items: &mut Vec<(usize, usize, SocketAddr, bool)>,
     ) {
         loop {
             out.clear();
@@ -484,15 +487,19 @@ impl Driver {
         socket: &UdpSocket,
         out: &[u8],
         transmits: &[(usize, Transmit)],
-        items: &mut Vec<(usize, usize, SocketAddr)>,
+        items: &mut Vec<(usize, usize, SocketAddr, bool)>,
     ) {
         items.clear();
-        items.extend(transmits.iter().map(|(at, t)| (*at, t.len, t.to)));
+        items.extend(
+            transmits
+                .iter()
+                .map(|(at, t)| (*at, t.len, t.to, t.coalesce)),
+        );
         let mut runs = Vec::new();
         batch::group_runs(items, |size| self.io.max_send_bytes(size), |r| runs.push(r));
         for r in runs {
-            let (start, size, to) = items[r.start];
-            let (last, last_len, _) = items[r.end - 1];
+            let (start, size, to, _) = items[r.start];
+            let (last, last_len, _, _) = items[r.end - 1];
             let data = &out[start..last + last_len];
             if let Err(e) = self.io.send(socket, to, data, size).await {
                 tracing::debug!(%to, error = %e, "utp: send failed");
