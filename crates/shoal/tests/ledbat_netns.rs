@@ -11,6 +11,10 @@
 //! - uTP yields: the TCP flow gets most of the link while both run;
 //! - the download completes and its data is right.
 //!
+//! libtorrent's uTP (seeder and leecher, TCP off) runs the same timeline on
+//! its own bottleneck at the same time: the anchor, reported beside
+//! shoal's, and shoal must keep the queue and yield about as well.
+//!
 //! (`tc netem` is not available on every kernel; `tbf` is, and a
 //! bottleneck is all this needs. Loss and reordering are covered by the
 //! uTP simulator, crates/utp/tests/sim.rs.) Skipped (with a note) when not
@@ -78,24 +82,143 @@ fn progress(p: &Proc) -> Option<f64> {
         .find_map(|l| l.strip_prefix("progress ")?.split('%').next()?.parse().ok())
 }
 
-#[test]
-fn utp_keeps_the_queue_near_its_target_and_yields_to_tcp() {
-    if !can_netns() || skip_interop() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let parent = tmp.path().join("src");
-    let data = make_dataset(&parent, "payload", DATA_MIB);
-    let torrent = tmp.path().join("payload.torrent");
-    shoal_ok(&[
-        "create".to_string(),
-        data.display().to_string(),
-        "-o".into(),
-        torrent.display().to_string(),
-        "--v1".into(),
-    ]);
+/// The clients at both ends of a timeline.
+#[derive(Clone, Copy, Debug)]
+enum Pair {
+    Shoal,
+    Libtorrent,
+}
 
-    let mut lan = Lan::new("shledbat");
+/// What one timeline measured.
+struct Timeline {
+    utp_alone: f64,
+    utp_shared: f64,
+    tcp_rate: f64,
+    q_alone: Option<f64>,
+    q_shared: Option<f64>,
+    /// Percent downloaded at the end of the shared interval.
+    done_at_share_end: f64,
+    report: String,
+}
+
+/// Starts the seeder in `a` and the uTP-only leecher in `b`; returns them.
+fn start_pair(
+    pair: Pair,
+    (a, a_ip): (&str, &str),
+    (b, b_ip): (&str, &str),
+    torrent: &Path,
+    parent: &Path,
+    out: &Path,
+    logs: &Path,
+) -> (Proc, Proc) {
+    match pair {
+        Pair::Shoal => {
+            let mut seed_cmd = in_ns(a, &shoal_bin());
+            seed_cmd.args([
+                "seed",
+                torrent.to_str().unwrap(),
+                "--data",
+                parent.to_str().unwrap(),
+                "--listen",
+                &format!("{a_ip}:6881"),
+                "--no-dht",
+                "--no-lsd",
+                "--no-tcp",
+            ]);
+            let mut seed = Proc::spawn("shoal-seed", &mut seed_cmd, logs);
+            shoal_listen_port(&mut seed);
+            let mut leech_cmd = in_ns(b, &shoal_bin());
+            leech_cmd.args([
+                "download",
+                torrent.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+                "--listen",
+                &format!("{b_ip}:6881"),
+                "--peer",
+                &format!("{a_ip}:6881"),
+                "--no-dht",
+                "--no-lsd",
+                "--no-tcp",
+            ]);
+            (seed, Proc::spawn("shoal-download", &mut leech_cmd, logs))
+        }
+        Pair::Libtorrent => {
+            let lt = |ns: &str, args: &[&str]| {
+                let mut c = in_ns(ns, Path::new("/usr/bin/python3"));
+                c.arg(lt_script()).args(args);
+                c
+            };
+            let mut seed = Proc::spawn(
+                "lt-seed",
+                &mut lt(
+                    a,
+                    &[
+                        "seed",
+                        torrent.to_str().unwrap(),
+                        parent.to_str().unwrap(),
+                        "--listen-ip",
+                        a_ip,
+                        "--port",
+                        "6881",
+                        "--utp-only",
+                        "--timeout",
+                        "120",
+                    ],
+                ),
+                logs,
+            );
+            wait_for("libtorrent to seed", Duration::from_secs(30), || {
+                assert!(seed.running(), "lt-seed exited\n{}", seed.logs());
+                json_lines(&seed)
+                    .iter()
+                    .find(|v| v["seeding"] == true)
+                    .map(|_| ())
+            });
+            std::fs::create_dir_all(out).unwrap();
+            let leech = Proc::spawn(
+                "lt-download",
+                &mut lt(
+                    b,
+                    &[
+                        "download",
+                        torrent.to_str().unwrap(),
+                        out.to_str().unwrap(),
+                        "--listen-ip",
+                        b_ip,
+                        "--port",
+                        "6881",
+                        "--peer",
+                        &format!("{a_ip}:6881"),
+                        "--utp-only",
+                        "--timeout",
+                        "90",
+                    ],
+                ),
+                logs,
+            );
+            (seed, leech)
+        }
+    }
+}
+
+/// The leecher's latest progress, percent.
+fn progress_of(pair: Pair, p: &Proc) -> Option<f64> {
+    match pair {
+        Pair::Shoal => progress(p),
+        Pair::Libtorrent => json_lines(p)
+            .iter()
+            .rev()
+            .find_map(|v| v["progress"].as_f64())
+            .map(|x| x * 100.0),
+    }
+}
+
+/// One timeline on its own bottleneck (namespaces tagged `tag`): uTP alone,
+/// then joined by a TCP flow. Checks the download's data.
+fn timeline(pair: Pair, tag: &str, data: &Path, torrent: &Path, dir: &Path) -> Timeline {
+    let parent = data.parent().unwrap();
+    let mut lan = Lan::new(tag);
     let (a, a_ip) = lan.node(1);
     let (b, b_ip) = lan.node(2);
     // The bottleneck: the bridge's port towards B, a hop away from the
@@ -121,45 +244,17 @@ fn utp_keeps_the_queue_near_its_target_and_yields_to_tcp() {
     ])
     .unwrap();
 
-    let logs = tmp.path();
-    let mut seed_cmd = in_ns(&a, &shoal_bin());
-    seed_cmd.args([
-        "seed",
-        torrent.to_str().unwrap(),
-        "--data",
-        parent.to_str().unwrap(),
-        "--listen",
-        &format!("{a_ip}:6881"),
-        "--no-dht",
-        "--no-lsd",
-        "--no-tcp",
-    ]);
-    let mut seed = Proc::spawn("shoal-seed", &mut seed_cmd, logs);
-    shoal_listen_port(&mut seed);
+    let logs = dir;
     let mut sink = Proc::spawn(
         "sink",
         &mut py(&b, &["sink", &PORT.to_string(), "90"]),
         logs,
     );
+    let out = dir.join("out");
+    let (mut seed, mut leech) =
+        start_pair(pair, (&a, &a_ip), (&b, &b_ip), torrent, parent, &out, logs);
     std::thread::sleep(Duration::from_millis(300));
-
-    let out = tmp.path().join("out");
-    let mut leech_cmd = in_ns(&b, &shoal_bin());
-    leech_cmd.args([
-        "download",
-        torrent.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--listen",
-        &format!("{b_ip}:6881"),
-        "--peer",
-        &format!("{a_ip}:6881"),
-        "--no-dht",
-        "--no-lsd",
-        "--no-tcp",
-    ]);
     let start = Instant::now();
-    let mut leech = Proc::spawn("shoal-download", &mut leech_cmd, logs);
     let probe = Proc::spawn(
         "probe",
         &mut py(
@@ -174,7 +269,7 @@ fn utp_keeps_the_queue_near_its_target_and_yields_to_tcp() {
     let mut flood = None;
     while start.elapsed() < Duration::from_secs(60) && leech.running() {
         let t = start.elapsed().as_secs_f64();
-        if let Some(p) = progress(&leech) {
+        if let Some(p) = progress_of(pair, &leech) {
             seen.push((t, p));
         }
         if flood.is_none() && t >= FLOOD_AT {
@@ -192,10 +287,15 @@ fn utp_keeps_the_queue_near_its_target_and_yields_to_tcp() {
     let st = leech.wait(Duration::from_secs(5));
     // The flow ended before the download did; the sink printed as it went.
     sink.kill_hard();
+    seed.kill_hard();
     drop(probe);
     let logs_all = || format!("{}\n{}\n{}", leech.logs(), seed.logs(), sink.logs());
-    assert!(st.success(), "download failed: {st}\n{}", logs_all());
-    assert_same_tree(&data, &out.join("payload"));
+    assert!(
+        st.success(),
+        "{pair:?}: download failed: {st}\n{}",
+        logs_all()
+    );
+    assert_same_tree(data, &out.join("payload"));
 
     let rtts = series(
         &std::fs::read_to_string(logs.join("probe.out")).unwrap(),
@@ -222,24 +322,66 @@ fn utp_keeps_the_queue_near_its_target_and_yields_to_tcp() {
     let q_alone = median_in(&rtts, 3.0, FLOOD_AT);
     let q_shared = median_in(&rtts, both_from, both_to);
     let report = format!(
-        "uTP alone: {:.0} KiB/s, queue {q_alone:?} ms; with TCP: uTP {:.0} KiB/s, TCP {:.0} KiB/s, \
-         queue {q_shared:?} ms (link {:.0} KiB/s)",
+        "{pair:?}: uTP alone: {:.0} KiB/s, queue {q_alone:?} ms; with TCP: uTP {:.0} KiB/s, \
+         TCP {:.0} KiB/s, queue {q_shared:?} ms (link {:.0} KiB/s)",
         utp_alone / 1024.0,
         utp_shared / 1024.0,
         tcp_rate / 1024.0,
         LINK / 1024.0
     );
     eprintln!("{report}");
-    let q_alone = q_alone.unwrap_or_else(|| panic!("no probe answers\n{report}"));
-    let q_shared = q_shared.unwrap_or_else(|| panic!("no probe answers\n{report}"));
+    Timeline {
+        utp_alone,
+        utp_shared,
+        tcp_rate,
+        q_alone,
+        q_shared,
+        done_at_share_end: at(both_to),
+        report,
+    }
+}
+
+#[test]
+fn utp_keeps_the_queue_near_its_target_and_yields_to_tcp() {
+    if !can_netns() || skip_interop() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let parent = tmp.path().join("src");
+    let data = make_dataset(&parent, "payload", DATA_MIB);
+    let torrent = tmp.path().join("payload.torrent");
+    shoal_ok(&[
+        "create".to_string(),
+        data.display().to_string(),
+        "-o".into(),
+        torrent.display().to_string(),
+        "--v1".into(),
+    ]);
+    // Two bottlenecks side by side: shoal's timeline and libtorrent's.
+    let dirs = [tmp.path().join("shoal"), tmp.path().join("lt")];
+    for d in &dirs {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let (ours, anchor) = std::thread::scope(|s| {
+        let lt = s.spawn(|| timeline(Pair::Libtorrent, "shledlt", &data, &torrent, &dirs[1]));
+        let ours = timeline(Pair::Shoal, "shledbat", &data, &torrent, &dirs[0]);
+        (ours, lt.join())
+    });
+    let anchor = anchor.unwrap_or_else(|e| std::panic::resume_unwind(e));
+    let report = format!("{}\n{}", ours.report, anchor.report);
+    let q_alone = ours
+        .q_alone
+        .unwrap_or_else(|| panic!("no probe answers\n{report}"));
+    let q_shared = ours
+        .q_shared
+        .unwrap_or_else(|| panic!("no probe answers\n{report}"));
     assert!(
-        at(both_to) < 100.0,
+        ours.done_at_share_end < 100.0,
         "the download ended before the shares were measured\n{report}"
     );
     assert!(
-        utp_alone >= 0.5 * LINK,
-        "uTP alone does not use the link\n{report}\n{}",
-        logs_all()
+        ours.utp_alone >= 0.5 * LINK,
+        "uTP alone does not use the link\n{report}"
     );
     assert!(
         q_alone <= 250.0,
@@ -250,7 +392,22 @@ fn utp_keeps_the_queue_near_its_target_and_yields_to_tcp() {
         "the TCP flow did not fill the queue: the bottleneck is not one\n{report}"
     );
     assert!(
-        tcp_rate >= 0.7 * LINK && utp_shared <= 0.3 * LINK,
+        ours.tcp_rate >= 0.7 * LINK && ours.utp_shared <= 0.3 * LINK,
         "uTP did not yield to TCP\n{report}"
     );
+    // Against the anchor: a queue no longer than libtorrent's by more than
+    // 100 ms, and a share beside TCP no larger than libtorrent's by more
+    // than a tenth of the link.
+    if let Some(lt_q) = anchor.q_alone {
+        assert!(
+            q_alone <= lt_q + 100.0,
+            "shoal's uTP queues longer than libtorrent's\n{report}"
+        );
+    }
+    if anchor.done_at_share_end < 100.0 {
+        assert!(
+            ours.utp_shared <= anchor.utp_shared + 0.1 * LINK,
+            "shoal's uTP yields less than libtorrent's\n{report}"
+        );
+    }
 }
