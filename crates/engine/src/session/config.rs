@@ -107,7 +107,11 @@ pub struct SessionConfig {
 pub enum EncryptionPolicy {
     /// Outgoing connections try MSE (offering RC4 and plaintext) and fall
     /// back to a plain connection when it fails; incoming ones may be
-    /// either. As responder, RC4 is selected when the peer offers both.
+    /// either. As responder, plaintext is selected when the peer offers
+    /// both, as libtorrent does (`prefer_rc4` off): the handshake is
+    /// obfuscated, the payload is not, and RC4 is not paid for (it caps a
+    /// loopback transfer at about 170 MiB/s against 450 plain). `Require`
+    /// encrypts the payload.
     #[default]
     Prefer,
     /// MSE with RC4 both ways; plain connections are refused.
@@ -139,7 +143,7 @@ impl EncryptionPolicy {
         AcceptPolicy {
             plaintext: self != EncryptionPolicy::Require,
             mse: self.outgoing().map(|c| MseConfig {
-                prefer_rc4: true,
+                prefer_rc4: false,
                 ..c
             }),
         }
@@ -246,5 +250,50 @@ impl AddTorrentParams {
     /// A parsed torrent under `save_path`.
     pub fn torrent(t: Arc<Torrent>, save_path: impl Into<PathBuf>) -> Self {
         Self::new(TorrentSource::Torrent(t), save_path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EncryptionPolicy::{self, Prefer, Require};
+    use rand::SeedableRng;
+    use shoal_wire::mse::{crypto, Crypto, MseHandshake};
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    /// The payload crypto an MSE handshake settles on when a session with
+    /// policy `dialer` dials one with policy `listener`.
+    fn negotiated(dialer: EncryptionPolicy, listener: EncryptionPolicy) -> Crypto {
+        let skey = [7u8; 20];
+        let req2 = crypto::req2(&skey);
+        let lookup = Arc::new(move |h: &[u8; 20]| (*h == req2).then_some(skey));
+        let now = Instant::now();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let out_cfg = dialer.outgoing().expect("MSE outgoing");
+        let in_cfg = listener.accept().mse.expect("MSE accepted");
+        let mut a = MseHandshake::initiator(out_cfg, skey, b"\x13BitTorrent", &mut rng, now);
+        let mut b = MseHandshake::responder(in_cfg, lookup, &mut rng, now);
+        for _ in 0..10 {
+            if let Some(bytes) = a.poll_transmit() {
+                b.handle_bytes(now, &bytes).unwrap();
+            }
+            if let Some(bytes) = b.poll_transmit() {
+                a.handle_bytes(now, &bytes).unwrap();
+            }
+        }
+        let (oa, ob) = (a.take_outcome().unwrap(), b.take_outcome().unwrap());
+        assert_eq!(oa.crypto, ob.crypto);
+        oa.crypto
+    }
+
+    #[test]
+    fn prefer_picks_plaintext_when_offered_both_and_require_gets_rc4() {
+        // Two default sessions: an obfuscated handshake, a plaintext payload
+        // (libtorrent's choice; RC4 would cost 2.6x the CPU on loopback).
+        assert_eq!(negotiated(Prefer, Prefer), Crypto::Plaintext);
+        // Either side requiring encryption gets RC4.
+        assert_eq!(negotiated(Require, Prefer), Crypto::Rc4);
+        assert_eq!(negotiated(Prefer, Require), Crypto::Rc4);
+        assert_eq!(negotiated(Require, Require), Crypto::Rc4);
     }
 }

@@ -22,7 +22,9 @@ pub mod verify;
 /// `--encryption`: MSE/PE (message stream encryption) of peer connections.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Encryption {
-    /// Try MSE on outgoing connections (plain reconnect if it fails); accept both.
+    /// Try MSE on outgoing connections (plain reconnect if it fails); accept
+    /// both. Offered both, pick plaintext after the obfuscated handshake (as
+    /// libtorrent does).
     #[default]
     Prefer,
     /// MSE with RC4 only, both ways.
