@@ -259,10 +259,13 @@ impl TorrentCore {
                 if a.state != AddrState::Never {
                     a.state = AddrState::Idle;
                     if p.peer_id.is_some() {
-                        a.failures = 0;
+                        // A connection that worked: 4 s before the next.
+                        a.failures = 1;
                     }
                     a.failures += 1;
-                    let backoff = Duration::from_secs(2u64 << a.failures.min(7));
+                    // 2 s after a first failed dial (a peer whose client was
+                    // still starting), doubling up to 256 s.
+                    let backoff = Duration::from_secs(1u64 << a.failures.min(8));
                     a.retry_at = now + backoff;
                 }
             }
