@@ -21,6 +21,8 @@ pub const EXT_BITS: u8 = 2;
 /// one coalesced buffer (UDP GRO), so it takes a GSO burst without loss.
 /// A shoal bit, sent in SYNs and in the STATE that answers one.
 pub const BIT_COALESCED_READS: u8 = 0x01;
+/// The extension bits of an endpoint that reads coalesced datagrams.
+pub const COALESCED_READS_BITS: [u8; 8] = [BIT_COALESCED_READS, 0, 0, 0, 0, 0, 0, 0];
 /// Most extension headers one packet may carry (each takes at least two bytes,
 /// so this only bounds the work on hostile input).
 pub const MAX_EXTENSIONS: usize = 16;

@@ -3,6 +3,10 @@
 use std::time::{Duration, Instant};
 
 const BUCKETS: usize = 16;
+/// Buckets of [`RateMeter::recent_rate`] for a request pipeline: 1.25 to
+/// 1.9 s of a 10-s window, so at least two of Transmission's half-second
+/// bursts.
+pub const PIPELINE_BUCKETS: usize = 3;
 
 /// A sliding-window rate: per-bucket byte counts over the last `window`.
 ///

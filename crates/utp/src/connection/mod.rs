@@ -354,16 +354,7 @@ impl Connection {
         use crate::packet::PacketType;
         let handshake =
             ty == PacketType::Syn || (ty == PacketType::State && !self.outgoing && !self.confirmed);
-        (handshake && self.cfg.coalesced_reads).then_some([
-            crate::packet::BIT_COALESCED_READS,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-        ])
+        (handshake && self.cfg.coalesced_reads).then_some(crate::packet::COALESCED_READS_BITS)
     }
 
     /// Why the connection ended, if not cleanly.

@@ -333,11 +333,12 @@ impl PeerConnection {
     pub fn download_rate(&mut self, now: Instant) -> u64 {
         self.download.rate(now)
     }
-    /// Payload download rate over about the last 1.5 s (three of the
-    /// rate window's 16 buckets) at `now`: follows a rise that
+    /// Payload download rate over the last 1.25–1.9 s
+    /// ([`crate::rate::PIPELINE_BUCKETS`] of the window's 16) at `now`: follows a rise that
     /// [`Self::download_rate`] averages away; for sizing request pipelines.
     pub fn recent_download_rate(&mut self, now: Instant) -> u64 {
-        self.download.recent_rate(now, 3)
+        self.download
+            .recent_rate(now, crate::rate::PIPELINE_BUCKETS)
     }
     /// Payload upload rate in bytes per second at `now`.
     pub fn upload_rate(&mut self, now: Instant) -> u64 {

@@ -560,7 +560,9 @@ impl<'a> World<'a> {
             let expired = end.expire(self.now);
             let msg = PeerMsg::Stats {
                 down_rate: end.down.rate(now),
-                recent_down_rate: end.down.recent_rate(now, 3),
+                recent_down_rate: end
+                    .down
+                    .recent_rate(now, shoal_wire::rate::PIPELINE_BUCKETS),
                 up_rate: end.up.rate(now),
                 uploaded: std::mem::take(&mut end.unreported),
                 snubbed: end.snubbed,
