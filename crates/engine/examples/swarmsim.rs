@@ -8,7 +8,8 @@
 //! ```
 //! Other options: `--free-riders N`, `--corrupt N` (taken from the
 //! leechers), `--seed-up-kib N`, `--slots N`, `--max-peers N`, `--leave F --join N
-//! --churn-window-s S`, `--times` (every completion time).
+//! --churn-window-s S`, `--times` (every completion time), `--timeline`
+//! (the swarm's upload in each second against its capacity).
 use shoal_engine::sim::{simulate, Behaviour, Churn, PeerGroup, SwarmConfig};
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ fn main() {
     let mut seed_up: Option<u64> = None;
     let mut churn: Option<Churn> = None;
     let mut times = false;
+    let mut timeline = false;
     while let Some(a) = args.next() {
         let mut val = || args.next().unwrap_or_else(|| panic!("{a} needs a value"));
         match a.as_str() {
@@ -47,6 +49,7 @@ fn main() {
                     Duration::from_secs(val().parse().expect("seconds"))
             }
             "--times" => times = true,
+            "--timeline" => timeline = true,
             other => panic!("unknown option {other}"),
         }
     }
@@ -59,6 +62,16 @@ fn main() {
     ];
     cfg.churn = churn;
     let r = simulate(&cfg);
+    if timeline {
+        let capacity: u64 = cfg.groups.iter().map(|g| g.count as u64 * g.upload).sum();
+        for (s, b) in r.upload_timeline.iter().enumerate() {
+            println!(
+                "t {s:>4} s  uploaded {:>7.1} MiB  {:.3} of capacity",
+                *b as f64 / 1048576.0,
+                *b as f64 / capacity as f64
+            );
+        }
+    }
     let t_min = r.fluid_bound_s;
     println!(
         "seeds {seeds} (up {} KiB/s) leechers {leechers} (free riders {free}, corrupt {corrupt}) F {} MiB piece {} KiB up {} KiB/s down {} KiB/s latency {:?} ms slots {} max_peers {} seed {}",

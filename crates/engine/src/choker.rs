@@ -6,7 +6,9 @@
 //! torrent quickest. One more peer is unchoked optimistically, chosen at random
 //! among the other interested peers and rotated every [`OPTIMISTIC_INTERVAL`],
 //! so newcomers get a chance to prove themselves. Snubbed peers (nothing sent
-//! to us for a minute) lose their regular slot while leeching.
+//! to us for a minute) lose their regular slot while leeching. Between
+//! rechokes (a peer's interest changed, an unchoked peer left) the engine
+//! only refills: peers keep their slots, free ones go to the best others.
 use crate::picker::PeerKey;
 use rand::Rng;
 use std::time::{Duration, Instant};
@@ -60,6 +62,32 @@ impl Choker {
         now: Instant,
         rng: &mut impl Rng,
     ) -> Vec<PeerKey> {
+        self.select(peers, &[], seeding, now, rng)
+    }
+
+    /// Between rechokes (a peer's interest changed, a peer left): keeps the
+    /// regular slots of the peers in `unchoked` that still qualify and fills
+    /// the free ones with the best of the rest. Re-ranking everybody here
+    /// would choke peers in the middle of a piece whenever the rates shift.
+    pub fn refill(
+        &mut self,
+        peers: &[PeerStats],
+        unchoked: &[PeerKey],
+        seeding: bool,
+        now: Instant,
+        rng: &mut impl Rng,
+    ) -> Vec<PeerKey> {
+        self.select(peers, unchoked, seeding, now, rng)
+    }
+
+    fn select(
+        &mut self,
+        peers: &[PeerStats],
+        keep: &[PeerKey],
+        seeding: bool,
+        now: Instant,
+        rng: &mut impl Rng,
+    ) -> Vec<PeerKey> {
         let mut candidates: Vec<&PeerStats> = peers
             .iter()
             .filter(|p| p.interested && (seeding || !p.snubbed))
@@ -72,8 +100,14 @@ impl Choker {
             };
             rb.cmp(&ra).then(a.key.cmp(&b.key))
         });
+        // The regular slots to keep first (in rank order), then the best of
+        // the peers not unchoked now (the optimistic one keeps its own slot).
+        let kept = candidates
+            .iter()
+            .filter(|p| keep.contains(&p.key) && self.optimistic != Some(p.key));
+        let others = candidates.iter().filter(|p| !keep.contains(&p.key));
         let mut unchoked: Vec<PeerKey> =
-            candidates.iter().take(self.slots).map(|p| p.key).collect();
+            kept.chain(others).take(self.slots).map(|p| p.key).collect();
 
         let still_valid = self.optimistic.is_some_and(|o| {
             peers.iter().any(|p| p.key == o && p.interested) && !unchoked.contains(&o)
@@ -171,5 +205,35 @@ mod tests {
         }
         assert!(changed, "rotated after the interval");
         assert_ne!(c.optimistic(), Some(0), "never the peer already unchoked");
+    }
+
+    #[test]
+    fn refill_keeps_the_unchoked_and_fills_free_slots_with_the_best() {
+        let mut c = Choker::new(2);
+        let mut rng = StdRng::seed_from_u64(1);
+        let now = Instant::now();
+        let mut peers = vec![
+            peer(1, 10, 0),
+            peer(2, 20, 0),
+            peer(3, 30, 0),
+            peer(4, 40, 0),
+        ];
+        let first = c.rechoke(&peers, false, now, &mut rng);
+        assert_eq!(&first[..2], &[4, 3]);
+        // Rates shift: a refill keeps 3 and 4 although 1 now ranks first.
+        peers[0].download_rate = 100;
+        let u = c.refill(&peers, &first, false, now, &mut rng);
+        assert_eq!(&u[..2], &[4, 3]);
+        // 4 loses interest: its slot goes to the best peer that is not
+        // unchoked (the optimistic one, 1 or 2, keeps its own slot).
+        peers[3].interested = false;
+        let optimistic = c.optimistic();
+        let u = c.refill(&peers, &first, false, now, &mut rng);
+        let best_other = if optimistic == Some(1) { 2 } else { 1 };
+        assert_eq!(&u[..2], &[3, best_other]);
+        assert_eq!(c.optimistic(), optimistic);
+        // A full rechoke ranks everyone again.
+        let u = c.rechoke(&peers, false, now, &mut rng);
+        assert_eq!(&u[..2], &[1, 3]);
     }
 }

@@ -247,6 +247,9 @@ pub struct SwarmReport {
     pub seed_all_sent_s: Option<f64>,
     /// Bytes all peers uploaded.
     pub uploaded: u64,
+    /// Bytes all peers uploaded in each second of virtual time (index:
+    /// the second).
+    pub upload_timeline: Vec<u64>,
     /// Pieces that failed their hash check, over all peers.
     pub pieces_failed: u64,
     /// Events processed.

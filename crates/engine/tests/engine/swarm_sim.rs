@@ -20,16 +20,20 @@ fn summary(r: &SwarmReport) -> String {
 /// 256 KiB pieces, one-way latencies of 10–100 ms: the fluid bound is
 /// F/u_s = 64 s.
 ///
-/// Issue 9 asks for 1.15 × the bound; the engine gets about 1.17 (1.176
-/// with seed 1, 1.177 and 1.165 with seeds 2 and 3). The seed super-seeds
-/// (BEP 16), so it sends every piece once before it sends any twice;
-/// 4 upload slots and request pipelines of one second's worth of blocks
-/// make pieces complete, and be relayed, sooner. What is left: the first
-/// 20 s, while the leechers have few pieces to trade (the swarm uploads
-/// at half its capacity at 5–10 s), and a tail of a few seconds while the
-/// last pieces the seed sent spread. Earlier: 1.63 (before the picker
-/// stopped asking seeds for the rest of pieces started from other peers),
-/// 1.325 (before super-seeding, 4 slots and the shorter pipelines).
+/// Issue 9 asks for 1.15 × the bound; the engine gets 1.148 with seed 1
+/// (seeds 1-6: 1.139-1.160, mean 1.147; `bench/swarmsim.sh`). The seed
+/// super-seeds (BEP 16), so it sends every piece once before it sends any
+/// twice; 4 upload slots and request pipelines of one second's worth of
+/// blocks make pieces complete, and be relayed, sooner. Between rechokes
+/// slots are refilled, not reshuffled (1.189 → 1.168), and a peer that
+/// unchoked us but has nothing free to give takes over blocks another peer
+/// holds and has not sent (1.168 → 1.148): in the first 15 s, while the
+/// leechers have few pieces, half of the unchoked slots had no request to
+/// serve. What is left: those first seconds (the swarm uploads at 55-75%
+/// of its capacity at 5-12 s) and a tail of a few seconds while the last
+/// pieces the seed sent spread. Earlier: 1.63 (before the picker stopped
+/// asking seeds for the rest of pieces started from other peers), 1.325
+/// (before super-seeding, 4 slots and the shorter pipelines).
 #[test]
 fn one_seed_hundred_leechers_against_the_fluid_bound() {
     let r = simulate(&SwarmConfig::default());
@@ -40,7 +44,7 @@ fn one_seed_hundred_leechers_against_the_fluid_bound() {
     // Nobody can beat the bound: a faster run means the network model
     // hands out bandwidth it does not have.
     assert!(ratio >= 1.0, "{}", summary(&r));
-    assert!(ratio <= 1.2, "{}", summary(&r));
+    assert!(ratio <= 1.15, "{}", summary(&r));
     assert_eq!(r.seed_distinct, 64 * MIB, "every block left the seed");
     assert!(
         r.uploaded >= 100 * 64 * MIB,

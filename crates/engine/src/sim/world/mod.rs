@@ -151,6 +151,8 @@ pub(super) struct World<'a> {
     seed_sent: Vec<bool>,
     seed_uploaded: u64,
     seed_distinct: u64,
+    /// Bytes all peers uploaded in each second of virtual time.
+    upload_timeline: Vec<u64>,
     pieces_failed: u64,
     seed_all_sent: Option<u64>,
 }
@@ -223,6 +225,7 @@ impl<'a> World<'a> {
             num_pieces,
             seed_sent: vec![false; blocks as usize],
             seed_uploaded: 0,
+            upload_timeline: Vec::new(),
             seed_distinct: 0,
             pieces_failed: 0,
             seed_all_sent: None,
@@ -322,6 +325,7 @@ impl<'a> World<'a> {
             all_completed: self.pending == 0,
             last_completion_s: last.map(secs),
             seed_uploaded: self.seed_uploaded,
+            upload_timeline: self.upload_timeline.clone(),
             seed_distinct: self.seed_distinct,
             seed_all_sent_s: self.seed_all_sent.map(secs),
             uploaded: self.nodes.iter().map(|n| n.uploaded).sum(),

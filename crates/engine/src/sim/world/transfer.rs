@@ -116,6 +116,11 @@ impl World<'_> {
             end.up.record(now, len);
             end.unreported += len;
             self.nodes[n].uploaded += len;
+            let second = (self.now / 1_000_000) as usize;
+            if self.upload_timeline.len() <= second {
+                self.upload_timeline.resize(second + 1, 0);
+            }
+            self.upload_timeline[second] += len;
             if self.nodes[n].spec.seed {
                 self.seed_uploaded += len;
                 let per_piece = u64::from(self.cfg.piece_size.max(BLOCK_SIZE) / BLOCK_SIZE);

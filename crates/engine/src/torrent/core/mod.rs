@@ -547,7 +547,7 @@ impl TorrentCore {
                     .map(|p| std::mem::replace(&mut p.interested_in_us, i) != i)
                     .unwrap_or(false);
                 if changed {
-                    self.rechoke(now);
+                    self.refill_unchokes(now);
                 }
             }
             PeerMsg::Blocks(blocks) => {

@@ -271,7 +271,7 @@ impl TorrentCore {
             }
         }
         if !p.am_choking {
-            self.rechoke(now);
+            self.refill_unchokes(now);
         }
         // Its blocks are free again: hand them to the others.
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
@@ -309,6 +309,16 @@ impl TorrentCore {
     /// Decides who we upload to (tit-for-tat plus an optimistic slot).
     pub(super) fn rechoke(&mut self, now: Instant) {
         self.next_rechoke = now + RECHOKE_INTERVAL;
+        self.apply_choke(now, false);
+    }
+
+    /// Between rechokes: the unchoked peers that still want data keep their
+    /// slots; free slots go to the best of the others.
+    pub(super) fn refill_unchokes(&mut self, now: Instant) {
+        self.apply_choke(now, true);
+    }
+
+    fn apply_choke(&mut self, now: Instant, keep_current: bool) {
         let stats: Vec<PeerStats> = self
             .peers
             .iter()
@@ -322,7 +332,18 @@ impl TorrentCore {
             })
             .collect();
         let seeding = self.status.state == TorrentState::Seeding;
-        let unchoke = self.choker.rechoke(&stats, seeding, now, &mut self.rng);
+        let unchoke = if keep_current {
+            let current: Vec<PeerKey> = self
+                .peers
+                .iter()
+                .filter(|(_, p)| !p.am_choking)
+                .map(|(&k, _)| k)
+                .collect();
+            self.choker
+                .refill(&stats, &current, seeding, now, &mut self.rng)
+        } else {
+            self.choker.rechoke(&stats, seeding, now, &mut self.rng)
+        };
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
         for k in keys {
             let should = unchoke.contains(&k);

@@ -6,6 +6,9 @@ use crate::smartban::BlockDigest;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+/// Most blocks an idle peer is asked for that another peer already holds.
+const BUSY_BLOCKS: usize = 4;
+
 impl TorrentCore {
     /// Tops up `key`'s request pipeline from the picker.
     pub(super) fn fill(&mut self, key: PeerKey) {
@@ -24,9 +27,14 @@ impl TorrentCore {
             return;
         }
         let has = &p.has;
-        let blocks = self
+        let mut blocks = self
             .picker
             .pick(key, |i| has.get(i), deficit, &mut self.rng);
+        let mut stolen = Vec::new();
+        if blocks.is_empty() && p.in_flight.is_empty() {
+            stolen = self.picker.steal_busy(key, |i| has.get(i), BUSY_BLOCKS);
+            blocks = stolen.iter().map(|(b, _)| *b).collect();
+        }
         if blocks.is_empty() {
             return;
         }
@@ -34,6 +42,15 @@ impl TorrentCore {
             p.in_flight.insert((b.piece, b.offset));
         }
         self.send(key, PeerCmd::Request(blocks));
+        for (b, from) in stolen {
+            let had = self
+                .peers
+                .get_mut(&from)
+                .is_some_and(|p| p.in_flight.remove(&(b.piece, b.offset)));
+            if had {
+                self.send(from, PeerCmd::Cancel(b));
+            }
+        }
     }
 
     pub(super) fn on_block(

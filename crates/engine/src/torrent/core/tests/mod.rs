@@ -5,6 +5,11 @@ use crate::pex::PexConfig;
 use crate::picker::{Block, BLOCK_SIZE};
 use rand::SeedableRng;
 
+mod magnet;
+mod readers;
+mod requests;
+mod superseed;
+
 const PIECE: u32 = 4 * BLOCK_SIZE;
 
 struct Harness {
@@ -255,6 +260,53 @@ fn seeder_rotates_its_optimistic_unchoke() {
 }
 
 #[test]
+fn between_rechokes_slots_are_refilled_not_reshuffled() {
+    // A seeder with 2 regular slots + 1 optimistic and 5 interested peers.
+    let mut h = Harness::new(4, &all(4), 2);
+    let keys: Vec<PeerKey> = (1..=5).map(|i| h.peer(i, &[])).collect();
+    let stats = |up| PeerMsg::Stats {
+        down_rate: 0,
+        recent_down_rate: 0,
+        up_rate: up,
+        uploaded: 0,
+        snubbed: false,
+    };
+    for (n, &k) in keys.iter().enumerate() {
+        h.feed(k, PeerMsg::Interest(true));
+        h.feed(k, stats(1000 * (n as u64 + 1)));
+    }
+    h.advance(RECHOKE_INTERVAL);
+    let regular = |h: &mut Harness| -> Vec<PeerKey> {
+        let opt = h.core.optimistic();
+        h.unchoked()
+            .into_iter()
+            .filter(|k| Some(*k) != opt)
+            .collect()
+    };
+    assert_eq!(regular(&mut h), vec![keys[3], keys[4]]);
+    // The slowest peer becomes the fastest, then one of the unchoked peers
+    // loses interest: only its slot changes hands, to the best peer that
+    // was choked.
+    h.feed(keys[0], stats(1_000_000));
+    let opt = h.core.optimistic();
+    h.feed(keys[3], PeerMsg::Interest(false));
+    // Peers 0-2 were choked or optimistic; rates now 1e6, 2000, 3000.
+    let best_choked = [0, 2, 1]
+        .into_iter()
+        .map(|i| keys[i])
+        .find(|k| Some(*k) != opt)
+        .unwrap();
+    let mut want = vec![keys[4], best_choked];
+    want.sort();
+    assert_eq!(regular(&mut h), want);
+    // The next rechoke ranks everyone again.
+    h.feed(keys[3], PeerMsg::Interest(true));
+    h.advance(RECHOKE_INTERVAL);
+    let r = regular(&mut h);
+    assert!(r.contains(&keys[0]) && r.contains(&keys[4]), "{r:?}");
+}
+
+#[test]
 fn snubbed_peer_loses_its_regular_slot_while_leeching() {
     let mut h = Harness::new(8, &[0, 1, 2, 3], 1);
     let fast = h.peer(1, &all(8));
@@ -288,45 +340,6 @@ fn snubbed_peer_loses_its_regular_slot_while_leeching() {
     h.feed(fast, stats(1_000_000, false));
     h.advance(RECHOKE_INTERVAL);
     assert_eq!(regular(&mut h), vec![fast]);
-}
-
-#[test]
-fn endgame_duplicates_a_slow_block_and_cancels_the_loser() {
-    let mut h = Harness::new(1, &[], 4);
-    let a = h.peer(1, &[0]);
-    let b = h.peer(2, &[0]);
-    h.feed(a, PeerMsg::Unchoked);
-    let from_a = h.requested(a);
-    assert_eq!(from_a.len(), 4);
-    // Every block is requested: endgame lets b ask for the same ones.
-    h.feed(b, PeerMsg::Unchoked);
-    let from_b = h.requested(b);
-    assert!(!from_b.is_empty());
-    assert!(from_b.iter().all(|x| from_a.contains(x)));
-    // b delivers first: a is told to cancel.
-    h.deliver(b, &from_b[..1]);
-    let acts = h.actions();
-    assert!(acts
-        .iter()
-        .any(|x| matches!(x, Action::Peer(k, PeerCmd::Cancel(bl)) if *k == a && *bl == from_b[0])));
-}
-
-#[test]
-fn failed_requests_go_to_another_peer() {
-    let mut h = Harness::new(1, &[], 4);
-    let a = h.peer(1, &[0]);
-    h.feed(a, PeerMsg::Unchoked);
-    let from_a = h.requested(a);
-    // a times out on everything (the wire layer reports it) and chokes us.
-    h.feed(a, PeerMsg::RequestsFailed(from_a.clone()));
-    h.feed(a, PeerMsg::Choked);
-    let b = h.peer(2, &[0]);
-    h.feed(b, PeerMsg::Unchoked);
-    let mut from_b = h.requested(b);
-    from_b.sort();
-    let mut want = from_a;
-    want.sort();
-    assert_eq!(from_b, want);
 }
 
 #[test]
@@ -626,156 +639,6 @@ fn a_complete_piece_without_a_verdict_is_fetched_again() {
 }
 
 #[test]
-fn a_magnet_core_fetches_the_metadata_over_its_connections_and_keeps_them() {
-    use sha1::Digest;
-    // An info dictionary of 40,000 bytes: three ut_metadata pieces.
-    let info: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
-    let hash: [u8; 20] = sha1::Sha1::digest(&info).into();
-    let mut h = Harness::new(0, &[], 4);
-    h.core
-        .start_metadata_fetch(shoal_wire::MetadataHash::V1(hash));
-    assert_eq!(h.core.status().state, TorrentState::FetchingMetadata);
-    let key = h.core.accept_incoming(addr(1)).unwrap();
-    h.feed(
-        key,
-        PeerMsg::Handshake {
-            peer_id: peer_id(1),
-            encrypted: false,
-            utp: false,
-        },
-    );
-    h.feed(
-        key,
-        PeerMsg::Extensions {
-            port: None,
-            pex: false,
-            your_ip: None,
-            metadata_size: Some(info.len() as u64),
-        },
-    );
-    let asked = |h: &mut Harness| -> Vec<u32> {
-        h.actions()
-            .into_iter()
-            .filter_map(|a| match a {
-                Action::Peer(_, PeerCmd::RequestMetadata(p)) => Some(p),
-                _ => None,
-            })
-            .collect()
-    };
-    let mut pieces = asked(&mut h);
-    assert_eq!(pieces, vec![0, 1], "two requests in flight");
-    let data = |p: u32| {
-        let start = p as usize * 16384;
-        let end = (start + 16384).min(info.len());
-        shoal_wire::MetadataMessage::Data {
-            piece: p,
-            total_size: info.len() as u64,
-            data: bytes::Bytes::copy_from_slice(&info[start..end]),
-        }
-    };
-    h.feed(key, PeerMsg::Metadata(data(0)));
-    pieces.extend(asked(&mut h));
-    assert_eq!(pieces, vec![0, 1, 2]);
-    h.feed(key, PeerMsg::Metadata(data(1)));
-    h.feed(key, PeerMsg::Metadata(data(2)));
-    let got = h.actions().into_iter().find_map(|a| match a {
-        Action::MetadataReady(b) => Some(b),
-        _ => None,
-    });
-    assert_eq!(got.as_deref(), Some(&info[..]));
-    // The task checks the data and gives the core its pieces: the peer
-    // that gave the metadata stays and learns the piece count.
-    let mut picker = PiecePicker::new(PIECE, 2 * u64::from(PIECE));
-    picker.set_have(1);
-    h.core.set_metadata(h.now, picker, false);
-    assert_eq!(h.core.status().state, TorrentState::Downloading);
-    assert_eq!(h.core.status().pieces, 2);
-    let acts = h.actions();
-    assert!(acts.iter().any(|a| matches!(a,
-        Action::Peer(k, PeerCmd::SetPieces(bf)) if *k == key && bf.len() == 2 && bf.get(1) && !bf.get(0))));
-    let mut bf = Bitfield::new(2);
-    bf.set(0).unwrap();
-    bf.set(1).unwrap();
-    h.feed(key, PeerMsg::Bitfield(bf));
-    h.feed(key, PeerMsg::Unchoked);
-    let blocks = h.requested(key);
-    assert!(!blocks.is_empty() && blocks.iter().all(|b| b.piece == 0));
-}
-
-#[test]
-fn a_peer_with_bad_metadata_is_dropped_and_another_one_asked() {
-    let info = vec![7u8; 20_000];
-    let hash = [9u8; 20]; // matches nothing
-    let mut h = Harness::new(0, &[], 4);
-    h.core
-        .start_metadata_fetch(shoal_wire::MetadataHash::V1(hash));
-    let a = h.core.accept_incoming(addr(1)).unwrap();
-    h.feed(
-        a,
-        PeerMsg::Handshake {
-            peer_id: peer_id(1),
-            encrypted: false,
-            utp: false,
-        },
-    );
-    h.feed(
-        a,
-        PeerMsg::Extensions {
-            port: None,
-            pex: false,
-            your_ip: None,
-            metadata_size: Some(info.len() as u64),
-        },
-    );
-    let _ = h.actions();
-    for p in 0..2u32 {
-        let start = p as usize * 16384;
-        let end = (start + 16384).min(info.len());
-        h.feed(
-            a,
-            PeerMsg::Metadata(shoal_wire::MetadataMessage::Data {
-                piece: p,
-                total_size: info.len() as u64,
-                data: bytes::Bytes::copy_from_slice(&info[start..end]),
-            }),
-        );
-    }
-    let acts = h.actions();
-    assert!(acts
-        .iter()
-        .any(|x| matches!(x, Action::Close(k) if *k == a)));
-    assert!(!acts.iter().any(|x| matches!(x, Action::MetadataReady(_))));
-    assert_eq!(h.core.status().state, TorrentState::FetchingMetadata);
-}
-
-#[test]
-fn a_seed_is_asked_for_rare_pieces_before_the_rest_of_common_ones() {
-    let mut h = Harness::new(8, &[], 4);
-    // Piece 0 is common: three leechers have it.
-    let a = h.peer(1, &[0]);
-    let _ = h.peer(2, &[0]);
-    let _ = h.peer(3, &[0]);
-    h.feed(a, PeerMsg::Unchoked);
-    let from_a = h.requested(a);
-    assert_eq!(from_a.len(), 4);
-    // a chokes us and rejects half of them: piece 0 is half free again.
-    h.feed(a, PeerMsg::Choked);
-    h.feed(a, PeerMsg::RequestsFailed(from_a[2..].to_vec()));
-    // The seed is asked for pieces only it has, not for the rest of piece 0.
-    let seed = h.peer(4, &all(8));
-    h.feed(seed, PeerMsg::Unchoked);
-    let from_seed = h.requested(seed);
-    assert_eq!(from_seed.len(), 4, "{from_seed:?}");
-    assert!(from_seed.iter().all(|b| b.piece != 0), "{from_seed:?}");
-    // Another leecher with piece 0 takes its rest over.
-    let d = h.peer(5, &[0]);
-    h.feed(d, PeerMsg::Unchoked);
-    let mut from_d = h.requested(d);
-    from_d.sort();
-    assert_eq!(from_d, from_a[2..].to_vec());
-}
-
-#[test]
 fn same_seed_same_choices_among_many_peers() {
     // Rechokes walk the peer set: its order must not change from run to run.
     let run = || {
@@ -795,234 +658,4 @@ fn same_seed_same_choices_among_many_peers() {
     for _ in 0..4 {
         assert_eq!(run(), first);
     }
-}
-
-/// The pieces revealed to `key` by `have` messages among `acts`.
-fn haves_to(acts: &[Action], key: PeerKey) -> Vec<u32> {
-    acts.iter()
-        .filter_map(|a| match a {
-            Action::Peer(k, PeerCmd::Have(p)) if *k == key => Some(*p),
-            _ => None,
-        })
-        .collect()
-}
-
-#[test]
-fn initial_seed_super_seeds_until_another_seed_connects() {
-    let mut h = Harness::with_limits(8, &all(8), 4, 50, true);
-    let a = h.peer(1, &[]);
-    assert!(h.core.is_super_seeded(a));
-    // Choked: one piece keeps it interested; it is all it was told of.
-    let shown = haves_to(&h.actions(), a);
-    assert_eq!(shown.len(), 1, "{shown:?}");
-    let told: Vec<u32> = h.core.announce_to(a).iter_ones().collect();
-    assert_eq!(told, shown);
-    // Unchoked: two pieces to fetch, the one it was shown among them.
-    h.feed(a, PeerMsg::Interest(true));
-    let acts = h.actions();
-    assert!(h.unchoked.contains(&a));
-    let more = haves_to(&acts, a);
-    assert_eq!(more.len(), 1, "{more:?}");
-    assert_ne!(more[0], shown[0]);
-    // A second peer is shown other pieces than the first one's.
-    let b = h.peer(2, &[]);
-    h.feed(b, PeerMsg::Interest(true));
-    let acts = h.actions();
-    assert!(h.unchoked.contains(&b));
-    let to_b = haves_to(&acts, b);
-    assert_eq!(to_b.len(), 2, "{to_b:?}");
-    assert!(
-        to_b.iter().all(|p| *p != more[0] && *p != shown[0]),
-        "{to_b:?}"
-    );
-    // A reports a piece it was shown: it gets another one.
-    h.feed(a, PeerMsg::Have(shown[0]));
-    let next = haves_to(&h.actions(), a);
-    assert_eq!(next.len(), 1, "{next:?}");
-    assert!(![shown[0], more[0]].contains(&next[0]));
-    // A peer that reports a piece it was not shown gets nothing new.
-    let other = (0..8)
-        .find(|p| ![shown[0], more[0], next[0]].contains(p))
-        .unwrap();
-    h.feed(a, PeerMsg::Have(other));
-    assert!(haves_to(&h.actions(), a).is_empty());
-    // Another seed: every connection hears of what it was not shown.
-    let _c = h.peer(3, &all(8));
-    let acts = h.actions();
-    let mut rest = haves_to(&acts, a);
-    rest.sort_unstable();
-    let expect: Vec<u32> = (0..8)
-        .filter(|p| ![shown[0], more[0], next[0], other].contains(p))
-        .collect();
-    assert_eq!(rest, expect);
-    assert_eq!(haves_to(&acts, b).len(), 6);
-    // New connections are told every piece from now on.
-    let d = h.core.accept_incoming(addr(4)).unwrap();
-    assert!(!h.core.is_super_seeded(d));
-    assert!(h.core.announce_to(d).is_full());
-}
-
-#[test]
-fn a_torrent_completed_by_download_does_not_super_seed() {
-    let mut h = Harness::with_limits(2, &[0], 4, 50, true);
-    let key = h.peer(1, &all(2));
-    h.feed(key, PeerMsg::Unchoked);
-    let blocks = h.requested(key);
-    h.deliver(key, &blocks);
-    h.core.on_disk(h.now, DiskVerdict::Verified(1));
-    assert!(h.core.status().is_complete());
-    let d = h.core.accept_incoming(addr(2)).unwrap();
-    assert!(!h.core.is_super_seeded(d));
-    assert!(h.core.announce_to(d).is_full());
-}
-
-/// Priorities with a reader at `at`: `window` pieces counting down from
-/// the top, the rest at 1.
-fn reader_prio(pieces: u32, at: u32, window: u32) -> Vec<u8> {
-    (0..pieces)
-        .map(|p| {
-            if p >= at && p < at + window {
-                255 - (p - at) as u8
-            } else {
-                1
-            }
-        })
-        .collect()
-}
-
-#[test]
-fn a_reader_piece_goes_to_the_peer_expected_soonest() {
-    let mut h = Harness::new(8, &[], 4);
-    let slow = h.peer(1, &all(8));
-    let fast = h.peer(2, &all(8));
-    h.feed(slow, PeerMsg::Unchoked);
-    h.feed(fast, PeerMsg::Unchoked);
-    for (k, rate) in [(slow, 20_000), (fast, 2_000_000)] {
-        h.feed(
-            k,
-            PeerMsg::Stats {
-                down_rate: rate,
-                recent_down_rate: rate,
-                up_rate: 0,
-                uploaded: 0,
-                snubbed: false,
-            },
-        );
-    }
-    let _ = h.actions();
-    // A reader opens at piece 6 (nobody was asked for it yet).
-    let now = h.now;
-    h.core.set_priorities(now, &reader_prio(8, 6, 1));
-    let acts = h.actions();
-    let asked = |k: PeerKey| {
-        acts.iter().any(|a| {
-            matches!(a, Action::Peer(p, PeerCmd::Request(b)) if *p == k && b.iter().any(|x| x.piece == 6))
-        })
-    };
-    assert!(asked(fast), "{acts:?}");
-    assert!(!asked(slow), "{acts:?}");
-}
-
-#[test]
-fn a_late_reader_piece_is_duplicated_to_a_faster_peer() {
-    let mut h = Harness::new(32, &[], 4);
-    let now = h.now;
-    h.core.set_priorities(now, &reader_prio(32, 0, 1));
-    let slow = h.peer(1, &all(32));
-    h.feed(slow, PeerMsg::Unchoked);
-    let from_slow = h.requested(slow);
-    let piece0: Vec<Block> = from_slow.iter().copied().filter(|b| b.piece == 0).collect();
-    assert_eq!(
-        piece0.len(),
-        4,
-        "the reader's piece is asked first: {from_slow:?}"
-    );
-    // A second peer arrives: not endgame (other pieces are free), so it is
-    // given other pieces while piece 0's deadline has not passed.
-    let fast = h.peer(2, &all(32));
-    h.feed(fast, PeerMsg::Unchoked);
-    h.feed(
-        fast,
-        PeerMsg::Stats {
-            down_rate: 200_000,
-            recent_down_rate: 200_000,
-            up_rate: 0,
-            uploaded: 0,
-            snubbed: false,
-        },
-    );
-    let first = h.requested(fast);
-    assert!(first.iter().all(|b| b.piece != 0), "{first:?}");
-    // Its blocks arrive: room again in its pipeline.
-    h.deliver(fast, &first);
-    let _ = h.actions();
-    // The deadline (one piece time at the assumed rate) passes.
-    let deadline = h.core.deadlines.at[&0];
-    h.advance(deadline.saturating_duration_since(h.now) + Duration::from_millis(300));
-    let again = h.requested(fast);
-    let dup: Vec<Block> = again.iter().copied().filter(|b| b.piece == 0).collect();
-    assert_eq!(
-        dup.len(),
-        4,
-        "late piece 0 asked again from the fast peer: {again:?}"
-    );
-    // The fast copy arrives first: the slow peer is told to cancel.
-    h.deliver(fast, &dup[..1]);
-    let acts = h.actions();
-    assert!(acts
-        .iter()
-        .any(|a| matches!(a, Action::Peer(k, PeerCmd::Cancel(b)) if *k == slow && *b == dup[0])));
-    // Not duplicated again at the next tick.
-    h.advance(Duration::from_millis(300));
-    assert!(h.requested(fast).iter().all(|b| b.piece != 0));
-}
-
-#[test]
-fn reader_deadlines_stretch_with_the_rate() {
-    let spacing = |rate: u64| {
-        let mut h = Harness::new(8, &[], 4);
-        h.core.status.download_rate = rate;
-        let now = h.now;
-        h.core.set_priorities(now, &reader_prio(8, 2, 4));
-        let at: Vec<Instant> = (2..6).map(|p| h.core.deadlines.at[&p]).collect();
-        assert!(at.windows(2).all(|w| w[0] < w[1]), "nearest first");
-        assert!(!h.core.deadlines.at.contains_key(&6), "outside the window");
-        at[1] - at[0]
-    };
-    let piece = Duration::from_secs_f64(f64::from(PIECE) / 1_000_000.0);
-    let d = spacing(1_000_000);
-    assert!(d.abs_diff(piece) < Duration::from_millis(1), "{d:?}");
-    assert!(spacing(100_000) > spacing(1_000_000) * 9);
-}
-
-/// A reader opened during the check (or while the metadata was fetched)
-/// raised priorities in the picker the core starts from: its pieces have
-/// deadlines from the start, not only after the next priority change.
-#[test]
-fn readers_open_before_the_start_get_deadlines() {
-    let mut picker = PiecePicker::new(PIECE, 8 * u64::from(PIECE));
-    for (p, prio) in reader_prio(8, 3, 2).into_iter().enumerate() {
-        picker.set_priority(p as u32, prio);
-    }
-    let now = Instant::now();
-    let core = TorrentCore::new(
-        CoreInit {
-            peer_id: *b"-SH0100-ourselves!!!",
-            picker,
-            limits: CoreLimits {
-                max_peers: 50,
-                max_connecting: 10,
-                upload_slots: 4,
-                super_seed: false,
-                resume_interval: Duration::from_secs(1),
-            },
-            rng: StdRng::seed_from_u64(7),
-            status: TorrentStatus::default(),
-            pex: PeerExchange::new(PexConfig::default(), true, "10.9.9.9:6881".parse().unwrap()),
-        },
-        now,
-    );
-    let mut with: Vec<u32> = core.deadlines.at.keys().copied().collect();
-    with.sort_unstable();
-    assert_eq!(with, vec![3, 4]);
 }
