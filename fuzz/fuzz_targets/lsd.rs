@@ -9,7 +9,7 @@ use std::time::Duration;
 
 fuzz_target!(|data: &[u8]| {
     let mut lsd = Lsd::new(LsdConfig::default(), 1);
-    lsd.add_torrent([0xab; 20], false, Duration::ZERO);
+    lsd.add_torrent([0xab; 20].into(), false, Duration::ZERO);
     lsd.handle_datagram(Duration::ZERO, "10.0.0.1:6771".parse().unwrap(), data);
     while let Some(Event::Peer { info_hash, .. }) = lsd.poll_event() {
         assert_eq!(info_hash, [0xab; 20]);

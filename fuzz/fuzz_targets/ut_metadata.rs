@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
         let again = m.encode();
         assert_eq!(MetadataMessage::decode(&again, max), Ok(m.clone()));
         if let MetadataMessage::Data { piece, total_size, data } = m {
-            if let Ok(mut a) = MetadataAssembler::new(MetadataHash::V1([0; 20]), total_size, max) {
+            if let Ok(mut a) = MetadataAssembler::new(MetadataHash::V1([0; 20].into()), total_size, max) {
                 let _ = a.on_data(piece, data);
                 let _ = a.next_request(std::time::Instant::now());
             }

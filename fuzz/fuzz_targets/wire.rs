@@ -43,7 +43,7 @@ fuzz_target!(|data: &[u8]| {
         Some(Bitfield::new(num_pieces)),
         now,
     );
-    let hs = Handshake { reserved: Reserved::shoal(true), info_hash: ih, peer_id: [2; 20] };
+    let hs = Handshake { reserved: Reserved::shoal(true), info_hash: ih.into(), peer_id: shoal_wire::PeerId([2; 20]) };
     if c.handle_bytes(now, &hs.encode()).is_err() {
         return;
     }

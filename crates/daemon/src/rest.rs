@@ -102,7 +102,7 @@ async fn session(State(shared): State<Arc<Shared>>) -> Json<Value> {
     let disk = shared.session.disk_stats();
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
-        "peer_id": String::from_utf8_lossy(&shared.session.peer_id()),
+        "peer_id": String::from_utf8_lossy(&shared.session.peer_id().0),
         "listen": shared.session.local_addr().to_string(),
         "torrents": st.torrents,
         "dormant_torrents": st.dormant,

@@ -13,6 +13,7 @@ use crate::node::{Config, Event, Node, PingId, StartError};
 use crate::persist::{self, PersistError, SavedTable};
 use crate::Counters;
 use ed25519_dalek::SigningKey;
+use shoal_base::InfoHash;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -238,12 +239,12 @@ impl Dht {
     }
 
     /// Peers for `info_hash` (in `peers`) and the closest nodes (in `closest`).
-    pub async fn get_peers(&self, info_hash: Id20) -> Result<LookupResult, DhtError> {
+    pub async fn get_peers(&self, info_hash: InfoHash) -> Result<LookupResult, DhtError> {
         let kind = LookupKind::GetPeers {
             announce: None,
             implied_port: false,
         };
-        self.lookup(kind, info_hash, Vec::new()).await
+        self.lookup(kind, info_hash.into(), Vec::new()).await
     }
 
     /// Announces that we have `info_hash` on `port` (`None`: the DHT socket's port,
@@ -251,14 +252,14 @@ impl Dht {
     /// the result, `stored` counts acknowledgements.
     pub async fn announce(
         &self,
-        info_hash: Id20,
+        info_hash: InfoHash,
         port: Option<u16>,
     ) -> Result<LookupResult, DhtError> {
         let kind = LookupKind::GetPeers {
             announce: Some(port.unwrap_or(self.local_addr.port())),
             implied_port: port.is_none(),
         };
-        self.lookup(kind, info_hash, Vec::new()).await
+        self.lookup(kind, info_hash.into(), Vec::new()).await
     }
 
     /// Stores an immutable BEP 44 item (`v` is bencoded); returns its target and the

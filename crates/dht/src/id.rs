@@ -1,7 +1,8 @@
 //! 160-bit identifiers (node IDs, info-hashes, BEP 44 targets) and XOR distance.
 //!
-//! This crate keeps its own [`Id20`] so that it does not depend on `shoal-metainfo`;
-//! converting is a plain `[u8; 20]` copy.
+//! [`Id20`] is a point of the XOR key space; the info-hashes the driver's
+//! `get_peers` and `announce` take (`shoal_base::InfoHash`) convert into it
+//! with `From`.
 use rand::Rng;
 use std::fmt;
 
@@ -109,6 +110,14 @@ impl fmt::Display for Id20 {
 impl From<[u8; 20]> for Id20 {
     fn from(b: [u8; 20]) -> Self {
         Id20(b)
+    }
+}
+
+/// An info-hash is a point of the DHT's key space (`get_peers`,
+/// `announce_peer` and the peer store).
+impl From<shoal_base::InfoHash> for Id20 {
+    fn from(h: shoal_base::InfoHash) -> Self {
+        Id20(h.0)
     }
 }
 

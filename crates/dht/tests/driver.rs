@@ -93,7 +93,10 @@ async fn items_samples_and_read_only() {
             .is_none());
         // BEP 51: announced info-hashes show up in samples.
         let ih = Id20([0x42; 20]);
-        nodes[2].announce(ih, Some(4000)).await.unwrap();
+        nodes[2]
+            .announce(shoal_base::InfoHash(ih.0), Some(4000))
+            .await
+            .unwrap();
         let s = nodes[9].sample_infohashes(ih).await.unwrap();
         assert!(s.samples.contains(&ih), "{s:?}");
         // BEP 43: a read-only node can search but is not added by others.
@@ -108,7 +111,7 @@ async fn items_samples_and_read_only() {
         .await
         .unwrap();
         ro.bootstrap(&[nodes[0].local_addr()]).await.unwrap();
-        let r = ro.get_peers(ih).await.unwrap();
+        let r = ro.get_peers(shoal_base::InfoHash(ih.0)).await.unwrap();
         assert!(r.peers.contains(&"127.0.0.1:4000".parse().unwrap()));
         for d in &nodes {
             assert!(!d.nodes().await.unwrap().iter().any(|n| n.id == ro.id()));
@@ -222,9 +225,15 @@ async fn ipv6_loopback_announce_and_get_peers() {
             assert!(d.bootstrap(&[first]).await.unwrap() > 0);
         }
         let ih = Id20([0x5a; 20]);
-        let r = nodes[3].announce(ih, Some(6881)).await.unwrap();
+        let r = nodes[3]
+            .announce(shoal_base::InfoHash(ih.0), Some(6881))
+            .await
+            .unwrap();
         assert!(r.stored > 0, "{r:?}");
-        let got = nodes[12].get_peers(ih).await.unwrap();
+        let got = nodes[12]
+            .get_peers(shoal_base::InfoHash(ih.0))
+            .await
+            .unwrap();
         let want = std::net::SocketAddr::new(nodes[3].local_addr().ip(), 6881);
         assert!(got.peers.contains(&want), "{:?}", got.peers);
         common::shutdown(&nodes).await;

@@ -34,8 +34,8 @@ async fn libtorrent_finds_us_and_we_find_it() {
         return;
     }
     let nodes = common::cluster(8, 3).await;
-    let lt_hash = Id20([0x11; 20]);
-    let our_hash = Id20([0x22; 20]);
+    let lt_hash = shoal_base::InfoHash([0x11; 20]);
+    let our_hash = shoal_base::InfoHash([0x22; 20]);
     let our_port = 5555;
     // A free TCP/UDP port for libtorrent.
     let lt_port = std::net::UdpSocket::bind("127.0.0.1:0")

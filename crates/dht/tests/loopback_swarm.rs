@@ -29,9 +29,12 @@ async fn run_ops(
             let ih = Id20::random(rng);
             let port: u16 = rng.gen_range(1024..65000);
             set.spawn(async move {
-                let ann = a.announce(ih, Some(port)).await.unwrap();
+                let ann = a
+                    .announce(shoal_base::InfoHash(ih.0), Some(port))
+                    .await
+                    .unwrap();
                 assert!(ann.stored > 0, "announce stored nowhere");
-                let r = g.get_peers(ih).await.unwrap();
+                let r = g.get_peers(shoal_base::InfoHash(ih.0)).await.unwrap();
                 r.peers.contains(&SocketAddr::from(([127, 0, 0, 1], port)))
             });
         }

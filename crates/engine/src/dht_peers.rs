@@ -81,12 +81,12 @@ impl DhtPeerFinder {
     /// (the loop ends when the receiver is dropped).
     pub fn spawn(
         dht: Dht,
-        info_hash: [u8; 20],
+        info_hash: shoal_base::InfoHash,
         config: DhtPeersConfig,
         sink: mpsc::Sender<Vec<SocketAddr>>,
     ) -> DhtPeerFinder {
         let cancel = CancellationToken::new();
-        let task = tokio::spawn(run(dht, Id20(info_hash), config, sink, cancel.clone()));
+        let task = tokio::spawn(run(dht, Id20(info_hash.0), config, sink, cancel.clone()));
         DhtPeerFinder {
             cancel,
             task: Some(task),
@@ -118,8 +118,11 @@ async fn run(
     loop {
         let lookup = async {
             match config.announce_port {
-                Some(p) => dht.announce(info_hash, Some(p)).await,
-                None => dht.get_peers(info_hash).await,
+                Some(p) => {
+                    dht.announce(shoal_base::InfoHash(info_hash.0), Some(p))
+                        .await
+                }
+                None => dht.get_peers(shoal_base::InfoHash(info_hash.0)).await,
             }
         };
         let result = tokio::select! {
@@ -199,7 +202,7 @@ mod tests {
         // `a` knows nobody yet: the first announce reaches no node.
         let finder = DhtPeerFinder::spawn(
             a.clone(),
-            ih,
+            shoal_base::InfoHash(ih),
             DhtPeersConfig {
                 interval: Duration::from_secs(3600),
                 retry_interval: Duration::from_millis(100),
@@ -214,7 +217,7 @@ mod tests {
         let ours = SocketAddr::from(([127, 0, 0, 1], 4444));
         let found = tokio::time::timeout(Duration::from_secs(10), async {
             loop {
-                let r = c.get_peers(Id20(ih)).await.unwrap();
+                let r = c.get_peers(shoal_base::InfoHash(Id20(ih).0)).await.unwrap();
                 if r.peers.contains(&ours) {
                     return;
                 }
@@ -238,11 +241,14 @@ mod tests {
         }
         nodes[0].bootstrap(&[nodes[1].local_addr()]).await.unwrap();
         let ih = [0x5a; 20];
-        nodes[1].announce(Id20(ih), Some(4242)).await.unwrap();
+        nodes[1]
+            .announce(shoal_base::InfoHash(Id20(ih).0), Some(4242))
+            .await
+            .unwrap();
         let (tx, mut rx) = mpsc::channel(4);
         let finder = DhtPeerFinder::spawn(
             nodes[2].clone(),
-            ih,
+            shoal_base::InfoHash(ih),
             DhtPeersConfig {
                 interval: Duration::from_millis(200),
                 announce_port: Some(4343),
@@ -264,7 +270,10 @@ mod tests {
         finder.stop().await;
         // Our announce reached the DHT: another node finds our port.
         let ours = SocketAddr::from(([127, 0, 0, 1], 4343));
-        let r = nodes[0].get_peers(Id20(ih)).await.unwrap();
+        let r = nodes[0]
+            .get_peers(shoal_base::InfoHash(Id20(ih).0))
+            .await
+            .unwrap();
         assert!(r.peers.contains(&ours), "{:?}", r.peers);
         for n in &nodes {
             let _ = n.shutdown().await;

@@ -52,7 +52,7 @@ pub struct ExtPeer {
     /// The peer's address (its listen address for connections we opened).
     pub addr: SocketAddr,
     /// The torrent of the connection.
-    pub info_hash: [u8; 20],
+    pub info_hash: shoal_base::InfoHash,
 }
 
 impl std::fmt::Display for ExtPeer {
@@ -61,8 +61,8 @@ impl std::fmt::Display for ExtPeer {
     }
 }
 
-fn hex_prefix(h: &[u8; 20]) -> String {
-    h[..4].iter().map(|b| format!("{b:02x}")).collect()
+fn hex_prefix(h: &shoal_base::InfoHash) -> String {
+    h.0[..4].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A message a peer sent under one of our extra extensions.
@@ -173,7 +173,11 @@ impl ExtHub {
 
     /// The per-connection side of a new connection to `addr` on torrent
     /// `info_hash`.
-    pub(crate) fn link(self: &Arc<Self>, addr: SocketAddr, info_hash: [u8; 20]) -> ExtLink {
+    pub(crate) fn link(
+        self: &Arc<Self>,
+        addr: SocketAddr,
+        info_hash: shoal_base::InfoHash,
+    ) -> ExtLink {
         ExtLink {
             hub: self.clone(),
             peer: ExtPeer { addr, info_hash },
@@ -374,10 +378,10 @@ mod tests {
         assert_eq!(mine.id_of("x_b"), Some(FIRST_LOCAL_ID + 1));
 
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let mut link = Some(hub.link(addr, [7; 20]));
+        let mut link = Some(hub.link(addr, shoal_base::InfoHash([7; 20])));
         let peer = ExtPeer {
             addr,
-            info_hash: [7; 20],
+            info_hash: shoal_base::InfoHash([7; 20]),
         };
         // Not negotiated yet: nothing to send to, nothing delivered.
         assert!(matches!(
@@ -423,7 +427,7 @@ mod tests {
         );
 
         // A newer connection under the same key survives the old one's end.
-        let mut newer = hub.link(addr, [7; 20]);
+        let mut newer = hub.link(addr, shoal_base::InfoHash([7; 20]));
         newer.on_handshake(&h);
         drop(link);
         assert_eq!(ext.peers("x_a"), [peer]);

@@ -106,7 +106,8 @@ pub fn file_progress(t: &shoal_metainfo::Torrent, have: &Bitfield) -> Vec<u64> {
 /// A readable client name from a peer id: BEP 20 Azureus style
 /// (`-LT2080-` → `libtorrent 2.0.8`), the few other styles in use, else the
 /// printable prefix.
-pub fn client_name(peer_id: &[u8; 20]) -> String {
+pub fn client_name(peer_id: &shoal_base::PeerId) -> String {
+    let peer_id = &peer_id.0;
     if peer_id[0] == b'-' && peer_id[7] == b'-' {
         let code = &peer_id[1..3];
         let v = &peer_id[3..7];
@@ -181,11 +182,26 @@ mod tests {
 
     #[test]
     fn client_names() {
-        assert_eq!(client_name(&id("-LT2080-")), "libtorrent 2.0.8");
-        assert_eq!(client_name(&id("-TR300Z-")), "Transmission 3.00");
-        assert_eq!(client_name(&id("-SH0100-")), "shoal 0.1");
-        assert_eq!(client_name(&id("A2-1-36-0-")), "aria2 1.36.0");
-        assert_eq!(client_name(&id("-ZZ1234-")), "ZZ 1.2.3.4");
+        assert_eq!(
+            client_name(&shoal_base::PeerId(id("-LT2080-"))),
+            "libtorrent 2.0.8"
+        );
+        assert_eq!(
+            client_name(&shoal_base::PeerId(id("-TR300Z-"))),
+            "Transmission 3.00"
+        );
+        assert_eq!(
+            client_name(&shoal_base::PeerId(id("-SH0100-"))),
+            "shoal 0.1"
+        );
+        assert_eq!(
+            client_name(&shoal_base::PeerId(id("A2-1-36-0-"))),
+            "aria2 1.36.0"
+        );
+        assert_eq!(
+            client_name(&shoal_base::PeerId(id("-ZZ1234-"))),
+            "ZZ 1.2.3.4"
+        );
     }
 
     #[test]

@@ -38,7 +38,7 @@ const READ_CHUNK: usize = 64 * 1024;
 #[derive(Debug, Clone)]
 pub struct MetadataFetchConfig {
     /// Our peer id in the handshake.
-    pub peer_id: [u8; 20],
+    pub peer_id: shoal_base::PeerId,
     /// Largest info dictionary accepted (BEP 9 `metadata_size`); default 16 MiB.
     pub max_metadata_size: u64,
     /// Most peers tried at the same time.
@@ -54,7 +54,7 @@ pub struct MetadataFetchConfig {
 impl Default for MetadataFetchConfig {
     fn default() -> Self {
         MetadataFetchConfig {
-            peer_id: *b"-SH0100-metadatafetc",
+            peer_id: shoal_base::PeerId(*b"-SH0100-metadatafetc"),
             max_metadata_size: DEFAULT_MAX_METADATA_SIZE,
             max_concurrent: 8,
             max_candidates: 1000,
@@ -69,7 +69,7 @@ impl Default for MetadataFetchConfig {
 #[derive(Debug, Clone, Copy)]
 pub struct MetadataTarget {
     /// Info-hash sent in the handshake (v1, or the truncated v2 hash).
-    pub info_hash: [u8; 20],
+    pub info_hash: shoal_base::InfoHash,
     /// Hash the assembled dictionary is checked against.
     pub hash: MetadataHash,
 }

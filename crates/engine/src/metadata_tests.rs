@@ -51,7 +51,13 @@ async fn serve_one(mut stream: TcpStream, info: Bytes, info_hash: [u8; 20], mode
     } else {
         config.extension_handshake.metadata_size = Some(info.len() as u64);
     }
-    let mut conn = PeerConnection::incoming(config, prefix, [9; 20], None, Instant::now());
+    let mut conn = PeerConnection::incoming(
+        config,
+        prefix,
+        shoal_base::PeerId([9; 20]),
+        None,
+        Instant::now(),
+    );
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         while let Some(out) = conn.poll_transmit() {
@@ -96,8 +102,8 @@ async fn serve_one(mut stream: TcpStream, info: Bytes, info_hash: [u8; 20], mode
 fn target_for(info: &Bytes) -> MetadataTarget {
     let h: [u8; 20] = Sha1::digest(info).into();
     MetadataTarget {
-        info_hash: h,
-        hash: MetadataHash::V1(h),
+        info_hash: shoal_base::InfoHash(h),
+        hash: MetadataHash::V1(shoal_base::InfoHash(h)),
     }
 }
 
@@ -114,9 +120,9 @@ async fn corrupt_peer_is_dropped_and_good_peer_serves() {
     // 40 KiB: three metadata pieces, the last one short.
     let info = fake_info(40 * 1024 + 123);
     let t = target_for(&info);
-    let bad = spawn_peer(info.clone(), t.info_hash, Serve::Corrupt).await;
-    let none = spawn_peer(info.clone(), t.info_hash, Serve::Nothing).await;
-    let good = spawn_peer(info.clone(), t.info_hash, Serve::Good).await;
+    let bad = spawn_peer(info.clone(), t.info_hash.0, Serve::Corrupt).await;
+    let none = spawn_peer(info.clone(), t.info_hash.0, Serve::Nothing).await;
+    let good = spawn_peer(info.clone(), t.info_hash.0, Serve::Good).await;
     let (tx, mut rx) = mpsc::channel(4);
     // The good peer only arrives later, as from a DHT lookup.
     let late = tokio::spawn(async move {
@@ -147,7 +153,7 @@ async fn corrupt_peer_is_dropped_and_good_peer_serves() {
 async fn only_corrupt_peers_means_no_metadata() {
     let info = fake_info(20_000);
     let t = target_for(&info);
-    let bad = spawn_peer(info.clone(), t.info_hash, Serve::Corrupt).await;
+    let bad = spawn_peer(info.clone(), t.info_hash.0, Serve::Corrupt).await;
     let (tx, mut rx) = mpsc::channel(1);
     drop(tx);
     let err = fetch_metadata(t, quick_config(), vec![bad], &mut rx, |_| {})
@@ -193,7 +199,7 @@ async fn overall_timeout_is_reported() {
 async fn oversized_metadata_is_refused() {
     let info = fake_info(50_000);
     let t = target_for(&info);
-    let good = spawn_peer(info.clone(), t.info_hash, Serve::Good).await;
+    let good = spawn_peer(info.clone(), t.info_hash.0, Serve::Good).await;
     let cfg = MetadataFetchConfig {
         max_metadata_size: 10_000,
         ..quick_config()

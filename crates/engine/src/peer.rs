@@ -78,7 +78,7 @@ pub(crate) enum PeerMsg {
     TcpConnected,
     /// The peer's handshake arrived.
     Handshake {
-        peer_id: [u8; 20],
+        peer_id: shoal_base::PeerId,
         /// The connection is RC4-encrypted (MSE/PE).
         encrypted: bool,
         /// The connection is uTP (else TCP).
@@ -217,7 +217,7 @@ type ReadFut = Pin<Box<dyn Future<Output = (BlockRequest, Result<Bytes, DiskErro
 
 fn block_of(r: &BlockRequest) -> Block {
     Block {
-        piece: r.piece,
+        piece: r.piece.0,
         offset: r.offset,
         len: r.length,
     }
@@ -225,7 +225,7 @@ fn block_of(r: &BlockRequest) -> Block {
 
 fn request_of(b: &Block) -> BlockRequest {
     BlockRequest {
-        piece: b.piece,
+        piece: shoal_wire::PieceIndex(b.piece),
         offset: b.offset,
         length: b.len,
     }
@@ -323,7 +323,7 @@ impl PeerTask {
             None => self.drive_plain(stream, ia).await?,
             Some(cfg) => {
                 let hs =
-                    MseHandshake::initiator(cfg, *self.conn.info_hash(), ia, rng, Instant::now());
+                    MseHandshake::initiator(cfg, self.conn.info_hash().0, ia, rng, Instant::now());
                 let cancel = self.cancel.clone();
                 let r = tokio::select! {
                     _ = cancel.cancelled() => return Err(PeerClose::Cancelled),
@@ -508,12 +508,12 @@ impl PeerTask {
                     .shared
                     .storage
                     .get()
-                    .and_then(|s| s.map().piece_len(r.piece))
+                    .and_then(|s| s.map().piece_len(r.piece.0))
                     .unwrap_or(0);
                 let disk = self.shared.disk.get().cloned();
                 // Pieces we lack, and requests past a piece's end (never
                 // servable), are rejected.
-                let Some(disk) = disk.filter(|_| self.ours.get(r.piece) && end <= plen) else {
+                let Some(disk) = disk.filter(|_| self.ours.get(r.piece.0) && end <= plen) else {
                     let _ = self.conn.reject_request(now, r);
                     continue;
                 };
@@ -522,7 +522,7 @@ impl PeerTask {
                     if !wait.is_zero() {
                         tokio::time::sleep(wait).await;
                     }
-                    let res = disk.read(r.piece, r.offset, r.length as usize).await;
+                    let res = disk.read(r.piece.0, r.offset, r.length as usize).await;
                     (r, res)
                 }));
             }
@@ -571,7 +571,7 @@ impl PeerTask {
                 Some((r, done)) = reads.next(), if !reads.is_empty() => match done {
                     Ok(data) => {
                         // Not requested any more (cancelled, choked): dropped.
-                        let _ = self.conn.send_piece(Instant::now(), r.piece, r.offset, data);
+                        let _ = self.conn.send_piece(Instant::now(), r.piece.0, r.offset, data);
                     }
                     Err(e) => self.read_failed(e, &[r]).await?,
                 },
@@ -658,7 +658,7 @@ impl PeerTask {
                     self.send(PeerMsg::Bitfield(b)).await?;
                 }
             }
-            Event::Have(i) => self.send(PeerMsg::Have(i)).await?,
+            Event::Have(i) => self.send(PeerMsg::Have(i.0)).await?,
             Event::Choked => self.send(PeerMsg::Choked).await?,
             Event::Unchoked => self.send(PeerMsg::Unchoked).await?,
             Event::Interested => self.send(PeerMsg::Interest(true)).await?,
@@ -669,7 +669,7 @@ impl PeerTask {
                 data,
             } => {
                 let block = Block {
-                    piece,
+                    piece: piece.0,
                     offset,
                     len: data.len() as u32,
                 };

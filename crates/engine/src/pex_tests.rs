@@ -242,7 +242,7 @@ fn wire_delivers_pex_and_ignores_malformed_pex() {
     let mut them = PeerConnection::incoming(
         ConnectionConfig::default(),
         prefix,
-        [3; 20],
+        shoal_base::PeerId([3; 20]),
         Some(Bitfield::full(8)),
         now,
     );

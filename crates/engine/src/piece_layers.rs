@@ -278,7 +278,7 @@ impl LayerAssembler {
 #[derive(Debug, Clone)]
 pub struct LayerFetchConfig {
     /// Our peer id in the handshake.
-    pub peer_id: [u8; 20],
+    pub peer_id: shoal_base::PeerId,
     /// Most piece hashes fetched for one torrent (32 bytes each; the layers
     /// are allocated up front). Default 2^21 (64 MiB).
     pub max_pieces: u64,
@@ -293,7 +293,7 @@ pub struct LayerFetchConfig {
 impl Default for LayerFetchConfig {
     fn default() -> Self {
         LayerFetchConfig {
-            peer_id: *b"-SH0100-piecelayers0",
+            peer_id: shoal_base::PeerId(*b"-SH0100-piecelayers0"),
             max_pieces: 1 << 21,
             max_peers: 50,
             peer_idle_timeout: Duration::from_secs(20),
@@ -400,7 +400,7 @@ fn suffix(e: &Option<String>) -> String {
 /// layer is missing.
 pub async fn fetch_piece_layers(
     torrent: &mut Torrent,
-    info_hash: [u8; 20],
+    info_hash: shoal_base::InfoHash,
     peers: &[SocketAddr],
     config: &LayerFetchConfig,
 ) -> Result<(), FetchLayersError> {
@@ -447,7 +447,7 @@ pub async fn fetch_piece_layers(
 /// Runs the assembler against one peer until complete or the peer fails.
 async fn from_peer(
     peer: SocketAddr,
-    info_hash: [u8; 20],
+    info_hash: shoal_base::InfoHash,
     config: &LayerFetchConfig,
     asm: &mut LayerAssembler,
 ) -> Result<(), PeerLayerError> {

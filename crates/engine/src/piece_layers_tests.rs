@@ -166,7 +166,13 @@ async fn fake_peer(
             ..ConnectionConfig::default()
         };
         cfg.reserved.set_v2(true);
-        let mut c = PeerConnection::incoming(cfg, prefix, [7; 20], None, Instant::now());
+        let mut c = PeerConnection::incoming(
+            cfg,
+            prefix,
+            shoal_base::PeerId([7; 20]),
+            None,
+            Instant::now(),
+        );
         let mut buf = vec![0u8; 4096];
         loop {
             while let Some(out) = c.poll_transmit() {
@@ -206,7 +212,7 @@ async fn a_peer_with_bad_hashes_is_dropped_and_the_next_one_used() {
         overall_timeout: Duration::from_secs(20),
         ..LayerFetchConfig::default()
     };
-    fetch_piece_layers(&mut bare, *ih.as_bytes(), &[bad, good], &cfg)
+    fetch_piece_layers(&mut bare, ih, &[bad, good], &cfg)
         .await
         .unwrap();
     assert_eq!(bare.piece_layer(0), full.piece_layer(0));
@@ -215,7 +221,7 @@ async fn a_peer_with_bad_hashes_is_dropped_and_the_next_one_used() {
     // Only the bad peer: the fetch fails naming it.
     let (_, mut bare2) = torrents();
     let (bad2, t3) = fake_peer(trees(&full), true).await;
-    let e = fetch_piece_layers(&mut bare2, *ih.as_bytes(), &[bad2], &cfg)
+    let e = fetch_piece_layers(&mut bare2, ih, &[bad2], &cfg)
         .await
         .unwrap_err();
     assert!(

@@ -3,6 +3,7 @@
 //! headers when they fit in [`MAX_DATAGRAM`] bytes); [`parse`] reads any
 //! client's announce with limits on size and header count, ignoring headers
 //! it does not know and info hashes that are not 40 hex digits.
+use shoal_base::InfoHash;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// The LSD UDP port, on both groups.
@@ -56,7 +57,7 @@ pub struct Announce {
     pub port: u16,
     /// The swarms it is in (valid, non-zero hashes only, at most
     /// [`MAX_INFO_HASHES`]).
-    pub info_hashes: Vec<[u8; 20]>,
+    pub info_hashes: Vec<InfoHash>,
     /// The sender's cookie, if any, as sent (at most 64 bytes).
     pub cookie: Option<String>,
 }
@@ -110,7 +111,7 @@ pub fn encode(
     group: Group,
     port: u16,
     cookie: Option<u32>,
-    info_hashes: &[[u8; 20]],
+    info_hashes: &[InfoHash],
 ) -> (Vec<u8>, usize) {
     let mut head = format!("{HEAD}Host: {}\r\nPort: {port}\r\n", group.host());
     let tail = match cookie {
@@ -130,7 +131,7 @@ pub fn encode(
 
 /// How many info hashes one datagram to `group` carries at most.
 pub fn hashes_per_datagram(group: Group, port: u16, cookie: Option<u32>) -> usize {
-    let many = [[0u8; 20]; MAX_DATAGRAM / INFOHASH_LINE + 1];
+    let many = [InfoHash([0u8; 20]); MAX_DATAGRAM / INFOHASH_LINE + 1];
     encode(group, port, cookie, &many).1
 }
 
@@ -173,9 +174,9 @@ pub fn parse(data: &[u8]) -> Result<Announce, ParseError> {
                 && value.len() == 40
                 && hex::decode_to_slice(value, &mut ih).is_ok()
                 && ih != [0u8; 20]
-                && !info_hashes.contains(&ih)
+                && !info_hashes.contains(&InfoHash(ih))
             {
-                info_hashes.push(ih);
+                info_hashes.push(InfoHash(ih));
             }
         } else if name.eq_ignore_ascii_case("cookie") && value.len() <= 64 {
             cookie = Some(value.to_string());
@@ -196,8 +197,8 @@ pub fn parse(data: &[u8]) -> Result<Announce, ParseError> {
 mod tests {
     use super::*;
 
-    fn ih(b: u8) -> [u8; 20] {
-        [b; 20]
+    fn ih(b: u8) -> InfoHash {
+        InfoHash([b; 20])
     }
 
     #[test]
@@ -219,7 +220,7 @@ mod tests {
 
     #[test]
     fn round_trips_and_splits_at_the_size_limit() {
-        let hashes: Vec<[u8; 20]> = (1..=60).map(ih).collect();
+        let hashes: Vec<InfoHash> = (1..=60).map(ih).collect();
         let mut rest = &hashes[..];
         let mut seen = Vec::new();
         while !rest.is_empty() {
@@ -350,7 +351,7 @@ mod tests {
             hashes in proptest::collection::vec(proptest::array::uniform20(1u8..), 1..40),
             v6 in proptest::bool::ANY,
         ) {
-            let mut hashes = hashes;
+            let mut hashes: Vec<InfoHash> = hashes.into_iter().map(InfoHash).collect();
             hashes.dedup();
             let group = if v6 { Group::V6 } else { Group::V4 };
             let (d, n) = encode(group, port, cookie, &hashes);

@@ -7,6 +7,7 @@
 //! never announced and never take peers from here (BEP 27). Announces that
 //! carry our cookie are our own, looped back. Time is passed in.
 use crate::packet::{self, Group};
+use shoal_base::InfoHash;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -63,7 +64,7 @@ pub enum Event {
     /// (the announce's source address with its `Port`).
     Peer {
         /// One of our (public) torrents.
-        info_hash: [u8; 20],
+        info_hash: InfoHash,
         /// Where to connect.
         addr: SocketAddr,
     },
@@ -91,10 +92,10 @@ pub struct Lsd {
     cookie: u32,
     port: Option<u16>,
     /// Public torrents and when each is next due.
-    torrents: BTreeMap<[u8; 20], Duration>,
+    torrents: BTreeMap<InfoHash, Duration>,
     /// When the last announces went out (at most `burst`).
     sent_at: VecDeque<Duration>,
-    recent: HashMap<([u8; 20], SocketAddr), Duration>,
+    recent: HashMap<(InfoHash, SocketAddr), Duration>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     stats: Stats,
@@ -136,7 +137,7 @@ impl Lsd {
     /// interval. A private torrent is refused (and dropped if it was added as
     /// public, e.g. a magnet link whose metadata turned out private);
     /// returns whether the torrent is announced.
-    pub fn add_torrent(&mut self, info_hash: [u8; 20], private: bool, now: Duration) -> bool {
+    pub fn add_torrent(&mut self, info_hash: InfoHash, private: bool, now: Duration) -> bool {
         if private {
             self.remove_torrent(&info_hash);
             return false;
@@ -146,13 +147,13 @@ impl Lsd {
     }
 
     /// Leaves a swarm: no more announces, no more peers for it.
-    pub fn remove_torrent(&mut self, info_hash: &[u8; 20]) {
+    pub fn remove_torrent(&mut self, info_hash: &InfoHash) {
         self.torrents.remove(info_hash);
         self.recent.retain(|(ih, _), _| ih != info_hash);
     }
 
     /// Whether `info_hash` is announced.
-    pub fn contains(&self, info_hash: &[u8; 20]) -> bool {
+    pub fn contains(&self, info_hash: &InfoHash) -> bool {
         self.torrents.contains_key(info_hash)
     }
 
@@ -201,7 +202,7 @@ impl Lsd {
             self.sent_at.pop_front();
         }
         while now >= self.allowed_at() {
-            let mut due: Vec<(Duration, [u8; 20])> = self
+            let mut due: Vec<(Duration, InfoHash)> = self
                 .torrents
                 .iter()
                 .filter(|(_, &t)| t <= now)
@@ -211,7 +212,7 @@ impl Lsd {
                 return;
             }
             due.sort();
-            let hashes: Vec<[u8; 20]> = due.into_iter().map(|(_, ih)| ih).collect();
+            let hashes: Vec<InfoHash> = due.into_iter().map(|(_, ih)| ih).collect();
             let mut carried = 0;
             for group in self.groups().collect::<Vec<_>>() {
                 let (payload, n) = packet::encode(group, port, Some(self.cookie), &hashes);
@@ -283,8 +284,8 @@ mod tests {
 
     const S: Duration = Duration::from_secs(1);
 
-    fn ih(b: u8) -> [u8; 20] {
-        [b; 20]
+    fn ih(b: u8) -> InfoHash {
+        InfoHash([b; 20])
     }
 
     fn drain(l: &mut Lsd) -> Vec<Transmit> {
@@ -295,7 +296,7 @@ mod tests {
         std::iter::from_fn(|| l.poll_event()).collect()
     }
 
-    fn hashes(t: &Transmit) -> Vec<[u8; 20]> {
+    fn hashes(t: &Transmit) -> Vec<InfoHash> {
         packet::parse(&t.payload).unwrap().info_hashes
     }
 
@@ -306,7 +307,7 @@ mod tests {
         }
     }
 
-    fn announce(port: u16, cookie: Option<u32>, ihs: &[[u8; 20]]) -> Vec<u8> {
+    fn announce(port: u16, cookie: Option<u32>, ihs: &[InfoHash]) -> Vec<u8> {
         packet::encode(Group::V4, port, cookie, ihs).0
     }
 
@@ -364,7 +365,7 @@ mod tests {
             );
         }
         // Several hashes per datagram once many are due; all 60 announced.
-        let mut all: Vec<[u8; 20]> = sent.iter().flat_map(|(_, t)| hashes(t)).collect();
+        let mut all: Vec<InfoHash> = sent.iter().flat_map(|(_, t)| hashes(t)).collect();
         assert!(sent.iter().any(|(_, t)| hashes(t).len() > 1));
         all.sort();
         all.dedup();

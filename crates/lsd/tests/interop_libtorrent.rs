@@ -147,7 +147,7 @@ fn announces_both_ways_with_libtorrent() {
     };
     let mut lsd = Lsd::new(cfg, 0x5ea1_c0de);
     lsd.set_port(our_port);
-    assert!(lsd.add_torrent(ih, false, Duration::ZERO));
+    assert!(lsd.add_torrent(shoal_base::InfoHash(ih), false, Duration::ZERO));
     let t0 = Instant::now();
     let mut heard = None;
     let mut connected = None;

@@ -8,7 +8,6 @@
 pub mod create;
 pub mod error;
 pub mod files;
-pub mod hash;
 pub mod irregular;
 pub mod limits;
 pub mod magnet;
@@ -20,8 +19,12 @@ pub mod v2;
 pub use create::{create, CreateError, CreateOptions, CreatePlan};
 pub use error::{MetainfoError, Problem};
 pub use files::FileEntry;
-pub use hash::{InfoHashV1, InfoHashV2, InfoHashes, PeerId};
+/// The identities, defined in `shoal-base` for every layer.
+pub mod hash {
+    pub use shoal_base::hash::*;
+}
 pub use irregular::Irregularity;
 pub use limits::ParseLimits;
 pub use magnet::{HostPort, Magnet, MagnetError};
+pub use shoal_base::{InfoHashV1, InfoHashV2, InfoHashes, PeerId};
 pub use torrent::{MetaVersion, Torrent};

@@ -419,7 +419,7 @@ mod tests {
 
     #[test]
     fn base32_and_btmh() {
-        let h = InfoHashV1::from_str_hex(HEX);
+        let h: InfoHashV1 = HEX.parse().unwrap();
         let b32 = data_encoding::BASE32.encode(&h.0);
         let m = Magnet::parse(&format!("magnet:?xt=urn:btih:{b32}")).unwrap();
         assert_eq!(m.v1, Some(h));
@@ -465,12 +465,6 @@ mod tests {
             Magnet::parse(&long),
             Err(MagnetError::TooLong { .. })
         ));
-    }
-
-    impl InfoHashV1 {
-        fn from_str_hex(s: &str) -> Self {
-            s.parse().unwrap()
-        }
     }
 
     fn arb_magnet() -> impl Strategy<Value = Magnet> {

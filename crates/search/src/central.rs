@@ -104,12 +104,12 @@ impl Default for CentralConfig {
 /// [`Swarms::set_observer`].
 #[derive(Debug)]
 pub struct AnnounceObserver {
-    tx: mpsc::Sender<[u8; 20]>,
+    tx: mpsc::Sender<shoal_base::InfoHash>,
     dropped: AtomicU64,
 }
 
 impl SwarmObserver for AnnounceObserver {
-    fn torrent_added(&self, info_hash: &[u8; 20]) {
+    fn torrent_added(&self, info_hash: &shoal_base::InfoHash) {
         if self.tx.try_send(*info_hash).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -125,7 +125,7 @@ impl AnnounceObserver {
 
 /// The receiving end of an [`AnnounceObserver`], for [`CentralIndex::spawn`].
 #[derive(Debug)]
-pub struct Announced(mpsc::Receiver<[u8; 20]>);
+pub struct Announced(mpsc::Receiver<shoal_base::InfoHash>);
 
 /// An observer with a queue of `capacity` info-hashes, and its receiver.
 pub fn observer(capacity: usize) -> (Arc<AnnounceObserver>, Announced) {
@@ -215,7 +215,7 @@ fn error(status: u16, msg: &str) -> shoal_tracker_server::http::HttpAnswer {
 #[derive(Debug, PartialEq, Eq)]
 struct Due {
     at: tokio::time::Instant,
-    info_hash: [u8; 20],
+    info_hash: shoal_base::InfoHash,
     attempt: u32,
 }
 
@@ -283,7 +283,7 @@ impl CentralIndex {
             .map(|h| {
                 let mut s = h.to_hit("tracker");
                 s.score = f64::from(h.score);
-                if let Some(st) = self.inner.swarms.scrape(&h.info_hash) {
+                if let Some(st) = self.inner.swarms.scrape(&shoal_base::InfoHash(h.info_hash)) {
                     s.seeds = Some(st.complete);
                     s.leechers = Some(st.incomplete);
                 }
@@ -295,7 +295,11 @@ impl CentralIndex {
     /// Indexes an uploaded .torrent (visible at the next commit).
     pub fn upload(&self, torrent: &[u8]) -> Result<TorrentDoc, UploadError> {
         let doc = TorrentDoc::from_torrent_file(torrent)?;
-        if !self.inner.swarms.is_allowed(&doc.info_hash) {
+        if !self
+            .inner
+            .swarms
+            .is_allowed(&shoal_base::InfoHash(doc.info_hash))
+        {
             return Err(UploadError::NotAllowed);
         }
         self.inner.index.add(&doc)?;
@@ -310,11 +314,11 @@ impl CentralIndex {
         tokio::spawn(self.clone().run(announced.0))
     }
 
-    async fn run(self, mut rx: mpsc::Receiver<[u8; 20]>) {
+    async fn run(self, mut rx: mpsc::Receiver<shoal_base::InfoHash>) {
         let cfg = self.inner.cfg.clone();
         let mut pending: BinaryHeap<Due> = BinaryHeap::new();
-        let mut queued: HashSet<[u8; 20]> = HashSet::new();
-        let mut active: JoinSet<([u8; 20], u32, Option<TorrentDoc>)> = JoinSet::new();
+        let mut queued: HashSet<shoal_base::InfoHash> = HashSet::new();
+        let mut active: JoinSet<(shoal_base::InfoHash, u32, Option<TorrentDoc>)> = JoinSet::new();
         let mut commit = tokio::time::interval(cfg.commit_every.max(Duration::from_millis(50)));
         let mut next_start = tokio::time::Instant::now();
         let mut rx_open = true;
@@ -326,7 +330,7 @@ impl CentralIndex {
                     Some(ih) => {
                         if queued.len() >= cfg.queue {
                             self.inner.counters.queue_full.fetch_add(1, Ordering::Relaxed);
-                        } else if !self.inner.index.contains(&ih) && queued.insert(ih) {
+                        } else if !self.inner.index.contains(&ih.0) && queued.insert(ih) {
                             pending.push(Due {
                                 at: tokio::time::Instant::now() + cfg.fetch_delay,
                                 info_hash: ih,
@@ -339,7 +343,7 @@ impl CentralIndex {
                 _ = tokio::time::sleep_until(due.unwrap_or(next_start)), if due.is_some() && can_start => {
                     let Some(d) = pending.pop() else { continue };
                     next_start = tokio::time::Instant::now() + cfg.fetch_interval;
-                    let peers = self.inner.swarms.peer_addrs(&d.info_hash, cfg.peers_per_fetch);
+                    let peers = self.inner.swarms.peer_addrs(&shoal_base::InfoHash(d.info_hash.0), cfg.peers_per_fetch);
                     let fcfg = MetadataFetchConfig {
                         max_metadata_size: cfg.max_metadata,
                         max_concurrent: 4,
@@ -506,7 +510,7 @@ impl CentralIndex {
 
 /// Fetches and parses one torrent's info dictionary from `peers`.
 pub(crate) async fn fetch_doc(
-    info_hash: [u8; 20],
+    info_hash: shoal_base::InfoHash,
     peers: Vec<std::net::SocketAddr>,
     cfg: MetadataFetchConfig,
 ) -> Option<TorrentDoc> {
@@ -514,8 +518,8 @@ pub(crate) async fn fetch_doc(
         return None;
     }
     let target = MetadataTarget {
-        info_hash,
-        hash: MetadataHash::V1(info_hash),
+        info_hash: shoal_base::InfoHash(info_hash.0),
+        hash: MetadataHash::V1(shoal_base::InfoHash(info_hash.0)),
     };
     let (tx, mut more) = mpsc::channel(1);
     drop(tx);

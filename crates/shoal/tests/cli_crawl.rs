@@ -8,7 +8,6 @@ mod interop_util;
 
 use interop_util::*;
 use serde_json::Value;
-use shoal_dht::Id20;
 use std::process::Command;
 use std::time::Duration;
 
@@ -48,7 +47,7 @@ async fn crawl_finds_a_libtorrent_torrent() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     loop {
         let r = nodes[5]
-            .get_peers(Id20::from_hex(&ih).unwrap())
+            .get_peers(ih.parse::<shoal_base::InfoHash>().unwrap())
             .await
             .unwrap();
         if r.peers.contains(&want) {

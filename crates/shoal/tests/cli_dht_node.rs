@@ -102,7 +102,9 @@ fn seed(home: &Path, name: &str, d: &Data, dht: &[&str]) -> Proc {
 fn wait_peer(rt: &tokio::runtime::Runtime, via: &Dht, ih: Id20, peer: SocketAddr, p: &mut Proc) {
     wait_for(&format!("{peer} on the DHT"), LIMIT, || {
         assert!(p.running(), "{} exited\n{}", p.name, p.logs());
-        let r = rt.block_on(via.get_peers(ih)).ok()?;
+        let r = rt
+            .block_on(via.get_peers(shoal_base::InfoHash(ih.0)))
+            .ok()?;
         if r.peers.contains(&peer) {
             return Some(());
         }

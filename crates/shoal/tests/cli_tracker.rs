@@ -44,7 +44,10 @@ fn state_survives_a_restart_and_corruption_is_an_error() {
         Response::Announce { leechers: 1, .. } => {}
         r => panic!("udp announce: {r:?}"),
     }
-    let before = (http_scrape(&t, &[1; 20]), udp_scrape(&t, &[2; 20]));
+    let before = (
+        http_scrape(&t, &shoal_base::InfoHash([1; 20])),
+        udp_scrape(&t, &shoal_base::InfoHash([2; 20])),
+    );
     assert_eq!(
         before.0,
         Some(ScrapeStats {
@@ -66,7 +69,10 @@ fn state_survives_a_restart_and_corruption_is_an_error() {
         t2.proc.logs()
     );
     assert_eq!(
-        (http_scrape(&t2, &[1; 20]), udp_scrape(&t2, &[2; 20])),
+        (
+            http_scrape(&t2, &shoal_base::InfoHash([1; 20])),
+            udp_scrape(&t2, &shoal_base::InfoHash([2; 20]))
+        ),
         before
     );
     // The restored peers are handed out.

@@ -93,7 +93,9 @@ fn magnet_download_from_libtorrent_over_dht() {
     let start = Instant::now();
     let mut found = false;
     while start.elapsed() < Duration::from_secs(90) {
-        let r = rt.block_on(nodes[5].get_peers(ih)).unwrap();
+        let r = rt
+            .block_on(nodes[5].get_peers(shoal_base::InfoHash(ih.0)))
+            .unwrap();
         if r.peers.contains(&want) {
             found = true;
             break;

@@ -54,7 +54,13 @@ fn torrent_for(tmp: &Path, mib: u64, url: &str) -> (PathBuf, PathBuf, PathBuf, [
 }
 
 /// Waits until both the HTTP and the UDP scrape of `h` say `want`.
-fn wait_scrape(t: &Tracker, h: &[u8; 20], want: ScrapeStats, what: &str, logs: &[&Proc]) {
+fn wait_scrape(
+    t: &Tracker,
+    h: &shoal_base::InfoHash,
+    want: ScrapeStats,
+    what: &str,
+    logs: &[&Proc],
+) {
     let mut last = None;
     let ok = (0..400).any(|_| {
         let now = (http_scrape(t, h), udp_scrape(t, h));
@@ -106,7 +112,7 @@ fn libtorrent_seeding(scheme: &str) -> Seeded {
     );
     wait_scrape(
         &t,
-        &h,
+        &shoal_base::InfoHash(h),
         stats(1, 0, 0),
         "libtorrent announced as a seed",
         &[&seeder, &t.proc],
@@ -144,7 +150,7 @@ fn libtorrent_seeds_aria2_leeches_over_http() {
     // aria2 with --seed-time=0 sends no `completed`, only `stopped` with left=0.
     wait_scrape(
         &s.t,
-        &s.h,
+        &shoal_base::InfoHash(s.h),
         stats(1, 0, 1),
         "after aria2's download",
         &[&aria, &s.t.proc],
@@ -181,7 +187,7 @@ fn libtorrent_seeds_shoal_leeches_over_udp() {
     assert_same_tree(&s.data, &out.join("payload"));
     wait_scrape(
         &s.t,
-        &s.h,
+        &shoal_base::InfoHash(s.h),
         stats(1, 0, 1),
         "after shoal's download",
         &[&leech, &s.t.proc],
@@ -208,7 +214,7 @@ fn transmission_announces_over_udp_and_shoal_seeds_it() {
     // What Transmission announced: a leecher at its peer port.
     wait_scrape(
         &t,
-        &h,
+        &shoal_base::InfoHash(h),
         stats(0, 1, 0),
         "Transmission announced",
         &[&tr, &t.proc],
@@ -233,7 +239,7 @@ fn transmission_announces_over_udp_and_shoal_seeds_it() {
     assert_same_tree(&data, &dir.join("data/payload"));
     wait_scrape(
         &t,
-        &h,
+        &shoal_base::InfoHash(h),
         stats(2, 0, 1),
         "after Transmission's download",
         &[&tr, &seeder, &t.proc],
@@ -246,7 +252,7 @@ fn transmission_announces_over_udp_and_shoal_seeds_it() {
     );
     wait_scrape(
         &t,
-        &h,
+        &shoal_base::InfoHash(h),
         stats(1, 0, 1),
         "after the seeder stopped",
         &[&tr, &t.proc],
@@ -344,7 +350,7 @@ fn the_daemon_runs_the_tracker() {
     );
     wait_scrape(
         &t,
-        &h,
+        &shoal_base::InfoHash(h),
         stats(1, 0, 0),
         "libtorrent announced over UDP",
         &[&seeder, &t.proc],
@@ -366,7 +372,7 @@ fn the_daemon_runs_the_tracker() {
     assert_same_tree(&data, &out.join("payload"));
     wait_scrape(
         &t,
-        &h,
+        &shoal_base::InfoHash(h),
         stats(1, 0, 1),
         "after aria2's download over HTTP",
         &[&aria, &t.proc],
@@ -394,7 +400,7 @@ fn the_daemon_runs_the_tracker() {
     assert_same_tree(&data, &tmp.path().join("dl/payload"));
     wait_scrape(
         &t,
-        &h,
+        &shoal_base::InfoHash(h),
         stats(2, 0, 2),
         "after the daemon's download",
         &[&seeder, &t.proc],
@@ -421,7 +427,7 @@ fn the_daemon_runs_the_tracker() {
     let (t, api) = daemon_with_tracker(tmp.path(), "daemon-again");
     wait_scrape(
         &t,
-        &h,
+        &shoal_base::InfoHash(h),
         stats(1, 0, 2),
         "after the restart",
         &[&seeder, &t.proc],

@@ -1,6 +1,7 @@
 //! The allow list (`--allow FILE`): the info-hashes a closed tracker serves,
 //! read from a text file of 40-digit hex hashes, one per line (blank lines
 //! and `#` comments ignored), bounded in size.
+use shoal_base::InfoHash;
 use std::collections::HashSet;
 
 /// Most hashes in an allow list.
@@ -11,7 +12,7 @@ pub const MAX_LINE: usize = 1024;
 /// A set of info-hashes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AllowList {
-    hashes: HashSet<[u8; 20]>,
+    hashes: HashSet<InfoHash>,
 }
 
 /// Why an allow list does not parse.
@@ -51,7 +52,7 @@ impl AllowList {
             }
             let mut h = [0u8; 20];
             hex::decode_to_slice(body, &mut h).map_err(|_| AllowListError::BadHash { line })?;
-            hashes.insert(h);
+            hashes.insert(InfoHash(h));
             if hashes.len() > MAX_ALLOWED {
                 return Err(AllowListError::TooMany);
             }
@@ -60,14 +61,14 @@ impl AllowList {
     }
 
     /// A list of exactly these hashes.
-    pub fn from_hashes(hashes: impl IntoIterator<Item = [u8; 20]>) -> AllowList {
+    pub fn from_hashes(hashes: impl IntoIterator<Item = impl Into<InfoHash>>) -> AllowList {
         AllowList {
-            hashes: hashes.into_iter().collect(),
+            hashes: hashes.into_iter().map(Into::into).collect(),
         }
     }
 
     /// True if `info_hash` is on the list.
-    pub fn contains(&self, info_hash: &[u8; 20]) -> bool {
+    pub fn contains(&self, info_hash: &InfoHash) -> bool {
         self.hashes.contains(info_hash)
     }
 
@@ -95,9 +96,9 @@ mod tests {
         );
         let l = AllowList::parse(text.as_bytes()).unwrap();
         assert_eq!(l.len(), 2);
-        assert!(l.contains(&[0xaa; 20]));
-        assert!(l.contains(&[0x0b; 20]));
-        assert!(!l.contains(&[0; 20]));
+        assert!(l.contains(&shoal_base::InfoHash([0xaa; 20])));
+        assert!(l.contains(&shoal_base::InfoHash([0x0b; 20])));
+        assert!(!l.contains(&shoal_base::InfoHash([0; 20])));
     }
 
     #[test]

@@ -80,7 +80,14 @@ fn announces_over_both_families_and_scrape() {
         "10.0.0.2:1",
         &target(&req(2, 2222, 0, Event::Completed)),
     );
-    let u = scrape_request_url("http://t/announce", &[[0x42; 20], [0x43; 20]]).unwrap();
+    let u = scrape_request_url(
+        "http://t/announce",
+        &[
+            shoal_base::InfoHash([0x42; 20]),
+            shoal_base::InfoHash([0x43; 20]),
+        ],
+    )
+    .unwrap();
     let a = get(
         &t,
         "10.0.0.9:1",
@@ -90,7 +97,7 @@ fn announces_over_both_families_and_scrape() {
     assert_eq!(
         s.files,
         vec![(
-            [0x42; 20],
+            shoal_base::InfoHash([0x42; 20]),
             ScrapeStats {
                 complete: 2,
                 downloaded: 1,

@@ -3,6 +3,7 @@
 //! parameters (info_hash, peer_id), bounded in length, parameter count and
 //! scrape size. Unknown parameters are ignored; for repeated ones the first
 //! counts (except `info_hash` in a scrape, which repeats by design).
+use shoal_base::InfoHash;
 use shoal_tracker::{AnnounceRequest, Event};
 
 /// Longest request target accepted.
@@ -18,7 +19,7 @@ pub enum TrackerQuery {
     /// An announce. `compact` is false only for an explicit `compact=0`.
     Announce(AnnounceRequest),
     /// A scrape of these info-hashes (empty: a full scrape).
-    Scrape(Vec<[u8; 20]>),
+    Scrape(Vec<InfoHash>),
 }
 
 /// Why a request target was rejected.
@@ -97,12 +98,12 @@ pub fn parse_request_target(target: &str) -> Result<TrackerQuery, QueryError> {
                 if hashes.len() >= MAX_SCRAPE_HASHES {
                     return Err(QueryError::TooLong);
                 }
-                hashes.push(hash20("info_hash", v)?);
+                hashes.push(InfoHash(hash20("info_hash", v)?));
             }
         }
         return Ok(TrackerQuery::Scrape(hashes));
     }
-    let mut r = AnnounceRequest::new([0; 20], [0; 20], 0, 0);
+    let mut r = AnnounceRequest::new(InfoHash([0; 20]), shoal_base::PeerId([0; 20]), 0, 0);
     let (mut info_hash, mut peer_id, mut port) = (false, false, false);
     let mut seen_event = false;
     for (i, (k, v)) in params.enumerate() {
@@ -111,11 +112,11 @@ pub fn parse_request_target(target: &str) -> Result<TrackerQuery, QueryError> {
         }
         match k {
             "info_hash" if !info_hash => {
-                r.info_hash = hash20("info_hash", v)?;
+                r.info_hash = InfoHash(hash20("info_hash", v)?);
                 info_hash = true;
             }
             "peer_id" if !peer_id => {
-                r.peer_id = hash20("peer_id", v)?;
+                r.peer_id = shoal_base::PeerId(hash20("peer_id", v)?);
                 peer_id = true;
             }
             "port" if !port => {
@@ -172,11 +173,18 @@ mod tests {
         let u = announce_url("http://x/announce", &r, None).unwrap();
         let target = format!("{}?{}", u.path(), u.query().unwrap());
         assert_eq!(parse_request_target(&target), Ok(TrackerQuery::Announce(r)));
-        let u = scrape_request_url("http://x/announce", &[[1; 20], [2; 20]]).unwrap();
+        let u = scrape_request_url(
+            "http://x/announce",
+            &[shoal_base::InfoHash([1; 20]), shoal_base::InfoHash([2; 20])],
+        )
+        .unwrap();
         let target = format!("{}?{}", u.path(), u.query().unwrap());
         assert_eq!(
             parse_request_target(&target),
-            Ok(TrackerQuery::Scrape(vec![[1; 20], [2; 20]]))
+            Ok(TrackerQuery::Scrape(vec![
+                shoal_base::InfoHash([1; 20]),
+                shoal_base::InfoHash([2; 20])
+            ]))
         );
     }
 
@@ -190,7 +198,7 @@ mod tests {
         assert!(!r.compact);
         assert_eq!(r.numwant, Some(0));
         assert_eq!(r.event, Event::None);
-        assert_eq!(r.info_hash, [0xaa; 20]);
+        assert_eq!(r.info_hash, shoal_base::InfoHash([0xaa; 20]));
         assert_eq!(
             parse_request_target("/scrape"),
             Ok(TrackerQuery::Scrape(vec![]))

@@ -13,6 +13,7 @@
 //! CRC-32C of everything before it, u32.
 use crate::peers::Entry;
 use crate::swarm::{Swarms, TorrentRecord};
+use shoal_base::InfoHash;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -104,7 +105,7 @@ pub fn encode_state(swarms: &Swarms, now: u32, unix_now: u64) -> Vec<u8> {
     o.extend_from_slice(&unix_now.to_be_bytes());
     swarms.for_each(|r| {
         o.push(TAG_TORRENT);
-        o.extend_from_slice(&r.info_hash);
+        o.extend_from_slice(&r.info_hash.0);
         put32(&mut o, r.completed);
         put32(&mut o, now.saturating_sub(r.last_seen));
         put32(&mut o, u32::try_from(r.peers4.len()).unwrap_or(u32::MAX));
@@ -249,7 +250,7 @@ pub fn decode_state(
                 }
                 let n = peers4.len() + peers6.len();
                 let rec = TorrentRecord {
-                    info_hash,
+                    info_hash: InfoHash(info_hash),
                     completed,
                     last_seen: now.saturating_sub(idle),
                     peers4,

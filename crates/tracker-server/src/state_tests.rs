@@ -14,7 +14,7 @@ fn table() -> Swarms {
     let mut r = AnnounceReply::default();
     let mut ann = |h: u8, addr: &str, seeder: bool, event: Event, now: u32| {
         let a = PeerAnnounce {
-            info_hash: [h; 20],
+            info_hash: shoal_base::InfoHash([h; 20]),
             addr: pack(addr.parse().unwrap()),
             seeder,
             event,
@@ -32,7 +32,7 @@ fn table() -> Swarms {
 fn scrapes(s: &Swarms) -> Vec<Option<shoal_tracker::ScrapeStats>> {
     [[1u8; 20], [2; 20], [3; 20]]
         .iter()
-        .map(|h| s.scrape(h))
+        .map(|h| s.scrape(&shoal_base::InfoHash(*h)))
         .collect()
 }
 
@@ -68,11 +68,15 @@ fn time_away_expires_peers() {
     let r = decode_state(&bytes, 100, 5_000_400, 1000, |rec| t.restore(rec)).unwrap();
     assert_eq!((r.peers, r.expired), (3, 1));
     assert_eq!(
-        t.scrape(&[1; 20])
+        t.scrape(&shoal_base::InfoHash([1; 20]))
             .map(|s| (s.complete, s.incomplete, s.downloaded)),
         Some((1, 1, 2))
     );
-    assert_eq!(t.scrape(&[2; 20]).map(|s| s.incomplete), Some(1));
+    assert_eq!(
+        t.scrape(&shoal_base::InfoHash([2; 20]))
+            .map(|s| s.incomplete),
+        Some(1)
+    );
 }
 
 #[test]
@@ -174,7 +178,7 @@ mod props {
                     (std::net::Ipv4Addr::from(*ip), *port).into()
                 };
                 let a = PeerAnnounce {
-                    info_hash: [*h; 20],
+                    info_hash: shoal_base::InfoHash([*h; 20]),
                     addr: pack(addr),
                     seeder: *seeder,
                     event: if *seeder { Event::Completed } else { Event::None },

@@ -17,6 +17,7 @@
 //! usual (counts, peers) but not stored, so it is never handed out.
 use crate::allow::AllowList;
 use crate::peers::{unpack, Entry, PackedAddr, PeerList, Upsert};
+use shoal_base::InfoHash;
 use shoal_tracker::{Event, ScrapeStats};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -70,7 +71,7 @@ impl Default for SwarmConfig {
 /// Called with a shard lock held: it must be quick (e.g. a `try_send`).
 pub trait SwarmObserver: Send + Sync + 'static {
     /// A torrent the table did not hold got its first announce.
-    fn torrent_added(&self, info_hash: &[u8; 20]);
+    fn torrent_added(&self, info_hash: &InfoHash);
 }
 
 /// One announce as the table sees it: the transport has already decided the
@@ -78,7 +79,7 @@ pub trait SwarmObserver: Send + Sync + 'static {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerAnnounce {
     /// The torrent.
-    pub info_hash: [u8; 20],
+    pub info_hash: InfoHash,
     /// Where peers reach it.
     pub addr: PackedAddr,
     /// It has everything (`left` is 0).
@@ -127,7 +128,7 @@ pub enum AnnounceRefused {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TorrentRecord {
     /// The info-hash.
-    pub info_hash: [u8; 20],
+    pub info_hash: InfoHash,
     /// `completed` events seen (scrape `downloaded`).
     pub completed: u32,
     /// Tracker time of its last announce.
@@ -164,7 +165,7 @@ impl Torrent {
 
 #[derive(Debug)]
 struct Shard {
-    torrents: HashMap<[u8; 20], Torrent>,
+    torrents: HashMap<InfoHash, Torrent>,
     rng: u64,
 }
 
@@ -264,16 +265,16 @@ impl Swarms {
     }
 
     /// True if announces for `info_hash` are accepted.
-    pub fn is_allowed(&self, info_hash: &[u8; 20]) -> bool {
+    pub fn is_allowed(&self, info_hash: &InfoHash) -> bool {
         match self.allow.read() {
             Ok(a) => a.as_ref().is_none_or(|l| l.contains(info_hash)),
             Err(_) => false,
         }
     }
 
-    fn shard(&self, info_hash: &[u8; 20]) -> MutexGuard<'_, Shard> {
+    fn shard(&self, info_hash: &InfoHash) -> MutexGuard<'_, Shard> {
         let mut b = [0u8; 8];
-        b.copy_from_slice(&info_hash[..8]);
+        b.copy_from_slice(&info_hash.0[..8]);
         let mixed = (u64::from_le_bytes(b) ^ self.shard_key).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let i = (mixed >> 32) as usize % SHARDS;
         // A poisoned shard only means another thread panicked mid-announce;
@@ -406,7 +407,7 @@ impl Swarms {
 
     /// Up to `max` stored peer addresses of a torrent (IPv4 first), e.g. for
     /// an index that fetches the torrent's metadata from its peers.
-    pub fn peer_addrs(&self, info_hash: &[u8; 20], max: usize) -> Vec<std::net::SocketAddr> {
+    pub fn peer_addrs(&self, info_hash: &InfoHash, max: usize) -> Vec<std::net::SocketAddr> {
         let shard = self.shard(info_hash);
         let Some(t) = shard.torrents.get(info_hash) else {
             return Vec::new();
@@ -417,7 +418,7 @@ impl Swarms {
     }
 
     /// Statistics of one torrent, if it is held.
-    pub fn scrape(&self, info_hash: &[u8; 20]) -> Option<ScrapeStats> {
+    pub fn scrape(&self, info_hash: &InfoHash) -> Option<ScrapeStats> {
         self.shard(info_hash)
             .torrents
             .get(info_hash)

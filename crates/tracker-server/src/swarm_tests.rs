@@ -6,7 +6,7 @@ const H: [u8; 20] = [7; 20];
 
 fn ann(addr: &str, seeder: bool, event: Event) -> PeerAnnounce {
     PeerAnnounce {
-        info_hash: H,
+        info_hash: shoal_base::InfoHash(H),
         addr: pack(addr.parse().unwrap()),
         seeder,
         event,
@@ -50,7 +50,7 @@ fn peers_see_each_other_complete_and_leave() {
     .unwrap();
     assert_eq!((r.complete, r.incomplete), (1, 1));
     assert_eq!(
-        s.scrape(&H),
+        s.scrape(&shoal_base::InfoHash(H)),
         Some(ScrapeStats {
             complete: 1,
             downloaded: 1,
@@ -77,16 +77,16 @@ fn peers_see_each_other_complete_and_leave() {
     assert_eq!(s.totals().seeders, 0);
     // A stopped event for an unknown torrent does not create it.
     let mut other = ann("10.0.0.3:1", false, Event::Stopped);
-    other.info_hash = [9; 20];
+    other.info_hash = shoal_base::InfoHash([9; 20]);
     s.announce(102, &other, true, &mut r).unwrap();
-    assert_eq!(s.scrape(&[9; 20]), None);
+    assert_eq!(s.scrape(&shoal_base::InfoHash([9; 20])), None);
 }
 
 #[test]
 fn completions_are_counted_once_per_peer() {
     let s = Swarms::new(SwarmConfig::default(), 9);
     let mut r = AnnounceReply::default();
-    let downloaded = |s: &Swarms| s.scrape(&H).map(|x| x.downloaded);
+    let downloaded = |s: &Swarms| s.scrape(&shoal_base::InfoHash(H)).map(|x| x.downloaded);
     s.announce(1, &ann("10.0.0.1:1", false, Event::Started), true, &mut r)
         .unwrap();
     s.announce(2, &ann("10.0.0.1:1", true, Event::Completed), true, &mut r)
@@ -205,7 +205,7 @@ fn expiry_under_a_virtual_clock() {
         }
     );
     assert_eq!(s.totals(), SwarmTotals::default());
-    assert_eq!(s.scrape(&H), None);
+    assert_eq!(s.scrape(&shoal_base::InfoHash(H)), None);
 }
 
 #[test]
@@ -227,16 +227,20 @@ fn bounds_on_torrents_and_peers() {
         )
         .unwrap();
     }
-    assert_eq!(s.scrape(&H).unwrap().incomplete, 3, "per-torrent bound");
+    assert_eq!(
+        s.scrape(&shoal_base::InfoHash(H)).unwrap().incomplete,
+        3,
+        "per-torrent bound"
+    );
     // The unstored peer still got an answer with the stored peers.
     assert_eq!(r.peers4.len(), 3 * 6);
     let mut b = ann("10.0.0.1:1", false, Event::None);
-    b.info_hash = [8; 20];
+    b.info_hash = shoal_base::InfoHash([8; 20]);
     s.announce(1, &b, true, &mut r).unwrap();
     b.addr = pack("10.0.0.2:1".parse().unwrap());
     s.announce(1, &b, true, &mut r).unwrap();
     assert_eq!(s.totals().peers, 4, "total bound");
-    b.info_hash = [9; 20];
+    b.info_hash = shoal_base::InfoHash([9; 20]);
     assert_eq!(s.announce(1, &b, true, &mut r), Err(AnnounceRefused::Full));
     assert_eq!(s.totals().torrents, 2);
 }
@@ -249,7 +253,7 @@ fn allow_list_refuses_others() {
     s.announce(1, &ann("10.0.0.1:1", false, Event::None), true, &mut r)
         .unwrap();
     let mut b = ann("10.0.0.1:1", false, Event::None);
-    b.info_hash = [1; 20];
+    b.info_hash = shoal_base::InfoHash([1; 20]);
     assert_eq!(
         s.announce(1, &b, true, &mut r),
         Err(AnnounceRefused::NotAllowed)
@@ -261,9 +265,9 @@ fn allow_list_refuses_others() {
 #[test]
 fn observer_hears_new_torrents_once() {
     #[derive(Default)]
-    struct Seen(Mutex<Vec<[u8; 20]>>);
+    struct Seen(Mutex<Vec<shoal_base::InfoHash>>);
     impl SwarmObserver for Seen {
-        fn torrent_added(&self, h: &[u8; 20]) {
+        fn torrent_added(&self, h: &shoal_base::InfoHash) {
             self.0.lock().unwrap().push(*h);
         }
     }
@@ -296,7 +300,10 @@ fn records_round_trip_through_restore() {
     assert_eq!(recs.len(), 1);
     let t = Swarms::new(SwarmConfig::default(), 9);
     assert!(t.restore(recs[0].clone()));
-    assert_eq!(t.scrape(&H), s.scrape(&H));
+    assert_eq!(
+        t.scrape(&shoal_base::InfoHash(H)),
+        s.scrape(&shoal_base::InfoHash(H))
+    );
     assert_eq!(t.totals(), s.totals());
     let mut again = Vec::new();
     t.for_each(|x| again.push(x.clone()));

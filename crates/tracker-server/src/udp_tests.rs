@@ -85,7 +85,10 @@ fn connect_announce_scrape() {
     let scrape = Request::Scrape {
         connection_id: ca,
         transaction_id: 3,
-        info_hashes: vec![[0x42; 20], [0x43; 20]],
+        info_hashes: vec![
+            shoal_base::InfoHash([0x42; 20]),
+            shoal_base::InfoHash([0x43; 20]),
+        ],
     }
     .encode();
     let r = send(&t, T0, a, &scrape).unwrap();

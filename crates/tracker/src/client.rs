@@ -6,6 +6,7 @@ use crate::types::{AnnounceRequest, AnnounceResponse, ScrapeResponse};
 use crate::udp_client::resolve_udp_url;
 use crate::udp_mux::{SharedUdpSocket, UdpMux};
 use crate::udp_session::{UdpConfig, UdpOutcome};
+use shoal_base::InfoHash;
 use std::time::Duration;
 
 /// Settings for [`TrackerClient`].
@@ -120,7 +121,7 @@ impl TrackerClient {
     pub async fn scrape(
         &self,
         url: &str,
-        info_hashes: &[[u8; 20]],
+        info_hashes: &[InfoHash],
     ) -> Result<ScrapeResponse, TrackerError> {
         match TrackerKind::of(url)? {
             TrackerKind::Http => self.http.scrape(url, info_hashes).await,

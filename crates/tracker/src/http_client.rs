@@ -5,6 +5,7 @@ use crate::error::{ReplyError, TrackerError};
 use crate::http_reply::{parse_announce_reply, parse_scrape_reply, ReplyLimits};
 use crate::http_url::{announce_url, scrape_request_url};
 use crate::types::{AnnounceRequest, AnnounceResponse, ScrapeResponse};
+use shoal_base::InfoHash;
 use std::time::Duration;
 use url::Url;
 
@@ -77,7 +78,7 @@ impl HttpTrackerClient {
     pub async fn scrape(
         &self,
         url: &str,
-        info_hashes: &[[u8; 20]],
+        info_hashes: &[InfoHash],
     ) -> Result<ScrapeResponse, TrackerError> {
         let full = scrape_request_url(url, info_hashes)?;
         let body = self.get_capped(url, full).await?;

@@ -9,6 +9,7 @@
 use crate::error::ReplyError;
 use crate::peers::{parse_compact_v4, parse_compact_v6, COMPACT_V4_LEN, COMPACT_V6_LEN};
 use crate::types::{AnnounceResponse, ScrapeResponse, ScrapeStats};
+use shoal_base::InfoHash;
 use shoal_bencode::{Dict, Limits, Value};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -253,7 +254,7 @@ pub fn parse_scrape_reply(body: &[u8], limits: &ReplyLimits) -> Result<ScrapeRes
             downloaded: opt_u32(e, b"downloaded", "downloaded")?.unwrap_or(0),
             incomplete: opt_u32(e, b"incomplete", "incomplete")?.unwrap_or(0),
         };
-        r.files.push((hash, stats));
+        r.files.push((InfoHash(hash), stats));
     }
     Ok(r)
 }
@@ -304,7 +305,7 @@ pub fn encode_scrape_reply(r: &ScrapeResponse) -> Vec<u8> {
         e.insert(&b"complete"[..], Value::Int(i64::from(s.complete)));
         e.insert(&b"downloaded"[..], Value::Int(i64::from(s.downloaded)));
         e.insert(&b"incomplete"[..], Value::Int(i64::from(s.incomplete)));
-        files.insert(h.to_vec(), Value::Dict(e));
+        files.insert(h.0.to_vec(), Value::Dict(e));
     }
     let mut d = Dict::new();
     d.insert(&b"files"[..], Value::Dict(files));

@@ -134,7 +134,7 @@ fn scrape_reply() {
     let r = parse_scrape_reply(body, &lim()).unwrap();
     assert_eq!(r.min_request_interval, Some(900));
     assert_eq!(
-        r.get(&[b'a'; 20]),
+        r.get(&shoal_base::InfoHash([b'a'; 20])),
         Some(&ScrapeStats {
             complete: 5,
             downloaded: 50,
@@ -208,7 +208,7 @@ proptest! {
     #[test]
     fn scrape_round_trip(mut files in proptest::collection::btree_map(any::<[u8; 20]>(), any::<(u32, u32, u32)>(), 0..20)) {
         let r = ScrapeResponse {
-            files: std::mem::take(&mut files).into_iter().map(|(h, (c, d, i))| (h, ScrapeStats { complete: c, downloaded: d, incomplete: i })).collect(),
+            files: std::mem::take(&mut files).into_iter().map(|(h, (c, d, i))| (shoal_base::InfoHash(h), ScrapeStats { complete: c, downloaded: d, incomplete: i })).collect(),
             min_request_interval: None,
         };
         prop_assert_eq!(parse_scrape_reply(&encode_scrape_reply(&r), &lim()).unwrap(), r);

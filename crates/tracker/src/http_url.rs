@@ -8,6 +8,7 @@
 use crate::error::UrlError;
 use crate::types::AnnounceRequest;
 use percent_encoding::{percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use shoal_base::InfoHash;
 use std::fmt::Write;
 use url::Url;
 
@@ -67,8 +68,8 @@ pub fn announce_url(
     let _ = write!(
         q,
         "info_hash={}&peer_id={}&port={}&uploaded={}&downloaded={}&left={}",
-        encode_query_bytes(&req.info_hash),
-        encode_query_bytes(&req.peer_id),
+        encode_query_bytes(&req.info_hash.0),
+        encode_query_bytes(&req.peer_id.0),
         req.port,
         req.uploaded,
         req.downloaded,
@@ -118,11 +119,11 @@ pub fn scrape_url(announce: &str) -> Result<Url, UrlError> {
 }
 
 /// Builds a scrape request URL for `info_hashes` (one `info_hash` parameter each).
-pub fn scrape_request_url(announce: &str, info_hashes: &[[u8; 20]]) -> Result<Url, UrlError> {
+pub fn scrape_request_url(announce: &str, info_hashes: &[InfoHash]) -> Result<Url, UrlError> {
     let base = scrape_url(announce)?;
     let q: Vec<String> = info_hashes
         .iter()
-        .map(|h| format!("info_hash={}", encode_query_bytes(h)))
+        .map(|h| format!("info_hash={}", encode_query_bytes(&h.0)))
         .collect();
     if q.is_empty() {
         return Ok(base);
@@ -172,7 +173,7 @@ mod tests {
             "http://127.0.0.1:6969/announce?info_hash={}&peer_id=-SH0001-abc~._%20%2F%25%26%3D%FF\
              &port=6881&uploaded=5&downloaded=7&left=1000&compact=1&no_peer_id=1&event=started\
              &numwant=50&key=deadbeef&trackerid=id%201",
-            encode_query_bytes(&r.info_hash)
+            encode_query_bytes(&r.info_hash.0)
         );
         assert_eq!(u.as_str(), expect);
         // the info-hash decodes back to the same 20 bytes
@@ -187,7 +188,7 @@ mod tests {
             .strip_prefix("info_hash=")
             .unwrap();
         let dec: Vec<u8> = percent_encoding::percent_decode_str(raw).collect();
-        assert_eq!(dec, r.info_hash);
+        assert_eq!(dec, r.info_hash.0);
     }
 
     #[test]
@@ -250,7 +251,14 @@ mod tests {
             let got = scrape_url(a).ok().map(|u| u.to_string());
             assert_eq!(got.as_deref(), want, "{a}");
         }
-        let u = scrape_request_url("http://h/announce", &[[0xff; 20], [b'a'; 20]]).unwrap();
+        let u = scrape_request_url(
+            "http://h/announce",
+            &[
+                shoal_base::InfoHash([0xff; 20]),
+                shoal_base::InfoHash([b'a'; 20]),
+            ],
+        )
+        .unwrap();
         assert_eq!(
             u.as_str(),
             format!(

@@ -1,6 +1,7 @@
 //! The domain types shared by every tracker transport: what the client tells a
 //! tracker ([`AnnounceRequest`]) and what it learns back ([`AnnounceResponse`],
 //! [`ScrapeResponse`]). Transports (HTTP, UDP) only differ in how these travel.
+use shoal_base::{InfoHash, PeerId};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// The `event` of an announce (BEP 3; BEP 15 numbers them 0..=3).
@@ -57,9 +58,9 @@ impl Event {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnnounceRequest {
     /// The torrent's v1 info-hash (or a v2 hash truncated to 20 bytes, BEP 52).
-    pub info_hash: [u8; 20],
+    pub info_hash: InfoHash,
     /// Our peer id.
-    pub peer_id: [u8; 20],
+    pub peer_id: PeerId,
     /// The TCP port we accept peer connections on.
     pub port: u16,
     /// Bytes uploaded since the `started` event.
@@ -85,10 +86,15 @@ pub struct AnnounceRequest {
 
 impl AnnounceRequest {
     /// A request with the usual defaults: no event, compact, tracker-chosen numwant.
-    pub fn new(info_hash: [u8; 20], peer_id: [u8; 20], port: u16, left: u64) -> Self {
+    pub fn new(
+        info_hash: impl Into<InfoHash>,
+        peer_id: impl Into<PeerId>,
+        port: u16,
+        left: u64,
+    ) -> Self {
         AnnounceRequest {
-            info_hash,
-            peer_id,
+            info_hash: info_hash.into(),
+            peer_id: peer_id.into(),
             port,
             uploaded: 0,
             downloaded: 0,
@@ -142,14 +148,14 @@ pub struct ScrapeStats {
 pub struct ScrapeResponse {
     /// One entry per info-hash the tracker knows, in the tracker's order.
     /// Hashes the tracker does not know are absent (HTTP) or zero (UDP).
-    pub files: Vec<([u8; 20], ScrapeStats)>,
+    pub files: Vec<(InfoHash, ScrapeStats)>,
     /// The tracker's `min_request_interval` for scrapes (HTTP `flags`), if any.
     pub min_request_interval: Option<u32>,
 }
 
 impl ScrapeResponse {
     /// The statistics for one info-hash, if the reply has them.
-    pub fn get(&self, info_hash: &[u8; 20]) -> Option<&ScrapeStats> {
+    pub fn get(&self, info_hash: &InfoHash) -> Option<&ScrapeStats> {
         self.files
             .iter()
             .find(|(h, _)| h == info_hash)

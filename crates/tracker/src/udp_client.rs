@@ -4,6 +4,7 @@ use crate::error::{TrackerError, UrlError};
 use crate::types::{AnnounceRequest, AnnounceResponse, ScrapeResponse};
 use crate::udp_codec::MAX_DATAGRAM;
 use crate::udp_session::{UdpConfig, UdpOutcome, UdpSession};
+use shoal_base::InfoHash;
 use std::net::SocketAddr;
 use std::time::Instant;
 use tokio::net::UdpSocket;
@@ -97,7 +98,7 @@ impl UdpTrackerClient {
     /// Scrapes 1 to 74 info-hashes.
     pub async fn scrape(
         &mut self,
-        info_hashes: &[[u8; 20]],
+        info_hashes: &[InfoHash],
     ) -> Result<ScrapeResponse, TrackerError> {
         self.session.cancel();
         let started = self

@@ -8,6 +8,7 @@
 use crate::error::UdpPacketError;
 use crate::peers::{parse_compact_v4, parse_compact_v6, COMPACT_V4_LEN, COMPACT_V6_LEN};
 use crate::types::{AnnounceRequest, Event, ScrapeStats};
+use shoal_base::InfoHash;
 use std::net::{Ipv4Addr, SocketAddr};
 
 /// The magic `protocol_id` of a connect request.
@@ -49,7 +50,7 @@ pub enum Request {
         /// Transaction id.
         transaction_id: u32,
         /// 1..=[`MAX_SCRAPE_HASHES`] info-hashes.
-        info_hashes: Vec<[u8; 20]>,
+        info_hashes: Vec<InfoHash>,
     },
 }
 
@@ -177,8 +178,8 @@ impl Request {
                 out.extend_from_slice(&connection_id.to_be_bytes());
                 out.extend_from_slice(&ACTION_ANNOUNCE.to_be_bytes());
                 out.extend_from_slice(&transaction_id.to_be_bytes());
-                out.extend_from_slice(&r.info_hash);
-                out.extend_from_slice(&r.peer_id);
+                out.extend_from_slice(&r.info_hash.0);
+                out.extend_from_slice(&r.peer_id.0);
                 out.extend_from_slice(&r.downloaded.to_be_bytes());
                 out.extend_from_slice(&r.left.to_be_bytes());
                 out.extend_from_slice(&r.uploaded.to_be_bytes());
@@ -200,7 +201,7 @@ impl Request {
                 out.extend_from_slice(&ACTION_SCRAPE.to_be_bytes());
                 out.extend_from_slice(&transaction_id.to_be_bytes());
                 for h in info_hashes {
-                    out.extend_from_slice(h);
+                    out.extend_from_slice(&h.0);
                 }
             }
         }
@@ -237,8 +238,8 @@ impl Request {
                 let numwant = r.u32();
                 let port = r.u16();
                 let request = AnnounceRequest {
-                    info_hash,
-                    peer_id,
+                    info_hash: InfoHash(info_hash),
+                    peer_id: shoal_base::PeerId(peer_id),
                     port,
                     uploaded,
                     downloaded,
@@ -279,7 +280,7 @@ impl Request {
                     .map(|c| {
                         let mut h = [0u8; 20];
                         h.copy_from_slice(c);
-                        h
+                        InfoHash(h)
                     })
                     .collect();
                 Ok(Request::Scrape {

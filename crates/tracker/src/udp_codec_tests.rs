@@ -157,8 +157,8 @@ fn arb_request() -> impl Strategy<Value = AnnounceRequest> {
     )
         .prop_map(
             |(ih, pid, port, (up, down, left), ev, numwant, key, ip)| AnnounceRequest {
-                info_hash: ih,
-                peer_id: pid,
+                info_hash: shoal_base::InfoHash(ih),
+                peer_id: shoal_base::PeerId(pid),
                 port,
                 uploaded: up,
                 downloaded: down,
@@ -178,7 +178,7 @@ proptest! {
     fn request_round_trip(req in arb_request(), cid in any::<u64>(), tid in any::<u32>(), hashes in proptest::collection::vec(any::<[u8; 20]>(), 0..=MAX_SCRAPE_HASHES)) {
         let a = Request::Announce { connection_id: cid, transaction_id: tid, request: req };
         prop_assert_eq!(Request::decode(&a.encode()).unwrap(), a);
-        let s = Request::Scrape { connection_id: cid, transaction_id: tid, info_hashes: hashes };
+        let s = Request::Scrape { connection_id: cid, transaction_id: tid, info_hashes: hashes.into_iter().map(shoal_base::InfoHash).collect() };
         prop_assert_eq!(Request::decode(&s.encode()).unwrap(), s);
     }
 

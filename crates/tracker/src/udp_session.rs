@@ -21,6 +21,7 @@ use crate::types::{AnnounceRequest, AnnounceResponse, ScrapeResponse};
 use crate::udp_codec::{Request, Response, MAX_SCRAPE_HASHES};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use shoal_base::InfoHash;
 use std::time::{Duration, Instant};
 
 /// Timing and limits of the UDP tracker client.
@@ -60,7 +61,7 @@ pub enum UdpOutcome {
 #[derive(Debug, Clone)]
 enum Operation {
     Announce(AnnounceRequest),
-    Scrape(Vec<[u8; 20]>),
+    Scrape(Vec<InfoHash>),
 }
 
 impl Operation {
@@ -130,7 +131,7 @@ impl UdpSession {
     pub fn start_scrape(
         &mut self,
         now: Instant,
-        info_hashes: Vec<[u8; 20]>,
+        info_hashes: Vec<InfoHash>,
     ) -> Result<(), UdpTrackerError> {
         if info_hashes.is_empty() || info_hashes.len() > MAX_SCRAPE_HASHES {
             return Err(UdpTrackerError::BadScrapeCount {

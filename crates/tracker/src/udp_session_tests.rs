@@ -287,7 +287,11 @@ fn scrape_and_ipv6_peers() {
         s.start_scrape(t0, vec![]),
         Err(UdpTrackerError::BadScrapeCount { .. })
     ));
-    s.start_scrape(t0, vec![[1; 20], [2; 20]]).unwrap();
+    s.start_scrape(
+        t0,
+        vec![shoal_base::InfoHash([1; 20]), shoal_base::InfoHash([2; 20])],
+    )
+    .unwrap();
     connect_reply(&mut s, t0, 11);
     let r = sent(&mut s);
     assert!(matches!(&r, Request::Scrape { info_hashes, .. } if info_hashes.len() == 2));
@@ -314,7 +318,7 @@ fn scrape_and_ipv6_peers() {
     let Some(Ok(UdpOutcome::Scraped(sr))) = s.poll_result() else {
         panic!()
     };
-    assert_eq!(sr.get(&[2; 20]), Some(&stats[1]));
+    assert_eq!(sr.get(&shoal_base::InfoHash([2; 20])), Some(&stats[1]));
     // IPv6 tracker: 18-byte peers
     s.start_announce(t0, req()).unwrap();
     let r = sent(&mut s);

@@ -74,17 +74,30 @@ async fn both_transports_share_one_swarm() {
             b.peers,
             vec!["127.0.0.1:5001".parse::<SocketAddr>().expect("addr")]
         );
-        let s = c.scrape(&http, &[[0x42; 20]]).await.expect("http scrape");
+        let s = c
+            .scrape(&http, &[shoal_base::InfoHash([0x42; 20])])
+            .await
+            .expect("http scrape");
         assert_eq!(
-            s.get(&[0x42; 20]).map(|s| (s.complete, s.incomplete)),
+            s.get(&shoal_base::InfoHash([0x42; 20]))
+                .map(|s| (s.complete, s.incomplete)),
             Some((1, 1))
         );
         let s = c
-            .scrape(&udp, &[[0x42; 20], [0x43; 20]])
+            .scrape(
+                &udp,
+                &[
+                    shoal_base::InfoHash([0x42; 20]),
+                    shoal_base::InfoHash([0x43; 20]),
+                ],
+            )
             .await
             .expect("udp scrape");
         assert_eq!(s.files.len(), 2);
-        assert_eq!(s.get(&[0x43; 20]).map(|s| s.complete), Some(0));
+        assert_eq!(
+            s.get(&shoal_base::InfoHash([0x43; 20])).map(|s| s.complete),
+            Some(0)
+        );
     })
     .await
     .expect("bounded");
@@ -308,14 +321,24 @@ async fn announcer_task_events_against_local_tracker() {
             assert_eq!(o.event, Event::Completed);
         }
         // Both tiers are one table here: one peer, one download.
-        let s = c.scrape(&http, &[[0x42; 20]]).await.expect("scrape");
+        let s = c
+            .scrape(&http, &[shoal_base::InfoHash([0x42; 20])])
+            .await
+            .expect("scrape");
         assert_eq!(
-            s.get(&[0x42; 20]).map(|s| (s.complete, s.downloaded)),
+            s.get(&shoal_base::InfoHash([0x42; 20]))
+                .map(|s| (s.complete, s.downloaded)),
             Some((1, 1))
         );
         h.stop().await;
-        let s = c.scrape(&http, &[[0x42; 20]]).await.expect("scrape");
-        assert_eq!(s.get(&[0x42; 20]).map(|s| s.complete), Some(0));
+        let s = c
+            .scrape(&http, &[shoal_base::InfoHash([0x42; 20])])
+            .await
+            .expect("scrape");
+        assert_eq!(
+            s.get(&shoal_base::InfoHash([0x42; 20])).map(|s| s.complete),
+            Some(0)
+        );
     })
     .await
     .expect("bounded");

@@ -193,8 +193,13 @@ async fn two_peers(url: &str, info_hash: [u8; 20]) {
     );
     assert_eq!((b.complete, b.incomplete), (Some(1), Some(1)), "{b:?}");
 
-    let s = c.scrape(url, &[info_hash]).await.expect("scrape");
-    let st = s.get(&info_hash).expect("scrape has our hash");
+    let s = c
+        .scrape(url, &[shoal_base::InfoHash(info_hash)])
+        .await
+        .expect("scrape");
+    let st = s
+        .get(&shoal_base::InfoHash(info_hash))
+        .expect("scrape has our hash");
     assert_eq!((st.complete, st.incomplete), (1, 1), "{s:?}");
 
     c.announce(
@@ -205,10 +210,12 @@ async fn two_peers(url: &str, info_hash: [u8; 20]) {
     .await
     .expect("stopped");
     let s = c
-        .scrape(url, &[info_hash])
+        .scrape(url, &[shoal_base::InfoHash(info_hash)])
         .await
         .expect("scrape after stop");
-    let st = s.get(&info_hash).expect("scrape has our hash");
+    let st = s
+        .get(&shoal_base::InfoHash(info_hash))
+        .expect("scrape has our hash");
     assert_eq!((st.complete, st.incomplete), (1, 0), "{s:?}");
 
     // A hash that is not whitelisted is refused: over HTTP with the
@@ -301,16 +308,25 @@ async fn announcer_task_with_a_dead_tier() {
         "{peers:?}"
     );
 
-    let s = c.scrape(&live, &[hash]).await.expect("scrape");
-    assert_eq!(s.get(&hash).map(|s| s.incomplete), Some(1));
+    let s = c
+        .scrape(&live, &[shoal_base::InfoHash(hash)])
+        .await
+        .expect("scrape");
+    assert_eq!(
+        s.get(&shoal_base::InfoHash(hash)).map(|s| s.incomplete),
+        Some(1)
+    );
     let t0 = Instant::now();
     tokio::time::timeout(Duration::from_secs(10), handle.stop())
         .await
         .expect("stop is bounded");
     assert!(t0.elapsed() < Duration::from_secs(5));
-    let s = c.scrape(&live, &[hash]).await.expect("scrape");
+    let s = c
+        .scrape(&live, &[shoal_base::InfoHash(hash)])
+        .await
+        .expect("scrape");
     assert_eq!(
-        s.get(&hash).map(|s| s.incomplete),
+        s.get(&shoal_base::InfoHash(hash)).map(|s| s.incomplete),
         Some(0),
         "stopped reached the tracker"
     );

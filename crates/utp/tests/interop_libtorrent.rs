@@ -67,7 +67,7 @@ fn have_libtorrent() -> bool {
 }
 
 struct Torrent {
-    info_hash: [u8; 20],
+    info_hash: shoal_wire::InfoHash,
     port: u16,
     piece_len: u32,
     length: u64,
@@ -100,7 +100,7 @@ fn start(dir: &std::path::Path, size: usize) -> (Python, Torrent) {
     let f: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(f.len(), 5, "libtorrent said {line:?}");
     let t = Torrent {
-        info_hash: unhex(f[0]).try_into().unwrap(),
+        info_hash: shoal_wire::InfoHash(unhex(f[0]).try_into().unwrap()),
         port: f[1].parse().unwrap(),
         piece_len: f[2].parse().unwrap(),
         length: f[3].parse().unwrap(),
@@ -115,7 +115,7 @@ fn start(dir: &std::path::Path, size: usize) -> (Python, Torrent) {
 /// Downloads and checks every piece of `t` from the peer on `stream`.
 async fn download(mut stream: UtpStream, t: &Torrent, outgoing: bool) -> u64 {
     let start = Instant::now();
-    let peer_id = *b"-SH0100-utpinterop01";
+    let peer_id = shoal_wire::PeerId(*b"-SH0100-utpinterop01");
     let mut conn = if outgoing {
         PeerConnection::outgoing(
             ConnectionConfig::default(),
@@ -147,7 +147,7 @@ async fn download(mut stream: UtpStream, t: &Torrent, outgoing: bool) -> u64 {
         while (off as usize) < data.len() {
             let len = (data.len() as u32 - off).min(BLOCK_SIZE);
             pending.push(BlockRequest {
-                piece: p as u32,
+                piece: shoal_wire::PieceIndex(p as u32),
                 offset: off,
                 length: len,
             });
@@ -187,12 +187,12 @@ async fn download(mut stream: UtpStream, t: &Torrent, outgoing: bool) -> u64 {
                     offset,
                     data,
                 } => {
-                    let p = &mut pieces[piece as usize];
+                    let p = &mut pieces[piece.as_usize()];
                     p[offset as usize..offset as usize + data.len()].copy_from_slice(&data);
-                    got[piece as usize] += data.len();
-                    if got[piece as usize] == p.len() {
+                    got[piece.as_usize()] += data.len();
+                    if got[piece.as_usize()] == p.len() {
                         let h: [u8; 20] = Sha1::digest(&p[..]).into();
-                        assert_eq!(h, t.hashes[piece as usize], "piece {piece}");
+                        assert_eq!(h, t.hashes[piece.as_usize()], "piece {piece}");
                         verified += 1;
                     }
                 }

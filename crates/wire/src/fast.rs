@@ -6,7 +6,12 @@ use std::net::Ipv4Addr;
 
 /// The first `k` pieces of the canonical allowed-fast set for a peer at `ip`
 /// (BEP 6). Empty when the torrent has no pieces; at most `num_pieces` entries.
-pub fn allowed_fast_set(k: u32, num_pieces: u32, info_hash: &[u8; 20], ip: Ipv4Addr) -> Vec<u32> {
+pub fn allowed_fast_set(
+    k: u32,
+    num_pieces: u32,
+    info_hash: &crate::InfoHash,
+    ip: Ipv4Addr,
+) -> Vec<u32> {
     let k = k.min(num_pieces) as usize;
     let mut set: Vec<u32> = Vec::with_capacity(k);
     if k == 0 {
@@ -15,7 +20,7 @@ pub fn allowed_fast_set(k: u32, num_pieces: u32, info_hash: &[u8; 20], ip: Ipv4A
     let masked = u32::from(ip) & 0xffff_ff00;
     let mut x = Vec::with_capacity(24);
     x.extend_from_slice(&masked.to_be_bytes());
-    x.extend_from_slice(info_hash);
+    x.extend_from_slice(&info_hash.0);
     while set.len() < k {
         let h = Sha1::digest(&x);
         for chunk in h.chunks_exact(4) {
@@ -41,7 +46,7 @@ mod tests {
     fn bep6_reference_vectors() {
         // The reference values published with BEP 6's algorithm (80.4.4.200,
         // info-hash 0xaa * 20, 1313 pieces).
-        let ih = [0xaa; 20];
+        let ih = crate::InfoHash([0xaa; 20]);
         let ip = Ipv4Addr::new(80, 4, 4, 200);
         assert_eq!(
             allowed_fast_set(7, 1313, &ih, ip),
@@ -55,7 +60,7 @@ mod tests {
 
     #[test]
     fn bounded_by_piece_count_and_same_subnet() {
-        let ih = [1; 20];
+        let ih = crate::InfoHash([1; 20]);
         let s = allowed_fast_set(10, 3, &ih, Ipv4Addr::new(1, 2, 3, 4));
         assert_eq!(s.len(), 3);
         assert_eq!(

@@ -11,10 +11,7 @@ pub const HANDSHAKE_LEN: usize = 68;
 /// Length of the part up to and including the info-hash.
 pub const HANDSHAKE_PREFIX_LEN: usize = 48;
 
-/// A 20-byte info-hash as sent in the handshake (v1 SHA-1, or a truncated v2 SHA-256).
-pub type InfoHash = [u8; 20];
-/// A 20-byte peer id.
-pub type PeerId = [u8; 20];
+pub use shoal_base::{InfoHash, PeerId};
 
 /// Why a handshake was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -141,7 +138,7 @@ impl HandshakePrefix {
         info_hash.copy_from_slice(&rest[8..28]);
         Ok(Some(HandshakePrefix {
             reserved: Reserved(reserved),
-            info_hash,
+            info_hash: InfoHash(info_hash),
         }))
     }
 }
@@ -170,17 +167,15 @@ impl Handshake {
         out[0] = 19;
         out[1..20].copy_from_slice(PROTOCOL);
         out[20..28].copy_from_slice(&self.reserved.0);
-        out[28..48].copy_from_slice(&self.info_hash);
-        out[48..68].copy_from_slice(&self.peer_id);
+        out[28..48].copy_from_slice(&self.info_hash.0);
+        out[48..68].copy_from_slice(&self.peer_id.0);
         out
     }
 }
 
 /// Reads the 20-byte peer id that follows the prefix; `None` when fewer are present.
 pub fn parse_peer_id(input: &[u8]) -> Option<PeerId> {
-    let mut id = [0u8; 20];
-    id.copy_from_slice(input.get(..20)?);
-    Some(id)
+    PeerId::from_slice(input.get(..20)?)
 }
 
 #[cfg(test)]
@@ -190,8 +185,8 @@ mod tests {
     fn sample() -> Handshake {
         Handshake {
             reserved: Reserved::shoal(true),
-            info_hash: [0xaa; 20],
-            peer_id: *b"-SH0001-abcdefghijkl",
+            info_hash: InfoHash([0xaa; 20]),
+            peer_id: PeerId(*b"-SH0001-abcdefghijkl"),
         }
     }
 
@@ -213,7 +208,7 @@ mod tests {
         }
         assert_eq!(Handshake::parse(&b), Ok(Some(sample())));
         let p = HandshakePrefix::parse(&b[..48]).unwrap().unwrap();
-        assert_eq!(p.info_hash, [0xaa; 20]);
+        assert_eq!(p.info_hash, InfoHash([0xaa; 20]));
         assert!(p.reserved.fast() && p.reserved.extension_protocol() && p.reserved.dht());
         assert!(!p.reserved.v2());
         assert_eq!(parse_peer_id(&b[48..]), Some(sample().peer_id));

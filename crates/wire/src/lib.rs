@@ -74,7 +74,9 @@ pub use connection::{
 };
 pub use extension::{ExtensionHandshake, ExtensionHandshakeError};
 pub use handshake::{Handshake, HandshakeError, HandshakePrefix, InfoHash, PeerId, Reserved};
-pub use message::{BlockRequest, CodecLimits, DecodeError, HashRequest, Message, BLOCK_SIZE};
+pub use message::{
+    BlockRequest, CodecLimits, DecodeError, HashRequest, Message, PieceIndex, BLOCK_SIZE,
+};
 pub use metadata::{
     MetadataAssembler, MetadataAssemblyError, MetadataHash, MetadataMessage, MetadataMessageError,
     MetadataProgress,

@@ -54,11 +54,37 @@ pub mod id {
 /// The standard block size (16 KiB) used by every current client.
 pub const BLOCK_SIZE: u32 = 16 * 1024;
 
+/// A piece index as a peer sends it (`have`, `request`, `piece`, `suggest`,
+/// `allowed fast`...). The codec takes any 32-bit value; a connection that
+/// knows the piece count refuses an index past it before an event carries
+/// one, so the engine can index its tables with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct PieceIndex(pub u32);
+
+impl PieceIndex {
+    /// The index as a `usize`, for indexing.
+    pub fn as_usize(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl From<u32> for PieceIndex {
+    fn from(i: u32) -> Self {
+        PieceIndex(i)
+    }
+}
+
+impl std::fmt::Display for PieceIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// A block: piece index, byte offset in the piece, length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BlockRequest {
     /// Piece index.
-    pub piece: u32,
+    pub piece: PieceIndex,
     /// Byte offset inside the piece.
     pub offset: u32,
     /// Length in bytes.
@@ -97,7 +123,7 @@ pub enum Message {
     /// Sender wants nothing from the receiver.
     NotInterested,
     /// Sender has verified this piece.
-    Have(u32),
+    Have(PieceIndex),
     /// Sender's pieces, raw: validated against the piece count by [`crate::Bitfield::from_bytes`]
     /// (the count may be unknown yet when downloading from a magnet link).
     Bitfield(Bytes),
@@ -106,7 +132,7 @@ pub enum Message {
     /// Block data.
     Piece {
         /// Piece index.
-        piece: u32,
+        piece: PieceIndex,
         /// Offset in the piece.
         offset: u32,
         /// The data (shares the receive buffer's allocation).
@@ -117,7 +143,7 @@ pub enum Message {
     /// BEP 5: the sender's DHT port.
     Port(u16),
     /// BEP 6: the sender suggests this piece.
-    Suggest(u32),
+    Suggest(PieceIndex),
     /// BEP 6: sender has every piece.
     HaveAll,
     /// BEP 6: sender has no piece.
@@ -125,7 +151,7 @@ pub enum Message {
     /// BEP 6: the sender will not serve this request.
     Reject(BlockRequest),
     /// BEP 6: the receiver may request this piece while choked.
-    AllowedFast(u32),
+    AllowedFast(PieceIndex),
     /// BEP 10: extended message; id 0 is the extension handshake, others are
     /// the receiver's ids from its handshake's `m` dictionary.
     Extended {
@@ -335,7 +361,7 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 
 fn block(p: &[u8]) -> BlockRequest {
     BlockRequest {
-        piece: u32_at(p, 0),
+        piece: crate::PieceIndex(u32_at(p, 0)),
         offset: u32_at(p, 4),
         length: u32_at(p, 8),
     }
@@ -362,7 +388,7 @@ fn parse_payload(msg_id: u8, mut p: Bytes) -> Result<Message, DecodeError> {
         id::UNCHOKE => Message::Unchoke,
         id::INTERESTED => Message::Interested,
         id::NOT_INTERESTED => Message::NotInterested,
-        id::HAVE => Message::Have(u32_at(&p, 0)),
+        id::HAVE => Message::Have(crate::PieceIndex(u32_at(&p, 0))),
         id::BITFIELD => Message::Bitfield(p),
         id::REQUEST => Message::Request(block(&p)),
         id::PIECE => {
@@ -370,7 +396,7 @@ fn parse_payload(msg_id: u8, mut p: Bytes) -> Result<Message, DecodeError> {
             let offset = u32_at(&p, 4);
             p.advance(8);
             Message::Piece {
-                piece,
+                piece: crate::PieceIndex(piece),
                 offset,
                 data: p,
             }
@@ -380,11 +406,11 @@ fn parse_payload(msg_id: u8, mut p: Bytes) -> Result<Message, DecodeError> {
             p.first().copied().unwrap_or(0),
             p.get(1).copied().unwrap_or(0),
         ])),
-        id::SUGGEST => Message::Suggest(u32_at(&p, 0)),
+        id::SUGGEST => Message::Suggest(crate::PieceIndex(u32_at(&p, 0))),
         id::HAVE_ALL => Message::HaveAll,
         id::HAVE_NONE => Message::HaveNone,
         id::REJECT => Message::Reject(block(&p)),
-        id::ALLOWED_FAST => Message::AllowedFast(u32_at(&p, 0)),
+        id::ALLOWED_FAST => Message::AllowedFast(crate::PieceIndex(u32_at(&p, 0))),
         id::EXTENDED => {
             let ext = p.first().copied().unwrap_or(0);
             p.advance(1);
@@ -416,7 +442,7 @@ fn parse_payload(msg_id: u8, mut p: Bytes) -> Result<Message, DecodeError> {
 fn put_block(out: &mut BytesMut, msg_id: u8, b: &BlockRequest) {
     out.put_u32(13);
     out.put_u8(msg_id);
-    out.put_u32(b.piece);
+    out.put_u32(b.piece.0);
     out.put_u32(b.offset);
     out.put_u32(b.length);
 }
@@ -464,9 +490,9 @@ impl Message {
             Message::NotInterested => put_simple(out, id::NOT_INTERESTED),
             Message::HaveAll => put_simple(out, id::HAVE_ALL),
             Message::HaveNone => put_simple(out, id::HAVE_NONE),
-            Message::Have(i) => put_u32_msg(out, id::HAVE, *i),
-            Message::Suggest(i) => put_u32_msg(out, id::SUGGEST, *i),
-            Message::AllowedFast(i) => put_u32_msg(out, id::ALLOWED_FAST, *i),
+            Message::Have(i) => put_u32_msg(out, id::HAVE, i.0),
+            Message::Suggest(i) => put_u32_msg(out, id::SUGGEST, i.0),
+            Message::AllowedFast(i) => put_u32_msg(out, id::ALLOWED_FAST, i.0),
             Message::Bitfield(b) => {
                 out.put_u32(1 + b.len() as u32);
                 out.put_u8(id::BITFIELD);
@@ -480,7 +506,7 @@ impl Message {
                 offset,
                 data,
             } => {
-                encode_piece_header(out, *piece, *offset, data.len() as u32);
+                encode_piece_header(out, piece.0, *offset, data.len() as u32);
                 out.put_slice(data);
             }
             Message::Port(p) => {

@@ -192,20 +192,20 @@ impl MetadataMessage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetadataHash {
     /// v1: SHA-1 of the info dictionary.
-    V1([u8; 20]),
+    V1(shoal_base::InfoHashV1),
     /// v2: SHA-256 of the info dictionary.
-    V2([u8; 32]),
+    V2(shoal_base::InfoHashV2),
     /// v2, known only in the 20-byte truncated form that v2 connections use in
     /// the handshake: the first 20 bytes of the SHA-256 must match.
-    V2Truncated([u8; 20]),
+    V2Truncated(shoal_base::InfoHash),
 }
 
 impl MetadataHash {
     fn matches(&self, data: &[u8]) -> bool {
         match self {
-            MetadataHash::V1(h) => Sha1::digest(data).as_slice() == h,
-            MetadataHash::V2(h) => Sha256::digest(data).as_slice() == h,
-            MetadataHash::V2Truncated(h) => Sha256::digest(data).get(..20) == Some(&h[..]),
+            MetadataHash::V1(h) => Sha1::digest(data).as_slice() == h.0,
+            MetadataHash::V2(h) => Sha256::digest(data).as_slice() == h.0,
+            MetadataHash::V2Truncated(h) => Sha256::digest(data).get(..20) == Some(&h.0[..]),
         }
     }
 }
@@ -464,7 +464,7 @@ mod tests {
     #[test]
     fn assembles_and_retries_after_corruption() {
         let dict = info(40_000);
-        let hash = MetadataHash::V1(Sha1::digest(&dict).into());
+        let hash = MetadataHash::V1(shoal_base::InfoHashV1(Sha1::digest(&dict).into()));
         let mut a =
             MetadataAssembler::new(hash, dict.len() as u64, DEFAULT_MAX_METADATA_SIZE).unwrap();
         assert_eq!(a.piece_count(), 3);
@@ -546,13 +546,15 @@ mod tests {
 
     #[test]
     fn request_timeout_reissues() {
-        let mut a = MetadataAssembler::new(MetadataHash::V2([0; 32]), 10, 100).unwrap();
+        let mut a =
+            MetadataAssembler::new(MetadataHash::V2(shoal_base::InfoHashV2([0; 32])), 10, 100)
+                .unwrap();
         let t0 = Instant::now();
         assert_eq!(a.next_request(t0), Some(0));
         assert_eq!(a.next_request(t0 + Duration::from_secs(29)), None);
         assert_eq!(a.next_request(t0 + Duration::from_secs(30)), Some(0));
         assert!(matches!(
-            MetadataAssembler::new(MetadataHash::V2([0; 32]), 101, 100),
+            MetadataAssembler::new(MetadataHash::V2(shoal_base::InfoHashV2([0; 32])), 101, 100),
             Err(MetadataAssemblyError::BadSize { .. })
         ));
     }
@@ -560,7 +562,7 @@ mod tests {
     #[test]
     fn v2_hash() {
         let dict = info(100);
-        let hash = MetadataHash::V2(Sha256::digest(&dict).into());
+        let hash = MetadataHash::V2(shoal_base::InfoHashV2(Sha256::digest(&dict).into()));
         let mut a = MetadataAssembler::new(hash, 100, 1000).unwrap();
         assert!(matches!(
             a.on_data(0, Bytes::from(dict)),

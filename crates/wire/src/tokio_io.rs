@@ -42,7 +42,7 @@ pub async fn read_handshake_prefix<R: AsyncRead + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handshake::{Handshake, Reserved};
+    use crate::handshake::{Handshake, InfoHash, PeerId, Reserved};
     use std::time::Duration;
     use tokio::io::AsyncWriteExt;
     use tokio::net::{TcpListener, TcpStream};
@@ -55,8 +55,8 @@ mod tests {
             let mut s = TcpStream::connect(addr).await.unwrap();
             let hs = Handshake {
                 reserved: Reserved::shoal(true),
-                info_hash: [3; 20],
-                peer_id: [4; 20],
+                info_hash: InfoHash([3; 20]),
+                peer_id: PeerId([4; 20]),
             };
             // in two writes, to exercise partial reads
             s.write_all(&hs.encode()[..10]).await.unwrap();
@@ -70,7 +70,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(p.info_hash, [3; 20]);
+        assert_eq!(p.info_hash, InfoHash([3; 20]));
         assert!(p.reserved.dht());
         let mut rest = [0u8; 20];
         conn.read_exact(&mut rest).await.unwrap();

@@ -97,7 +97,12 @@ fn download_from_real_seeders() {
     let v2: [u8; 32] = unhex(parts[1]);
     let port: u16 = parts[2].parse().unwrap();
     // v1 connection: metadata checked by SHA-1, then the whole download
-    let data = run(port, v1, MetadataSource::Fetch(MetadataHash::V1(v1)), true);
+    let data = run(
+        port,
+        v1,
+        MetadataSource::Fetch(MetadataHash::V1(shoal_wire::InfoHash(v1))),
+        true,
+    );
     assert_eq!(data, expected_data());
     // v2 connection (truncated hash in the handshake): metadata checked by SHA-256
     let mut v2_short = [0u8; 20];
@@ -105,7 +110,7 @@ fn download_from_real_seeders() {
     run(
         port,
         v2_short,
-        MetadataSource::Fetch(MetadataHash::V2(v2)),
+        MetadataSource::Fetch(MetadataHash::V2(shoal_base::InfoHashV2(v2))),
         false,
     );
     drop(seeder);
@@ -236,7 +241,7 @@ impl Download {
             while (off as usize) < data.len() {
                 let len = (data.len() as u32 - off).min(BLOCK_SIZE);
                 self.pending.push(BlockRequest {
-                    piece: p as u32,
+                    piece: shoal_wire::PieceIndex(p as u32),
                     offset: off,
                     length: len,
                 });
@@ -293,8 +298,8 @@ fn run(port: u16, info_hash: [u8; 20], source: MetadataSource, download: bool) -
         .unwrap();
     let mut conn = PeerConnection::outgoing(
         ConnectionConfig::default(),
-        info_hash,
-        *b"-SH0001-interoptest1",
+        shoal_wire::InfoHash(info_hash),
+        shoal_wire::PeerId(*b"-SH0001-interoptest1"),
         None,
         start,
     );
@@ -361,7 +366,7 @@ fn run(port: u16, info_hash: [u8; 20], source: MetadataSource, download: bool) -
                     piece,
                     offset,
                     data,
-                } => dl.on_block(piece, offset, &data),
+                } => dl.on_block(piece.0, offset, &data),
                 Event::RequestFailed { request, reason } => {
                     eprintln!("request {request:?} failed: {reason:?}; retrying");
                     dl.pending.push(request);
@@ -463,12 +468,12 @@ fn serve_to_libtorrent_leecher() {
     eprintln!("refused {refused} non-BitTorrent handshakes before the plain one");
     sock.set_read_timeout(Some(Duration::from_millis(50)))
         .unwrap();
-    assert_eq!(p.info_hash, info_hash);
+    assert_eq!(p.info_hash.0, info_hash);
     assert!(p.reserved.fast() && p.reserved.extension_protocol());
     let mut conn = PeerConnection::incoming(
         ConnectionConfig::default(),
         p,
-        *b"-SH0001-interopseed1",
+        shoal_wire::PeerId(*b"-SH0001-interopseed1"),
         Some(shoal_wire::Bitfield::full(n)),
         Instant::now(),
     );
@@ -506,11 +511,11 @@ fn serve_to_libtorrent_leecher() {
             match ev {
                 Event::Interested => conn.unchoke(now).unwrap(),
                 Event::Request(r) => {
-                    let at = u64::from(r.piece) * info.piece_len + u64::from(r.offset);
+                    let at = u64::from(r.piece.0) * info.piece_len + u64::from(r.offset);
                     let end = at + u64::from(r.length);
                     assert!(end <= info.length, "request past the end: {r:?}");
                     let block = content.slice(at as usize..end as usize);
-                    conn.send_piece(now, r.piece, r.offset, block).unwrap();
+                    conn.send_piece(now, r.piece.0, r.offset, block).unwrap();
                 }
                 _ => {}
             }

@@ -72,7 +72,7 @@ pub(crate) enum FeedMode {
 enum FeedCmd {
     Set {
         id: TorrentId,
-        info_hash: [u8; 20],
+        info_hash: shoal_base::InfoHash,
         mode: FeedMode,
         sink: crate::torrent::CmdSender<TorrentCmd>,
     },
@@ -172,7 +172,7 @@ impl SessionDht {
     pub(crate) fn set(
         &self,
         id: TorrentId,
-        info_hash: [u8; 20],
+        info_hash: shoal_base::InfoHash,
         mode: FeedMode,
         sink: crate::torrent::CmdSender<TorrentCmd>,
     ) {
@@ -199,7 +199,7 @@ impl SessionDht {
 }
 
 struct Feed {
-    info_hash: [u8; 20],
+    info_hash: shoal_base::InfoHash,
     mode: FeedMode,
     sink: crate::torrent::CmdSender<TorrentCmd>,
     next: Instant,
@@ -245,12 +245,12 @@ async fn schedule(
             }
             f.running = true;
             let dht = dht.clone();
-            let hash = Id20(f.info_hash);
+            let hash = Id20(f.info_hash.0);
             let announce = (f.mode != FeedMode::Metadata).then_some(port);
             running.spawn(async move {
                 let r = match announce {
-                    Some(p) => dht.announce(hash, Some(p)).await,
-                    None => dht.get_peers(hash).await,
+                    Some(p) => dht.announce(shoal_base::InfoHash(hash.0), Some(p)).await,
+                    None => dht.get_peers(shoal_base::InfoHash(hash.0)).await,
                 };
                 match r {
                     Ok(r) => {

@@ -108,7 +108,7 @@ fn route<S: PeerStream>(
             }
             Err(_) => return,
         };
-        let Some(h) = registry.find(&acc.prefix.info_hash) else {
+        let Some(h) = registry.find(&acc.prefix.info_hash.0) else {
             tracing::debug!(peer = %addr, "incoming connection for an unknown torrent");
             return;
         };

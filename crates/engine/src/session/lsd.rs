@@ -28,7 +28,7 @@ const RECV_BUF: usize = 2048;
 enum LsdCmd {
     Set {
         id: TorrentId,
-        info_hash: [u8; 20],
+        info_hash: shoal_base::InfoHash,
         private: bool,
         sink: crate::torrent::CmdSender<TorrentCmd>,
     },
@@ -83,7 +83,7 @@ impl SessionLsd {
     pub(crate) fn set(
         &self,
         id: TorrentId,
-        info_hash: [u8; 20],
+        info_hash: shoal_base::InfoHash,
         private: bool,
         sink: crate::torrent::CmdSender<TorrentCmd>,
     ) {
@@ -147,8 +147,10 @@ async fn run(
     mut cmds: mpsc::UnboundedReceiver<LsdCmd>,
 ) {
     let start = Instant::now();
-    let mut torrents: HashMap<TorrentId, ([u8; 20], crate::torrent::CmdSender<TorrentCmd>)> =
-        HashMap::new();
+    let mut torrents: HashMap<
+        TorrentId,
+        (shoal_base::InfoHash, crate::torrent::CmdSender<TorrentCmd>),
+    > = HashMap::new();
     let mut buf4 = vec![0u8; RECV_BUF];
     let mut buf6 = vec![0u8; RECV_BUF];
     loop {

@@ -122,7 +122,7 @@ pub struct LiveSettings {
 /// What the torrents of a session share.
 pub(crate) struct SessionCtx {
     pub config: SessionConfig,
-    pub peer_id: [u8; 20],
+    pub peer_id: shoal_base::PeerId,
     pub local_addr: SocketAddr,
     pub up: SharedBucket,
     pub down: SharedBucket,
@@ -263,7 +263,7 @@ impl Session {
         })
         .map_err(SessionError::Disk)?;
         let ctx = Arc::new(SessionCtx {
-            peer_id,
+            peer_id: shoal_base::PeerId(peer_id),
             local_addr,
             up: Arc::new(Mutex::new(TokenBucket::new(config.max_upload_rate))),
             down: Arc::new(Mutex::new(TokenBucket::new(config.max_download_rate))),
@@ -330,7 +330,7 @@ impl Session {
     }
 
     /// Our peer id (`-SH0100-` and 12 random characters).
-    pub fn peer_id(&self) -> [u8; 20] {
+    pub fn peer_id(&self) -> shoal_base::PeerId {
         self.inner.ctx.peer_id
     }
 

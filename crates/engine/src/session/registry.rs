@@ -13,7 +13,7 @@ use std::sync::RwLock;
 struct Table {
     by_id: BTreeMap<TorrentId, TorrentHandle>,
     /// v1 hashes and truncated v2 hashes (what handshakes carry).
-    by_wire: HashMap<[u8; 20], TorrentId>,
+    by_wire: HashMap<shoal_base::InfoHash, TorrentId>,
     /// Full v2 hashes.
     by_v2: HashMap<[u8; 32], TorrentId>,
     /// MSE: `HASH('req2', wire hash)` to the wire hash.
@@ -27,10 +27,8 @@ pub(crate) struct Registry {
 }
 
 /// The 20-byte hashes a handshake may carry for a torrent.
-pub(crate) fn wire_hashes(h: &InfoHashes) -> impl Iterator<Item = [u8; 20]> {
-    h.v1.map(|v| v.0)
-        .into_iter()
-        .chain(h.v2.map(|v| v.truncated().0))
+pub(crate) fn wire_hashes(h: &InfoHashes) -> impl Iterator<Item = shoal_base::InfoHash> {
+    h.v1.into_iter().chain(h.v2.map(|v| v.truncated()))
 }
 
 impl Registry {
@@ -55,7 +53,7 @@ impl Registry {
         let h = handle.info_hashes();
         for w in wire_hashes(&h) {
             t.by_wire.insert(w, id);
-            t.by_req2.insert(shoal_wire::mse::crypto::req2(&w), w);
+            t.by_req2.insert(shoal_wire::mse::crypto::req2(&w.0), w.0);
         }
         if let Some(v2) = h.v2 {
             t.by_v2.insert(v2.0, id);
@@ -70,7 +68,7 @@ impl Registry {
         for w in wire_hashes(&h) {
             if t.by_wire.get(&w) == Some(&id) {
                 t.by_wire.remove(&w);
-                t.by_req2.remove(&shoal_wire::mse::crypto::req2(&w));
+                t.by_req2.remove(&shoal_wire::mse::crypto::req2(&w.0));
             }
         }
         if let Some(v2) = h.v2 {
@@ -92,7 +90,7 @@ impl Registry {
             20 => {
                 let mut k = [0u8; 20];
                 k.copy_from_slice(hash);
-                t.by_wire.get(&k).copied()
+                t.by_wire.get(&shoal_base::InfoHash(k)).copied()
             }
             32 => {
                 let mut k = [0u8; 32];

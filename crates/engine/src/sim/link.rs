@@ -184,11 +184,11 @@ pub(super) fn ephemeral(from: SocketAddr, conn: ConnId) -> SocketAddr {
 }
 
 /// The peer id of peer `i`.
-pub(super) fn peer_id(i: usize) -> [u8; 20] {
+pub(super) fn peer_id(i: usize) -> shoal_base::PeerId {
     let mut id = *b"-SM0001-000000000000";
     let digits = format!("{:012}", i % 1_000_000_000_000);
     id[8..].copy_from_slice(digits.as_bytes());
-    id
+    shoal_base::PeerId(id)
 }
 
 /// SplitMix64: a seeded, stateless mix.

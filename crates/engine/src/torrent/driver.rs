@@ -72,7 +72,7 @@ pub(crate) struct Run {
     pub core: TorrentCore,
     pub shared: Arc<PeerShared>,
     ctx: Arc<SessionCtx>,
-    info_hash: [u8; 20],
+    info_hash: shoal_base::InfoHash,
     /// A v2-only torrent (hash requests allowed without the v2 bit).
     pub v2_only: bool,
     /// Verdicts and errors of the disk pool (made with the torrent's disk).
@@ -93,7 +93,7 @@ impl Run {
         core: TorrentCore,
         shared: Arc<PeerShared>,
         ctx: Arc<SessionCtx>,
-        info_hash: [u8; 20],
+        info_hash: shoal_base::InfoHash,
     ) -> Self {
         Run {
             core,

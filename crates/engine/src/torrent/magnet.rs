@@ -36,16 +36,16 @@ impl TorrentTask {
     pub(super) fn target(&self) -> MetadataTarget {
         match (self.hashes.v1, self.hashes.v2) {
             (Some(v1), _) => MetadataTarget {
-                info_hash: v1.0,
-                hash: MetadataHash::V1(v1.0),
+                info_hash: shoal_base::InfoHash(v1.0),
+                hash: MetadataHash::V1(shoal_base::InfoHash(v1.0)),
             },
             (None, Some(v2)) => MetadataTarget {
-                info_hash: v2.truncated().0,
-                hash: MetadataHash::V2(v2.0),
+                info_hash: shoal_base::InfoHash(v2.truncated().0),
+                hash: MetadataHash::V2(shoal_base::InfoHashV2(v2.0)),
             },
             (None, None) => MetadataTarget {
-                info_hash: [0; 20],
-                hash: MetadataHash::V1([0; 20]),
+                info_hash: shoal_base::InfoHash([0; 20]),
+                hash: MetadataHash::V1(shoal_base::InfoHash([0; 20])),
             },
         }
     }

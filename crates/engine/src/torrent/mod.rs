@@ -23,6 +23,6 @@ pub(crate) use task::{spawn, Origin};
 
 /// Whether a handshake's 20-byte hash names a torrent with these hashes
 /// (its v1 hash, or its v2 hash truncated).
-pub(crate) fn matches_hash(h: &shoal_metainfo::InfoHashes, wire: &[u8; 20]) -> bool {
-    h.v1.is_some_and(|v| v.0 == *wire) || h.v2.is_some_and(|v| v.truncated().0 == *wire)
+pub(crate) fn matches_hash(h: &shoal_metainfo::InfoHashes, wire: &shoal_base::InfoHash) -> bool {
+    h.v1.is_some_and(|v| v == *wire) || h.v2.is_some_and(|v| v.truncated() == *wire)
 }

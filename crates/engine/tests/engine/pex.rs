@@ -174,7 +174,8 @@ async fn pex_only_peer(info_hash: [u8; 20], metadata_size: u64, seed: SocketAddr
         let mut config = ConnectionConfig::default();
         config.extension_handshake.metadata_size = Some(metadata_size);
         let now = std::time::Instant::now();
-        let mut conn = PeerConnection::incoming(config, prefix, [7; 20], None, now);
+        let mut conn =
+            PeerConnection::incoming(config, prefix, shoal_base::PeerId([7; 20]), None, now);
         let mut buf = vec![0u8; 16 * 1024];
         loop {
             while let Some(out) = conn.poll_transmit() {
@@ -221,8 +222,8 @@ async fn metadata_fetch_uses_peers_from_pex() {
     let ih = t.info_hashes().primary().0;
     let liar = pex_only_peer(ih, t.info_bytes().len() as u64, a.local_addr()).await;
     let target = MetadataTarget {
-        info_hash: ih,
-        hash: shoal_wire::MetadataHash::V1(ih),
+        info_hash: shoal_base::InfoHash(ih),
+        hash: shoal_wire::MetadataHash::V1(shoal_base::InfoHash(ih)),
     };
     let (_more_tx, mut more) = tokio::sync::mpsc::channel(1);
     let config = MetadataFetchConfig {

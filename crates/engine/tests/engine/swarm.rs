@@ -223,7 +223,7 @@ async fn hostile_conn(t: Arc<Torrent>, mut s: tokio::net::TcpStream, end: tokio:
     let mut c = PeerConnection::incoming(
         ConnectionConfig::default(),
         prefix,
-        *b"-XX0000-hostilepeer!",
+        shoal_base::PeerId(*b"-XX0000-hostilepeer!"),
         Some(Bitfield::full(t.piece_count())),
         now,
     );
@@ -251,7 +251,7 @@ async fn hostile_conn(t: Arc<Torrent>, mut s: tokio::net::TcpStream, end: tokio:
                 Event::Request(r) => {
                     let mut junk = vec![0u8; r.length as usize];
                     rng.fill(&mut junk[..]);
-                    let _ = c.send_piece(now, r.piece, r.offset, junk.into());
+                    let _ = c.send_piece(now, r.piece.0, r.offset, junk.into());
                 }
                 _ => {}
             }
@@ -298,8 +298,8 @@ async fn garbage_peer_is_dropped_without_harm() {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let hs = shoal_wire::Handshake {
         reserved: shoal_wire::Reserved::shoal(false),
-        info_hash: t.info_hashes().primary().0,
-        peer_id: [7; 20],
+        info_hash: shoal_base::InfoHash(t.info_hashes().primary().0),
+        peer_id: shoal_base::PeerId([7; 20]),
     };
     s.write_all(&hs.encode()).await.unwrap();
     s.write_all(&1_000_000_000u32.to_be_bytes()).await.unwrap();
@@ -342,7 +342,12 @@ async fn choked_peer_gets_its_allowed_fast_pieces() {
     .unwrap();
     add(&mut seeder, params(&t, &src, vec![])).await;
     let ih = t.info_hashes().primary().0;
-    let want = shoal_wire::fast::allowed_fast_set(10, n, &ih, std::net::Ipv4Addr::LOCALHOST);
+    let want = shoal_wire::fast::allowed_fast_set(
+        10,
+        n,
+        &shoal_base::InfoHash(ih),
+        std::net::Ipv4Addr::LOCALHOST,
+    );
     assert_eq!(want.len(), 10);
     tokio::time::timeout(LIMIT, async {
         let mut s = tokio::net::TcpStream::connect(seeder.local_addr())
@@ -350,8 +355,8 @@ async fn choked_peer_gets_its_allowed_fast_pieces() {
             .unwrap();
         let hs = shoal_wire::Handshake {
             reserved: shoal_wire::Reserved::shoal(false),
-            info_hash: ih,
-            peer_id: [9; 20],
+            info_hash: shoal_base::InfoHash(ih),
+            peer_id: shoal_base::PeerId([9; 20]),
         };
         s.write_all(&hs.encode()).await.unwrap();
         let mut theirs = [0u8; 68];

@@ -61,7 +61,7 @@ pub fn http_announce(t: &Tracker, r: &AnnounceRequest) -> AnnounceResponse {
     .expect("announce reply")
 }
 
-pub fn http_scrape(t: &Tracker, h: &[u8; 20]) -> Option<ScrapeStats> {
+pub fn http_scrape(t: &Tracker, h: &shoal_base::InfoHash) -> Option<ScrapeStats> {
     let u = scrape_request_url(&format!("http://{}/announce", t.http), &[*h]).unwrap();
     let s = parse_scrape_reply(
         &http_get(t.http, &target_of(u.path(), u.query())),
@@ -92,7 +92,7 @@ pub fn udp_exchange(to: SocketAddr, make: impl Fn(u64) -> Request) -> Response {
     ask(&make(cid))
 }
 
-pub fn udp_scrape(t: &Tracker, h: &[u8; 20]) -> ScrapeStats {
+pub fn udp_scrape(t: &Tracker, h: &shoal_base::InfoHash) -> ScrapeStats {
     match udp_exchange(t.udp, |cid| Request::Scrape {
         connection_id: cid,
         transaction_id: 2,

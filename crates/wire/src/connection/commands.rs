@@ -29,16 +29,19 @@ impl PeerConnection {
                 reason: "length zero or over the block limit",
             });
         }
-        if self.num_pieces.is_some_and(|n| r.piece >= n) {
+        if self
+            .num_pieces
+            .is_some_and(|n| r.piece >= crate::PieceIndex(n))
+        {
             return Err(CommandError::InvalidBlock {
                 request: r,
                 reason: "piece index out of range",
             });
         }
-        if self.their_pieces.is_some() && !self.peer_has(r.piece) {
-            return Err(CommandError::PeerLacksPiece(r.piece));
+        if self.their_pieces.is_some() && !self.peer_has(r.piece.0) {
+            return Err(CommandError::PeerLacksPiece(r.piece.0));
         }
-        if !self.can_request(r.piece) {
+        if !self.can_request(r.piece.0) {
             return Err(CommandError::Choked);
         }
         if self.our_requests.iter().any(|(x, _)| *x == r) {
@@ -116,7 +119,7 @@ impl PeerConnection {
         let fast = self.supports_fast();
         let requests = std::mem::take(&mut self.their_requests);
         for r in requests {
-            if fast && self.allowed_fast_to_them.contains(&r.piece) {
+            if fast && self.allowed_fast_to_them.contains(&r.piece.0) {
                 self.their_requests.push_back(r);
                 continue;
             }
@@ -143,7 +146,7 @@ impl PeerConnection {
     pub fn have(&mut self, now: Instant, piece: u32) -> Result<(), CommandError> {
         match self.phase {
             Phase::Connected => {
-                self.queue(now, &Message::Have(piece));
+                self.queue(now, &Message::Have(crate::PieceIndex(piece)));
                 Ok(())
             }
             Phase::AwaitHandshake | Phase::AwaitPeerId => {
@@ -170,7 +173,7 @@ impl PeerConnection {
     ) -> Result<(), CommandError> {
         self.connected()?;
         let r = BlockRequest {
-            piece,
+            piece: crate::PieceIndex(piece),
             offset,
             length: data.len() as u32,
         };
@@ -214,7 +217,7 @@ impl PeerConnection {
             return Err(CommandError::NotSupported("the fast extension"));
         }
         if self.allowed_fast_to_them.insert(piece) {
-            self.queue(now, &Message::AllowedFast(piece));
+            self.queue(now, &Message::AllowedFast(crate::PieceIndex(piece)));
         }
         Ok(())
     }
@@ -225,7 +228,7 @@ impl PeerConnection {
         if !self.supports_fast() {
             return Err(CommandError::NotSupported("the fast extension"));
         }
-        self.queue(now, &Message::Suggest(piece));
+        self.queue(now, &Message::Suggest(crate::PieceIndex(piece)));
         Ok(())
     }
 

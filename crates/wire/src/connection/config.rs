@@ -3,7 +3,7 @@
 use crate::bitfield::BitfieldError;
 use crate::extension::{ExtensionHandshake, ExtensionHandshakeError};
 use crate::handshake::{HandshakeError, PeerId, Reserved};
-use crate::message::{BlockRequest, CodecLimits, DecodeError, HashRequest};
+use crate::message::{BlockRequest, CodecLimits, DecodeError, HashRequest, PieceIndex};
 use crate::metadata::{MetadataMessage, MetadataMessageError, DEFAULT_MAX_METADATA_SIZE};
 use crate::pex::{PexError, PexMessage, MAX_PEX_PEERS};
 use bytes::Bytes;
@@ -116,7 +116,7 @@ pub enum Event {
     /// piece count became known); read it with `peer_pieces()`.
     Bitfield,
     /// The peer gained a piece it did not have.
-    Have(u32),
+    Have(PieceIndex),
     /// The peer choked us.
     Choked,
     /// The peer unchoked us.
@@ -128,7 +128,7 @@ pub enum Event {
     /// A block we requested (or cancelled recently) arrived.
     Block {
         /// Piece index.
-        piece: u32,
+        piece: PieceIndex,
         /// Offset in the piece.
         offset: u32,
         /// The data.
@@ -146,9 +146,9 @@ pub enum Event {
         reason: RequestFailure,
     },
     /// The peer suggests a piece (BEP 6).
-    Suggest(u32),
+    Suggest(PieceIndex),
     /// We may request this piece while choked (BEP 6).
-    AllowedFast(u32),
+    AllowedFast(PieceIndex),
     /// The peer's DHT port (BEP 5).
     Port(u16),
     /// A `ut_metadata` message.

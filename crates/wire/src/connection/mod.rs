@@ -183,15 +183,15 @@ impl PeerConnection {
     /// the piece count is unknown); it is announced when the handshake completes.
     pub fn outgoing(
         config: ConnectionConfig,
-        info_hash: InfoHash,
-        our_peer_id: PeerId,
+        info_hash: impl Into<InfoHash>,
+        our_peer_id: impl Into<PeerId>,
         our_pieces: Option<Bitfield>,
         now: Instant,
     ) -> Self {
         Self::new(
             config,
-            info_hash,
-            our_peer_id,
+            info_hash.into(),
+            our_peer_id.into(),
             our_pieces,
             Phase::AwaitHandshake,
             now,
@@ -204,14 +204,14 @@ impl PeerConnection {
     pub fn incoming(
         config: ConnectionConfig,
         prefix: HandshakePrefix,
-        our_peer_id: PeerId,
+        our_peer_id: impl Into<PeerId>,
         our_pieces: Option<Bitfield>,
         now: Instant,
     ) -> Self {
         let mut c = Self::new(
             config,
             prefix.info_hash,
-            our_peer_id,
+            our_peer_id.into(),
             our_pieces,
             Phase::AwaitPeerId,
             now,
@@ -488,7 +488,7 @@ impl PeerConnection {
             _ => {}
         }
         for i in std::mem::take(&mut self.pre_connect_haves) {
-            self.queue(now, &Message::Have(i));
+            self.queue(now, &Message::Have(crate::PieceIndex(i)));
         }
         if self.supports_extensions() {
             let payload = self.config.extension_handshake.encode();

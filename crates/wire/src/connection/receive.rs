@@ -67,7 +67,7 @@ impl PeerConnection {
                 self.peer_interested = false;
                 self.events.push_back(Event::NotInterested);
             }
-            Message::Have(i) => self.on_have(i)?,
+            Message::Have(i) => self.on_have(i.0)?,
             Message::Bitfield(raw) => match self.num_pieces {
                 Some(n) => {
                     self.their_pieces = Some(Bitfield::from_bytes(&raw, n)?);
@@ -114,11 +114,11 @@ impl PeerConnection {
                 piece,
                 offset,
                 data,
-            } => self.on_block(now, piece, offset, data),
+            } => self.on_block(now, piece.0, offset, data),
             Message::Port(p) => self.events.push_back(Event::Port(p)),
             ref m @ Message::Suggest(i) => {
                 self.require_fast(m)?;
-                self.check_index(i)?;
+                self.check_index(i.0)?;
                 self.events.push_back(Event::Suggest(i));
             }
             ref m @ Message::Reject(r) => {
@@ -136,9 +136,9 @@ impl PeerConnection {
             }
             ref m @ Message::AllowedFast(i) => {
                 self.require_fast(m)?;
-                self.check_index(i)?;
+                self.check_index(i.0)?;
                 if self.allowed_fast_from_them.len() < self.config.max_allowed_fast
-                    && self.allowed_fast_from_them.insert(i)
+                    && self.allowed_fast_from_them.insert(i.0)
                 {
                     self.events.push_back(Event::AllowedFast(i));
                 }
@@ -166,7 +166,7 @@ impl PeerConnection {
         match self.their_pieces.as_mut() {
             Some(b) => {
                 if b.set(i)? {
-                    self.events.push_back(Event::Have(i));
+                    self.events.push_back(Event::Have(crate::PieceIndex(i)));
                 }
             }
             None => {
@@ -187,13 +187,16 @@ impl PeerConnection {
                 reason: "block length zero or over the limit",
             });
         }
-        if self.num_pieces.is_some_and(|n| r.piece >= n) {
+        if self
+            .num_pieces
+            .is_some_and(|n| r.piece >= crate::PieceIndex(n))
+        {
             return Err(ConnectionError::InvalidRequest {
                 request: r,
                 reason: "piece index out of range",
             });
         }
-        let choked = self.am_choking && !self.allowed_fast_to_them.contains(&r.piece);
+        let choked = self.am_choking && !self.allowed_fast_to_them.contains(&r.piece.0);
         let full = self.their_requests.len() >= self.config.max_peer_requests as usize;
         if choked || full {
             self.stats.peer_requests_refused += 1;
@@ -212,7 +215,7 @@ impl PeerConnection {
 
     fn on_block(&mut self, now: Instant, piece: u32, offset: u32, data: Bytes) {
         let r = BlockRequest {
-            piece,
+            piece: crate::PieceIndex(piece),
             offset,
             length: data.len() as u32,
         };
@@ -237,7 +240,7 @@ impl PeerConnection {
             self.events.push_back(Event::Unsnubbed);
         }
         self.events.push_back(Event::Block {
-            piece,
+            piece: crate::PieceIndex(piece),
             offset,
             data,
         });

@@ -196,7 +196,7 @@ where
             crate::tokio_io::ReadPrefixError::Io(e) => AcceptError::Io(e),
             crate::tokio_io::ReadPrefixError::Handshake(e) => AcceptError::Handshake(e),
         })?;
-    if Some(prefix.info_hash) != s.skey() {
+    if Some(prefix.info_hash.0) != s.skey() {
         return Err(AcceptError::InfoHashMismatch);
     }
     Ok(Accepted { stream: s, prefix })

@@ -4,7 +4,7 @@
 use super::crypto::{self, Rc4};
 use super::io::{accept, run, AcceptError, AcceptPolicy, MseIoError};
 use super::*;
-use crate::handshake::{Handshake, Reserved};
+use crate::handshake::{Handshake, InfoHash, PeerId, Reserved};
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -22,8 +22,8 @@ fn lookup() -> Arc<dyn SkeyLookup + Send + Sync> {
 fn bt_handshake(info_hash: [u8; 20]) -> [u8; 68] {
     Handshake {
         reserved: Reserved::shoal(false),
-        info_hash,
-        peer_id: *b"-SH0001-0123456789ab",
+        info_hash: InfoHash(info_hash),
+        peer_id: PeerId(*b"-SH0001-0123456789ab"),
     }
     .encode()
 }
@@ -94,7 +94,7 @@ async fn handshake_and_payload_over_a_stream_with_each_selection() {
         };
         let responder = tokio::spawn(async move {
             let mut acc = accept(b, &policy, lookup(), StdRng::seed_from_u64(100)).await?;
-            assert_eq!(acc.prefix.info_hash, SKEY);
+            assert_eq!(acc.prefix.info_hash.0, SKEY);
             let mut rest = [0u8; 20];
             acc.stream.read_exact(&mut rest).await?;
             assert_eq!(&rest, b"-SH0001-0123456789ab");
@@ -145,7 +145,7 @@ async fn the_listener_tells_plaintext_from_mse_and_applies_its_policy() {
         .await
         .unwrap();
     assert_eq!(acc.encryption(), Encryption::None);
-    assert_eq!(acc.prefix.info_hash, SKEY);
+    assert_eq!(acc.prefix.info_hash.0, SKEY);
     let mut id = [0u8; 20];
     acc.stream.read_exact(&mut id).await.unwrap();
     assert_eq!(

@@ -124,7 +124,7 @@ pub(crate) struct Peer {
     pub addr: SocketAddr,
     pub has: Bitfield,
     pub seed: bool,
-    pub peer_id: Option<[u8; 20]>,
+    pub peer_id: Option<shoal_base::PeerId>,
     pub choking_us: bool,
     pub interested_in_us: bool,
     pub am_interested: bool,
@@ -179,7 +179,7 @@ pub(crate) const MAX_PEX_SOURCES: usize = 8;
 /// Everything a core starts from.
 pub(crate) struct CoreInit {
     /// Our peer id (to recognise connections to ourselves).
-    pub peer_id: [u8; 20],
+    pub peer_id: shoal_base::PeerId,
     /// Pieces, priorities and what is verified already.
     pub picker: PiecePicker,
     /// Limits.
@@ -194,7 +194,7 @@ pub(crate) struct CoreInit {
 
 /// The sans-IO torrent. See the module docs.
 pub(crate) struct TorrentCore {
-    peer_id: [u8; 20],
+    peer_id: shoal_base::PeerId,
     picker: PiecePicker,
     choker: Choker,
     ban: SmartBan<SocketAddr>,

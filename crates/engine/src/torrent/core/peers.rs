@@ -137,7 +137,7 @@ impl TorrentCore {
         key
     }
 
-    pub(super) fn on_handshake(&mut self, key: PeerKey, peer_id: [u8; 20]) {
+    pub(super) fn on_handshake(&mut self, key: PeerKey, peer_id: shoal_base::PeerId) {
         let dup = self
             .peers
             .iter()

@@ -9,13 +9,13 @@ fn a_magnet_core_fetches_the_metadata_over_its_connections_and_keeps_them() {
     let hash: [u8; 20] = sha1::Sha1::digest(&info).into();
     let mut h = Harness::new(0, &[], 4);
     h.core
-        .start_metadata_fetch(shoal_wire::MetadataHash::V1(hash));
+        .start_metadata_fetch(shoal_wire::MetadataHash::V1(shoal_base::InfoHash(hash)));
     assert_eq!(h.core.status().state, TorrentState::FetchingMetadata);
     let key = h.core.accept_incoming(addr(1)).unwrap();
     h.feed(
         key,
         PeerMsg::Handshake {
-            peer_id: peer_id(1),
+            peer_id: shoal_base::PeerId(peer_id(1)),
             encrypted: false,
             utp: false,
         },
@@ -84,12 +84,12 @@ fn a_peer_with_bad_metadata_is_dropped_and_another_one_asked() {
     let hash = [9u8; 20]; // matches nothing
     let mut h = Harness::new(0, &[], 4);
     h.core
-        .start_metadata_fetch(shoal_wire::MetadataHash::V1(hash));
+        .start_metadata_fetch(shoal_wire::MetadataHash::V1(shoal_base::InfoHash(hash)));
     let a = h.core.accept_incoming(addr(1)).unwrap();
     h.feed(
         a,
         PeerMsg::Handshake {
-            peer_id: peer_id(1),
+            peer_id: shoal_base::PeerId(peer_id(1)),
             encrypted: false,
             utp: false,
         },

@@ -53,7 +53,7 @@ impl Harness {
         let now = Instant::now();
         let core = TorrentCore::new(
             CoreInit {
-                peer_id: *b"-SH0100-ourselves!!!",
+                peer_id: shoal_base::PeerId(*b"-SH0100-ourselves!!!"),
                 picker,
                 limits: CoreLimits {
                     max_peers,
@@ -110,7 +110,7 @@ impl Harness {
         self.feed(
             key,
             PeerMsg::Handshake {
-                peer_id: peer_id(i),
+                peer_id: shoal_base::PeerId(peer_id(i)),
                 encrypted: false,
                 utp: false,
             },

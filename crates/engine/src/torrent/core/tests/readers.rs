@@ -132,7 +132,7 @@ fn readers_open_before_the_start_get_deadlines() {
     let now = Instant::now();
     let core = TorrentCore::new(
         CoreInit {
-            peer_id: *b"-SH0100-ourselves!!!",
+            peer_id: shoal_base::PeerId(*b"-SH0100-ourselves!!!"),
             picker,
             limits: CoreLimits {
                 max_peers: 50,

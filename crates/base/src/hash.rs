@@ -1,4 +1,5 @@
-//! Content and peer identities: v1 (SHA-1) and v2 (SHA-256) info-hashes and peer ids.
+//! Content and peer identities: v1 (SHA-1) and v2 (SHA-256) info-hashes and
+//! peer ids, each a newtype over its bytes (`.0`, `From`, `AsRef<[u8]>`).
 use std::fmt;
 use std::str::FromStr;
 
@@ -39,6 +40,30 @@ macro_rules! id_type {
             /// From a byte slice of exactly the right length.
             pub fn from_slice(b: &[u8]) -> Option<Self> {
                 <[u8; $len]>::try_from(b).ok().map($name)
+            }
+        }
+
+        impl From<[u8; $len]> for $name {
+            fn from(b: [u8; $len]) -> Self {
+                $name(b)
+            }
+        }
+
+        impl From<$name> for [u8; $len] {
+            fn from(id: $name) -> Self {
+                id.0
+            }
+        }
+
+        impl PartialEq<[u8; $len]> for $name {
+            fn eq(&self, other: &[u8; $len]) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl AsRef<[u8]> for $name {
+            fn as_ref(&self) -> &[u8] {
+                &self.0
             }
         }
 
