@@ -231,6 +231,9 @@ fn request_of(b: &Block) -> BlockRequest {
     }
 }
 
+/// The uTP connect timeout after the peer's host refused our TCP dial.
+const REFUSED_UTP_TIMEOUT: Duration = Duration::from_millis(1500);
+
 impl PeerTask {
     /// BEP 6: lets a peer with the fast extension fetch the pieces of its
     /// canonical allowed-fast set (from its IPv4 address) that we have, even
@@ -274,9 +277,10 @@ impl PeerTask {
         let ia = self.conn.poll_transmit().unwrap_or_default();
         let mut dialed = Dialed::default();
         let mut reason = PeerClose::ConnectTimeout;
-        for &t in &dial.order {
+        let mut dial = dial.clone();
+        for t in dial.order.clone() {
             let r = self
-                .attempt(t, dial, &half_open, mse.clone(), fallback, &ia, &mut rng)
+                .attempt(t, &dial, &half_open, mse.clone(), fallback, &ia, &mut rng)
                 .await;
             match r {
                 Ok(r) => {
@@ -291,6 +295,13 @@ impl PeerTask {
                 Err(r) => {
                     tracing::debug!(peer = %self.addr, transport = ?t, reason = %r, "connecting failed");
                     dialed.utp_failed |= t == Transport::Utp;
+                    if t == Transport::Tcp && r.is_refused() {
+                        // The host answered (a reset): a uTP peer there
+                        // answers our SYN within a round trip, so a lost
+                        // SYN gets one resend, not three (a client that is
+                        // still starting is dialled again after the backoff).
+                        dial.utp_timeout = dial.utp_timeout.min(REFUSED_UTP_TIMEOUT);
+                    }
                     reason = r;
                 }
             }

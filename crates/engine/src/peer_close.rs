@@ -51,6 +51,14 @@ pub enum PeerClose {
     Simulated(&'static str),
 }
 
+impl PeerClose {
+    /// The peer's host refused the connect (a TCP reset): it is up, nothing
+    /// listens there on TCP.
+    pub fn is_refused(&self) -> bool {
+        matches!(self, PeerClose::Connect(e) if e.kind() == std::io::ErrorKind::ConnectionRefused)
+    }
+}
+
 impl From<ConnectionError> for PeerClose {
     fn from(e: ConnectionError) -> Self {
         PeerClose::Protocol(Box::new(e))
@@ -77,6 +85,7 @@ mod tests {
     fn says_what_happened() {
         let e = PeerClose::Connect(std::io::ErrorKind::ConnectionRefused.into());
         assert!(e.to_string().starts_with("connect: "));
+        assert!(e.is_refused() && !PeerClose::ConnectTimeout.is_refused());
         assert_eq!(PeerClose::Simulated("refused").to_string(), "refused");
     }
 }
