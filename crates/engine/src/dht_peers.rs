@@ -217,7 +217,7 @@ mod tests {
         let ours = SocketAddr::from(([127, 0, 0, 1], 4444));
         let found = tokio::time::timeout(Duration::from_secs(10), async {
             loop {
-                let r = c.get_peers(shoal_base::InfoHash(Id20(ih).0)).await.unwrap();
+                let r = c.get_peers(shoal_base::InfoHash(ih)).await.unwrap();
                 if r.peers.contains(&ours) {
                     return;
                 }
@@ -242,7 +242,7 @@ mod tests {
         nodes[0].bootstrap(&[nodes[1].local_addr()]).await.unwrap();
         let ih = [0x5a; 20];
         nodes[1]
-            .announce(shoal_base::InfoHash(Id20(ih).0), Some(4242))
+            .announce(shoal_base::InfoHash(ih), Some(4242))
             .await
             .unwrap();
         let (tx, mut rx) = mpsc::channel(4);
@@ -270,10 +270,7 @@ mod tests {
         finder.stop().await;
         // Our announce reached the DHT: another node finds our port.
         let ours = SocketAddr::from(([127, 0, 0, 1], 4343));
-        let r = nodes[0]
-            .get_peers(shoal_base::InfoHash(Id20(ih).0))
-            .await
-            .unwrap();
+        let r = nodes[0].get_peers(shoal_base::InfoHash(ih)).await.unwrap();
         assert!(r.peers.contains(&ours), "{:?}", r.peers);
         for n in &nodes {
             let _ = n.shutdown().await;

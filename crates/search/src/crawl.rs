@@ -108,12 +108,11 @@ pub async fn crawl(
             let Some(ih) = pending.pop_front() else { break };
             let (dht, fcfg, limit) = (dht.clone(), fcfg.clone(), cfg.fetch_timeout);
             fetches.spawn(async move {
-                let peers =
-                    tokio::time::timeout(limit, dht.get_peers(shoal_base::InfoHash(Id20(ih).0)))
-                        .await
-                        .ok()?
-                        .ok()?
-                        .peers;
+                let peers = tokio::time::timeout(limit, dht.get_peers(shoal_base::InfoHash(ih)))
+                    .await
+                    .ok()?
+                    .ok()?
+                    .peers;
                 fetch_doc(shoal_base::InfoHash(ih), peers, fcfg).await
             });
         }

@@ -69,7 +69,7 @@ impl TorrentHandle {
 
     /// The 20-byte info-hash used on the wire (v1, or the truncated v2).
     pub fn info_hash(&self) -> shoal_base::InfoHash {
-        shoal_base::InfoHash(self.info_hashes.primary().0)
+        self.info_hashes.primary()
     }
 
     /// Both info-hashes (a hybrid torrent has two).

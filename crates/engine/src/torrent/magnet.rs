@@ -40,7 +40,7 @@ impl TorrentTask {
                 hash: MetadataHash::V1(shoal_base::InfoHash(v1.0)),
             },
             (None, Some(v2)) => MetadataTarget {
-                info_hash: shoal_base::InfoHash(v2.truncated().0),
+                info_hash: v2.truncated(),
                 hash: MetadataHash::V2(shoal_base::InfoHashV2(v2.0)),
             },
             (None, None) => MetadataTarget {

@@ -645,22 +645,12 @@ impl TorrentTask {
         }
         self.dht_mode = Some(mode);
         if let (Some(d), Some(tx)) = (&self.ctx.dht, self.own_tx.upgrade()) {
-            d.set(
-                self.id,
-                shoal_base::InfoHash(self.hashes.primary().0),
-                mode,
-                tx,
-            );
+            d.set(self.id, self.hashes.primary(), mode, tx);
         }
         if let Some(l) = &self.ctx.lsd {
             match (mode, self.own_tx.upgrade()) {
                 (FeedMode::Off, _) | (_, None) => l.remove(self.id),
-                (_, Some(tx)) => l.set(
-                    self.id,
-                    shoal_base::InfoHash(self.hashes.primary().0),
-                    private,
-                    tx,
-                ),
+                (_, Some(tx)) => l.set(self.id, self.hashes.primary(), private, tx),
             }
         }
     }
@@ -1126,12 +1116,7 @@ impl TorrentTask {
                 (core, shared, None)
             }
         };
-        let mut run = Run::new(
-            core,
-            shared,
-            self.ctx.clone(),
-            shoal_base::InfoHash(self.hashes.primary().0),
-        );
+        let mut run = Run::new(core, shared, self.ctx.clone(), self.hashes.primary());
         run.v2_only = self.hashes.v1.is_none();
         let now = Instant::now();
         let peers = std::mem::take(&mut self.peers);

@@ -131,7 +131,7 @@ async fn a_session_without_the_extension_is_no_peer_for_it() {
     assert!(ea.peers(NAME).is_empty());
     let p = ExtPeer {
         addr: plain.local_addr(),
-        info_hash: shoal_base::InfoHash(t.info_hashes().v1.unwrap().0),
+        info_hash: t.info_hashes().v1.unwrap(),
     };
     assert!(ea.send(p, NAME, Bytes::from_static(b"x")).is_err());
     plain.shutdown().await;

@@ -43,13 +43,18 @@ impl TorrentCore {
         }
         self.send(key, PeerCmd::Request(blocks));
         for (b, from) in stolen {
-            let had = self
-                .peers
-                .get_mut(&from)
-                .is_some_and(|p| p.in_flight.remove(&(b.piece, b.offset)));
-            if had {
-                self.send(from, PeerCmd::Cancel(b));
-            }
+            self.cancel_held(from, b);
+        }
+    }
+
+    /// Tells `key` to drop its request for `block` if it still holds one.
+    fn cancel_held(&mut self, key: PeerKey, block: Block) {
+        let had = self
+            .peers
+            .get_mut(&key)
+            .is_some_and(|p| p.in_flight.remove(&(block.piece, block.offset)));
+        if had {
+            self.send(key, PeerCmd::Cancel(block));
         }
     }
 
@@ -82,13 +87,7 @@ impl TorrentCore {
             }
         }
         for other in out.cancel {
-            let had = self
-                .peers
-                .get_mut(&other)
-                .is_some_and(|p| p.in_flight.remove(&(block.piece, block.offset)));
-            if had {
-                self.send(other, PeerCmd::Cancel(block));
-            }
+            self.cancel_held(other, block);
         }
     }
 

@@ -139,6 +139,15 @@ impl Harness {
         self.feed(key, PeerMsg::Blocks(b));
     }
 
+    /// The peers unchoked now in a regular slot (not the optimistic one).
+    fn regular(&mut self) -> Vec<PeerKey> {
+        let opt = self.core.optimistic();
+        self.unchoked()
+            .into_iter()
+            .filter(|k| Some(*k) != opt)
+            .collect()
+    }
+
     /// The peers unchoked now.
     fn unchoked(&mut self) -> Vec<PeerKey> {
         let _ = self.actions();
@@ -276,14 +285,7 @@ fn between_rechokes_slots_are_refilled_not_reshuffled() {
         h.feed(k, stats(1000 * (n as u64 + 1)));
     }
     h.advance(RECHOKE_INTERVAL);
-    let regular = |h: &mut Harness| -> Vec<PeerKey> {
-        let opt = h.core.optimistic();
-        h.unchoked()
-            .into_iter()
-            .filter(|k| Some(*k) != opt)
-            .collect()
-    };
-    assert_eq!(regular(&mut h), vec![keys[3], keys[4]]);
+    assert_eq!(h.regular(), vec![keys[3], keys[4]]);
     // The slowest peer becomes the fastest, then one of the unchoked peers
     // loses interest: only its slot changes hands, to the best peer that
     // was choked.
@@ -298,11 +300,11 @@ fn between_rechokes_slots_are_refilled_not_reshuffled() {
         .unwrap();
     let mut want = vec![keys[4], best_choked];
     want.sort();
-    assert_eq!(regular(&mut h), want);
+    assert_eq!(h.regular(), want);
     // The next rechoke ranks everyone again.
     h.feed(keys[3], PeerMsg::Interest(true));
     h.advance(RECHOKE_INTERVAL);
-    let r = regular(&mut h);
+    let r = h.regular();
     assert!(r.contains(&keys[0]) && r.contains(&keys[4]), "{r:?}");
 }
 
@@ -328,18 +330,11 @@ fn snubbed_peer_loses_its_regular_slot_while_leeching() {
     h.advance(RECHOKE_INTERVAL);
     // The regular slot (the unchoked peer that is not the optimistic one)
     // goes by download rate among the peers that are not snubbed.
-    let regular = |h: &mut Harness| -> Vec<PeerKey> {
-        let opt = h.core.optimistic();
-        h.unchoked()
-            .into_iter()
-            .filter(|k| Some(*k) != opt)
-            .collect()
-    };
-    assert_eq!(regular(&mut h), vec![mid]);
+    assert_eq!(h.regular(), vec![mid]);
     // Without the snub it takes the regular slot by rate.
     h.feed(fast, stats(1_000_000, false));
     h.advance(RECHOKE_INTERVAL);
-    assert_eq!(regular(&mut h), vec![fast]);
+    assert_eq!(h.regular(), vec![fast]);
 }
 
 #[test]
