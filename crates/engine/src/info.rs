@@ -174,34 +174,19 @@ pub fn client_name(peer_id: &shoal_base::PeerId) -> String {
 mod tests {
     use super::*;
 
-    fn id(s: &str) -> [u8; 20] {
+    fn id(s: &str) -> shoal_base::PeerId {
         let mut a = [b'x'; 20];
         a[..s.len()].copy_from_slice(s.as_bytes());
-        a
+        shoal_base::PeerId(a)
     }
 
     #[test]
     fn client_names() {
-        assert_eq!(
-            client_name(&shoal_base::PeerId(id("-LT2080-"))),
-            "libtorrent 2.0.8"
-        );
-        assert_eq!(
-            client_name(&shoal_base::PeerId(id("-TR300Z-"))),
-            "Transmission 3.00"
-        );
-        assert_eq!(
-            client_name(&shoal_base::PeerId(id("-SH0100-"))),
-            "shoal 0.1"
-        );
-        assert_eq!(
-            client_name(&shoal_base::PeerId(id("A2-1-36-0-"))),
-            "aria2 1.36.0"
-        );
-        assert_eq!(
-            client_name(&shoal_base::PeerId(id("-ZZ1234-"))),
-            "ZZ 1.2.3.4"
-        );
+        assert_eq!(client_name(&id("-LT2080-")), "libtorrent 2.0.8");
+        assert_eq!(client_name(&id("-TR300Z-")), "Transmission 3.00");
+        assert_eq!(client_name(&id("-SH0100-")), "shoal 0.1");
+        assert_eq!(client_name(&id("A2-1-36-0-")), "aria2 1.36.0");
+        assert_eq!(client_name(&id("-ZZ1234-")), "ZZ 1.2.3.4");
     }
 
     #[test]

@@ -193,13 +193,9 @@ async fn two_peers(url: &str, info_hash: [u8; 20]) {
     );
     assert_eq!((b.complete, b.incomplete), (Some(1), Some(1)), "{b:?}");
 
-    let s = c
-        .scrape(url, &[shoal_base::InfoHash(info_hash)])
-        .await
-        .expect("scrape");
-    let st = s
-        .get(&shoal_base::InfoHash(info_hash))
-        .expect("scrape has our hash");
+    let ih = shoal_base::InfoHash(info_hash);
+    let s = c.scrape(url, &[ih]).await.expect("scrape");
+    let st = s.get(&ih).expect("scrape has our hash");
     assert_eq!((st.complete, st.incomplete), (1, 1), "{s:?}");
 
     c.announce(
@@ -209,13 +205,8 @@ async fn two_peers(url: &str, info_hash: [u8; 20]) {
     )
     .await
     .expect("stopped");
-    let s = c
-        .scrape(url, &[shoal_base::InfoHash(info_hash)])
-        .await
-        .expect("scrape after stop");
-    let st = s
-        .get(&shoal_base::InfoHash(info_hash))
-        .expect("scrape has our hash");
+    let s = c.scrape(url, &[ih]).await.expect("scrape after stop");
+    let st = s.get(&ih).expect("scrape has our hash");
     assert_eq!((st.complete, st.incomplete), (1, 0), "{s:?}");
 
     // A hash that is not whitelisted is refused: over HTTP with the

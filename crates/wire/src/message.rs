@@ -361,7 +361,7 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 
 fn block(p: &[u8]) -> BlockRequest {
     BlockRequest {
-        piece: crate::PieceIndex(u32_at(p, 0)),
+        piece: PieceIndex(u32_at(p, 0)),
         offset: u32_at(p, 4),
         length: u32_at(p, 8),
     }
@@ -388,7 +388,7 @@ fn parse_payload(msg_id: u8, mut p: Bytes) -> Result<Message, DecodeError> {
         id::UNCHOKE => Message::Unchoke,
         id::INTERESTED => Message::Interested,
         id::NOT_INTERESTED => Message::NotInterested,
-        id::HAVE => Message::Have(crate::PieceIndex(u32_at(&p, 0))),
+        id::HAVE => Message::Have(PieceIndex(u32_at(&p, 0))),
         id::BITFIELD => Message::Bitfield(p),
         id::REQUEST => Message::Request(block(&p)),
         id::PIECE => {
@@ -396,7 +396,7 @@ fn parse_payload(msg_id: u8, mut p: Bytes) -> Result<Message, DecodeError> {
             let offset = u32_at(&p, 4);
             p.advance(8);
             Message::Piece {
-                piece: crate::PieceIndex(piece),
+                piece: PieceIndex(piece),
                 offset,
                 data: p,
             }
@@ -406,11 +406,11 @@ fn parse_payload(msg_id: u8, mut p: Bytes) -> Result<Message, DecodeError> {
             p.first().copied().unwrap_or(0),
             p.get(1).copied().unwrap_or(0),
         ])),
-        id::SUGGEST => Message::Suggest(crate::PieceIndex(u32_at(&p, 0))),
+        id::SUGGEST => Message::Suggest(PieceIndex(u32_at(&p, 0))),
         id::HAVE_ALL => Message::HaveAll,
         id::HAVE_NONE => Message::HaveNone,
         id::REJECT => Message::Reject(block(&p)),
-        id::ALLOWED_FAST => Message::AllowedFast(crate::PieceIndex(u32_at(&p, 0))),
+        id::ALLOWED_FAST => Message::AllowedFast(PieceIndex(u32_at(&p, 0))),
         id::EXTENDED => {
             let ext = p.first().copied().unwrap_or(0);
             p.advance(1);

@@ -22,7 +22,7 @@ fn dec_all(bytes: &[u8]) -> Result<Vec<Message>, DecodeError> {
 #[test]
 fn exact_bytes_from_specs() {
     let req = BlockRequest {
-        piece: crate::PieceIndex(1),
+        piece: PieceIndex(1),
         offset: 0x4000,
         length: 0x4000,
     };
@@ -33,7 +33,7 @@ fn exact_bytes_from_specs() {
         (Message::Interested, vec![0, 0, 0, 1, 2]),
         (Message::NotInterested, vec![0, 0, 0, 1, 3]),
         (
-            Message::Have(crate::PieceIndex(0x01020304)),
+            Message::Have(PieceIndex(0x01020304)),
             vec![0, 0, 0, 5, 4, 1, 2, 3, 4],
         ),
         (
@@ -46,7 +46,7 @@ fn exact_bytes_from_specs() {
         ),
         (
             Message::Piece {
-                piece: crate::PieceIndex(2),
+                piece: PieceIndex(2),
                 offset: 3,
                 data: Bytes::from_static(b"xy"),
             },
@@ -58,7 +58,7 @@ fn exact_bytes_from_specs() {
         ),
         (Message::Port(6881), vec![0, 0, 0, 3, 9, 0x1a, 0xe1]),
         (
-            Message::Suggest(crate::PieceIndex(7)),
+            Message::Suggest(PieceIndex(7)),
             vec![0, 0, 0, 5, 0x0d, 0, 0, 0, 7],
         ),
         (Message::HaveAll, vec![0, 0, 0, 1, 0x0e]),
@@ -68,7 +68,7 @@ fn exact_bytes_from_specs() {
             vec![0, 0, 0, 13, 0x10, 0, 0, 0, 1, 0, 0, 0x40, 0, 0, 0, 0x40, 0],
         ),
         (
-            Message::AllowedFast(crate::PieceIndex(9)),
+            Message::AllowedFast(PieceIndex(9)),
             vec![0, 0, 0, 5, 0x11, 0, 0, 0, 9],
         ),
         (
@@ -119,7 +119,7 @@ fn hash_messages() {
 #[test]
 fn piece_data_is_not_copied() {
     let m = Message::Piece {
-        piece: crate::PieceIndex(0),
+        piece: PieceIndex(0),
         offset: 0,
         data: Bytes::from(vec![5u8; 1000]),
     };
@@ -137,9 +137,9 @@ fn byte_by_byte_feeding() {
     let msgs = vec![
         Message::Unchoke,
         Message::KeepAlive,
-        Message::Have(crate::PieceIndex(3)),
+        Message::Have(PieceIndex(3)),
         Message::Piece {
-            piece: crate::PieceIndex(1),
+            piece: PieceIndex(1),
             offset: 16384,
             data: Bytes::from(vec![9u8; 300]),
         },
@@ -223,7 +223,7 @@ fn unknown_ids_are_passed_through() {
 
 fn block_strategy() -> impl Strategy<Value = BlockRequest> {
     (any::<u32>(), any::<u32>(), any::<u32>()).prop_map(|(piece, offset, length)| BlockRequest {
-        piece: crate::PieceIndex(piece),
+        piece: PieceIndex(piece),
         offset,
         length,
     })
@@ -261,9 +261,9 @@ pub(crate) fn message_strategy() -> impl Strategy<Value = Message> {
         Just(Message::NotInterested),
         Just(Message::HaveAll),
         Just(Message::HaveNone),
-        any::<u32>().prop_map(|i| Message::Have(crate::PieceIndex(i))),
-        any::<u32>().prop_map(|i| Message::Suggest(crate::PieceIndex(i))),
-        any::<u32>().prop_map(|i| Message::AllowedFast(crate::PieceIndex(i))),
+        any::<u32>().prop_map(|i| Message::Have(PieceIndex(i))),
+        any::<u32>().prop_map(|i| Message::Suggest(PieceIndex(i))),
+        any::<u32>().prop_map(|i| Message::AllowedFast(PieceIndex(i))),
         any::<u16>().prop_map(Message::Port),
         bytes_strategy(0, 64).prop_map(Message::Bitfield),
         block_strategy().prop_map(Message::Request),
@@ -271,7 +271,7 @@ pub(crate) fn message_strategy() -> impl Strategy<Value = Message> {
         block_strategy().prop_map(Message::Reject),
         (any::<u32>(), any::<u32>(), bytes_strategy(1, 2048)).prop_map(|(piece, offset, data)| {
             Message::Piece {
-                piece: crate::PieceIndex(piece),
+                piece: PieceIndex(piece),
                 offset,
                 data,
             }

@@ -62,8 +62,19 @@ pub struct CreateArgs {
     pub json: bool,
 }
 
+/// Why a byte count was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum SizeError {
+    /// The last character is a letter other than K, M or G.
+    #[error("unknown size suffix in {0:?}")]
+    UnknownSuffix(String),
+    /// The number is missing, malformed or too large.
+    #[error("not a byte count: {0:?}")]
+    NotACount(String),
+}
+
 /// Parses a byte count with an optional K/M/G (binary) suffix.
-fn parse_size(s: &str) -> Result<u64, String> {
+fn parse_size(s: &str) -> Result<u64, SizeError> {
     let t = s.trim();
     let (num, mult) = match t.char_indices().last() {
         Some((i, c)) if c.is_ascii_alphabetic() => {
@@ -71,7 +82,7 @@ fn parse_size(s: &str) -> Result<u64, String> {
                 'K' => 1u64 << 10,
                 'M' => 1 << 20,
                 'G' => 1 << 30,
-                _ => return Err(format!("unknown size suffix in {s:?}")),
+                _ => return Err(SizeError::UnknownSuffix(s.to_owned())),
             };
             (&t[..i], m)
         }
@@ -80,7 +91,7 @@ fn parse_size(s: &str) -> Result<u64, String> {
     num.parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| format!("not a byte count: {s:?}"))
+        .ok_or_else(|| SizeError::NotACount(s.to_owned()))
 }
 
 /// Runs `shoal create`.

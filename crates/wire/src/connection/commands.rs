@@ -3,7 +3,7 @@
 
 use super::{CommandError, Event, PeerConnection, Phase};
 use crate::extension::{ExtensionHandshake, UT_METADATA, UT_PEX};
-use crate::message::{encode_piece_header, BlockRequest, HashRequest, Message};
+use crate::message::{encode_piece_header, BlockRequest, HashRequest, Message, PieceIndex};
 use crate::metadata::MetadataMessage;
 use crate::pex::PexMessage;
 use bytes::Bytes;
@@ -29,10 +29,7 @@ impl PeerConnection {
                 reason: "length zero or over the block limit",
             });
         }
-        if self
-            .num_pieces
-            .is_some_and(|n| r.piece >= crate::PieceIndex(n))
-        {
+        if self.num_pieces.is_some_and(|n| r.piece.0 >= n) {
             return Err(CommandError::InvalidBlock {
                 request: r,
                 reason: "piece index out of range",
@@ -146,7 +143,7 @@ impl PeerConnection {
     pub fn have(&mut self, now: Instant, piece: u32) -> Result<(), CommandError> {
         match self.phase {
             Phase::Connected => {
-                self.queue(now, &Message::Have(crate::PieceIndex(piece)));
+                self.queue(now, &Message::Have(PieceIndex(piece)));
                 Ok(())
             }
             Phase::AwaitHandshake | Phase::AwaitPeerId => {
@@ -173,7 +170,7 @@ impl PeerConnection {
     ) -> Result<(), CommandError> {
         self.connected()?;
         let r = BlockRequest {
-            piece: crate::PieceIndex(piece),
+            piece: PieceIndex(piece),
             offset,
             length: data.len() as u32,
         };
@@ -217,7 +214,7 @@ impl PeerConnection {
             return Err(CommandError::NotSupported("the fast extension"));
         }
         if self.allowed_fast_to_them.insert(piece) {
-            self.queue(now, &Message::AllowedFast(crate::PieceIndex(piece)));
+            self.queue(now, &Message::AllowedFast(PieceIndex(piece)));
         }
         Ok(())
     }
@@ -228,7 +225,7 @@ impl PeerConnection {
         if !self.supports_fast() {
             return Err(CommandError::NotSupported("the fast extension"));
         }
-        self.queue(now, &Message::Suggest(crate::PieceIndex(piece)));
+        self.queue(now, &Message::Suggest(PieceIndex(piece)));
         Ok(())
     }
 

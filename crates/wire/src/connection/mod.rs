@@ -27,7 +27,7 @@ use crate::handshake::{
     parse_peer_id, Handshake, HandshakeError, HandshakePrefix, InfoHash, PeerId, Reserved,
     HANDSHAKE_LEN, HANDSHAKE_PREFIX_LEN,
 };
-use crate::message::{decode, BlockRequest, Message};
+use crate::message::{decode, BlockRequest, Message, PieceIndex};
 use crate::rate::RateMeter;
 use bytes::{Buf, Bytes, BytesMut};
 use std::collections::{HashSet, VecDeque};
@@ -488,7 +488,7 @@ impl PeerConnection {
             _ => {}
         }
         for i in std::mem::take(&mut self.pre_connect_haves) {
-            self.queue(now, &Message::Have(crate::PieceIndex(i)));
+            self.queue(now, &Message::Have(PieceIndex(i)));
         }
         if self.supports_extensions() {
             let payload = self.config.extension_handshake.encode();

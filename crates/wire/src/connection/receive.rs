@@ -6,7 +6,7 @@ use super::{
 };
 use crate::bitfield::{bitfield_bytes, Bitfield, BitfieldError};
 use crate::extension::{ExtensionHandshake, UT_METADATA, UT_PEX};
-use crate::message::{BlockRequest, Message};
+use crate::message::{BlockRequest, Message, PieceIndex};
 use crate::metadata::{MetadataMessage, MetadataMessageError};
 use crate::pex::PexMessage;
 use bytes::Bytes;
@@ -166,7 +166,7 @@ impl PeerConnection {
         match self.their_pieces.as_mut() {
             Some(b) => {
                 if b.set(i)? {
-                    self.events.push_back(Event::Have(crate::PieceIndex(i)));
+                    self.events.push_back(Event::Have(PieceIndex(i)));
                 }
             }
             None => {
@@ -187,10 +187,7 @@ impl PeerConnection {
                 reason: "block length zero or over the limit",
             });
         }
-        if self
-            .num_pieces
-            .is_some_and(|n| r.piece >= crate::PieceIndex(n))
-        {
+        if self.num_pieces.is_some_and(|n| r.piece.0 >= n) {
             return Err(ConnectionError::InvalidRequest {
                 request: r,
                 reason: "piece index out of range",
@@ -215,7 +212,7 @@ impl PeerConnection {
 
     fn on_block(&mut self, now: Instant, piece: u32, offset: u32, data: Bytes) {
         let r = BlockRequest {
-            piece: crate::PieceIndex(piece),
+            piece: PieceIndex(piece),
             offset,
             length: data.len() as u32,
         };
@@ -240,7 +237,7 @@ impl PeerConnection {
             self.events.push_back(Event::Unsnubbed);
         }
         self.events.push_back(Event::Block {
-            piece: crate::PieceIndex(piece),
+            piece: PieceIndex(piece),
             offset,
             data,
         });

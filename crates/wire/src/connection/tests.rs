@@ -4,7 +4,7 @@ use super::*;
 use crate::bitfield::BitfieldError;
 use crate::extension::UT_METADATA;
 use crate::handshake::HANDSHAKE_PREFIX_LEN;
-use crate::message::{id, BLOCK_SIZE};
+use crate::message::{id, PieceIndex, BLOCK_SIZE};
 use crate::metadata::MetadataMessage;
 use crate::pex::PexMessage;
 use std::time::Duration;
@@ -81,7 +81,7 @@ impl Pair {
 
 fn req(piece: u32, block: u32) -> BlockRequest {
     BlockRequest {
-        piece: crate::PieceIndex(piece),
+        piece: PieceIndex(piece),
         offset: block * BLOCK_SIZE,
         length: BLOCK_SIZE,
     }
@@ -186,7 +186,7 @@ fn byte_by_byte_handshake_and_messages() {
     let mut buf = BytesMut::new();
     Message::HaveAll.encode(&mut buf);
     Message::Unchoke.encode(&mut buf);
-    Message::Have(crate::PieceIndex(3)).encode(&mut buf);
+    Message::Have(PieceIndex(3)).encode(&mut buf);
     input.extend_from_slice(&buf);
     for b in input {
         a.handle_bytes(now, &[b]).unwrap();
@@ -258,24 +258,24 @@ fn hostile_inputs_close_the_connection() {
     // have out of range
     let (mut a, now) = scripted(ConnectionConfig::default(), Some(PIECES));
     assert!(matches!(
-        feed(&mut a, now, &[Message::Have(crate::PieceIndex(PIECES))]),
+        feed(&mut a, now, &[Message::Have(PieceIndex(PIECES))]),
         Err(ConnectionError::Pieces(BitfieldError::OutOfRange { .. }))
     ));
 
     // request beyond limits
     for bad in [
         BlockRequest {
-            piece: crate::PieceIndex(0),
+            piece: PieceIndex(0),
             offset: 0,
             length: BLOCK_SIZE + 1,
         },
         BlockRequest {
-            piece: crate::PieceIndex(PIECES),
+            piece: PieceIndex(PIECES),
             offset: 0,
             length: 1,
         },
         BlockRequest {
-            piece: crate::PieceIndex(0),
+            piece: PieceIndex(0),
             offset: 0,
             length: 0,
         },
@@ -314,8 +314,8 @@ fn fast_messages_require_negotiation() {
     for m in [
         Message::HaveAll,
         Message::HaveNone,
-        Message::AllowedFast(crate::PieceIndex(1)),
-        Message::Suggest(crate::PieceIndex(1)),
+        Message::AllowedFast(PieceIndex(1)),
+        Message::Suggest(PieceIndex(1)),
         Message::Reject(req(0, 0)),
         Message::Extended {
             id: 0,
@@ -373,7 +373,7 @@ fn choke_unchoke_request_and_block_flow() {
     assert_eq!(
         events(&mut p.a),
         vec![Event::Block {
-            piece: crate::PieceIndex(1),
+            piece: PieceIndex(1),
             offset: 0,
             data
         }]
@@ -630,7 +630,7 @@ fn snub_and_request_timeout() {
     // an unrequested block is dropped and counted
     let mut buf = BytesMut::new();
     Message::Piece {
-        piece: crate::PieceIndex(3),
+        piece: PieceIndex(3),
         offset: 0,
         data: Bytes::from_static(b"junk"),
     }
@@ -648,7 +648,7 @@ fn magnet_piece_count_arrives_later() {
         now,
         &[
             Message::Bitfield(Bytes::from_static(&[0x80, 0x00])),
-            Message::Have(crate::PieceIndex(9)),
+            Message::Have(PieceIndex(9)),
         ],
     )
     .unwrap();
@@ -661,10 +661,10 @@ fn magnet_piece_count_arrives_later() {
         vec![0, 9]
     );
     // the piece count is enforced from now on
-    assert!(feed(&mut a, now, &[Message::Have(crate::PieceIndex(10))]).is_err());
+    assert!(feed(&mut a, now, &[Message::Have(PieceIndex(10))]).is_err());
 
     let (mut a, now) = scripted(ConnectionConfig::default(), None);
-    feed(&mut a, now, &[Message::Have(crate::PieceIndex(12))]).unwrap();
+    feed(&mut a, now, &[Message::Have(PieceIndex(12))]).unwrap();
     assert!(matches!(
         a.set_num_pieces(10),
         Err(ConnectionError::Pieces(_))
@@ -681,9 +681,9 @@ fn magnet_piece_count_arrives_later() {
             &mut a,
             now,
             &[
-                Message::Have(crate::PieceIndex(1)),
-                Message::Have(crate::PieceIndex(2)),
-                Message::Have(crate::PieceIndex(3))
+                Message::Have(PieceIndex(1)),
+                Message::Have(PieceIndex(2)),
+                Message::Have(PieceIndex(3))
             ]
         ),
         Err(ConnectionError::TooManyPendingHaves { limit: 2 })

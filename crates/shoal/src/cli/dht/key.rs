@@ -77,20 +77,29 @@ fn write_key(path: &Path, key: &SigningKey, force: bool) -> anyhow::Result<()> {
     f.sync_all().with_context(|| shown)
 }
 
+/// Why a key file's contents were refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum KeyFileError {
+    /// The file is not UTF-8 text.
+    #[error("not text")]
+    NotText,
+    /// Not 64 characters once trimmed.
+    #[error("expected 64 hex digits, found {0} characters")]
+    Length(usize),
+    /// 64 characters, but not all hex digits.
+    #[error("{0}")]
+    Hex(#[from] hex::FromHexError),
+}
+
 /// Parses a key file's contents: 64 hex digits, surrounding whitespace allowed.
-pub fn parse_key(text: &[u8]) -> Result<SigningKey, String> {
-    let s = std::str::from_utf8(text).map_err(|_| "not text".to_string())?;
+pub fn parse_key(text: &[u8]) -> Result<SigningKey, KeyFileError> {
+    let s = std::str::from_utf8(text).map_err(|_| KeyFileError::NotText)?;
     let s = s.trim();
     if s.len() != 64 {
-        return Err(format!(
-            "expected 64 hex digits, found {} characters",
-            s.len()
-        ));
+        return Err(KeyFileError::Length(s.len()));
     }
-    let seed: [u8; 32] = hex::decode(s)
-        .map_err(|e| e.to_string())?
-        .try_into()
-        .map_err(|_| "expected 32 bytes".to_string())?;
+    let mut seed = [0u8; 32];
+    hex::decode_to_slice(s, &mut seed)?;
     Ok(SigningKey::from_bytes(&seed))
 }
 

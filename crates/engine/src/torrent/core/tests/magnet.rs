@@ -15,7 +15,7 @@ fn a_magnet_core_fetches_the_metadata_over_its_connections_and_keeps_them() {
     h.feed(
         key,
         PeerMsg::Handshake {
-            peer_id: shoal_base::PeerId(peer_id(1)),
+            peer_id: peer_id(1),
             encrypted: false,
             utp: false,
         },
@@ -89,7 +89,7 @@ fn a_peer_with_bad_metadata_is_dropped_and_another_one_asked() {
     h.feed(
         a,
         PeerMsg::Handshake {
-            peer_id: shoal_base::PeerId(peer_id(1)),
+            peer_id: peer_id(1),
             encrypted: false,
             utp: false,
         },

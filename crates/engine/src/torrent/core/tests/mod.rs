@@ -23,10 +23,10 @@ fn addr(i: u16) -> SocketAddr {
     SocketAddr::from(([10, 0, (i >> 8) as u8, i as u8], 6881))
 }
 
-fn peer_id(i: u16) -> [u8; 20] {
+fn peer_id(i: u16) -> shoal_base::PeerId {
     let mut id = *b"-XX0000-000000000000";
     id[18..].copy_from_slice(&i.to_be_bytes());
-    id
+    shoal_base::PeerId(id)
 }
 
 impl Harness {
@@ -50,6 +50,11 @@ impl Harness {
         for &p in have {
             picker.set_have(p);
         }
+        Self::with_picker(picker, slots, max_peers, super_seed)
+    }
+
+    /// A core starting from `picker` (pieces of `PIECE` bytes).
+    fn with_picker(picker: PiecePicker, slots: usize, max_peers: usize, super_seed: bool) -> Self {
         let now = Instant::now();
         let core = TorrentCore::new(
             CoreInit {
@@ -110,7 +115,7 @@ impl Harness {
         self.feed(
             key,
             PeerMsg::Handshake {
-                peer_id: shoal_base::PeerId(peer_id(i)),
+                peer_id: peer_id(i),
                 encrypted: false,
                 utp: false,
             },

@@ -129,24 +129,7 @@ fn readers_open_before_the_start_get_deadlines() {
     for (p, prio) in reader_prio(8, 3, 2).into_iter().enumerate() {
         picker.set_priority(p as u32, prio);
     }
-    let now = Instant::now();
-    let core = TorrentCore::new(
-        CoreInit {
-            peer_id: shoal_base::PeerId(*b"-SH0100-ourselves!!!"),
-            picker,
-            limits: CoreLimits {
-                max_peers: 50,
-                max_connecting: 10,
-                upload_slots: 4,
-                super_seed: false,
-                resume_interval: Duration::from_secs(1),
-            },
-            rng: StdRng::seed_from_u64(7),
-            status: TorrentStatus::default(),
-            pex: PeerExchange::new(PexConfig::default(), true, "10.9.9.9:6881".parse().unwrap()),
-        },
-        now,
-    );
+    let core = Harness::with_picker(picker, 4, 50, false).core;
     let mut with: Vec<u32> = core.deadlines.at.keys().copied().collect();
     with.sort_unstable();
     assert_eq!(with, vec![3, 4]);
