@@ -58,7 +58,10 @@ pub struct Torrent {
     piece_length: u64,
     total_length: u64,
     piece_count: u32,
-    pieces_v1: Vec<u8>,
+    /// Where the v1 piece hashes are in `info_bytes` (20 bytes each; empty
+    /// for v2-only torrents). Not a copy: a torrent's hashes are most of its
+    /// size (80 KB for 4 GiB in 1 MiB pieces), and a daemon holds thousands.
+    pieces_v1: std::ops::Range<usize>,
     files: Vec<FileEntry>,
     layers: Layers,
     private: bool,
@@ -188,7 +191,7 @@ impl Torrent {
 
         // The v1 half.
         let mut v1_files: Option<(Vec<RawFile>, bool, Field<'_, '_>)> = None;
-        let mut pieces_v1 = Vec::new();
+        let mut pieces_v1 = 0..0;
         if has_v1 {
             let pf = req(info, "info", "pieces")?;
             let p = pf.bytes()?;
@@ -198,7 +201,7 @@ impl Torrent {
                     unit: 20,
                 }));
             }
-            pieces_v1 = p.to_vec();
+            pieces_v1 = span_in(info.raw().unwrap_or_default(), p);
             let (raws, multi) = match (opt(info, "info", "length"), opt(info, "info", "files")) {
                 (Some(lf), None) => {
                     let length = lf.u64()?;
@@ -423,7 +426,11 @@ impl Torrent {
     /// The v1 SHA-1 of piece `index` (`None` for v2-only torrents or past the end).
     pub fn piece_hash_v1(&self, index: u32) -> Option<[u8; 20]> {
         let start = usize::try_from(index).ok()?.checked_mul(20)?;
-        let slice = self.pieces_v1.get(start..start + 20)?;
+        if start + 20 > self.pieces_v1.len() {
+            return None;
+        }
+        let at = self.pieces_v1.start + start;
+        let slice = self.info_bytes.get(at..at + 20)?;
         <[u8; 20]>::try_from(slice).ok()
     }
 
@@ -735,5 +742,63 @@ mod attach_tests {
         let hybrid = Torrent::from_bytes(&crate::create(&src, &opts, &|_| {}).unwrap()).unwrap();
         let bare = Torrent::from_info_bytes(hybrid.info_bytes(), &Default::default()).unwrap();
         assert!((0..bare.files().len()).all(|i| !bare.needs_piece_layer(i)));
+    }
+}
+
+/// Where `part` is in `whole`, where both are slices of the decoder's input
+/// (`part` inside `whole`): found by address, else (never, while the decoder
+/// lends its input) by search. Equal bytes either way.
+fn span_in(whole: &[u8], part: &[u8]) -> std::ops::Range<usize> {
+    let by_address = (part.as_ptr() as usize)
+        .checked_sub(whole.as_ptr() as usize)
+        .filter(|&i| whole.get(i..i + part.len()) == Some(part));
+    let found = by_address.or_else(|| {
+        whole
+            .windows(part.len().max(1))
+            .position(|w| w == part)
+            .filter(|_| !part.is_empty())
+    });
+    match found {
+        Some(i) => i..i + part.len(),
+        None => 0..0,
+    }
+}
+
+#[cfg(test)]
+mod span_tests {
+    use super::span_in;
+
+    #[test]
+    fn a_slice_is_found_by_address_and_a_copy_by_search() {
+        let whole = b"d6:pieces4:abcd4:name4:abcde".to_vec();
+        // The slice itself: by address (the name's equal bytes come later).
+        assert_eq!(span_in(&whole, &whole[11..15]), 11..15);
+        // A copy of the name's bytes: the first equal bytes, equal content.
+        let copy = b"abcd".to_vec();
+        let r = span_in(&whole, &copy);
+        assert_eq!(&whole[r], b"abcd");
+        assert_eq!(span_in(&whole, b"zz"), 0..0);
+        assert_eq!(span_in(&whole, b""), 0..0);
+    }
+
+    #[test]
+    fn piece_hashes_come_from_the_info_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(dir.path().join("f"), &data).unwrap();
+        let opts = crate::create::CreateOptions {
+            piece_length: Some(16384),
+            ..Default::default()
+        };
+        let t = crate::create::CreatePlan::new(&dir.path().join("f"), opts)
+            .unwrap()
+            .build(&|_| {})
+            .unwrap();
+        let t = super::Torrent::from_bytes(&t).unwrap();
+        for (i, chunk) in data.chunks(16384).enumerate() {
+            let want: [u8; 20] = <sha1::Sha1 as sha1::Digest>::digest(chunk).into();
+            assert_eq!(t.piece_hash_v1(i as u32), Some(want));
+        }
+        assert_eq!(t.piece_hash_v1(7), None);
     }
 }
