@@ -23,10 +23,14 @@ use std::time::{Duration, Instant};
 pub const TICK: Duration = Duration::from_secs(1);
 /// Time between two saves of what changed.
 pub const SAVE_EVERY: Duration = Duration::from_secs(5);
+/// Time between two saves of what changed only by the passing of time (the
+/// seconds downloading or seeding): every seeding torrent's count grows
+/// every tick, and writing 10,000 of them every [`SAVE_EVERY`] is churn for
+/// nothing. A kill -9 loses at most this much of those counts.
+pub const SAVE_SECONDS_EVERY: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 struct Track {
-    hashes: InfoHashes,
     acc: Activity,
     state: TorrentState,
     /// Sub-second remainders of the state's time.
@@ -35,7 +39,10 @@ struct Track {
     down: u64,
     /// When it last went from stopped to transferring (0: not this run).
     start_date: u64,
+    /// Changed beyond its seconds: saved with the next batch.
     dirty: bool,
+    /// Its seconds changed: saved every [`SAVE_SECONDS_EVERY`].
+    seconds_dirty: bool,
 }
 
 /// One torrent's activity as the API shows it.
@@ -54,6 +61,8 @@ struct Inner {
     /// The first tick ran: torrents seen later were added in this run, and
     /// all of their traffic counts for it.
     primed: bool,
+    /// When the seconds were saved last.
+    seconds_saved: Option<Instant>,
 }
 
 /// See the module docs.
@@ -86,6 +95,7 @@ impl ActivityTracker {
                 tracks: HashMap::new(),
                 saved,
                 primed: false,
+                seconds_saved: None,
             }),
             before,
             up: AtomicU64::new(0),
@@ -148,6 +158,7 @@ impl ActivityTracker {
             tracks,
             saved,
             primed,
+            ..
         } = &mut *inner;
         let fresh = *primed;
         *primed = true;
@@ -158,7 +169,6 @@ impl ActivityTracker {
             seen.insert(id);
             let s = h.status();
             let t = tracks.entry(id).or_insert_with(|| Track {
-                hashes: h.info_hashes(),
                 acc: saved.remove(&h.info_hashes()).unwrap_or_default(),
                 state: if fresh {
                     s.state
@@ -170,6 +180,7 @@ impl ActivityTracker {
                 down: if fresh { 0 } else { s.downloaded },
                 start_date: 0,
                 dirty: false,
+                seconds_dirty: false,
             });
             let counting = !matches!(
                 t.state,
@@ -193,7 +204,7 @@ impl ActivityTracker {
                 t.frac += dt;
                 *secs += t.frac.as_secs();
                 t.frac = Duration::from_nanos(u64::from(t.frac.subsec_nanos()));
-                t.dirty = true;
+                t.seconds_dirty = true;
             }
             if s.state.is_active() && !t.state.is_active() {
                 t.start_date = now;
@@ -220,14 +231,40 @@ impl ActivityTracker {
 
     /// Queues what changed (everything with `all`) for the database.
     pub fn save(&self, shared: &Shared, all: bool) {
-        let mut inner = self.lock();
-        for t in inner.tracks.values_mut() {
-            if t.dirty || all {
-                shared.store.save_activity(&t.hashes, t.acc);
-                t.dirty = false;
+        let due = self.lock().take_due(Instant::now(), all);
+        for (id, acc) in due {
+            // (A torrent removed meanwhile keeps no activity.)
+            if let Some(h) = shared.session.torrent(id) {
+                shared.store.save_activity(&h.info_hashes(), acc);
             }
         }
         shared.store.save_totals(self.cumulative());
+    }
+}
+
+impl Inner {
+    /// The entries to save now, marked clean: every one with `all`, else
+    /// those changed beyond their seconds, and those whose seconds changed
+    /// once [`SAVE_SECONDS_EVERY`] passed since the seconds were saved.
+    fn take_due(&mut self, now: Instant, all: bool) -> Vec<(TorrentId, Activity)> {
+        let seconds = all
+            || self
+                .seconds_saved
+                .is_none_or(|t| now.duration_since(t) >= SAVE_SECONDS_EVERY);
+        if seconds {
+            self.seconds_saved = Some(now);
+        }
+        let mut out = Vec::new();
+        for (&id, t) in self.tracks.iter_mut() {
+            if all || t.dirty || (seconds && t.seconds_dirty) {
+                out.push((id, t.acc));
+                t.dirty = false;
+                if seconds {
+                    t.seconds_dirty = false;
+                }
+            }
+        }
+        out
     }
 }
 
@@ -249,5 +286,50 @@ pub async fn run(shared: Arc<Shared>) {
             last_save = now;
             shared.activity.save(&shared, false);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn track() -> Track {
+        Track {
+            acc: Activity::default(),
+            state: TorrentState::Seeding,
+            frac: Duration::ZERO,
+            up: 0,
+            down: 0,
+            start_date: 0,
+            dirty: false,
+            seconds_dirty: false,
+        }
+    }
+
+    #[test]
+    fn seconds_alone_are_saved_once_a_minute_other_changes_at_once() {
+        let mut inner = Inner::default();
+        let t0 = Instant::now();
+        // The first save takes everything that changed.
+        inner.tracks.insert(TorrentId(1), track());
+        inner.tracks.insert(TorrentId(2), track());
+        for t in inner.tracks.values_mut() {
+            t.seconds_dirty = true;
+        }
+        assert_eq!(inner.take_due(t0, false).len(), 2);
+        // Seconds grew on both, a date changed on one: only that one goes.
+        for t in inner.tracks.values_mut() {
+            t.seconds_dirty = true;
+        }
+        inner.tracks.get_mut(&TorrentId(2)).unwrap().dirty = true;
+        let due = inner.take_due(t0 + SAVE_EVERY, false);
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].0, TorrentId(2));
+        assert!(inner.take_due(t0 + SAVE_EVERY * 2, false).is_empty());
+        // A minute on, the seconds of both are due.
+        assert_eq!(inner.take_due(t0 + SAVE_SECONDS_EVERY, false).len(), 2);
+        assert!(inner.take_due(t0 + SAVE_SECONDS_EVERY, false).is_empty());
+        // At shutdown everything goes, changed or not.
+        assert_eq!(inner.take_due(t0 + SAVE_SECONDS_EVERY, true).len(), 2);
     }
 }
