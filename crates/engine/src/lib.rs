@@ -53,5 +53,6 @@ pub use session::{
 };
 pub use status::{TorrentState, TorrentStatus};
 pub use torrent::{
-    FileReader, PeerStream, ReadError, TorrentHandle, TorrentMeta, DEFAULT_READ_AHEAD, MAX_READ,
+    FileReader, PeerStream, ReadError, TorrentHandle, TorrentMeta, WatchClosed, WatchReceiver,
+    WatchRef, DEFAULT_READ_AHEAD, MAX_READ,
 };

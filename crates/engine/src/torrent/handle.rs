@@ -3,6 +3,7 @@
 //! to the torrent's task.
 use super::cmd::TorrentCmd;
 use super::driver::PeerStream;
+use super::watched::WatchReceiver;
 use crate::error::TorrentOpError;
 use crate::persist::TorrentLimits;
 use crate::status::{TorrentState, TorrentStatus};
@@ -12,7 +13,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
 /// What changes rarely about a torrent: its metadata and where its data is.
 #[derive(Debug, Clone, Default)]
@@ -48,8 +49,8 @@ pub struct TorrentHandle {
     pub(crate) id: TorrentId,
     pub(crate) info_hashes: InfoHashes,
     pub(crate) tx: super::CmdSender<TorrentCmd>,
-    pub(crate) status: watch::Receiver<TorrentStatus>,
-    pub(crate) meta: watch::Receiver<TorrentMeta>,
+    pub(crate) status: WatchReceiver<TorrentStatus>,
+    pub(crate) meta: WatchReceiver<TorrentMeta>,
 }
 
 impl std::fmt::Debug for TorrentHandle {
@@ -83,7 +84,7 @@ impl TorrentHandle {
     }
 
     /// A receiver that wakes on every status update.
-    pub fn subscribe(&self) -> watch::Receiver<TorrentStatus> {
+    pub fn subscribe(&self) -> WatchReceiver<TorrentStatus> {
         self.status.clone()
     }
 
@@ -98,7 +99,7 @@ impl TorrentHandle {
     }
 
     /// A receiver that wakes when the metadata or settings change.
-    pub fn subscribe_meta(&self) -> watch::Receiver<TorrentMeta> {
+    pub fn subscribe_meta(&self) -> WatchReceiver<TorrentMeta> {
         self.meta.clone()
     }
 

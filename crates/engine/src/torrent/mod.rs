@@ -11,6 +11,7 @@ mod handle;
 mod magnet;
 mod reader;
 mod task;
+mod watched;
 
 pub(crate) use self::core::DiskVerdict;
 pub(crate) use cmd::{Incoming, TorrentCmd};
@@ -20,6 +21,7 @@ pub(crate) use driver::ToTorrent;
 pub use handle::{TorrentHandle, TorrentMeta};
 pub use reader::{FileReader, ReadError, DEFAULT_READ_AHEAD, MAX_READ};
 pub(crate) use task::{spawn, Origin};
+pub use watched::{WatchClosed, WatchReceiver, WatchRef};
 
 /// Whether a handshake's 20-byte hash names a torrent with these hashes
 /// (its v1 hash, or its v2 hash truncated).

@@ -186,7 +186,7 @@ impl FileReader {
         let deadline = tokio::time::Instant::now() + limit;
         let mut status = self.handle.subscribe();
         loop {
-            status.borrow_and_update();
+            drop(status.borrow_and_update());
             if self.handle.pieces().await?.get(piece) {
                 match self.read_verified(piece, within as u32, n).await {
                     Ok(Some(b)) => return Ok(b),

@@ -173,3 +173,63 @@ async fn a_recheck_wakes_a_dormant_seed() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dormant_torrents_hold_no_task_and_wake_on_a_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let seeder = Session::start(cfg()).await.unwrap();
+    let rt = tokio::runtime::Handle::current();
+    let before = rt.metrics().num_alive_tasks();
+    const N: usize = 20;
+    let mut handles = Vec::new();
+    for i in 0..N {
+        let dir = tmp.path().join(format!("t{i}"));
+        let t = make_torrent(&dir, &[20_000 + i], 16 * 1024);
+        let h = seeder
+            .add(AddTorrentParams::torrent(t, &dir))
+            .await
+            .unwrap();
+        handles.push(h);
+    }
+    for h in &handles {
+        wait(h, "the seed's check", |s| s.state == TorrentState::Seeding).await;
+    }
+    wait_dormant(&seeder, N, "seeds with nothing to do").await;
+    // Their tasks ended: each left its state to its command queue.
+    let alive = || rt.metrics().num_alive_tasks().saturating_sub(before);
+    let r = tokio::time::timeout(LIMIT, async {
+        while alive() >= N / 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        r.is_ok(),
+        "{} tasks more than before, for {N} dormant torrents",
+        alive()
+    );
+    // A command wakes each (answered dormant), and each parks again.
+    for h in &handles {
+        let s = h.status();
+        assert_eq!(s.state, TorrentState::Seeding);
+        assert_eq!(h.pieces().await.unwrap().count_ones(), s.pieces);
+        h.set_labels(vec!["x".into()]).await.unwrap();
+        assert_eq!(h.meta().labels, ["x"]);
+    }
+    assert_eq!(seeder.stats().dormant, N, "still dormant after the queries");
+    // A removal wakes one to its end; a pause wakes one to a transfer.
+    seeder.remove(handles[0].id(), false).await.unwrap();
+    handles[1].pause().await.unwrap();
+    wait(&handles[1], "the pause", |s| {
+        s.state == TorrentState::Paused
+    })
+    .await;
+    wait_dormant(&seeder, N - 1, "the rest").await;
+    // Shutdown reaches every parked one.
+    tokio::time::timeout(LIMIT, seeder.shutdown())
+        .await
+        .unwrap();
+    for h in &handles[1..] {
+        assert_eq!(h.status().state, TorrentState::Stopped);
+    }
+}
