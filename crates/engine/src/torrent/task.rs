@@ -134,8 +134,10 @@ pub(crate) struct TorrentTask {
     pub(super) status_tx: WatchSender<TorrentStatus>,
     pub(super) meta_tx: WatchSender<TorrentMeta>,
     force_check: bool,
-    /// The rate limits every peer of the torrent charges its bytes to.
-    rates: Arc<TorrentRates>,
+    /// The rate limits every peer of the torrent charges its bytes to:
+    /// made when a transfer starts, dropped while dormant (the limits and
+    /// the group are kept in the metadata).
+    rates: Option<Arc<TorrentRates>>,
     announcer: Option<(AnnouncerHandle, mpsc::Receiver<AnnounceOutcome>)>,
     /// What each tracker last said (for display).
     trackers: Vec<crate::info::TrackerInfo>,
@@ -284,19 +286,6 @@ pub(crate) async fn spawn(
         tracker_list: record.tracker_list.clone(),
     });
     let (tx, rx) = super::cmd_queue::channel(CMD_QUEUE);
-    let rates = Arc::new(TorrentRates::new(
-        ctx.up.clone(),
-        ctx.down.clone(),
-        record.limits.max_upload_rate,
-        record.limits.max_download_rate,
-        record.limits.bypass_session_limits,
-    ));
-    if let Some(g) = &record.group {
-        match ctx.groups.get(g) {
-            Ok(r) => rates.set_group(Some(r)),
-            Err(e) => tracing::warn!(error = %e, "bandwidth group of a stored torrent refused"),
-        }
-    }
     let handle = TorrentHandle {
         id,
         info_hashes: record.info_hashes,
@@ -318,7 +307,7 @@ pub(crate) async fn spawn(
         status_tx,
         meta_tx,
         force_check: false,
-        rates,
+        rates: None,
         announcer: None,
         trackers: Vec::new(),
         have: shoal_wire::Bitfield::new(0),
@@ -511,6 +500,8 @@ impl TorrentTask {
         if !resumed {
             tracing::debug!("dormant");
             self.ctx.dormant.fetch_add(1, Ordering::Relaxed);
+            // No transfer, no bytes to charge: made again on waking.
+            self.rates = None;
         }
         let r = loop {
             // The idle seeding goal may stop it meanwhile.
@@ -844,6 +835,31 @@ impl TorrentTask {
         Ok(())
     }
 
+    /// The torrent's rate limits, made from its metadata if need be.
+    fn rates(&mut self) -> Arc<TorrentRates> {
+        if let Some(r) = &self.rates {
+            return r.clone();
+        }
+        let meta = self.meta_tx.borrow();
+        let l = meta.limits;
+        let rates = Arc::new(TorrentRates::new(
+            self.ctx.up.clone(),
+            self.ctx.down.clone(),
+            l.max_upload_rate,
+            l.max_download_rate,
+            l.bypass_session_limits,
+        ));
+        if let Some(g) = &meta.group {
+            match self.ctx.groups.get(g) {
+                Ok(r) => rates.set_group(Some(r)),
+                Err(e) => tracing::warn!(error = %e, "bandwidth group of a stored torrent refused"),
+            }
+        }
+        drop(meta);
+        self.rates = Some(rates.clone());
+        rates
+    }
+
     /// Keeps a new tracker list; what the old trackers said is forgotten.
     async fn store_trackers(&mut self, tiers: Vec<Vec<String>>) {
         self.trackers.clear();
@@ -852,11 +868,13 @@ impl TorrentTask {
     }
 
     async fn store_limits(&mut self, l: TorrentLimits) {
-        self.rates.set_limits(
-            l.max_upload_rate,
-            l.max_download_rate,
-            l.bypass_session_limits,
-        );
+        if let Some(r) = &self.rates {
+            r.set_limits(
+                l.max_upload_rate,
+                l.max_download_rate,
+                l.bypass_session_limits,
+            );
+        }
         self.meta_tx.send_modify(|m| m.limits = l);
         self.save_record().await;
     }
@@ -868,7 +886,9 @@ impl TorrentTask {
             .as_deref()
             .map(|g| self.ctx.groups.get(g))
             .transpose()?;
-        self.rates.set_group(rates);
+        if let Some(r) = &self.rates {
+            r.set_group(rates);
+        }
         self.meta_tx.send_modify(|m| m.group = group);
         self.save_record().await;
         Ok(())
@@ -1030,11 +1050,11 @@ impl TorrentTask {
 
     /// What the peer tasks share for `t` stored in `storage` (`None`: a
     /// magnet link still without metadata; filled in later).
-    fn new_shared(&self, t: Option<(&Torrent, &Arc<Storage>)>) -> Arc<PeerShared> {
+    fn new_shared(&mut self, t: Option<(&Torrent, &Arc<Storage>)>) -> Arc<PeerShared> {
         let shared = PeerShared {
             storage: std::sync::OnceLock::new(),
             disk: std::sync::OnceLock::new(),
-            rates: self.rates.clone(),
+            rates: self.rates(),
             digests: Default::default(),
             info: std::sync::OnceLock::new(),
             hash_trees: std::sync::OnceLock::new(),
