@@ -349,9 +349,10 @@ fn unix_now() -> u64 {
 }
 
 impl TorrentTask {
-    /// The task's life. `self` is boxed: an `async fn` keeps its by-value
-    /// arguments twice in its future (rust-lang/rust#62958), and this
-    /// future lives as long as the torrent.
+    /// The task's life (`asleep`: resumed from its parking, dormant).
+    /// `self` is boxed: an `async fn` keeps its by-value arguments twice in
+    /// its future (rust-lang/rust#62958), and this future lives as long as
+    /// the torrent is awake, or dormant with a tracker or a goal to wait for.
     async fn run(mut self: Box<Self>, asleep: bool) {
         let mut start = Start::Fresh;
         // Woken from its parking: dormant still, no live phase to resume.
@@ -1742,9 +1743,9 @@ mod size_tests {
         std::mem::size_of::<F>()
     }
 
-    /// Every torrent holds its task's future, its boxed task and its
-    /// queued commands for its whole life: keep them small (a daemon holds
-    /// 10,000 torrents; see bench/daemon.py).
+    /// Every torrent holds its boxed task and its queued commands for its
+    /// whole life, and its task's future unless it is parked: keep them
+    /// small (a daemon holds 10,000 torrents; see bench/daemon.py).
     #[test]
     fn idle_torrents_stay_small() {
         assert!(std::mem::size_of::<super::TorrentCmd>() <= 48);
