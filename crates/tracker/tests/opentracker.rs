@@ -299,25 +299,17 @@ async fn announcer_task_with_a_dead_tier() {
         "{peers:?}"
     );
 
-    let s = c
-        .scrape(&live, &[shoal_base::InfoHash(hash)])
-        .await
-        .expect("scrape");
-    assert_eq!(
-        s.get(&shoal_base::InfoHash(hash)).map(|s| s.incomplete),
-        Some(1)
-    );
+    let ih = shoal_base::InfoHash(hash);
+    let s = c.scrape(&live, &[ih]).await.expect("scrape");
+    assert_eq!(s.get(&ih).map(|s| s.incomplete), Some(1));
     let t0 = Instant::now();
     tokio::time::timeout(Duration::from_secs(10), handle.stop())
         .await
         .expect("stop is bounded");
     assert!(t0.elapsed() < Duration::from_secs(5));
-    let s = c
-        .scrape(&live, &[shoal_base::InfoHash(hash)])
-        .await
-        .expect("scrape");
+    let s = c.scrape(&live, &[ih]).await.expect("scrape");
     assert_eq!(
-        s.get(&shoal_base::InfoHash(hash)).map(|s| s.incomplete),
+        s.get(&ih).map(|s| s.incomplete),
         Some(0),
         "stopped reached the tracker"
     );
