@@ -138,6 +138,8 @@ pub(crate) async fn run(
     ));
     let mut torrents: JoinSet<()> = JoinSet::new();
     let mut children: JoinSet<()> = JoinSet::new();
+    let (turns, waiting) = mpsc::unbounded_channel();
+    children.spawn(super::check_turns::run(ctx.checks.clone(), waiting));
     let mut next_id = 1u64;
     let mut max_pos = 0i64;
     let mut events = ctx.events.subscribe();
@@ -172,8 +174,15 @@ pub(crate) async fn run(
                         max_pos += 1;
                         torrent::spawn(ctx.clone(), id, torrent::Origin::Params(params, max_pos)).await
                     };
-                    let _ = reply.send(r.map(|(handle, task)| {
-                        torrents.spawn(task);
+                    let _ = reply.send(r.map(|(handle, launch)| {
+                        match launch {
+                            torrent::Launch::Run(task) => {
+                                torrents.spawn(task);
+                            }
+                            torrent::Launch::Parked => {
+                                let _ = turns.send(handle.tx.downgrade());
+                            }
+                        }
                         registry.insert(handle.clone());
                         ctx.emit(SessionEvent::Added { id: handle.id(), name: Some(handle.meta().name) });
                         handle
@@ -188,8 +197,15 @@ pub(crate) async fn run(
                         max_pos = max_pos.max(record.queue_position);
                         torrent::spawn(ctx.clone(), id, torrent::Origin::Record(record)).await
                     };
-                    let _ = reply.send(r.map(|(handle, task)| {
-                        torrents.spawn(task);
+                    let _ = reply.send(r.map(|(handle, launch)| {
+                        match launch {
+                            torrent::Launch::Run(task) => {
+                                torrents.spawn(task);
+                            }
+                            torrent::Launch::Parked => {
+                                let _ = turns.send(handle.tx.downgrade());
+                            }
+                        }
                         registry.insert(handle.clone());
                         ctx.emit(SessionEvent::Added { id: handle.id(), name: Some(handle.meta().name) });
                         handle

@@ -9,6 +9,7 @@
 //! and never wait on a torrent. Each torrent is a task of its own
 //! ([`crate::torrent`]) that the caller reaches through a [`TorrentHandle`].
 mod actor;
+mod check_turns;
 mod config;
 pub mod dht;
 mod listener;

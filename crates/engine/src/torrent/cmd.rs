@@ -76,6 +76,10 @@ pub(crate) enum TorrentCmd {
     Reader(u64, Option<Box<super::reader::ReaderWindows>>),
     /// A question about the torrent (answered at once, whatever its phase).
     Query(Query),
+    /// The session's check turn, handed to a torrent restored parked (see
+    /// `session::check_turns`): it checks on it. Any phase but the wait for
+    /// a turn drops it, which passes the turn on.
+    CheckTurn(tokio::sync::OwnedSemaphorePermit),
     /// Stop for good: close peers, announce `stopped`, save resume data,
     /// and delete the data when asked.
     Shutdown { delete_data: bool, reply: Reply },

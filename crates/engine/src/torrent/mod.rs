@@ -15,12 +15,12 @@ mod watched;
 
 pub(crate) use self::core::DiskVerdict;
 pub(crate) use cmd::{Incoming, TorrentCmd};
-pub(crate) use cmd_queue::CmdSender;
+pub(crate) use cmd_queue::{CmdSender, WeakCmdSender};
 pub use driver::PeerStream;
 pub(crate) use driver::ToTorrent;
 pub use handle::{TorrentHandle, TorrentMeta};
 pub use reader::{FileReader, ReadError, DEFAULT_READ_AHEAD, MAX_READ};
-pub(crate) use task::{spawn, Origin};
+pub(crate) use task::{spawn, Launch, Origin};
 pub use watched::{WatchClosed, WatchReceiver, WatchRef};
 
 /// Whether a handshake's 20-byte hash names a torrent with these hashes

@@ -168,7 +168,7 @@ pub(crate) async fn spawn(
     ctx: Arc<SessionCtx>,
     id: TorrentId,
     origin: Origin,
-) -> Result<(TorrentHandle, Pin<Box<dyn Future<Output = ()> + Send>>), AddTorrentError> {
+) -> Result<(TorrentHandle, Launch), AddTorrentError> {
     let (record, torrent, magnet, selection, peers, timeout, is_new) = match origin {
         Origin::Params(p, queue_position) => {
             let p = *p;
@@ -324,7 +324,32 @@ pub(crate) async fn spawn(
         dht_mode: None,
         ctx,
     };
-    Ok((handle, Box::pin(Box::new(task).run(false))))
+    let task = Box::new(task);
+    if !is_new && task.torrent.is_some() {
+        // Restored with its metadata: it waits for its check turn parked,
+        // with no future or tokio task, and the session's check turns
+        // ([`crate::session::check_turns`]) wake it when its turn comes (a
+        // command wakes it sooner). Thousands restored at once then hold
+        // only their state, and the futures of their checks, made one at a
+        // time, leave no holes between the states.
+        let rt = tokio::runtime::Handle::current();
+        match task.cmds.parker().park(task, move |task| {
+            rt.spawn(task.run(false));
+        }) {
+            Ok(()) => return Ok((handle, Launch::Parked)),
+            Err(task) => return Ok((handle, Launch::Run(Box::pin(task.run(false))))),
+        }
+    }
+    Ok((handle, Launch::Run(Box::pin(task.run(false)))))
+}
+
+/// How a new torrent's task starts ([`spawn`]).
+pub(crate) enum Launch {
+    /// The caller spawns this future.
+    Run(Pin<Box<dyn Future<Output = ()> + Send>>),
+    /// Parked until its check turn: the caller hands the torrent's queue to
+    /// the session's check turns.
+    Parked,
 }
 
 /// Parses a stored metainfo: a whole .torrent, or a bare info dictionary.
@@ -535,7 +560,8 @@ impl TorrentTask {
                         | TorrentCmd::Queue(_)
                         | TorrentCmd::SettingsChanged
                         | TorrentCmd::SetLimits(_)
-                        | TorrentCmd::SetGroup(..)),
+                        | TorrentCmd::SetGroup(..)
+                        | TorrentCmd::CheckTurn(_)),
                     ) => {
                         Box::pin(self.idle_cmd(c)).await;
                         // New seeding goals may be reached already: the
@@ -818,7 +844,7 @@ impl TorrentTask {
             TorrentCmd::Query(q) => self.answer_idle(q),
             TorrentCmd::Reader(id, w) => self.set_reader(id, w),
             TorrentCmd::Reannounce | TorrentCmd::Incoming(_) | TorrentCmd::Outgoing { .. } => {}
-            TorrentCmd::Shutdown { .. } => {}
+            TorrentCmd::Shutdown { .. } | TorrentCmd::CheckTurn(_) => {}
         }
     }
 
@@ -910,6 +936,7 @@ impl TorrentTask {
                     Some(TorrentCmd::Shutdown { delete_data, reply }) => {
                         return Err(Stop { delete_data, reply: Some(reply) })
                     }
+                    Some(TorrentCmd::CheckTurn(p)) => return Ok(Some(p)),
                     Some(other) => Box::pin(self.idle_cmd(other)).await,
                 },
             }
@@ -1666,6 +1693,8 @@ impl TorrentTask {
                 }
             }
             TorrentCmd::Move(to, reply) => return Some(RunEnd::Move(to, reply)),
+            // Checked already (a command woke it before its turn came).
+            TorrentCmd::CheckTurn(_) => {}
             TorrentCmd::Shutdown { delete_data, reply } => {
                 return Some(RunEnd::Stop(Stop {
                     delete_data,

@@ -3,16 +3,17 @@
 //! its status, and wakes for a fresh peer that connects by info-hash and
 //! downloads it fully — twice, going dormant in between — and for a pause
 //! and a resume, without any state change showing outside; a recheck wakes
-//! it too.
+//! it too. Restored torrents wait for their check parked.
 use rand::{RngCore, SeedableRng};
 use shoal_engine::{AddTorrentParams, Session, SessionConfig, SessionEvent, TorrentState};
 use shoal_metainfo::create::{CreateOptions, Version};
 use shoal_metainfo::Torrent;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::util::{loopback, wait, WAIT_LIMIT as LIMIT};
+use crate::util::{loopback, wait, MemPersist, WAIT_LIMIT as LIMIT};
 
 fn make_torrent(root: &Path, sizes: &[usize], piece: u64) -> Arc<Torrent> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
@@ -232,4 +233,65 @@ async fn dormant_torrents_hold_no_task_and_wake_on_a_command() {
     for h in &handles[1..] {
         assert_eq!(h.status().state, TorrentState::Stopped);
     }
+}
+
+/// Restored torrents wait for their check turn parked: a session restoring
+/// many seeds never holds a task for each, a command to one still waiting
+/// is answered, a removal skips its turn, and every other one checks (its
+/// resume data trusted) and seeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restored_torrents_wait_for_their_check_parked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemPersist::default());
+    let s1 = Session::start_with(cfg(), store.clone()).await.unwrap();
+    const N: usize = 200;
+    for i in 0..N {
+        let dir = tmp.path().join(format!("t{i}"));
+        let t = make_torrent(&dir, &[1_000 + i], 16 * 1024);
+        s1.add(AddTorrentParams::torrent(t, &dir)).await.unwrap();
+    }
+    for h in s1.torrents() {
+        wait(&h, "the first check", |s| s.state == TorrentState::Seeding).await;
+    }
+    s1.shutdown().await;
+
+    let rt = tokio::runtime::Handle::current();
+    let before = rt.metrics().num_alive_tasks();
+    // The most tasks alive at once while the session restores and checks.
+    let most = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (most, done, rt) = (most.clone(), done.clone(), rt.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                let n = rt.metrics().num_alive_tasks().saturating_sub(before);
+                most.fetch_max(n, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        })
+    };
+    let s2 = Session::start_with(cfg(), store.clone()).await.unwrap();
+    let all = s2.torrents();
+    assert_eq!(all.len(), N);
+    // The last restored waits for its turn still: answered all the same.
+    let (last, gone) = (&all[N - 1], &all[N - 2]);
+    assert!(last.pieces().await.is_ok());
+    s2.remove(gone.id(), false).await.unwrap();
+    for h in s2.torrents() {
+        wait(&h, "the restored seed", |s| {
+            s.state == TorrentState::Seeding
+        })
+        .await;
+        assert_eq!(h.status().pieces_checked_at_start, 0, "{:?}", h.status());
+    }
+    done.store(true, Ordering::Relaxed);
+    sampler.join().unwrap();
+    assert_eq!(s2.torrents().len(), N - 1);
+    wait_dormant(&s2, N - 1, "the restored seeds").await;
+    tokio::time::timeout(LIMIT, s2.shutdown()).await.unwrap();
+    let most = most.load(Ordering::Relaxed);
+    assert!(
+        most < N / 4,
+        "{most} tasks alive at once for {N} torrents restored"
+    );
 }

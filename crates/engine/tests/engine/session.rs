@@ -5,18 +5,14 @@
 //! removed while a download runs without leaving tasks, threads or files
 //! behind. Every test bounds its time and shuts its sessions down.
 use rand::{RngCore, SeedableRng};
-use shoal_engine::persist::{PersistError, ResumeRecord};
-use shoal_engine::{
-    Persist, Session, SessionConfig, SessionEvent, TorrentId, TorrentRecord, TorrentState,
-};
+use shoal_engine::{Session, SessionConfig, SessionEvent, TorrentId, TorrentState};
 use shoal_metainfo::create::{CreateOptions, Version};
-use shoal_metainfo::{InfoHashes, Torrent};
-use std::collections::HashMap;
+use shoal_metainfo::Torrent;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::util::{loopback, params, same_files, wait, WAIT_LIMIT as LIMIT};
+use crate::util::{loopback, params, same_files, wait, MemPersist, WAIT_LIMIT as LIMIT};
 
 fn make_torrent(
     root: &Path,
@@ -222,38 +218,6 @@ async fn operations_on_a_torrent_and_its_events() {
     assert!(leech.remove(id, false).await.is_err());
     leech.shutdown().await;
     seeder.shutdown().await;
-}
-
-/// A persistence kept in memory, to check what the session stores.
-#[derive(Default)]
-struct MemPersist {
-    torrents: Mutex<HashMap<InfoHashes, TorrentRecord>>,
-    resume: Mutex<HashMap<InfoHashes, ResumeRecord>>,
-}
-
-impl Persist for MemPersist {
-    fn load_torrents(&self) -> Result<Vec<TorrentRecord>, PersistError> {
-        Ok(self.torrents.lock().unwrap().values().cloned().collect())
-    }
-    fn save_torrent(&self, r: &TorrentRecord) -> Result<(), PersistError> {
-        self.torrents
-            .lock()
-            .unwrap()
-            .insert(r.info_hashes, r.clone());
-        Ok(())
-    }
-    fn remove_torrent(&self, k: &InfoHashes) -> Result<(), PersistError> {
-        self.torrents.lock().unwrap().remove(k);
-        self.resume.lock().unwrap().remove(k);
-        Ok(())
-    }
-    fn load_resume(&self, k: &InfoHashes) -> Result<Option<ResumeRecord>, PersistError> {
-        Ok(self.resume.lock().unwrap().get(k).cloned())
-    }
-    fn save_resume(&self, k: &InfoHashes, r: &ResumeRecord) -> Result<(), PersistError> {
-        self.resume.lock().unwrap().insert(*k, r.clone());
-        Ok(())
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,10 +1,15 @@
 //! Helpers shared by the engine's integration tests: a session on loopback,
-//! bounded waits, and comparing downloaded files with their source.
-use shoal_engine::{AddTorrentParams, SessionConfig, TorrentHandle, TorrentStatus};
-use shoal_metainfo::Torrent;
+//! bounded waits, comparing downloaded files with their source, and a
+//! persistence kept in memory.
+use shoal_engine::persist::{PersistError, ResumeRecord};
+use shoal_engine::{
+    AddTorrentParams, Persist, SessionConfig, TorrentHandle, TorrentRecord, TorrentStatus,
+};
+use shoal_metainfo::{InfoHashes, Torrent};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How long [`wait`] waits at most.
@@ -42,5 +47,37 @@ pub fn same_files(t: &Torrent, a: &Path, b: &Path) {
         let x = std::fs::read(a.join(&f.path)).unwrap();
         let y = std::fs::read(b.join(&f.path)).unwrap();
         assert!(x == y, "{} differs", f.path.display());
+    }
+}
+
+/// A persistence kept in memory, to check what the session stores.
+#[derive(Default)]
+pub struct MemPersist {
+    pub torrents: Mutex<HashMap<InfoHashes, TorrentRecord>>,
+    pub resume: Mutex<HashMap<InfoHashes, ResumeRecord>>,
+}
+
+impl Persist for MemPersist {
+    fn load_torrents(&self) -> Result<Vec<TorrentRecord>, PersistError> {
+        Ok(self.torrents.lock().unwrap().values().cloned().collect())
+    }
+    fn save_torrent(&self, r: &TorrentRecord) -> Result<(), PersistError> {
+        self.torrents
+            .lock()
+            .unwrap()
+            .insert(r.info_hashes, r.clone());
+        Ok(())
+    }
+    fn remove_torrent(&self, k: &InfoHashes) -> Result<(), PersistError> {
+        self.torrents.lock().unwrap().remove(k);
+        self.resume.lock().unwrap().remove(k);
+        Ok(())
+    }
+    fn load_resume(&self, k: &InfoHashes) -> Result<Option<ResumeRecord>, PersistError> {
+        Ok(self.resume.lock().unwrap().get(k).cloned())
+    }
+    fn save_resume(&self, k: &InfoHashes, r: &ResumeRecord) -> Result<(), PersistError> {
+        self.resume.lock().unwrap().insert(*k, r.clone());
+        Ok(())
     }
 }
