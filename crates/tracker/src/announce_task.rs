@@ -1,7 +1,7 @@
 //! The tokio driver of an [`Announcer`]: a task that runs the scheduler with
 //! the real clock, makes the announces through a [`TrackerClient`] (one task
-//! per announce, so trackers never wait for each other), reports each result
-//! on a channel, and on stop sends the `stopped` announces within a short
+//! per announce, so trackers never wait for each other), hands each result
+//! to its caller's sink, and on stop sends the `stopped` announces within a short
 //! deadline before it ends.
 //!
 //! Shape (DESIGN.md, one actor shape): a handle around a bounded command
@@ -65,17 +65,19 @@ impl AnnouncerHandle {
 ///
 /// `stats` gives our current statistics (info-hash, peer id, port, byte
 /// counts, key) for each announce; its `event` is replaced by the
-/// scheduler's. Each result is offered to `results` without waiting (dropped
-/// when the channel is full). `stop_timeout` bounds the `stopped` phase.
-pub fn spawn_announcer<F>(
+/// scheduler's. Each result is handed to `results`, which must not wait
+/// (for a channel: `try_send`, dropping the result when it is full).
+/// `stop_timeout` bounds the `stopped` phase.
+pub fn spawn_announcer<F, R>(
     announcer: Announcer,
     client: TrackerClient,
     stats: F,
-    results: mpsc::Sender<AnnounceOutcome>,
+    results: R,
     stop_timeout: Duration,
 ) -> AnnouncerHandle
 where
     F: Fn() -> AnnounceRequest + Send + 'static,
+    R: Fn(AnnounceOutcome) + Send + 'static,
 {
     let (tx, rx) = mpsc::channel(16);
     let task = tokio::spawn(run(announcer, client, stats, results, rx, stop_timeout));
@@ -89,15 +91,16 @@ type JobResult = (
     Result<AnnounceResponse, TrackerError>,
 );
 
-async fn run<F>(
+async fn run<F, R>(
     mut ann: Announcer,
     client: TrackerClient,
     stats: F,
-    results: mpsc::Sender<AnnounceOutcome>,
+    results: R,
     mut commands: mpsc::Receiver<Command>,
     stop_timeout: Duration,
 ) where
     F: Fn() -> AnnounceRequest,
+    R: Fn(AnnounceOutcome),
 {
     let mut jobs: JoinSet<JobResult> = JoinSet::new();
     let mut keys: HashMap<tokio::task::Id, TrackerKey> = HashMap::new();
@@ -131,7 +134,7 @@ async fn run<F>(
                                 ann.handle_failure(key, now, &e.to_string());
                             }
                         }
-                        let _ = results.try_send(AnnounceOutcome { url, event, result });
+                        results(AnnounceOutcome { url, event, result });
                     }
                     Err(e) => {
                         if let Some(key) = keys.remove(&e.id()) {

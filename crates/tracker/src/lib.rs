@@ -14,8 +14,8 @@
 //!
 //! For the engine: build an [`Announcer`] from the torrent's announce-list,
 //! then [`spawn_announcer`] with a [`TrackerClient`] and a closure returning
-//! the current [`AnnounceRequest`]; read peers from the [`AnnounceOutcome`]
-//! channel; call [`AnnouncerHandle::completed`] when the download finishes
+//! the current [`AnnounceRequest`] and one taking each [`AnnounceOutcome`]
+//! (peers, counts, errors); call [`AnnouncerHandle::completed`] when the download finishes
 //! and [`AnnouncerHandle::stop`] on shutdown.
 #![deny(missing_docs)]
 

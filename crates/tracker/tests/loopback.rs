@@ -300,7 +300,9 @@ async fn announcer_task_events_against_local_tracker() {
                     Event::None,
                 )
             },
-            tx,
+            move |o| {
+                let _ = tx.try_send(o);
+            },
             Duration::from_secs(2),
         );
         let mut started = Vec::new();

@@ -279,7 +279,9 @@ async fn announcer_task_with_a_dead_tier() {
         ann,
         c.clone(),
         move || request(hash, b'y', 40010, 500, Event::None),
-        tx,
+        move |o| {
+            let _ = tx.try_send(o);
+        },
         Duration::from_secs(3),
     );
     let got = tokio::time::timeout(Duration::from_secs(20), async {

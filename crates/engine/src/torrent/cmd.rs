@@ -80,6 +80,9 @@ pub(crate) enum TorrentCmd {
     /// `session::check_turns`): it checks on it. Any phase but the wait for
     /// a turn drops it, which passes the turn on.
     CheckTurn(tokio::sync::OwnedSemaphorePermit),
+    /// What a tracker answered (from the torrent's announcer, which runs
+    /// apart: a dormant torrent parks while it announces).
+    Announced(Box<shoal_tracker::AnnounceOutcome>),
     /// Stop for good: close peers, announce `stopped`, save resume data,
     /// and delete the data when asked.
     Shutdown { delete_data: bool, reply: Reply },

@@ -140,6 +140,15 @@ impl<T> CmdSender<T> {
     }
 }
 
+impl<T> Clone for WeakCmdSender<T> {
+    fn clone(&self) -> Self {
+        WeakCmdSender {
+            tx: self.tx.clone(),
+            park: self.park.clone(),
+        }
+    }
+}
+
 impl<T> WeakCmdSender<T> {
     /// A sender again, while the receiver and another sender live.
     pub(crate) fn upgrade(&self) -> Option<CmdSender<T>> {

@@ -15,9 +15,9 @@
 //! came): its `Run`, storage and the boxed future of the live phases are
 //! dropped, and the task goes to [`TorrentTask::dormant`] with its
 //! verified pieces, counters, status and announcer. There, when only a
-//! command can wake it (no tracker announcing, no idle seeding goal), the
-//! task ends and leaves its state to its command queue ([`park`]); the
-//! next command spawns it again. A connection, a peer address, a tracker
+//! command can wake it (no idle seeding goal; the announcer runs apart and
+//! sends the trackers' answers as commands), the task ends and leaves its
+//! state to its command queue ([`park`]); the next command spawns it again. A connection, a peer address, a tracker
 //! answer with peers, a reader or any command that needs a transfer wakes
 //! it: a new `Run` starts from the kept pieces without a check, and the
 //! waking command is its first. Nothing of this shows in the status or the
@@ -50,7 +50,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::sync::OwnedSemaphorePermit;
 
 /// How a torrent enters the session.
 pub(crate) enum Origin {
@@ -102,8 +102,6 @@ enum Dormancy {
 enum DormantWake {
     /// A command (`None`: every sender is gone).
     Cmd(Option<TorrentCmd>),
-    /// A tracker answered.
-    Announce(Box<AnnounceOutcome>),
     /// The idle seeding goal's time came.
     Goal,
 }
@@ -138,7 +136,9 @@ pub(crate) struct TorrentTask {
     /// made when a transfer starts, dropped while dormant (the limits and
     /// the group are kept in the metadata).
     rates: Option<Arc<TorrentRates>>,
-    announcer: Option<(AnnouncerHandle, mpsc::Receiver<AnnounceOutcome>)>,
+    /// The trackers' announcer: a task of its own, which sends what the
+    /// trackers answer as [`TorrentCmd::Announced`].
+    announcer: Option<AnnouncerHandle>,
     /// What each tracker last said (for display).
     trackers: Vec<crate::info::TrackerInfo>,
     /// The verified pieces as of the last run (answers queries between runs).
@@ -377,7 +377,7 @@ impl TorrentTask {
     /// The task's life (`asleep`: resumed from its parking, dormant).
     /// `self` is boxed: an `async fn` keeps its by-value arguments twice in
     /// its future (rust-lang/rust#62958), and this future lives as long as
-    /// the torrent is awake, or dormant with a tracker or a goal to wait for.
+    /// the torrent is awake, or dormant with a seeding goal's time to wait for.
     async fn run(mut self: Box<Self>, asleep: bool) {
         let mut start = Start::Fresh;
         // Woken from its parking: dormant still, no live phase to resume.
@@ -532,9 +532,9 @@ impl TorrentTask {
         let r = loop {
             // The idle seeding goal may stop it meanwhile.
             let goal = self.idle_goal(self.last().state);
-            if goal.is_none() && self.announcer.is_none() && self.cmds.is_empty() {
-                // Only a command can wake it: the task can end and leave
-                // its state to the queue.
+            if goal.is_none() && self.cmds.is_empty() {
+                // Only a command can wake it (a tracker's answer is one):
+                // the task can end and leave its state to the queue.
                 break Ok(Dormancy::Park);
             }
             match self.dormant_wait(goal).await {
@@ -571,17 +571,13 @@ impl TorrentTask {
                             break Ok(Dormancy::Wake(None));
                         }
                     }
-                    Some(other) => break Ok(Dormancy::Wake(Some(other))),
-                },
-                DormantWake::Announce(o) => {
-                    if let Some(resp) = self.note_announce(*o) {
-                        if !resp.peers.is_empty() {
-                            self.peers.extend(resp.peers);
-                            self.peers.truncate(super::core::MAX_KNOWN_ADDRS);
+                    Some(TorrentCmd::Announced(o)) => {
+                        if self.note_idle_announce(*o) {
                             break Ok(Dormancy::Wake(None));
                         }
                     }
-                }
+                    Some(other) => break Ok(Dormancy::Wake(Some(other))),
+                },
                 DormantWake::Goal => break Ok(Dormancy::Wake(None)),
             }
         };
@@ -592,7 +588,7 @@ impl TorrentTask {
         r
     }
 
-    /// The dormant wait: for a command, a tracker's answer or the idle
+    /// The dormant wait: for a command (a tracker's answer is one) or the idle
     /// seeding goal. Kept apart from [`Self::dormant`], and the goal's timer
     /// boxed, because this future is what a dormant torrent holds for as long
     /// as it sleeps: most have no goal, and an inline timer is 112 bytes.
@@ -600,7 +596,6 @@ impl TorrentTask {
         let mut timer = goal.map(|t| Box::pin(tokio::time::sleep_until(t.into())));
         tokio::select! {
             cmd = self.cmds.recv() => DormantWake::Cmd(cmd),
-            Some(o) = recv_announce(&mut self.announcer) => DormantWake::Announce(Box::new(o)),
             () = async {
                 match &mut timer {
                     Some(t) => t.await,
@@ -845,6 +840,9 @@ impl TorrentTask {
             TorrentCmd::Reader(id, w) => self.set_reader(id, w),
             TorrentCmd::Reannounce | TorrentCmd::Incoming(_) | TorrentCmd::Outgoing { .. } => {}
             TorrentCmd::Shutdown { .. } | TorrentCmd::CheckTurn(_) => {}
+            TorrentCmd::Announced(o) => {
+                self.note_idle_announce(*o);
+            }
         }
     }
 
@@ -1150,7 +1148,9 @@ impl TorrentTask {
         let peer_id = self.ctx.peer_id;
         let port = self.ctx.local_addr.port();
         let key: u32 = rand::Rng::gen(&mut rng);
-        let (atx, arx) = mpsc::channel(16);
+        // Weak: the announcer does not keep the torrent's queue open. The
+        // answers to `stopped` are not wanted (the torrent is stopping).
+        let own = self.own_tx.clone();
         let h = shoal_tracker::spawn_announcer(
             ann,
             self.ctx.tracker.clone(),
@@ -1163,15 +1163,23 @@ impl TorrentTask {
                 r.numwant = Some(50);
                 r
             },
-            atx,
+            move |o: AnnounceOutcome| {
+                if o.event == shoal_tracker::Event::Stopped {
+                    return;
+                }
+                if let Some(tx) = own.upgrade() {
+                    // (A full queue drops it: the next one comes.)
+                    let _ = tx.try_send(TorrentCmd::Announced(Box::new(o)));
+                }
+            },
             STOP_ANNOUNCE,
         );
-        self.announcer = Some((h, arx));
+        self.announcer = Some(h);
     }
 
     /// Announces `stopped` in the background (bounded) and forgets the announcer.
     fn stop_announcer(&mut self) {
-        if let Some((h, _)) = self.announcer.take() {
+        if let Some(h) = self.announcer.take() {
             tokio::spawn(h.stop());
         }
     }
@@ -1334,13 +1342,6 @@ impl TorrentTask {
                         }
                     }
                 }
-                Some(o) = recv_announce(&mut self.announcer) => {
-                    if let Some(resp) = self.note_announce(o) {
-                        tracing::debug!(peers = resp.peers.len(), "announce ok");
-                        run.core.add_addrs(Instant::now(), resp.peers, PeerSource::Tracker);
-                        run.core.handle_timeout(Instant::now());
-                    }
-                }
                 done = super::magnet::poll_phase(&mut phase) => {
                     Box::pin(self.on_phase(&mut run, &mut storage, done)).await;
                 }
@@ -1473,7 +1474,7 @@ impl TorrentTask {
                 TaskAction::Metadata(info) => self.on_metadata(run, info, phase).await,
                 TaskAction::Layers(l) => self.on_layers(run, l, phase),
                 TaskAction::AnnounceCompleted => {
-                    if let Some((h, _)) = &self.announcer {
+                    if let Some(h) = &self.announcer {
                         let _ = futures_util::FutureExt::now_or_never(h.completed());
                     }
                 }
@@ -1499,6 +1500,19 @@ impl TorrentTask {
             self.stop_announcer();
         }
         self.publish(&s);
+    }
+
+    /// Records what a tracker said while no transfer runs, keeping the
+    /// peers it gave for the next one. Whether it gave any.
+    fn note_idle_announce(&mut self, o: AnnounceOutcome) -> bool {
+        match self.note_announce(o) {
+            Some(resp) if !resp.peers.is_empty() => {
+                self.peers.extend(resp.peers);
+                self.peers.truncate(super::core::MAX_KNOWN_ADDRS);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Records what a tracker said; its answer, if it gave one.
@@ -1641,7 +1655,7 @@ impl TorrentTask {
             TorrentCmd::SettingsChanged => self.ignore_goals = false,
             TorrentCmd::Recheck => return Some(RunEnd::Recheck),
             TorrentCmd::Reannounce => {
-                if let Some((h, _)) = &self.announcer {
+                if let Some(h) = &self.announcer {
                     let _ = futures_util::FutureExt::now_or_never(h.announce_now());
                 }
                 if let Some(mode) = self.dht_mode.take() {
@@ -1695,6 +1709,13 @@ impl TorrentTask {
             TorrentCmd::Move(to, reply) => return Some(RunEnd::Move(to, reply)),
             // Checked already (a command woke it before its turn came).
             TorrentCmd::CheckTurn(_) => {}
+            TorrentCmd::Announced(o) => {
+                if let Some(resp) = self.note_announce(*o) {
+                    tracing::debug!(peers = resp.peers.len(), "announce ok");
+                    run.core.add_addrs(now, resp.peers, PeerSource::Tracker);
+                    run.core.handle_timeout(now);
+                }
+            }
             TorrentCmd::Shutdown { delete_data, reply } => {
                 return Some(RunEnd::Stop(Stop {
                     delete_data,
@@ -1709,7 +1730,7 @@ impl TorrentTask {
         if let Some(d) = &self.ctx.dht {
             d.remove(self.id);
         }
-        if let Some((h, _)) = self.announcer.take() {
+        if let Some(h) = self.announcer.take() {
             h.stop().await;
         }
         let mut r = Ok(());
@@ -1752,15 +1773,6 @@ fn resume(task: Box<TorrentTask>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(t) => tokio::time::sleep_until(t.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn recv_announce(
-    a: &mut Option<(AnnouncerHandle, mpsc::Receiver<AnnounceOutcome>)>,
-) -> Option<AnnounceOutcome> {
-    match a {
-        Some((_, r)) => r.recv().await,
         None => std::future::pending().await,
     }
 }

@@ -295,3 +295,90 @@ async fn restored_torrents_wait_for_their_check_parked() {
         "{most} tasks alive at once for {N} torrents restored"
     );
 }
+
+/// A dormant seed with a tracker parks too: its announcer runs apart and
+/// hands the tracker's answers over as commands, so the session holds one
+/// task per torrent (the announcer's), not two; an answer reaches the
+/// parked torrent and shows in its tracker list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dormant_seeds_with_a_tracker_park_and_hear_it() {
+    use shoal_tracker::udp_codec::{Request, Response};
+    let tmp = tempfile::tempdir().unwrap();
+    let tracker = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let at = tracker.local_addr().unwrap();
+    // Answers every announce: no peers, and a count to recognise.
+    let serve = tokio::spawn(async move {
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let Ok((n, from)) = tracker.recv_from(&mut buf).await else {
+                return;
+            };
+            let reply = match Request::decode(&buf[..n]) {
+                Ok(Request::Connect { transaction_id }) => Response::Connect {
+                    transaction_id,
+                    connection_id: 0x5eed,
+                },
+                Ok(Request::Announce { transaction_id, .. }) => Response::Announce {
+                    transaction_id,
+                    interval: 1800,
+                    leechers: 0,
+                    seeders: 7,
+                    peers: Vec::new(),
+                },
+                _ => continue,
+            };
+            let _ = tracker.send_to(&reply.encode(), from).await;
+        }
+    });
+    let seeder = Session::start(cfg()).await.unwrap();
+    let rt = tokio::runtime::Handle::current();
+    let before = rt.metrics().num_alive_tasks();
+    const N: usize = 20;
+    let mut handles = Vec::new();
+    for i in 0..N {
+        let dir = tmp.path().join(format!("t{i}"));
+        let t = make_torrent(&dir, &[30_000 + i], 16 * 1024);
+        let mut p = AddTorrentParams::torrent(t, &dir);
+        p.extra_trackers = vec![format!("udp://{at}/announce")];
+        handles.push(seeder.add(p).await.unwrap());
+    }
+    // Each heard its tracker (the answer is a command to a parked task).
+    for h in &handles {
+        let r = tokio::time::timeout(LIMIT, async {
+            loop {
+                let t = h.trackers().await.unwrap();
+                if t.first().is_some_and(|t| t.announces_ok > 0) {
+                    return t;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("an answer from the tracker");
+        assert_eq!(r[0].seeders, Some(7), "{r:?}");
+    }
+    wait_dormant(&seeder, N, "seeds with a tracker").await;
+    // One task each (the announcer's), not two.
+    let alive = || rt.metrics().num_alive_tasks().saturating_sub(before);
+    let r = tokio::time::timeout(LIMIT, async {
+        while alive() >= N + N / 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let left = alive();
+    assert!(
+        handles
+            .iter()
+            .all(|h| h.status().state == TorrentState::Seeding),
+        "still seeding"
+    );
+    tokio::time::timeout(LIMIT, seeder.shutdown())
+        .await
+        .unwrap();
+    serve.abort();
+    assert!(
+        r.is_ok(),
+        "{left} tasks more than before, for {N} dormant torrents with a tracker"
+    );
+}
