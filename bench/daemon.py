@@ -6,10 +6,12 @@ time from restart until all are listed again and until all seed again, and the
 RSS after the restart.
 
 Usage: python3 bench/daemon.py SHOAL_BIN [N]   (bench/daemon.sh builds and runs it)
+SHOAL_BENCH_TRACKER=1: every torrent names a UDP tracker on loopback (run by
+this script: it answers every announce, with no peers), as real torrents do.
 Goals: shoal RSS under 200 MiB and below transmission-daemon's; the list
 under 100 ms; restart under 10 s.
 """
-import base64, hashlib, json, os, shutil, signal, socket, subprocess, sys, tempfile, time
+import base64, hashlib, json, os, shutil, signal, socket, struct, subprocess, sys, tempfile, threading, time
 import urllib.request, urllib.error
 
 # transmission-remote 3.00's `-l` fields, and percentDone.
@@ -32,8 +34,30 @@ def benc(x):
     raise TypeError(x)
 
 
-def make(data_dir, n):
-    """n one-file torrents of 16 KiB each (one piece); the data in data_dir."""
+def udp_tracker():
+    """A BEP 15 tracker on loopback answering every announce with no peers
+    (interval 30 min); its announce URL. Runs in a daemon thread."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+
+    def serve():
+        while True:
+            data, addr = sock.recvfrom(2048)
+            if len(data) < 16:
+                continue
+            action, tid = struct.unpack(">II", data[8:16])
+            if action == 0:
+                sock.sendto(struct.pack(">IIQ", 0, tid, 0x5EED), addr)
+            elif action == 1:
+                sock.sendto(struct.pack(">IIIII", 1, tid, 1800, 0, 1), addr)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return "udp://127.0.0.1:%d/announce" % sock.getsockname()[1]
+
+
+def make(data_dir, n, tracker=None):
+    """n one-file torrents of 16 KiB each (one piece); the data in data_dir;
+    each names `tracker` if given."""
     out = []
     for i in range(n):
         name = "t%05d.bin" % i
@@ -42,7 +66,10 @@ def make(data_dir, n):
             f.write(body)
         info = {"name": name, "length": len(body), "piece length": 16384,
                 "pieces": hashlib.sha1(body).digest()}
-        out.append(benc({"info": info, "created by": "bench"}))
+        top = {"info": info, "created by": "bench"}
+        if tracker:
+            top["announce"] = tracker
+        out.append(benc(top))
     return out
 
 
@@ -187,8 +214,10 @@ def main():
     try:
         data = os.path.join(root, "data")
         os.makedirs(data)
-        print("making %d torrents of 16 KiB" % n, flush=True)
-        torrents = make(data, n)
+        tracker = udp_tracker() if os.environ.get("SHOAL_BENCH_TRACKER") else None
+        print("making %d torrents of 16 KiB%s" % (n, ", each with " + tracker if tracker else ""),
+              flush=True)
+        torrents = make(data, n, tracker)
         results = {}
         env = dict(os.environ, SHOAL_NO_DEFAULT_BOOTSTRAP="1")
 

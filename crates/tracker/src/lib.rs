@@ -7,18 +7,21 @@
 //! - the sans-IO UDP exchange [`UdpSession`] and the sans-IO tier scheduler
 //!   [`Announcer`], both taking time (and a seed) as input;
 //! - tokio drivers: [`HttpTrackerClient`] (reqwest + rustls), [`UdpTrackerClient`],
-//!   [`TrackerClient`], which picks one by URL scheme, and [`spawn_announcer`],
-//!   the task that runs an [`Announcer`] for one torrent.
+//!   [`TrackerClient`], which picks one by URL scheme, and the
+//!   [`AnnounceService`], one task that runs the [`Announcer`]s of every
+//!   torrent of a session ([`spawn_announcer`]: one torrent on its own).
 //!
 //! The tracker server is the `shoal-tracker-server` crate.
 //!
-//! For the engine: build an [`Announcer`] from the torrent's announce-list,
-//! then [`spawn_announcer`] with a [`TrackerClient`] and a closure returning
-//! the current [`AnnounceRequest`] and one taking each [`AnnounceOutcome`]
-//! (peers, counts, errors); call [`AnnouncerHandle::completed`] when the download finishes
-//! and [`AnnouncerHandle::stop`] on shutdown.
+//! For the engine: one [`AnnounceService`] per session; per torrent, build
+//! an [`Announcer`] from its announce-list and [`AnnounceService::register`]
+//! it with a closure returning the current [`AnnounceRequest`] and one
+//! taking each [`AnnounceOutcome`] (peers, counts, errors); call
+//! [`Registration::completed`] when the download finishes and
+//! [`Registration::stop`] on shutdown.
 #![deny(missing_docs)]
 
+mod announce_service;
 mod announce_task;
 mod announcer;
 mod client;
@@ -33,6 +36,7 @@ pub mod udp_codec;
 mod udp_mux;
 mod udp_session;
 
+pub use announce_service::{AnnounceService, OutcomeSink, Registration, StatsFn};
 pub use announce_task::{spawn_announcer, AnnounceOutcome, AnnouncerHandle};
 pub use announcer::{AnnounceJob, Announcer, AnnouncerConfig, TrackerKey, TrackerStatus};
 pub use client::{ClientConfig, TrackerClient, TrackerKind};

@@ -129,7 +129,8 @@ pub(crate) struct SessionCtx {
     pub down: SharedBucket,
     /// Bandwidth groups by name.
     pub groups: Groups,
-    pub tracker: TrackerClient,
+    /// Announces for every torrent (one task for the session).
+    pub announces: shoal_tracker::AnnounceService,
     pub persist: Arc<dyn Persist>,
     pub events: broadcast::Sender<SessionEvent>,
     pub conns: ConnLimits,
@@ -269,7 +270,10 @@ impl Session {
             up: Arc::new(Mutex::new(TokenBucket::new(config.max_upload_rate))),
             down: Arc::new(Mutex::new(TokenBucket::new(config.max_download_rate))),
             groups: Groups::default(),
-            tracker,
+            announces: shoal_tracker::AnnounceService::spawn(
+                tracker,
+                crate::torrent::STOP_ANNOUNCE,
+            ),
             persist: persist.clone(),
             events,
             conns: ConnLimits {

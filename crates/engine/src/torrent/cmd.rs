@@ -80,8 +80,8 @@ pub(crate) enum TorrentCmd {
     /// `session::check_turns`): it checks on it. Any phase but the wait for
     /// a turn drops it, which passes the turn on.
     CheckTurn(tokio::sync::OwnedSemaphorePermit),
-    /// What a tracker answered (from the torrent's announcer, which runs
-    /// apart: a dormant torrent parks while it announces).
+    /// What a tracker answered (from the session's announce service, which
+    /// announces for a dormant torrent while it parks).
     Announced(Box<shoal_tracker::AnnounceOutcome>),
     /// Stop for good: close peers, announce `stopped`, save resume data,
     /// and delete the data when asked.

@@ -20,7 +20,7 @@ pub use driver::PeerStream;
 pub(crate) use driver::ToTorrent;
 pub use handle::{TorrentHandle, TorrentMeta};
 pub use reader::{FileReader, ReadError, DEFAULT_READ_AHEAD, MAX_READ};
-pub(crate) use task::{spawn, Launch, Origin};
+pub(crate) use task::{spawn, Launch, Origin, STOP_ANNOUNCE};
 pub use watched::{WatchClosed, WatchReceiver, WatchRef};
 
 /// Whether a handshake's 20-byte hash names a torrent with these hashes

@@ -15,8 +15,8 @@
 //! came): its `Run`, storage and the boxed future of the live phases are
 //! dropped, and the task goes to [`TorrentTask::dormant`] with its
 //! verified pieces, counters, status and announcer. There, when only a
-//! command can wake it (no idle seeding goal; the announcer runs apart and
-//! sends the trackers' answers as commands), the task ends and leaves its
+//! command can wake it (no idle seeding goal; the session's announce
+//! service sends the trackers' answers as commands), the task ends and leaves its
 //! state to its command queue ([`park`]); the next command spawns it again. A connection, a peer address, a tracker
 //! answer with peers, a reader or any command that needs a transfer wakes
 //! it: a new `Run` starts from the kept pieces without a check, and the
@@ -40,9 +40,7 @@ use crate::status::{TorrentState, TorrentStatus};
 use crate::TorrentId;
 use shoal_metainfo::{InfoHashes, Magnet, Torrent};
 use shoal_storage::{Storage, StorageOptions};
-use shoal_tracker::{
-    AnnounceOutcome, AnnounceRequest, Announcer, AnnouncerConfig, AnnouncerHandle,
-};
+use shoal_tracker::{AnnounceOutcome, AnnounceRequest, Announcer, AnnouncerConfig, Registration};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -65,7 +63,7 @@ const CMD_QUEUE: usize = 256;
 /// Time between two progress events of one torrent.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 /// Bound on the `stopped` announce when a torrent pauses or stops.
-const STOP_ANNOUNCE: Duration = Duration::from_secs(3);
+pub(crate) const STOP_ANNOUNCE: Duration = Duration::from_secs(3);
 
 /// Byte counters the announcer reads.
 #[derive(Debug, Default)]
@@ -136,9 +134,9 @@ pub(crate) struct TorrentTask {
     /// made when a transfer starts, dropped while dormant (the limits and
     /// the group are kept in the metadata).
     rates: Option<Arc<TorrentRates>>,
-    /// The trackers' announcer: a task of its own, which sends what the
+    /// Its place in the session's announce service, which sends what the
     /// trackers answer as [`TorrentCmd::Announced`].
-    announcer: Option<AnnouncerHandle>,
+    announcer: Option<Registration>,
     /// What each tracker last said (for display).
     trackers: Vec<crate::info::TrackerInfo>,
     /// The verified pieces as of the last run (answers queries between runs).
@@ -1151,10 +1149,9 @@ impl TorrentTask {
         // Weak: the announcer does not keep the torrent's queue open. The
         // answers to `stopped` are not wanted (the torrent is stopping).
         let own = self.own_tx.clone();
-        let h = shoal_tracker::spawn_announcer(
+        let h = self.ctx.announces.register(
             ann,
-            self.ctx.tracker.clone(),
-            move || {
+            Box::new(move || {
                 let mut r =
                     AnnounceRequest::new(info_hash, peer_id, port, c.left.load(Ordering::Relaxed));
                 r.uploaded = c.uploaded.load(Ordering::Relaxed);
@@ -1162,8 +1159,8 @@ impl TorrentTask {
                 r.key = key;
                 r.numwant = Some(50);
                 r
-            },
-            move |o: AnnounceOutcome| {
+            }),
+            Box::new(move |o: AnnounceOutcome| {
                 if o.event == shoal_tracker::Event::Stopped {
                     return;
                 }
@@ -1171,8 +1168,7 @@ impl TorrentTask {
                     // (A full queue drops it: the next one comes.)
                     let _ = tx.try_send(TorrentCmd::Announced(Box::new(o)));
                 }
-            },
-            STOP_ANNOUNCE,
+            }),
         );
         self.announcer = Some(h);
     }
@@ -1475,7 +1471,7 @@ impl TorrentTask {
                 TaskAction::Layers(l) => self.on_layers(run, l, phase),
                 TaskAction::AnnounceCompleted => {
                     if let Some(h) = &self.announcer {
-                        let _ = futures_util::FutureExt::now_or_never(h.completed());
+                        h.completed();
                     }
                 }
             }
@@ -1656,7 +1652,7 @@ impl TorrentTask {
             TorrentCmd::Recheck => return Some(RunEnd::Recheck),
             TorrentCmd::Reannounce => {
                 if let Some(h) = &self.announcer {
-                    let _ = futures_util::FutureExt::now_or_never(h.announce_now());
+                    h.announce_now();
                 }
                 if let Some(mode) = self.dht_mode.take() {
                     self.set_dht(FeedMode::Off);
