@@ -28,6 +28,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
+/// Announces under way at once, for all torrents together. A session that
+/// restores or stops thousands of torrents would otherwise start thousands
+/// of announces in the same instant (each a task with its buffers); the
+/// others wait their turn, in order.
+pub const MAX_IN_FLIGHT: usize = 64;
+
 /// Gives a torrent's current statistics for an announce (its `event` is
 /// replaced by the scheduler's).
 pub type StatsFn = Box<dyn Fn() -> crate::AnnounceRequest + Send>;
@@ -161,6 +167,9 @@ struct Service {
     jobs: JoinSet<JobResult>,
     /// The job of each announce task (to hand a panicked one back).
     running: HashMap<tokio::task::Id, (u64, TrackerKey)>,
+    /// Entries with announces due while [`MAX_IN_FLIGHT`] were under way,
+    /// in order (an entry may be here more than once: polling is idempotent).
+    waiting: std::collections::VecDeque<u64>,
 }
 
 async fn run(client: TrackerClient, mut rx: mpsc::UnboundedReceiver<Msg>, stop_timeout: Duration) {
@@ -171,6 +180,7 @@ async fn run(client: TrackerClient, mut rx: mpsc::UnboundedReceiver<Msg>, stop_t
         heap: BinaryHeap::new(),
         jobs: JoinSet::new(),
         running: HashMap::new(),
+        waiting: Default::default(),
     };
     let mut open = true;
     loop {
@@ -266,6 +276,7 @@ impl Service {
                 }
                 (e.sink)(AnnounceOutcome { url, event, result });
                 self.poll(id, now);
+                self.resume_waiting(now);
             }
             Err(err) => {
                 if let Some((id, key)) = self.running.remove(&err.id()) {
@@ -274,7 +285,18 @@ impl Service {
                     }
                     self.poll(id, now);
                 }
+                self.resume_waiting(now);
             }
+        }
+    }
+
+    /// Polls the entries that waited for room, while there is room.
+    fn resume_waiting(&mut self, now: Instant) {
+        while self.jobs.len() < MAX_IN_FLIGHT {
+            let Some(id) = self.waiting.pop_front() else {
+                break;
+            };
+            self.poll(id, now);
         }
     }
 
@@ -284,6 +306,21 @@ impl Service {
         let Some(e) = self.entries.get_mut(&id) else {
             return;
         };
+        if self.jobs.len() >= MAX_IN_FLIGHT {
+            // Its announces wait for room (its stop deadline still runs).
+            self.waiting.push_back(id);
+            if let Some((deadline, _)) = &e.stop {
+                if now >= *deadline {
+                    self.entries.remove(&id);
+                    return;
+                }
+                if e.wake != Some(*deadline) {
+                    self.heap.push(Reverse((*deadline, id)));
+                    e.wake = Some(*deadline);
+                }
+            }
+            return;
+        }
         while let Some(job) = e.ann.poll_announce(now) {
             let req = job.request(&(e.stats)());
             let c = self.client.clone();

@@ -133,3 +133,43 @@ async fn the_service_ends_with_its_last_handle_and_registration() {
     .await
     .expect("bounded");
 }
+
+#[tokio::test]
+async fn at_most_max_in_flight_announces_at_once() {
+    // A tracker that takes connections and never answers: every announce
+    // stays under way.
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/announce", l.local_addr().unwrap());
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let a = accepted.clone();
+    let hold = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        while let Ok((c, _)) = l.accept().await {
+            a.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            conns.push(c);
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(20), async {
+        let svc = AnnounceService::spawn(client(), Duration::from_millis(200));
+        let regs: Vec<_> = (0..MAX_IN_FLIGHT + 40)
+            .map(|_| svc.register(announcer(&[&url]), stats(), sink().0))
+            .collect();
+        let count = || accepted.load(std::sync::atomic::Ordering::SeqCst);
+        while count() < MAX_IN_FLIGHT {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(count(), MAX_IN_FLIGHT, "the others wait their turn");
+        // Stopping them all is bounded by the stop timeout, waiting or not.
+        let t = Instant::now();
+        let mut stops = JoinSet::new();
+        for r in regs {
+            stops.spawn(r.stop());
+        }
+        while stops.join_next().await.is_some() {}
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    })
+    .await
+    .expect("bounded");
+    hold.abort();
+}
