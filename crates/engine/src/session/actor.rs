@@ -175,16 +175,7 @@ pub(crate) async fn run(
                         torrent::spawn(ctx.clone(), id, torrent::Origin::Params(params, max_pos)).await
                     };
                     let _ = reply.send(r.map(|(handle, launch)| {
-                        match launch {
-                            torrent::Launch::Run(task) => {
-                                torrents.spawn(task);
-                            }
-                            torrent::Launch::Parked => {
-                                let _ = turns.send(handle.tx.downgrade());
-                            }
-                        }
-                        registry.insert(handle.clone());
-                        ctx.emit(SessionEvent::Added { id: handle.id(), name: Some(handle.meta().name) });
+                        start(&ctx, &registry, &mut torrents, &turns, &handle, launch);
                         handle
                     }));
                 }
@@ -198,16 +189,7 @@ pub(crate) async fn run(
                         torrent::spawn(ctx.clone(), id, torrent::Origin::Record(record)).await
                     };
                     let _ = reply.send(r.map(|(handle, launch)| {
-                        match launch {
-                            torrent::Launch::Run(task) => {
-                                torrents.spawn(task);
-                            }
-                            torrent::Launch::Parked => {
-                                let _ = turns.send(handle.tx.downgrade());
-                            }
-                        }
-                        registry.insert(handle.clone());
-                        ctx.emit(SessionEvent::Added { id: handle.id(), name: Some(handle.meta().name) });
+                        start(&ctx, &registry, &mut torrents, &turns, &handle, launch);
                         handle
                     }));
                 }
@@ -266,6 +248,31 @@ pub(crate) async fn run(
     torrents.abort_all();
     while torrents.join_next().await.is_some() {}
     children.abort_all();
+}
+
+/// Starts a new torrent's task (or hands its queue to the check turns when
+/// it waits parked), registers it and says so.
+fn start(
+    ctx: &SessionCtx,
+    registry: &Registry,
+    torrents: &mut JoinSet<()>,
+    turns: &mpsc::UnboundedSender<torrent::WeakCmdSender<torrent::TorrentCmd>>,
+    handle: &TorrentHandle,
+    launch: torrent::Launch,
+) {
+    match launch {
+        torrent::Launch::Run(task) => {
+            torrents.spawn(task);
+        }
+        torrent::Launch::Parked => {
+            let _ = turns.send(handle.tx.downgrade());
+        }
+    }
+    registry.insert(handle.clone());
+    ctx.emit(SessionEvent::Added {
+        id: handle.id(),
+        name: Some(handle.meta().name),
+    });
 }
 
 /// Stops a torrent's task within [`TORRENT_SHUTDOWN`].

@@ -51,6 +51,20 @@ async fn wait_dormant(s: &Session, n: usize, what: &str) {
     assert!(r.is_ok(), "{what}: {} dormant, not {n}", s.stats().dormant);
 }
 
+/// Waits until fewer than `bound` more tasks than `before` are alive; how
+/// many are when it gives up.
+async fn few_tasks(before: usize, bound: usize) -> Result<(), usize> {
+    let rt = tokio::runtime::Handle::current();
+    let alive = || rt.metrics().num_alive_tasks().saturating_sub(before);
+    let r = tokio::time::timeout(LIMIT, async {
+        while alive() >= bound {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    r.map_err(|_| alive())
+}
+
 /// A fresh session downloads `t` from `seed` (it connects, so the seed
 /// takes it as an incoming connection found by info-hash).
 async fn download_from(t: &Arc<Torrent>, src: &Path, dst: &Path, seed: std::net::SocketAddr) {
@@ -197,18 +211,9 @@ async fn dormant_torrents_hold_no_task_and_wake_on_a_command() {
     }
     wait_dormant(&seeder, N, "seeds with nothing to do").await;
     // Their tasks ended: each left its state to its command queue.
-    let alive = || rt.metrics().num_alive_tasks().saturating_sub(before);
-    let r = tokio::time::timeout(LIMIT, async {
-        while alive() >= N / 2 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    assert!(
-        r.is_ok(),
-        "{} tasks more than before, for {N} dormant torrents",
-        alive()
-    );
+    if let Err(n) = few_tasks(before, N / 2).await {
+        panic!("{n} tasks more than before, for {N} dormant torrents");
+    }
     // A command wakes each (answered dormant), and each parks again.
     for h in &handles {
         let s = h.status();
@@ -359,14 +364,7 @@ async fn dormant_seeds_with_a_tracker_park_and_hear_it() {
     }
     wait_dormant(&seeder, N, "seeds with a tracker").await;
     // No task per torrent: neither its own nor an announcer's.
-    let alive = || rt.metrics().num_alive_tasks().saturating_sub(before);
-    let r = tokio::time::timeout(LIMIT, async {
-        while alive() >= N / 2 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    let left = alive();
+    let r = few_tasks(before, N / 2).await;
     assert!(
         handles
             .iter()
@@ -377,8 +375,7 @@ async fn dormant_seeds_with_a_tracker_park_and_hear_it() {
         .await
         .unwrap();
     serve.abort();
-    assert!(
-        r.is_ok(),
-        "{left} tasks more than before, for {N} dormant torrents with a tracker"
-    );
+    if let Err(n) = r {
+        panic!("{n} tasks more than before, for {N} dormant torrents with a tracker");
+    }
 }
