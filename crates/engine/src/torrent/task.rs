@@ -16,11 +16,12 @@
 //! dropped, and the task goes to [`TorrentTask::dormant`] with its
 //! verified pieces, counters, status and announcer. There, when only a
 //! command can wake it (no idle seeding goal; the session's announce
-//! service sends the trackers' answers as commands), the task ends and leaves its
-//! state to its command queue ([`park`]); the next command spawns it again. A connection, a peer address, a tracker
-//! answer with peers, a reader or any command that needs a transfer wakes
-//! it: a new `Run` starts from the kept pieces without a check, and the
-//! waking command is its first. Nothing of this shows in the status or the
+//! service sends the trackers' answers as commands), the task ends and
+//! leaves its state to its command queue ([`park`]); the next command
+//! spawns it again. A connection, a peer address, a tracker answer with
+//! peers, a reader or any command that needs a transfer wakes it: a new
+//! `Run` starts from the kept pieces without a check, and the waking
+//! command is its first. Nothing of this shows in the status or the
 //! events.
 use super::cmd::{Reply, TorrentCmd};
 use super::core::{CoreInit, CoreLimits, PeerSource, TorrentCore};
@@ -586,10 +587,11 @@ impl TorrentTask {
         r
     }
 
-    /// The dormant wait: for a command (a tracker's answer is one) or the idle
-    /// seeding goal. Kept apart from [`Self::dormant`], and the goal's timer
-    /// boxed, because this future is what a dormant torrent holds for as long
-    /// as it sleeps: most have no goal, and an inline timer is 112 bytes.
+    /// The dormant wait: for a command (a tracker's answer is one) or the
+    /// idle seeding goal. Kept apart from [`Self::dormant`], and the goal's
+    /// timer boxed, because this future is what a dormant torrent holds for
+    /// as long as it sleeps: most have no goal, and an inline timer is 112
+    /// bytes.
     async fn dormant_wait(&mut self, goal: Option<Instant>) -> DormantWake {
         let mut timer = goal.map(|t| Box::pin(tokio::time::sleep_until(t.into())));
         tokio::select! {
