@@ -12,6 +12,7 @@
 //! [`SAVE_EVERY`].
 use crate::store::{Activity, Store, Totals};
 use crate::Shared;
+use shoal_base::VecMap;
 use shoal_engine::{TorrentId, TorrentState};
 use shoal_metainfo::InfoHashes;
 use std::collections::HashMap;
@@ -43,6 +44,8 @@ struct Track {
     dirty: bool,
     /// Its seconds changed: saved every [`SAVE_SECONDS_EVERY`].
     seconds_dirty: bool,
+    /// The parity of the last tick that found its torrent.
+    seen: bool,
 }
 
 /// One torrent's activity as the API shows it.
@@ -56,7 +59,9 @@ pub struct TorrentActivity {
 
 #[derive(Debug, Default)]
 struct Inner {
-    tracks: HashMap<TorrentId, Track>,
+    tracks: VecMap<TorrentId, Track>,
+    /// The parity of the current tick.
+    parity: bool,
     saved: HashMap<InfoHashes, Activity>,
     /// The first tick ran: torrents seen later were added in this run, and
     /// all of their traffic counts for it.
@@ -92,7 +97,8 @@ impl ActivityTracker {
         store.save_totals(before);
         ActivityTracker {
             inner: Mutex::new(Inner {
-                tracks: HashMap::new(),
+                tracks: VecMap::new(),
+                parity: false,
                 saved,
                 primed: false,
                 seconds_saved: None,
@@ -156,32 +162,23 @@ impl ActivityTracker {
         let mut inner = self.lock();
         let Inner {
             tracks,
+            parity,
             saved,
             primed,
             ..
         } = &mut *inner;
         let fresh = *primed;
         *primed = true;
-        let mut seen = std::collections::HashSet::with_capacity(handles.len());
+        *parity = !*parity;
+        let parity = *parity;
         let (mut up, mut down) = (0u64, 0u64);
         for h in &handles {
-            let id = h.id();
-            seen.insert(id);
             let s = h.status();
-            let t = tracks.entry(id).or_insert_with(|| Track {
-                acc: saved.remove(&h.info_hashes()).unwrap_or_default(),
-                state: if fresh {
-                    s.state
-                } else {
-                    TorrentState::Checking
-                },
-                frac: Duration::ZERO,
-                up: if fresh { 0 } else { s.uploaded },
-                down: if fresh { 0 } else { s.downloaded },
-                start_date: 0,
-                dirty: false,
-                seconds_dirty: false,
+            let t = tracks.get_or_insert_with(h.id(), || {
+                let acc = saved.remove(&h.info_hashes()).unwrap_or_default();
+                Track::new(acc, fresh, &s)
             });
+            t.seen = parity;
             let counting = !matches!(
                 t.state,
                 TorrentState::Checking | TorrentState::FetchingMetadata
@@ -219,7 +216,7 @@ impl ActivityTracker {
             }
             t.state = s.state;
         }
-        tracks.retain(|id, _| seen.contains(id));
+        tracks.retain(|_, t| t.seen == parity);
         if saved.is_empty() && saved.capacity() > 0 {
             // Every stored entry found its torrent: give back the table
             // (10,000 torrents' worth after a restart).
@@ -239,6 +236,28 @@ impl ActivityTracker {
             }
         }
         shared.store.save_totals(self.cumulative());
+    }
+}
+
+impl Track {
+    /// The entry of a torrent first seen now, with its stored accounting;
+    /// `fresh`: it was added in this run, after the first tick.
+    fn new(acc: Activity, fresh: bool, s: &shoal_engine::TorrentStatus) -> Track {
+        Track {
+            acc,
+            state: if fresh {
+                s.state
+            } else {
+                TorrentState::Checking
+            },
+            frac: Duration::ZERO,
+            up: if fresh { 0 } else { s.uploaded },
+            down: if fresh { 0 } else { s.downloaded },
+            start_date: 0,
+            dirty: false,
+            seconds_dirty: false,
+            seen: false,
+        }
     }
 }
 
@@ -295,6 +314,7 @@ mod tests {
 
     fn track() -> Track {
         Track {
+            seen: false,
             acc: Activity::default(),
             state: TorrentState::Seeding,
             frac: Duration::ZERO,
@@ -313,15 +333,17 @@ mod tests {
         // The first save takes everything that changed.
         inner.tracks.insert(TorrentId(1), track());
         inner.tracks.insert(TorrentId(2), track());
-        for t in inner.tracks.values_mut() {
+        for (_, t) in inner.tracks.iter_mut() {
             t.seconds_dirty = true;
         }
         assert_eq!(inner.take_due(t0, false).len(), 2);
         // Seconds grew on both, a date changed on one: only that one goes.
-        for t in inner.tracks.values_mut() {
+        for (_, t) in inner.tracks.iter_mut() {
             t.seconds_dirty = true;
         }
-        inner.tracks.get_mut(&TorrentId(2)).unwrap().dirty = true;
+        if let Some(t) = inner.tracks.get_mut(&TorrentId(2)) {
+            t.dirty = true;
+        }
         let due = inner.take_due(t0 + SAVE_EVERY, false);
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].0, TorrentId(2));

@@ -22,6 +22,7 @@
 use crate::announce_task::AnnounceOutcome;
 use crate::announcer::{Announcer, TrackerKey};
 use crate::client::TrackerClient;
+use shoal_base::VecMap;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::time::{Duration, Instant};
@@ -162,7 +163,8 @@ type JobResult = (Job, Result<crate::AnnounceResponse, crate::TrackerError>);
 struct Service {
     client: TrackerClient,
     stop_timeout: Duration,
-    entries: HashMap<u64, Entry>,
+    /// By registration id ([`VecMap`]: one entry per torrent, thousands).
+    entries: VecMap<u64, Entry>,
     heap: BinaryHeap<Reverse<(Instant, u64)>>,
     jobs: JoinSet<JobResult>,
     /// The job of each announce task (to hand a panicked one back).
@@ -176,7 +178,7 @@ async fn run(client: TrackerClient, mut rx: mpsc::UnboundedReceiver<Msg>, stop_t
     let mut s = Service {
         client,
         stop_timeout,
-        entries: HashMap::new(),
+        entries: VecMap::new(),
         heap: BinaryHeap::new(),
         jobs: JoinSet::new(),
         running: HashMap::new(),

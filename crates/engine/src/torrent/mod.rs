@@ -11,7 +11,7 @@ mod handle;
 mod magnet;
 mod reader;
 mod task;
-mod watched;
+pub(crate) mod watched;
 
 pub(crate) use self::core::DiskVerdict;
 pub(crate) use cmd::{Incoming, TorrentCmd};
