@@ -68,15 +68,43 @@ pub struct Torrent {
     layers: Layers,
     private: bool,
     trackers: Vec<Vec<String>>,
+    comment: Option<Box<str>>,
+    created_by: Option<Box<str>>,
+    creation_date: Option<i64>,
+    /// The keys most torrents lack, boxed: `None` when all are empty. A
+    /// daemon holds thousands of torrents; inline they cost 120 bytes each.
+    rare: Option<Box<Rare>>,
+}
+
+/// The optional keys of a [`Torrent`] that most lack (see `Torrent::rare`).
+#[derive(Debug, Clone, Default)]
+struct Rare {
     web_seeds: Vec<String>,
     nodes: Vec<HostPort>,
-    comment: Option<String>,
-    created_by: Option<String>,
-    creation_date: Option<i64>,
     similar: Vec<Vec<u8>>,
     collections: Vec<Vec<u8>>,
     irregularities: Vec<Irregularity>,
 }
+
+impl Rare {
+    fn boxed(self) -> Option<Box<Rare>> {
+        let empty = self.web_seeds.is_empty()
+            && self.nodes.is_empty()
+            && self.similar.is_empty()
+            && self.collections.is_empty()
+            && self.irregularities.is_empty();
+        (!empty).then(|| Box::new(self))
+    }
+}
+
+/// The empty [`Rare`], for torrents without one.
+static NO_RARE: Rare = Rare {
+    web_seeds: Vec::new(),
+    nodes: Vec::new(),
+    similar: Vec::new(),
+    collections: Vec::new(),
+    irregularities: Vec::new(),
+};
 
 impl Torrent {
     /// Parses and validates a whole .torrent file with the default [`ParseLimits`].
@@ -364,14 +392,17 @@ impl Torrent {
             layers,
             private,
             trackers: extras::trackers(top, limits)?,
-            web_seeds: extras::web_seeds(top, limits)?,
-            nodes: extras::nodes(top, limits)?,
-            comment: extras::text_field(top, "comment"),
-            created_by: extras::text_field(top, "created by"),
+            comment: extras::text_field(top, "comment").map(String::into_boxed_str),
+            created_by: extras::text_field(top, "created by").map(String::into_boxed_str),
             creation_date: top.get(b"creation date").and_then(|v| v.as_int()),
-            similar: extras::byte_list(info, top, "similar", limits),
-            collections: extras::byte_list(info, top, "collections", limits),
-            irregularities,
+            rare: Rare {
+                web_seeds: extras::web_seeds(top, limits)?,
+                nodes: extras::nodes(top, limits)?,
+                similar: extras::byte_list(info, top, "similar", limits),
+                collections: extras::byte_list(info, top, "collections", limits),
+                irregularities,
+            }
+            .boxed(),
         })
     }
 
@@ -501,10 +532,14 @@ impl Torrent {
         Ok(())
     }
 
+    fn rare(&self) -> &Rare {
+        self.rare.as_deref().unwrap_or(&NO_RARE)
+    }
+
     /// What was irregular in the file but loaded anyway, in the order found
     /// (empty for a canonical, complete torrent).
     pub fn irregularities(&self) -> &[Irregularity] {
-        &self.irregularities
+        &self.rare().irregularities
     }
 
     /// The files in torrent order, with offsets in the piece stream.
@@ -519,12 +554,12 @@ impl Torrent {
 
     /// BEP 19 web seed URLs.
     pub fn web_seeds(&self) -> &[String] {
-        &self.web_seeds
+        &self.rare().web_seeds
     }
 
     /// DHT bootstrap nodes from `nodes`.
     pub fn nodes(&self) -> &[HostPort] {
-        &self.nodes
+        &self.rare().nodes
     }
 
     /// BEP 27 private flag (`info.private == 1`).
@@ -549,12 +584,12 @@ impl Torrent {
 
     /// BEP 38 `similar` info-hashes, raw (from `info`, then the top level).
     pub fn similar(&self) -> &[Vec<u8>] {
-        &self.similar
+        &self.rare().similar
     }
 
     /// BEP 38 `collections` names, raw (from `info`, then the top level).
     pub fn collections(&self) -> &[Vec<u8>] {
-        &self.collections
+        &self.rare().collections
     }
 
     /// A magnet link for this torrent: info-hashes, name, trackers (all tiers
@@ -565,7 +600,7 @@ impl Torrent {
             v2: self.info_hashes.v2,
             name: Some(self.name.clone()),
             trackers: self.trackers.iter().flatten().cloned().collect(),
-            web_seeds: self.web_seeds.clone(),
+            web_seeds: self.rare().web_seeds.clone(),
             peers: Vec::new(),
             select_only: Vec::new(),
         }
