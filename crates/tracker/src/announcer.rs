@@ -212,6 +212,9 @@ impl Announcer {
                 min_interval: config.min_interval_floor,
             });
         }
+        // Exact: one per torrent, thousands in a daemon (a pushed-to
+        // vector keeps room for four).
+        out.shrink_to_fit();
         Announcer {
             config,
             tiers: out,

@@ -1123,6 +1123,10 @@ impl TorrentTask {
         if tiers.iter().all(|t| t.is_empty()) {
             return;
         }
+        // Exact: a pushed-to vector keeps room for four (512 bytes), and a
+        // daemon holds thousands of torrents with a tracker or two.
+        self.trackers
+            .reserve_exact(tiers.iter().map(Vec::len).sum());
         for (tier, urls) in tiers.iter().enumerate() {
             for url in urls {
                 if !self.trackers.iter().any(|t| t.url == *url) {
