@@ -24,6 +24,7 @@
 use crate::types::{AnnounceRequest, AnnounceResponse, Event};
 use rand::seq::SliceRandom;
 use rand::Rng;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Timing policy of the [`Announcer`].
@@ -40,6 +41,15 @@ pub struct AnnouncerConfig {
     pub retry_max: Duration,
     /// Most trackers kept from an announce-list (later ones are ignored).
     pub max_trackers: usize,
+}
+
+impl AnnouncerConfig {
+    /// The default, shared: an [`Announcer`] holds its configuration by
+    /// reference, and a session with thousands of torrents shares one.
+    pub fn shared_default() -> Arc<AnnouncerConfig> {
+        static SHARED: OnceLock<Arc<AnnouncerConfig>> = OnceLock::new();
+        SHARED.get_or_init(Default::default).clone()
+    }
 }
 
 impl Default for AnnouncerConfig {
@@ -159,7 +169,7 @@ impl Tier {
 /// The announce scheduler of one torrent. See the module docs for the policy.
 #[derive(Debug)]
 pub struct Announcer {
-    config: AnnouncerConfig,
+    config: Arc<AnnouncerConfig>,
     tiers: Vec<Tier>,
     stopping: bool,
 }
@@ -172,10 +182,11 @@ impl Announcer {
     /// The first announce of every tier is due at `now`.
     pub fn new(
         tiers: Vec<Vec<String>>,
-        config: AnnouncerConfig,
+        config: impl Into<Arc<AnnouncerConfig>>,
         rng: &mut impl Rng,
         now: Instant,
     ) -> Self {
+        let config = config.into();
         let mut seen = std::collections::HashSet::new();
         let mut next_key = 0u32;
         let mut out = Vec::new();
@@ -308,7 +319,7 @@ impl Announcer {
         let Some((ti, i)) = self.find(key) else {
             return;
         };
-        let cfg = self.config;
+        let cfg = *self.config;
         let stopping = self.stopping;
         let tier = &mut self.tiers[ti];
         let t = &mut tier.trackers[i];
@@ -361,7 +372,7 @@ impl Announcer {
         let Some((ti, i)) = self.find(key) else {
             return;
         };
-        let cfg = self.config;
+        let cfg = *self.config;
         let tier = &mut self.tiers[ti];
         let n = tier.trackers.len();
         let t = &mut tier.trackers[i];
