@@ -54,7 +54,7 @@ impl TorrentTask {
     /// `so` (BEP 53), else every file. Indices past the end are ignored.
     fn selection_for(&self, t: &Torrent) -> Vec<u8> {
         let n = t.files().len();
-        let sel = match &self.selection {
+        let sel = match self.selection.as_deref().unwrap_or(&FileSelection::All) {
             FileSelection::All => {
                 let so: Vec<usize> = self
                     .magnet

@@ -121,7 +121,9 @@ pub(crate) struct TorrentTask {
     pub(super) hashes: InfoHashes,
     pub(super) torrent: Option<Arc<Torrent>>,
     pub(super) magnet: Option<Box<Magnet>>,
-    pub(super) selection: FileSelection,
+    /// The files to fetch once a magnet's metadata arrives (`None`: all,
+    /// or the metadata is here and the selection is in the priorities).
+    pub(super) selection: Option<Box<FileSelection>>,
     pub(super) metadata_timeout: Option<Duration>,
     pub(super) peers: Vec<SocketAddr>,
     pub(super) user_paused: bool,
@@ -145,9 +147,9 @@ pub(crate) struct TorrentTask {
     /// The windows of the open file readers, by reader id.
     readers: std::collections::BTreeMap<u64, super::reader::ReaderWindows>,
     counters: Arc<Counters>,
-    last_progress: Option<Instant>,
-    /// Progress, rates and peers as the last progress event gave them.
-    last_shown: Option<(u64, u64, u64, usize)>,
+    /// The last progress event, while the torrent is awake (boxed: a
+    /// parked torrent drops it, and a daemon parks thousands).
+    shown: Option<Box<Shown>>,
     /// The session's download queue holds it back.
     queued: bool,
     /// Started by hand beyond the download queue.
@@ -160,6 +162,13 @@ pub(crate) struct TorrentTask {
     last_upload: (u64, Instant),
     queue_position: i64,
     dht_mode: Option<FeedMode>,
+}
+
+/// The last progress event sent: when, and the verified wanted bytes,
+/// rates and peers it gave.
+pub(super) struct Shown {
+    at: Instant,
+    shown: (u64, u64, u64, usize),
 }
 
 /// Builds a torrent's task and its handle (the caller spawns the task).
@@ -292,6 +301,11 @@ pub(crate) async fn spawn(
         status: status_rx,
         meta: meta_rx,
     };
+    let selection = match selection {
+        FileSelection::All => None,
+        _ if torrent.is_some() => None,
+        sel => Some(Box::new(sel)),
+    };
     let task = TorrentTask {
         id,
         hashes: record.info_hashes,
@@ -312,8 +326,7 @@ pub(crate) async fn spawn(
         have: shoal_wire::Bitfield::new(0),
         readers: std::collections::BTreeMap::new(),
         counters: Arc::new(Counters::default()),
-        last_progress: None,
-        last_shown: None,
+        shown: None,
         queued: false,
         force_start: false,
         finished: false,
@@ -649,13 +662,13 @@ impl TorrentTask {
             s.upload_rate,
             s.peers,
         );
+        let last = self.shown.as_deref();
         let went_idle = s.download_rate == 0
             && s.upload_rate == 0
-            && self.last_shown.is_some_and(|(_, d, u, _)| d != 0 || u != 0);
-        let due = self.last_progress.is_none_or(|t| now >= t + PROGRESS_EVERY);
-        if self.last_shown != Some(shown) && (due || went_idle) {
-            self.last_progress = Some(now);
-            self.last_shown = Some(shown);
+            && last.is_some_and(|l| l.shown.1 != 0 || l.shown.2 != 0);
+        let due = last.is_none_or(|l| now >= l.at + PROGRESS_EVERY);
+        if last.map(|l| l.shown) != Some(shown) && (due || went_idle) {
+            self.shown = Some(Box::new(Shown { at: now, shown }));
             self.ctx.emit(SessionEvent::Progress {
                 id: self.id,
                 verified_wanted_bytes: s.verified_wanted_bytes,
@@ -1146,7 +1159,12 @@ impl TorrentTask {
             }
         }
         let mut rng = self.ctx.torrent_rng();
-        let ann = Announcer::new(tiers, AnnouncerConfig::default(), &mut rng, Instant::now());
+        let ann = Announcer::new(
+            tiers,
+            AnnouncerConfig::shared_default(),
+            &mut rng,
+            Instant::now(),
+        );
         let c = self.counters.clone();
         let info_hash = self.hashes.primary().0;
         let peer_id = self.ctx.peer_id;
@@ -1760,7 +1778,10 @@ pub(super) fn fill_shared(shared: &PeerShared, t: &Torrent, storage: &Arc<Storag
 /// dormant still. The task's future, its tokio task and its waker are
 /// gone meanwhile: about 600 bytes per dormant torrent (bench/daemon.py).
 /// Refused, giving the task back, while a command waits.
-fn park(task: Box<TorrentTask>) -> Result<(), Box<TorrentTask>> {
+fn park(mut task: Box<TorrentTask>) -> Result<(), Box<TorrentTask>> {
+    // Its rates are zero and its last event said so: the first status
+    // after it wakes is sent as the first of a run.
+    task.shown = None;
     let rt = tokio::runtime::Handle::current();
     task.cmds.parker().park(task, move |task| {
         rt.spawn(resume(task));
