@@ -131,6 +131,9 @@ pub(crate) struct SessionCtx {
     pub groups: Groups,
     /// Announces for every torrent (one task for the session).
     pub announces: shoal_tracker::AnnounceService,
+    /// The runtime the session runs on: a parked torrent is spawned on it
+    /// when it wakes, whichever thread sent the command that woke it.
+    pub rt: tokio::runtime::Handle,
     pub persist: Arc<dyn Persist>,
     pub events: broadcast::Sender<SessionEvent>,
     pub conns: ConnLimits,
@@ -270,6 +273,7 @@ impl Session {
             up: Arc::new(Mutex::new(TokenBucket::new(config.max_upload_rate))),
             down: Arc::new(Mutex::new(TokenBucket::new(config.max_download_rate))),
             groups: Groups::default(),
+            rt: tokio::runtime::Handle::current(),
             announces: shoal_tracker::AnnounceService::spawn(
                 tracker,
                 crate::torrent::STOP_ANNOUNCE,

@@ -24,8 +24,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 
-/// What wakes a parked owner.
-type Wake = Box<dyn FnOnce() + Send>;
+/// A parked owner: woken by being handed back, boxed as it was parked (the
+/// box is the owner's own, so parking allocates nothing).
+pub(crate) trait Wake: Send {
+    /// Called once, on the next send or the last sender's drop.
+    fn wake(self: Box<Self>);
+}
 
 /// What the ends of one queue share, behind its lock.
 struct State<T> {
@@ -37,7 +41,7 @@ struct State<T> {
     /// waker behind until then (a spurious wake-up, nothing more).
     blocked: Vec<Waker>,
     /// The parked owner.
-    parked: Option<Wake>,
+    parked: Option<Box<dyn Wake>>,
     /// The receiver is gone: sends fail.
     closed: bool,
 }
@@ -80,12 +84,12 @@ enum Full<'a, T> {
     Yes(T, MutexGuard<'a, State<T>>),
 }
 
-fn wake(receiver: Option<Waker>, parked: Option<Wake>) {
+fn wake(receiver: Option<Waker>, parked: Option<Box<dyn Wake>>) {
     if let Some(w) = receiver {
         w.wake();
     }
     if let Some(p) = parked {
-        p();
+        p.wake();
     }
 }
 
@@ -282,15 +286,11 @@ pub(crate) struct Parker<T> {
 }
 
 impl<T> Parker<T> {
-    /// Stores `owner` with `wake`, to be called with it on the next send
-    /// or the last sender's drop. Refused, giving `owner` back, while a
+    /// Stores `owner`, to be woken ([`Wake::wake`]) on the next send or
+    /// the last sender's drop. Refused, giving `owner` back, while a
     /// command waits or when every sender is gone: its owner has to handle
     /// that first. A parked queue keeps no buffer.
-    pub(crate) fn park<P: Send + 'static>(
-        &self,
-        owner: P,
-        wake: impl FnOnce(P) + Send + 'static,
-    ) -> Result<(), P> {
+    pub(crate) fn park<P: Wake + 'static>(&self, owner: Box<P>) -> Result<(), Box<P>> {
         let mut st = self.chan.lock();
         // Checked under the lock: a send after this check finds the owner
         // stored when it locks to queue; the last sender's drop, too.
@@ -300,7 +300,7 @@ impl<T> Parker<T> {
         st.queue = VecDeque::new();
         st.blocked = Vec::new();
         st.receiver = None;
-        st.parked = Some(Box::new(move || wake(owner)));
+        st.parked = Some(owner);
         Ok(())
     }
 }
@@ -308,6 +308,19 @@ impl<T> Parker<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A test's parked owner: a receiver, and what waking does with it.
+    struct Owner(CmdReceiver<u8>, Box<dyn FnOnce(CmdReceiver<u8>) + Send>);
+
+    impl Wake for Owner {
+        fn wake(self: Box<Self>) {
+            (self.1)(self.0)
+        }
+    }
+
+    fn owner(rx: CmdReceiver<u8>, f: impl FnOnce(CmdReceiver<u8>) + Send + 'static) -> Box<Owner> {
+        Box::new(Owner(rx, Box::new(f)))
+    }
 
     #[tokio::test]
     async fn bounded_queue_in_order_and_closes_with_the_last_sender() {
@@ -341,10 +354,10 @@ mod tests {
         let (woke_tx, woke_rx) = std::sync::mpsc::channel();
         let parker = rx.parker();
         parker
-            .park(rx, move |rx| {
+            .park(owner(rx, move |rx| {
                 let first = rx.chan.lock().queue.pop_front();
                 woke_tx.send((first, rx)).unwrap()
-            })
+            }))
             .map_err(|_| ())
             .unwrap();
         assert!(woke_rx.try_recv().is_err(), "asleep until a command");
@@ -362,9 +375,9 @@ mod tests {
         let (tx, rx) = channel::<u8>(4);
         tx.try_send(1).unwrap();
         let parker = rx.parker();
-        let rx = parker.park(rx, |_| unreachable!()).unwrap_err();
+        let rx = parker.park(owner(rx, |_| unreachable!())).unwrap_err().0;
         drop(tx);
-        let mut rx = parker.park(rx, |_| unreachable!()).unwrap_err();
+        let mut rx = parker.park(owner(rx, |_| unreachable!())).unwrap_err().0;
         assert_eq!(rx.recv().await, Some(1));
         assert_eq!(rx.recv().await, None);
     }
@@ -376,7 +389,7 @@ mod tests {
         let weak = tx.downgrade();
         let (woke_tx, woke_rx) = std::sync::mpsc::channel();
         rx.parker()
-            .park(rx, move |rx| woke_tx.send(rx).unwrap())
+            .park(owner(rx, move |rx| woke_tx.send(rx).unwrap()))
             .map_err(|_| ())
             .unwrap();
         drop(tx);
@@ -448,7 +461,7 @@ mod tests {
         });
         assert!(rx.chan.lock().queue.capacity() >= 8);
         let chan = rx.chan.clone();
-        rx.parker().park(rx, drop).map_err(|_| ()).unwrap();
+        rx.parker().park(owner(rx, drop)).map_err(|_| ()).unwrap();
         assert_eq!(chan.lock().queue.capacity(), 0);
         drop(tx);
         assert!(chan.lock().parked.is_none(), "woken by the last drop");

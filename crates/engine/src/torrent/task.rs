@@ -162,6 +162,9 @@ pub(crate) struct TorrentTask {
     last_upload: (u64, Instant),
     queue_position: i64,
     dht_mode: Option<FeedMode>,
+    /// It parked dormant ([`park`]), not restored and waiting for its
+    /// check: it wakes dormant.
+    parked_dormant: bool,
 }
 
 /// The last progress event sent: when, and the verified wanted bytes,
@@ -334,6 +337,7 @@ pub(crate) async fn spawn(
         last_upload: (0, Instant::now()),
         queue_position: record.queue_position,
         dht_mode: None,
+        parked_dormant: false,
         ctx,
     };
     let task = Box::new(task);
@@ -344,10 +348,7 @@ pub(crate) async fn spawn(
         // command wakes it sooner). Thousands restored at once then hold
         // only their state, and the futures of their checks, made one at a
         // time, leave no holes between the states.
-        let rt = tokio::runtime::Handle::current();
-        match task.cmds.parker().park(task, move |task| {
-            rt.spawn(task.run(false));
-        }) {
+        match task.cmds.parker().park(task) {
             Ok(()) => return Ok((handle, Launch::Parked)),
             Err(task) => return Ok((handle, Launch::Run(Box::pin(task.run(false))))),
         }
@@ -1782,15 +1783,19 @@ fn park(mut task: Box<TorrentTask>) -> Result<(), Box<TorrentTask>> {
     // Its rates are zero and its last event said so: the first status
     // after it wakes is sent as the first of a run.
     task.shown = None;
-    let rt = tokio::runtime::Handle::current();
-    task.cmds.parker().park(task, move |task| {
-        rt.spawn(resume(task));
-    })
+    task.parked_dormant = true;
+    task.cmds.parker().park(task)
 }
 
-/// A parked task's life again (see [`park`]).
-fn resume(task: Box<TorrentTask>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-    Box::pin(task.run(true))
+impl super::cmd_queue::Wake for TorrentTask {
+    /// Spawns the parked task's life again: dormant if it parked dormant,
+    /// else (restored, waiting for its check) from the start.
+    fn wake(self: Box<Self>) {
+        let rt = self.ctx.rt.clone();
+        let asleep = self.parked_dormant;
+        let life: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(self.run(asleep));
+        rt.spawn(life);
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
