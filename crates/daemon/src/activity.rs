@@ -13,7 +13,7 @@
 use crate::store::{Activity, Store, Totals};
 use crate::Shared;
 use shoal_base::VecMap;
-use shoal_engine::{TorrentId, TorrentState};
+use shoal_engine::{TorrentId, TorrentState, TorrentStatus};
 use shoal_metainfo::InfoHashes;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -159,23 +159,75 @@ impl ActivityTracker {
     pub fn tick(&self, shared: &Shared, dt: Duration) {
         let now = crate::service::unix_now();
         let handles = shared.session.torrents();
-        let mut inner = self.lock();
+        let seen = handles
+            .iter()
+            .map(|h| (h.id(), h.info_hashes(), h.status()));
+        let (up, down) = self.lock().observe(seen, dt, now);
+        self.up.fetch_add(up, Ordering::Relaxed);
+        self.down.fetch_add(down, Ordering::Relaxed);
+    }
+
+    /// Queues what changed (everything with `all`) for the database.
+    pub fn save(&self, shared: &Shared, all: bool) {
+        let due = self.lock().take_due(Instant::now(), all);
+        for (id, acc) in due {
+            // (A torrent removed meanwhile keeps no activity.)
+            if let Some(h) = shared.session.torrent(id) {
+                shared.store.save_activity(&h.info_hashes(), acc);
+            }
+        }
+        shared.store.save_totals(self.cumulative());
+    }
+}
+
+impl Track {
+    /// The entry of a torrent first seen now, with its stored accounting;
+    /// `fresh`: it was added in this run, after the first tick.
+    fn new(acc: Activity, fresh: bool, s: &TorrentStatus) -> Track {
+        Track {
+            acc,
+            state: if fresh {
+                s.state
+            } else {
+                TorrentState::Checking
+            },
+            frac: Duration::ZERO,
+            up: if fresh { 0 } else { s.uploaded },
+            down: if fresh { 0 } else { s.downloaded },
+            start_date: 0,
+            dirty: false,
+            seconds_dirty: false,
+            seen: false,
+        }
+    }
+}
+
+impl Inner {
+    /// One tick over every torrent of the session (`dt` passed since the
+    /// last, `now` in Unix seconds): their time and dates are accounted,
+    /// the tracks of torrents gone are dropped. Returns the bytes sent and
+    /// received since the last tick.
+    fn observe(
+        &mut self,
+        torrents: impl Iterator<Item = (TorrentId, InfoHashes, TorrentStatus)>,
+        dt: Duration,
+        now: u64,
+    ) -> (u64, u64) {
         let Inner {
             tracks,
             parity,
             saved,
             primed,
             ..
-        } = &mut *inner;
+        } = self;
         let fresh = *primed;
         *primed = true;
         *parity = !*parity;
         let parity = *parity;
         let (mut up, mut down) = (0u64, 0u64);
-        for h in &handles {
-            let s = h.status();
-            let t = tracks.get_or_insert_with(h.id(), || {
-                let acc = saved.remove(&h.info_hashes()).unwrap_or_default();
+        for (id, hashes, s) in torrents {
+            let t = tracks.get_or_insert_with(id, || {
+                let acc = saved.remove(&hashes).unwrap_or_default();
                 Track::new(acc, fresh, &s)
             });
             t.seen = parity;
@@ -222,46 +274,9 @@ impl ActivityTracker {
             // (10,000 torrents' worth after a restart).
             *saved = HashMap::new();
         }
-        self.up.fetch_add(up, Ordering::Relaxed);
-        self.down.fetch_add(down, Ordering::Relaxed);
+        (up, down)
     }
 
-    /// Queues what changed (everything with `all`) for the database.
-    pub fn save(&self, shared: &Shared, all: bool) {
-        let due = self.lock().take_due(Instant::now(), all);
-        for (id, acc) in due {
-            // (A torrent removed meanwhile keeps no activity.)
-            if let Some(h) = shared.session.torrent(id) {
-                shared.store.save_activity(&h.info_hashes(), acc);
-            }
-        }
-        shared.store.save_totals(self.cumulative());
-    }
-}
-
-impl Track {
-    /// The entry of a torrent first seen now, with its stored accounting;
-    /// `fresh`: it was added in this run, after the first tick.
-    fn new(acc: Activity, fresh: bool, s: &shoal_engine::TorrentStatus) -> Track {
-        Track {
-            acc,
-            state: if fresh {
-                s.state
-            } else {
-                TorrentState::Checking
-            },
-            frac: Duration::ZERO,
-            up: if fresh { 0 } else { s.uploaded },
-            down: if fresh { 0 } else { s.downloaded },
-            start_date: 0,
-            dirty: false,
-            seconds_dirty: false,
-            seen: false,
-        }
-    }
-}
-
-impl Inner {
     /// The entries to save now, marked clean: every one with `all`, else
     /// those changed beyond their seconds, and those whose seconds changed
     /// once [`SAVE_SECONDS_EVERY`] passed since the seconds were saved.
@@ -353,5 +368,77 @@ mod tests {
         assert!(inner.take_due(t0 + SAVE_SECONDS_EVERY, false).is_empty());
         // At shutdown everything goes, changed or not.
         assert_eq!(inner.take_due(t0 + SAVE_SECONDS_EVERY, true).len(), 2);
+    }
+
+    fn status(state: TorrentState, uploaded: u64) -> TorrentStatus {
+        TorrentStatus {
+            state,
+            uploaded,
+            ..TorrentStatus::default()
+        }
+    }
+
+    fn hashes(n: u8) -> InfoHashes {
+        InfoHashes {
+            v1: Some(shoal_base::InfoHash([n; 20])),
+            v2: None,
+        }
+    }
+
+    #[test]
+    fn ticks_account_time_and_traffic_and_forget_torrents_gone() {
+        let mut inner = Inner::default();
+        let stored = Activity {
+            seconds_seeding: 100,
+            ..Activity::default()
+        };
+        inner.saved.insert(hashes(2), stored);
+        let sec = Duration::from_secs(1);
+        let seed = |up| status(TorrentState::Seeding, up);
+        // The first tick: torrent 1 new, torrent 2 restored with its
+        // stored seconds; traffic before the first tick is not this run's.
+        let torrents = |up1, up2| {
+            [
+                (TorrentId(1), hashes(1), seed(up1)),
+                (TorrentId(2), hashes(2), seed(up2)),
+            ]
+        };
+        assert_eq!(
+            inner.observe(torrents(10, 20).into_iter(), sec, 1000),
+            (0, 0)
+        );
+        assert!(inner.saved.is_empty() && inner.saved.capacity() == 0);
+        // Two more seconds, 5 and 7 bytes sent.
+        assert_eq!(
+            inner.observe(torrents(15, 27).into_iter(), sec, 1001),
+            (5 + 7, 0)
+        );
+        assert_eq!(
+            inner.observe(torrents(15, 27).into_iter(), sec, 1002),
+            (0, 0)
+        );
+        let secs = |inner: &Inner, id| {
+            inner
+                .tracks
+                .get(&TorrentId(id))
+                .map(|t| t.acc.seconds_seeding)
+        };
+        assert_eq!(secs(&inner, 1), Some(2));
+        assert_eq!(secs(&inner, 2), Some(102));
+        // Torrent 1 is gone: its track too; half seconds add up.
+        let half = Duration::from_millis(500);
+        let only2 = || [(TorrentId(2), hashes(2), seed(27))].into_iter();
+        inner.observe(only2(), half, 1003);
+        assert_eq!(secs(&inner, 1), None);
+        assert_eq!(secs(&inner, 2), Some(102));
+        inner.observe(only2(), half, 1004);
+        assert_eq!(secs(&inner, 2), Some(103));
+        // One added after the first tick counts all its traffic.
+        let added = [
+            (TorrentId(2), hashes(2), seed(27)),
+            (TorrentId(3), hashes(3), seed(9)),
+        ];
+        assert_eq!(inner.observe(added.into_iter(), sec, 1005), (9, 0));
+        assert_eq!(inner.tracks.len(), 2);
     }
 }
