@@ -219,10 +219,15 @@ impl Service {
                 break;
             }
             self.heap.pop();
-            if self.entries.get(&id).is_some_and(|e| e.wake == Some(t)) {
-                if let Some(e) = self.entries.get_mut(&id) {
+            // A stale time (the entry asked for another since) is skipped.
+            let fire = match self.entries.get_mut(&id) {
+                Some(e) if e.wake == Some(t) => {
                     e.wake = None;
+                    true
                 }
+                _ => false,
+            };
+            if fire {
                 self.poll(id, now);
             }
         }

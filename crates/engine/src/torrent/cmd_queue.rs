@@ -60,13 +60,13 @@ impl<T> Chan<T> {
 
     /// Queues `cmd` if there is room (giving it back otherwise), and wakes
     /// whoever waits for it.
-    fn push(&self, cmd: T) -> Result<(), Full<'_, T>> {
+    fn push(&self, cmd: T) -> Result<(), Refused<'_, T>> {
         let mut st = self.lock();
         if st.closed {
-            return Err(Full::Closed(cmd));
+            return Err(Refused::Closed(cmd));
         }
         if st.queue.len() >= self.cap {
-            return Err(Full::Yes(cmd, st));
+            return Err(Refused::Full(cmd, st));
         }
         st.queue.push_back(cmd);
         let (receiver, parked) = (st.receiver.take(), st.parked.take());
@@ -77,11 +77,11 @@ impl<T> Chan<T> {
 }
 
 /// Why [`Chan::push`] did not queue.
-enum Full<'a, T> {
+enum Refused<'a, T> {
     /// The receiver is gone.
     Closed(T),
     /// No room; the lock is still held, to register a waker.
-    Yes(T, MutexGuard<'a, State<T>>),
+    Full(T, MutexGuard<'a, State<T>>),
 }
 
 fn wake(receiver: Option<Waker>, parked: Option<Box<dyn Wake>>) {
@@ -186,8 +186,8 @@ impl<T> CmdSender<T> {
             };
             match self.chan.push(c) {
                 Ok(()) => Poll::Ready(Ok(())),
-                Err(Full::Closed(c)) => Poll::Ready(Err(SendError(c))),
-                Err(Full::Yes(c, mut st)) => {
+                Err(Refused::Closed(c)) => Poll::Ready(Err(SendError(c))),
+                Err(Refused::Full(c, mut st)) => {
                     if !st.blocked.iter().any(|w| w.will_wake(cx.waker())) {
                         st.blocked.push(cx.waker().clone());
                     }
@@ -202,7 +202,7 @@ impl<T> CmdSender<T> {
     /// Queues `cmd` if there is room now. Wakes a parked owner.
     pub(crate) fn try_send(&self, cmd: T) -> Result<(), SendError<T>> {
         self.chan.push(cmd).map_err(|e| match e {
-            Full::Closed(c) | Full::Yes(c, _) => SendError(c),
+            Refused::Closed(c) | Refused::Full(c, _) => SendError(c),
         })
     }
 

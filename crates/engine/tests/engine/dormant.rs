@@ -5,7 +5,9 @@
 //! and a resume, without any state change showing outside; a recheck wakes
 //! it too. Restored torrents wait for their check parked.
 use rand::{RngCore, SeedableRng};
-use shoal_engine::{AddTorrentParams, Session, SessionConfig, SessionEvent, TorrentState};
+use shoal_engine::{
+    AddTorrentParams, Session, SessionConfig, SessionEvent, TorrentHandle, TorrentState,
+};
 use shoal_metainfo::create::{CreateOptions, Version};
 use shoal_metainfo::Torrent;
 use std::path::Path;
@@ -63,6 +65,26 @@ async fn few_tasks(before: usize, bound: usize) -> Result<(), usize> {
     })
     .await;
     r.map_err(|_| alive())
+}
+
+/// Adds `n` one-piece seeds (16 KiB files of sizes `first`, `first + 1`,
+/// ... under `root`), each with these extra trackers.
+async fn add_seeds(
+    seeder: &Session,
+    root: &Path,
+    first: usize,
+    n: usize,
+    trackers: &[String],
+) -> Vec<TorrentHandle> {
+    let mut handles = Vec::new();
+    for i in 0..n {
+        let dir = root.join(format!("t{i}"));
+        let t = make_torrent(&dir, &[first + i], 16 * 1024);
+        let mut p = AddTorrentParams::torrent(t, &dir);
+        p.extra_trackers = trackers.to_vec();
+        handles.push(seeder.add(p).await.unwrap());
+    }
+    handles
 }
 
 /// A fresh session downloads `t` from `seed` (it connects, so the seed
@@ -196,16 +218,7 @@ async fn dormant_torrents_hold_no_task_and_wake_on_a_command() {
     let rt = tokio::runtime::Handle::current();
     let before = rt.metrics().num_alive_tasks();
     const N: usize = 20;
-    let mut handles = Vec::new();
-    for i in 0..N {
-        let dir = tmp.path().join(format!("t{i}"));
-        let t = make_torrent(&dir, &[20_000 + i], 16 * 1024);
-        let h = seeder
-            .add(AddTorrentParams::torrent(t, &dir))
-            .await
-            .unwrap();
-        handles.push(h);
-    }
+    let handles = add_seeds(&seeder, tmp.path(), 20_000, N, &[]).await;
     for h in &handles {
         wait(h, "the seed's check", |s| s.state == TorrentState::Seeding).await;
     }
@@ -339,14 +352,8 @@ async fn dormant_seeds_with_a_tracker_park_and_hear_it() {
     let rt = tokio::runtime::Handle::current();
     let before = rt.metrics().num_alive_tasks();
     const N: usize = 20;
-    let mut handles = Vec::new();
-    for i in 0..N {
-        let dir = tmp.path().join(format!("t{i}"));
-        let t = make_torrent(&dir, &[30_000 + i], 16 * 1024);
-        let mut p = AddTorrentParams::torrent(t, &dir);
-        p.extra_trackers = vec![format!("udp://{at}/announce")];
-        handles.push(seeder.add(p).await.unwrap());
-    }
+    let trackers = [format!("udp://{at}/announce")];
+    let handles = add_seeds(&seeder, tmp.path(), 30_000, N, &trackers).await;
     // Each heard its tracker (the answer is a command to a parked task).
     for h in &handles {
         let r = tokio::time::timeout(LIMIT, async {
