@@ -6,8 +6,10 @@ time from restart until all are listed again and until all seed again, and the
 RSS after the restart.
 
 Usage: python3 bench/daemon.py SHOAL_BIN [N]   (bench/daemon.sh builds and runs it)
-SHOAL_BENCH_TRACKER=1: every torrent names a UDP tracker on loopback (run by
-this script: it answers every announce, with no peers), as real torrents do.
+SHOAL_BENCH_TRACKER=K: every torrent names K UDP trackers on loopback (run by
+this script: they answer every announce, with no peers), each in its own tier
+of the announce-list, the same K for every torrent, as real torrents name a
+handful of popular trackers.
 Goals: shoal RSS under 200 MiB and below transmission-daemon's; the list
 under 100 ms; restart under 10 s.
 """
@@ -55,9 +57,9 @@ def udp_tracker():
     return "udp://127.0.0.1:%d/announce" % sock.getsockname()[1]
 
 
-def make(data_dir, n, tracker=None):
+def make(data_dir, n, trackers=()):
     """n one-file torrents of 16 KiB each (one piece); the data in data_dir;
-    each names `tracker` if given."""
+    each names `trackers` if given (one tier each)."""
     out = []
     for i in range(n):
         name = "t%05d.bin" % i
@@ -67,8 +69,10 @@ def make(data_dir, n, tracker=None):
         info = {"name": name, "length": len(body), "piece length": 16384,
                 "pieces": hashlib.sha1(body).digest()}
         top = {"info": info, "created by": "bench"}
-        if tracker:
-            top["announce"] = tracker
+        if trackers:
+            top["announce"] = trackers[0]
+        if len(trackers) > 1:
+            top["announce-list"] = [[t] for t in trackers]
         out.append(benc(top))
     return out
 
@@ -214,10 +218,10 @@ def main():
     try:
         data = os.path.join(root, "data")
         os.makedirs(data)
-        tracker = udp_tracker() if os.environ.get("SHOAL_BENCH_TRACKER") else None
-        print("making %d torrents of 16 KiB%s" % (n, ", each with " + tracker if tracker else ""),
+        trackers = [udp_tracker() for _ in range(int(os.environ.get("SHOAL_BENCH_TRACKER") or 0))]
+        print("making %d torrents of 16 KiB%s" % (n, ", each with " + " ".join(trackers) if trackers else ""),
               flush=True)
-        torrents = make(data, n, tracker)
+        torrents = make(data, n, trackers)
         results = {}
         env = dict(os.environ, SHOAL_NO_DEFAULT_BOOTSTRAP="1")
 
