@@ -740,10 +740,21 @@ fn commit_pending(inner: &Inner) -> Result<(), redb::Error> {
 
 impl Persist for Store {
     fn load_torrents(&self) -> Result<Vec<TorrentRecord>, PersistError> {
+        let mut out = Vec::new();
+        self.visit_torrents(&mut |r| {
+            out.push(r);
+            true
+        })?;
+        Ok(out)
+    }
+
+    fn visit_torrents(
+        &self,
+        each: &mut dyn FnMut(TorrentRecord) -> bool,
+    ) -> Result<(), PersistError> {
         let tx = self.inner.db.begin_read().map_err(|e| self.err(e))?;
         let t = tx.open_table(TORRENTS).map_err(|e| self.err(e))?;
         let m = tx.open_table(METAINFO).map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
         for row in t.iter().map_err(|e| self.err(e))? {
             let (k, v) = row.map_err(|e| self.err(e))?;
             let Some(h) = hashes_of(k.value()) else {
@@ -770,9 +781,11 @@ impl Persist for Store {
                 .get(k.value())
                 .map_err(|e| self.err(e))?
                 .map(|v| v.value().to_vec());
-            out.push(stored.into_record(h, meta));
+            if !each(stored.into_record(h, meta)) {
+                break;
+            }
         }
-        Ok(out)
+        Ok(())
     }
 
     fn save_torrent(&self, record: &TorrentRecord) -> Result<(), PersistError> {

@@ -133,6 +133,22 @@ pub struct ResumeRecord {
 pub trait Persist: Send + Sync + 'static {
     /// Every torrent stored, to add again at start.
     fn load_torrents(&self) -> Result<Vec<TorrentRecord>, PersistError>;
+    /// Hands every torrent stored to `each`, one at a time, until it says
+    /// `false`; an error ends the walk (the records before it were handed
+    /// over). A session restores its torrents this way: a few records are
+    /// in memory at once, not thousands freed between the torrents' own
+    /// allocations. The default walks [`Persist::load_torrents`].
+    fn visit_torrents(
+        &self,
+        each: &mut dyn FnMut(TorrentRecord) -> bool,
+    ) -> Result<(), PersistError> {
+        for r in self.load_torrents()? {
+            if !each(r) {
+                break;
+            }
+        }
+        Ok(())
+    }
     /// Stores (or replaces) a torrent's record. Called when a torrent is
     /// added and when its settings change; durable when it returns.
     fn save_torrent(&self, record: &TorrentRecord) -> Result<(), PersistError>;

@@ -41,6 +41,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+/// Saved torrents read ahead of the session while it restores them.
+const RESTORE_BATCH: usize = 32;
+
 /// The BEP 20 client prefix of our peer ids.
 pub const PEER_ID_PREFIX: &[u8; 8] = b"-SH0100-";
 
@@ -318,18 +321,23 @@ impl Session {
                 run: Mutex::new(Some(run)),
             }),
         };
-        let saved = tokio::task::spawn_blocking(move || persist.load_torrents())
-            .await
-            .map_err(|_| {
-                SessionError::Persist(crate::persist::PersistError::Corrupt(
-                    "loading the torrents panicked".into(),
-                ))
-            })??;
-        for rec in saved {
+        // Streamed, a few records at a time: loaded all at once, the
+        // records of thousands of torrents were freed between the
+        // torrents' own allocations, which kept the heap's pages.
+        let (tx, mut saved) = mpsc::channel(RESTORE_BATCH);
+        let loader = tokio::task::spawn_blocking(move || {
+            persist.visit_torrents(&mut |rec| tx.blocking_send(rec).is_ok())
+        });
+        while let Some(rec) = saved.recv().await {
             if let Err(e) = session.add_record(rec).await {
                 tracing::warn!(error = %e, "a saved torrent could not be added");
             }
         }
+        loader.await.map_err(|_| {
+            SessionError::Persist(crate::persist::PersistError::Corrupt(
+                "loading the torrents panicked".into(),
+            ))
+        })??;
         Ok(session)
     }
 
