@@ -2,13 +2,16 @@
 //! info-hashes, a torrent's pair of them, and peer ids. The wire protocol,
 //! the DHT, trackers, local discovery and the engine all name torrents and
 //! peers with these types rather than with bare byte arrays. Also
-//! [`VecMap`], the compact map of the session's per-torrent tables.
+//! [`VecMap`], the compact map of the session's per-torrent tables, and
+//! [`intern`], one shared copy of each tracker URL.
 #![deny(missing_docs)]
 
 pub mod hash;
+pub mod intern;
 pub mod vec_map;
 
 pub use hash::{HexIdError, InfoHashV1, InfoHashV2, InfoHashes, PeerId};
+pub use intern::intern;
 pub use vec_map::VecMap;
 
 /// The 20-byte info-hash of the handshake, the DHT, trackers and local

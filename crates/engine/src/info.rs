@@ -79,6 +79,47 @@ pub struct TrackerInfo {
     pub last_announce: Option<u64>,
 }
 
+impl TrackerInfo {
+    /// A tracker nothing was heard from yet (or since the torrent stopped).
+    pub(crate) fn listed(url: String, tier: usize) -> Self {
+        TrackerInfo {
+            url,
+            tier,
+            announces_ok: 0,
+            announces_failed: 0,
+            last_error: None,
+            warning: None,
+            seeders: None,
+            leechers: None,
+            last_peers: 0,
+            last_announce: None,
+        }
+    }
+
+    /// What the announce service knows of a tracker; `now` and `unix_now`
+    /// are the same instant, to date its last announce.
+    pub(crate) fn from_status(
+        s: shoal_tracker::TrackerStatus,
+        now: std::time::Instant,
+        unix_now: u64,
+    ) -> Self {
+        TrackerInfo {
+            url: s.url.to_string(),
+            tier: s.tier,
+            announces_ok: s.announces_ok,
+            announces_failed: s.announces_failed,
+            last_error: s.last_error,
+            warning: s.warning,
+            seeders: s.seeders,
+            leechers: s.leechers,
+            last_peers: s.last_peers as usize,
+            last_announce: s
+                .last_announce
+                .map(|t| unix_now.saturating_sub(now.saturating_duration_since(t).as_secs())),
+        }
+    }
+}
+
 /// Bytes verified of each file of `t`, given the verified pieces `have`
 /// (pad files count as complete).
 pub fn file_progress(t: &shoal_metainfo::Torrent, have: &Bitfield) -> Vec<u64> {

@@ -27,4 +27,4 @@ pub use irregular::Irregularity;
 pub use limits::ParseLimits;
 pub use magnet::{HostPort, Magnet, MagnetError};
 pub use shoal_base::{InfoHashV1, InfoHashV2, InfoHashes, PeerId};
-pub use torrent::{MetaVersion, Torrent};
+pub use torrent::{MetaVersion, Torrent, TrackerTier};

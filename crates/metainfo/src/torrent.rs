@@ -42,6 +42,10 @@ pub enum MetaVersion {
     Hybrid,
 }
 
+/// One tier of tracker URLs (BEP 12). The URLs are the process's shared
+/// copies ([`shoal_base::intern`]).
+pub type TrackerTier = Box<[std::sync::Arc<str>]>;
+
 /// A validated torrent. Immutable; cheap accessors.
 ///
 /// Invariants: at least one file; total length > 0; `piece_count()` pieces
@@ -67,7 +71,7 @@ pub struct Torrent {
     files: Vec<FileEntry>,
     layers: Layers,
     private: bool,
-    trackers: Vec<Vec<String>>,
+    trackers: Box<[TrackerTier]>,
     comment: Option<Box<str>>,
     created_by: Option<Box<str>>,
     creation_date: Option<i64>,
@@ -548,8 +552,16 @@ impl Torrent {
     }
 
     /// Tracker URLs by tier (BEP 12), or the single `announce` as one tier.
-    pub fn trackers(&self) -> &[Vec<String>] {
+    pub fn trackers(&self) -> &[TrackerTier] {
         &self.trackers
+    }
+
+    /// [`Torrent::trackers`] as owned strings.
+    pub fn tracker_urls(&self) -> Vec<Vec<String>> {
+        self.trackers
+            .iter()
+            .map(|t| t.iter().map(|u| u.to_string()).collect())
+            .collect()
     }
 
     /// BEP 19 web seed URLs.
@@ -599,7 +611,12 @@ impl Torrent {
             v1: self.info_hashes.v1,
             v2: self.info_hashes.v2,
             name: Some(self.name.clone()),
-            trackers: self.trackers.iter().flatten().cloned().collect(),
+            trackers: self
+                .trackers
+                .iter()
+                .flatten()
+                .map(|u| u.to_string())
+                .collect(),
             web_seeds: self.rare().web_seeds.clone(),
             peers: Vec::new(),
             select_only: Vec::new(),

@@ -43,7 +43,7 @@ fn v1_single_file_accepted_with_hash_and_layout() {
     assert_eq!(t.piece_hash_v1(3), Some([0xab; 20]));
     assert_eq!(t.piece_hash_v1(4), None);
     assert_eq!(t.files()[0].path_string(), "file.bin");
-    assert_eq!(t.trackers(), &[vec!["http://t/a".to_string()]]);
+    assert_eq!(t.tracker_urls(), [vec!["http://t/a".to_string()]]);
     assert_eq!(t.web_seeds(), &["http://w/".to_string()]);
     assert_eq!(t.comment(), Some("hi"));
     assert_eq!(t.creation_date(), Some(1_700_000_000));
@@ -63,13 +63,20 @@ fn v1_multi_file_with_tiers_nodes_private() {
         Value::List(vec![s("127.0.0.1"), Value::Int(6881)]),
         Value::List(vec![s("bad")]),
     ]);
+    let info_again = info.clone();
     let t = accept(&torrent(
         info,
         vec![("announce-list", tiers), ("nodes", nodes)],
     ));
     assert!(t.is_private());
     assert_eq!(t.trackers().len(), 2);
-    assert_eq!(t.trackers()[1], vec!["udp://b:1".to_string()]);
+    assert_eq!(t.tracker_urls()[1], vec!["udp://b:1".to_string()]);
+    // A second torrent naming the same tracker shares its URL.
+    let again = accept(&torrent(info_again, vec![("announce", s("udp://b:1"))]));
+    assert!(std::sync::Arc::ptr_eq(
+        &t.trackers()[1][0],
+        &again.trackers()[0][0]
+    ));
     assert_eq!(t.nodes().len(), 1);
     let paths: Vec<String> = t.files().iter().map(|f| f.path_string()).collect();
     assert_eq!(paths, vec!["root/a/x.txt", "root/b.txt"]);

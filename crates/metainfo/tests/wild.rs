@@ -63,7 +63,7 @@ fn duplicate_and_unsorted_keys() {
             offset: find(outer, b"8:announce")
         }]
     );
-    assert_eq!(t.trackers(), &[vec!["abc".to_string()]]);
+    assert_eq!(t.tracker_urls(), [vec!["abc".to_string()]]);
     // Bytes after the top-level dictionary: ignored, reported.
     let mut trailing = outer.to_vec();
     trailing.extend_from_slice(b"\nxyz");

@@ -20,7 +20,7 @@
 //! returns), or at once when the service ends. The heap may hold stale
 //! times; an entry is polled only at the time it last asked for.
 use crate::announce_task::AnnounceOutcome;
-use crate::announcer::{Announcer, TrackerKey};
+use crate::announcer::{Announcer, TrackerKey, TrackerStatus};
 use crate::client::TrackerClient;
 use shoal_base::VecMap;
 use std::cmp::Reverse;
@@ -47,7 +47,12 @@ enum Msg {
     Now(u64),
     /// Send `stopped`, then forget it (and say so on the sender, if one).
     Stop(u64, Option<oneshot::Sender<()>>),
+    /// Hand its trackers' status to the callback (not called if it is gone).
+    Status(u64, StatusFn),
 }
+
+/// Takes a torrent's trackers' status ([`Registration::status`]).
+pub type StatusFn = Box<dyn FnOnce(Vec<TrackerStatus>) + Send>;
 
 struct Entry {
     ann: Announcer,
@@ -55,8 +60,9 @@ struct Entry {
     sink: OutcomeSink,
     /// The time the heap holds for it (`None`: not in the heap).
     wake: Option<Instant>,
-    /// Stopping: the deadline, and who waits for the end.
-    stop: Option<(Instant, Option<oneshot::Sender<()>>)>,
+    /// Stopping: the deadline, and who waits for the end (boxed: an entry
+    /// lives as long as its torrent, and stops only at its end).
+    stop: Option<Box<(Instant, Option<oneshot::Sender<()>>)>>,
 }
 
 /// The announcing service of a session; cloneable. Its task ends when the
@@ -136,6 +142,13 @@ impl Registration {
         self.send(Msg::Now(self.id));
     }
 
+    /// Hands the status of the torrent's trackers (what each said last,
+    /// tier by tier) to `reply`, from the service's task; `reply` is dropped
+    /// uncalled when the registration is no longer known there.
+    pub fn status(&self, reply: StatusFn) {
+        self.send(Msg::Status(self.id, reply));
+    }
+
     /// Sends `stopped` to the trackers that saw `started` and waits until
     /// they answered or the service's stop timeout passed.
     pub async fn stop(mut self) {
@@ -157,7 +170,7 @@ impl Drop for Registration {
 }
 
 /// One announce under way: whose, which tracker, and what it sent.
-type Job = (u64, TrackerKey, String, crate::Event);
+type Job = (u64, TrackerKey, std::sync::Arc<str>, crate::Event);
 type JobResult = (Job, Result<crate::AnnounceResponse, crate::TrackerError>);
 
 struct Service {
@@ -251,11 +264,18 @@ impl Service {
                 }
                 id
             }
+            Msg::Status(id, reply) => {
+                if let Some(e) = self.entries.get(&id) {
+                    reply(e.ann.status());
+                }
+                // Nothing is due because of a look.
+                return;
+            }
             Msg::Stop(id, done) => {
                 match self.entries.get_mut(&id) {
                     Some(e) if e.stop.is_none() => {
                         e.ann.stop();
-                        e.stop = Some((now + self.stop_timeout, done));
+                        e.stop = Some(Box::new((now + self.stop_timeout, done)));
                     }
                     // Stopping already: the later waiter is told at once.
                     Some(_) | None => drop(done),
@@ -316,7 +336,7 @@ impl Service {
         if self.jobs.len() >= MAX_IN_FLIGHT {
             // Its announces wait for room (its stop deadline still runs).
             self.waiting.push_back(id);
-            if let Some((deadline, _)) = &e.stop {
+            if let Some((deadline, _)) = e.stop.as_deref() {
                 if now >= *deadline {
                     self.entries.remove(&id);
                     return;
@@ -337,7 +357,7 @@ impl Service {
             });
             self.running.insert(h.id(), (id, job.key));
         }
-        let next = match &e.stop {
+        let next = match e.stop.as_deref() {
             Some((deadline, _)) => {
                 if e.ann.is_stopped() || now >= *deadline {
                     self.entries.remove(&id);

@@ -32,7 +32,9 @@ fn sink() -> (OutcomeSink, Got) {
     let g = got.clone();
     (
         Box::new(move |o: AnnounceOutcome| {
-            g.lock().unwrap().push((o.url, o.event, o.result.is_ok()));
+            g.lock()
+                .unwrap()
+                .push((o.url.to_string(), o.event, o.result.is_ok()));
         }),
         got,
     )
@@ -70,6 +72,18 @@ async fn many_torrents_one_task_each_failure_reaches_its_own_sink() {
         // Backing off (15 s): nothing more comes meanwhile.
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(sinks.iter().all(|g| g.lock().unwrap().len() == 1));
+        // Each registration's status says what its own tracker did.
+        for (r, got) in regs.iter().zip(&sinks) {
+            let (tx, rx) = oneshot::channel();
+            r.status(Box::new(move |st| {
+                let _ = tx.send(st);
+            }));
+            let st = rx.await.expect("status answered");
+            assert_eq!(st.len(), 1);
+            assert_eq!(*st[0].url, got.lock().unwrap()[0].0);
+            assert_eq!((st[0].announces_ok, st[0].announces_failed), (0, 1));
+            assert!(st[0].last_error.is_some() && st[0].last_announce.is_some());
+        }
         // Never started: stop has nothing to send and returns at once.
         for r in regs {
             r.stop().await;

@@ -12,7 +12,7 @@ use std::time::Duration;
 #[derive(Debug)]
 pub struct AnnounceOutcome {
     /// The tracker URL.
-    pub url: String,
+    pub url: std::sync::Arc<str>,
     /// The event that was sent.
     pub event: Event,
     /// The tracker's answer (peers, counts) or why it failed.

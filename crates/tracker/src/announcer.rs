@@ -24,6 +24,7 @@
 use crate::types::{AnnounceRequest, AnnounceResponse, Event};
 use rand::seq::SliceRandom;
 use rand::Rng;
+use shoal_base::intern;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -75,12 +76,12 @@ pub struct TrackerKey(u32);
 pub struct AnnounceJob {
     /// Which tracker; pass it back to [`Announcer::handle_success`] or [`Announcer::handle_failure`].
     pub key: TrackerKey,
-    /// The tracker URL.
-    pub url: String,
+    /// The tracker URL (shared with the announcer, see [`shoal_base::intern`]).
+    pub url: Arc<str>,
     /// The event to send.
     pub event: Event,
     /// The `tracker id` this tracker gave before, to send back (HTTP).
-    pub tracker_id: Option<Vec<u8>>,
+    pub tracker_id: Option<Box<[u8]>>,
 }
 
 impl AnnounceJob {
@@ -105,7 +106,7 @@ pub struct TrackerStatus {
     /// The tracker's key.
     pub key: TrackerKey,
     /// Its URL.
-    pub url: String,
+    pub url: Arc<str>,
     /// Its tier (0 first).
     pub tier: usize,
     /// Failures in a row.
@@ -114,49 +115,114 @@ pub struct TrackerStatus {
     pub last_error: Option<String>,
     /// Whether an announce to it is under way.
     pub in_flight: bool,
+    /// Announces it answered.
+    pub announces_ok: u32,
+    /// Announces to it that failed.
+    pub announces_failed: u32,
+    /// The `warning message` of its last answer.
+    pub warning: Option<String>,
+    /// Seeders (`complete`) of its last answer that said.
+    pub seeders: Option<u32>,
+    /// Leechers (`incomplete`) of its last answer that said.
+    pub leechers: Option<u32>,
+    /// Peers in its last answer.
+    pub last_peers: u32,
+    /// When it last answered or failed.
+    pub last_announce: Option<Instant>,
 }
 
+/// A time kept by an [`Announcer`]: whole seconds after its creation
+/// (`u32`: 136 years). Instants are rounded down and durations up, so a
+/// time is off by less than a second and a back-off is never zero.
+type Secs = u32;
+
+/// The rarely set texts of a [`Tracker`], boxed together (absent when all
+/// are empty): most trackers never send a tracker id or a warning.
+#[derive(Debug, Default)]
+struct Texts {
+    tracker_id: Option<Box<[u8]>>,
+    last_error: Option<Box<str>>,
+    warning: Option<Box<str>>,
+}
+
+/// One tracker's schedule and what it said (for display). A daemon holds
+/// one per tracker of each of thousands of torrents: the URL is shared
+/// ([`intern`]), times are [`Secs`], the rare texts boxed (80 bytes).
 #[derive(Debug)]
 struct Tracker {
+    url: Arc<str>,
+    texts: Option<Box<Texts>>,
     key: TrackerKey,
-    url: String,
     failures: u32,
-    retry_at: Option<Instant>,
+    retry_at: Option<Secs>,
     started_sent: bool,
     completed_pending: bool,
     stop_done: bool,
     in_flight: Option<Event>,
-    tracker_id: Option<Vec<u8>>,
-    last_error: Option<String>,
+    announces_ok: u32,
+    announces_failed: u32,
+    last_peers: u32,
+    last_announce: Option<Secs>,
+    seeders: Option<u32>,
+    leechers: Option<u32>,
 }
 
+impl Tracker {
+    fn texts(&self) -> &Texts {
+        static NONE: Texts = Texts {
+            tracker_id: None,
+            last_error: None,
+            warning: None,
+        };
+        self.texts.as_deref().unwrap_or(&NONE)
+    }
+
+    /// Changes the texts, keeping the box only while one is set.
+    fn set_texts(&mut self, f: impl FnOnce(&mut Texts)) {
+        let mut t = self.texts.take().unwrap_or_default();
+        f(&mut t);
+        if t.tracker_id.is_some() || t.last_error.is_some() || t.warning.is_some() {
+            self.texts = Some(t);
+        }
+    }
+}
+
+/// One tier: a range of the announcer's trackers, with its schedule.
 #[derive(Debug)]
 struct Tier {
-    trackers: Vec<Tracker>,
-    cursor: usize,
-    next_announce: Instant,
-    last_success: Option<Instant>,
-    min_interval: Duration,
+    start: u32,
+    len: u32,
+    /// The tracker to try next, relative to `start`.
+    cursor: u32,
+    next_announce: Secs,
+    last_success: Option<Secs>,
+    /// In seconds.
+    min_interval: u32,
 }
 
 impl Tier {
-    fn busy(&self) -> bool {
-        self.trackers.iter().any(|t| t.in_flight.is_some())
+    fn range(&self) -> std::ops::Range<usize> {
+        self.start as usize..(self.start + self.len) as usize
     }
 
-    /// The first tracker from the cursor whose back-off is over.
-    fn ready(&self, now: Instant) -> Option<usize> {
-        let n = self.trackers.len();
-        (0..n)
-            .map(|i| (self.cursor + i) % n)
-            .find(|&i| self.trackers[i].retry_at.is_none_or(|r| r <= now))
+    fn busy(&self, all: &[Tracker]) -> bool {
+        all[self.range()].iter().any(|t| t.in_flight.is_some())
+    }
+
+    /// The first tracker from the cursor whose back-off is over (relative
+    /// to `start`).
+    fn ready(&self, all: &[Tracker], now: Secs) -> Option<u32> {
+        let ts = &all[self.range()];
+        (0..self.len)
+            .map(|i| (self.cursor + i) % self.len)
+            .find(|&i| ts[i as usize].retry_at.is_none_or(|r| r <= now))
     }
 
     /// When this tier next wants to announce (ignoring in-flight state):
     /// its regular time, or later if every tracker is backing off.
-    fn due(&self) -> Instant {
-        let mut earliest_retry: Option<Instant> = None;
-        for t in &self.trackers {
+    fn due(&self, all: &[Tracker]) -> Secs {
+        let mut earliest_retry: Option<Secs> = None;
+        for t in &all[self.range()] {
             match t.retry_at {
                 None => return self.next_announce,
                 Some(r) => earliest_retry = Some(earliest_retry.map_or(r, |e| e.min(r))),
@@ -166,11 +232,21 @@ impl Tier {
     }
 }
 
+/// Whole seconds of `d`, rounded up.
+fn secs_up(d: Duration) -> u32 {
+    let s = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    u32::try_from(s).unwrap_or(u32::MAX)
+}
+
 /// The announce scheduler of one torrent. See the module docs for the policy.
 #[derive(Debug)]
 pub struct Announcer {
     config: Arc<AnnouncerConfig>,
-    tiers: Vec<Tier>,
+    /// The origin of its [`Secs`].
+    base: Instant,
+    /// Every tracker, tier after tier (each tier a range of it).
+    trackers: Box<[Tracker]>,
+    tiers: Box<[Tier]>,
     stopping: bool,
 }
 
@@ -189,70 +265,98 @@ impl Announcer {
         let config = config.into();
         let mut seen = std::collections::HashSet::new();
         let mut next_key = 0u32;
+        let mut trackers = Vec::new();
         let mut out = Vec::new();
         for mut urls in tiers {
             urls.retain(|u| !u.is_empty() && seen.insert(u.clone()));
-            urls.truncate(config.max_trackers.saturating_sub(seen_count(&out)));
+            urls.truncate(config.max_trackers.saturating_sub(trackers.len()));
             if urls.is_empty() {
                 continue;
             }
             urls.shuffle(rng);
-            let trackers = urls
-                .into_iter()
-                .map(|url| {
-                    next_key += 1;
-                    Tracker {
-                        key: TrackerKey(next_key),
-                        url,
-                        failures: 0,
-                        retry_at: None,
-                        started_sent: false,
-                        completed_pending: false,
-                        stop_done: false,
-                        in_flight: None,
-                        tracker_id: None,
-                        last_error: None,
-                    }
-                })
-                .collect();
+            let start = trackers.len() as u32;
+            for url in urls {
+                next_key += 1;
+                trackers.push(Tracker {
+                    url: intern(&url),
+                    texts: None,
+                    key: TrackerKey(next_key),
+                    failures: 0,
+                    retry_at: None,
+                    started_sent: false,
+                    completed_pending: false,
+                    stop_done: false,
+                    in_flight: None,
+                    announces_ok: 0,
+                    announces_failed: 0,
+                    last_peers: 0,
+                    last_announce: None,
+                    seeders: None,
+                    leechers: None,
+                });
+            }
             out.push(Tier {
-                trackers,
+                start,
+                len: trackers.len() as u32 - start,
                 cursor: 0,
-                next_announce: now,
+                next_announce: 0,
                 last_success: None,
-                min_interval: config.min_interval_floor,
+                min_interval: secs_up(config.min_interval_floor),
             });
         }
-        // Exact: one per torrent, thousands in a daemon (a pushed-to
-        // vector keeps room for four).
-        out.shrink_to_fit();
         Announcer {
             config,
-            tiers: out,
+            base: now,
+            // Exact: one per torrent, thousands in a daemon.
+            trackers: trackers.into_boxed_slice(),
+            tiers: out.into_boxed_slice(),
             stopping: false,
         }
+    }
+
+    /// `t` as [`Secs`] (rounded down; 0 before the creation).
+    fn secs(&self, t: Instant) -> Secs {
+        let s = t.saturating_duration_since(self.base).as_secs();
+        u32::try_from(s).unwrap_or(u32::MAX)
+    }
+
+    fn instant(&self, s: Secs) -> Instant {
+        self.base + Duration::from_secs(u64::from(s))
     }
 
     /// The URLs in their current order, tier by tier.
     pub fn tiers(&self) -> Vec<Vec<String>> {
         self.tiers
             .iter()
-            .map(|t| t.trackers.iter().map(|x| x.url.clone()).collect())
+            .map(|t| {
+                self.trackers[t.range()]
+                    .iter()
+                    .map(|x| x.url.to_string())
+                    .collect()
+            })
             .collect()
     }
 
     /// Status of every tracker, tier by tier.
     pub fn status(&self) -> Vec<TrackerStatus> {
-        let mut v = Vec::new();
+        let mut v = Vec::with_capacity(self.trackers.len());
         for (tier, t) in self.tiers.iter().enumerate() {
-            for x in &t.trackers {
+            for x in &self.trackers[t.range()] {
+                let texts = x.texts();
                 v.push(TrackerStatus {
                     key: x.key,
                     url: x.url.clone(),
                     tier,
                     failures: x.failures,
-                    last_error: x.last_error.clone(),
+                    last_error: texts.last_error.as_deref().map(str::to_owned),
                     in_flight: x.in_flight.is_some(),
+                    announces_ok: x.announces_ok,
+                    announces_failed: x.announces_failed,
+                    warning: texts.warning.as_deref().map(str::to_owned),
+                    seeders: x.seeders,
+                    leechers: x.leechers,
+                    last_peers: x.last_peers,
+                    last_announce: x.last_announce.map(|s| self.instant(s)),
                 });
             }
         }
@@ -263,10 +367,11 @@ impl Announcer {
     /// tracker counts as in flight until its result is handed back.
     pub fn poll_announce(&mut self, now: Instant) -> Option<AnnounceJob> {
         let stopping = self.stopping;
-        for tier in &mut self.tiers {
+        let now = self.secs(now);
+        let all = &mut self.trackers;
+        for tier in self.tiers.iter_mut() {
             if stopping {
-                if let Some(t) = tier
-                    .trackers
+                if let Some(t) = all[tier.range()]
                     .iter_mut()
                     .find(|t| t.started_sent && !t.stop_done && t.in_flight.is_none())
                 {
@@ -275,14 +380,14 @@ impl Announcer {
                 }
                 continue;
             }
-            if tier.busy() || now < tier.next_announce {
+            if tier.busy(all) || now < tier.next_announce {
                 continue;
             }
-            let Some(i) = tier.ready(now) else {
+            let Some(i) = tier.ready(all, now) else {
                 continue;
             };
             tier.cursor = i;
-            let t = &mut tier.trackers[i];
+            let t = &mut all[(tier.start + i) as usize];
             let event = if !t.started_sent {
                 Event::Started
             } else if t.completed_pending {
@@ -302,16 +407,19 @@ impl Announcer {
         if self.stopping {
             return None;
         }
-        self.tiers.iter().filter(|t| !t.busy()).map(Tier::due).min()
+        self.tiers
+            .iter()
+            .filter(|t| !t.busy(&self.trackers))
+            .map(|t| t.due(&self.trackers))
+            .min()
+            .map(|s| self.instant(s))
     }
 
-    fn find(&mut self, key: TrackerKey) -> Option<(usize, usize)> {
-        self.tiers.iter().enumerate().find_map(|(ti, t)| {
-            t.trackers
-                .iter()
-                .position(|x| x.key == key)
-                .map(|i| (ti, i))
-        })
+    /// The tier and the index (in `trackers`) of `key`.
+    fn find(&self, key: TrackerKey) -> Option<(usize, usize)> {
+        let i = self.trackers.iter().position(|x| x.key == key)?;
+        let ti = self.tiers.iter().position(|t| t.range().contains(&i))?;
+        Some((ti, i))
     }
 
     /// Records a successful announce (the tracker answered without `failure reason`).
@@ -321,15 +429,24 @@ impl Announcer {
         };
         let cfg = *self.config;
         let stopping = self.stopping;
+        let now = self.secs(now);
         let tier = &mut self.tiers[ti];
-        let t = &mut tier.trackers[i];
+        let t = &mut self.trackers[i];
         let event = t.in_flight.take();
         t.failures = 0;
         t.retry_at = None;
-        t.last_error = None;
-        if resp.tracker_id.is_some() {
-            t.tracker_id.clone_from(&resp.tracker_id);
-        }
+        t.set_texts(|x| {
+            x.last_error = None;
+            if let Some(id) = &resp.tracker_id {
+                x.tracker_id = Some(id.as_slice().into());
+            }
+            x.warning = resp.warning.as_deref().map(Box::from);
+        });
+        t.announces_ok = t.announces_ok.saturating_add(1);
+        t.last_peers = u32::try_from(resp.peers.len()).unwrap_or(u32::MAX);
+        t.seeders = resp.complete;
+        t.leechers = resp.incomplete;
+        t.last_announce = Some(now);
         match event {
             Some(Event::Started) => t.started_sent = true,
             Some(Event::Completed) => t.completed_pending = false,
@@ -344,25 +461,19 @@ impl Announcer {
         }
         let completed_pending = t.completed_pending;
         // BEP 12: a tracker that answers moves to the front of its tier.
-        let moved = tier.trackers.remove(i);
-        tier.trackers.insert(0, moved);
+        self.trackers[tier.start as usize..=i].rotate_right(1);
         tier.cursor = 0;
-        let secs = |s: u32| Duration::from_secs(u64::from(s));
-        let min_interval = resp
-            .min_interval
-            .map_or(cfg.min_interval_floor, secs)
-            .min(cfg.max_interval);
-        let interval = secs(resp.interval)
-            .max(cfg.min_interval_floor)
-            .max(min_interval)
-            .min(cfg.max_interval);
+        let floor = secs_up(cfg.min_interval_floor);
+        let max = secs_up(cfg.max_interval);
+        let min_interval = resp.min_interval.unwrap_or(floor).min(max);
+        let interval = resp.interval.max(floor).max(min_interval).min(max);
         tier.min_interval = min_interval;
         tier.last_success = Some(now);
         tier.next_announce = if completed_pending {
             // `completed` was asked for while this announce was under way.
-            now + min_interval
+            now.saturating_add(min_interval)
         } else {
-            now + interval
+            now.saturating_add(interval)
         };
     }
 
@@ -373,14 +484,17 @@ impl Announcer {
             return;
         };
         let cfg = *self.config;
+        let now = self.secs(now);
         let tier = &mut self.tiers[ti];
-        let n = tier.trackers.len();
-        let t = &mut tier.trackers[i];
+        let t = &mut self.trackers[i];
         let event = t.in_flight.take();
         t.failures = t.failures.saturating_add(1);
         let factor = 1u32 << (t.failures - 1).min(20);
-        t.retry_at = Some(now + cfg.retry_base.saturating_mul(factor).min(cfg.retry_max));
-        t.last_error = Some(error.to_owned());
+        let back_off = cfg.retry_base.saturating_mul(factor).min(cfg.retry_max);
+        t.retry_at = Some(now.saturating_add(secs_up(back_off)));
+        t.set_texts(|x| x.last_error = Some(error.into()));
+        t.announces_failed = t.announces_failed.saturating_add(1);
+        t.last_announce = Some(now);
         match event {
             Some(Event::Stopped) => {
                 // One attempt only: we are leaving anyway.
@@ -391,15 +505,16 @@ impl Announcer {
             Some(Event::Started) => t.completed_pending = false,
             _ => {}
         }
-        tier.cursor = (i + 1) % n;
+        tier.cursor = (i as u32 - tier.start + 1) % tier.len;
     }
 
     /// The download finished: every tracker that saw `started` gets
     /// `completed` as soon as its tier is free.
     pub fn completed(&mut self, now: Instant) {
-        for tier in &mut self.tiers {
+        let now = self.secs(now);
+        for tier in self.tiers.iter_mut() {
             let mut any = false;
-            for t in &mut tier.trackers {
+            for t in &mut self.trackers[tier.range()] {
                 // A tracker whose `started` is under way saw us as a leecher too.
                 if t.started_sent || t.in_flight == Some(Event::Started) {
                     t.completed_pending = true;
@@ -414,10 +529,11 @@ impl Announcer {
 
     /// Ask for peers soon: every tier announces as early as its `min interval` allows.
     pub fn announce_now(&mut self, now: Instant) {
-        for tier in &mut self.tiers {
+        let now = self.secs(now);
+        for tier in self.tiers.iter_mut() {
             let earliest = tier
                 .last_success
-                .map_or(now, |l| (l + tier.min_interval).max(now));
+                .map_or(now, |l| l.saturating_add(tier.min_interval).max(now));
             tier.next_announce = tier.next_announce.min(earliest);
         }
     }
@@ -432,16 +548,11 @@ impl Announcer {
     /// `stopped` announce is pending or under way.
     pub fn is_stopped(&self) -> bool {
         self.stopping
-            && self.tiers.iter().all(|tier| {
-                tier.trackers
-                    .iter()
-                    .all(|t| t.in_flight.is_none() && (!t.started_sent || t.stop_done))
-            })
+            && self
+                .trackers
+                .iter()
+                .all(|t| t.in_flight.is_none() && (!t.started_sent || t.stop_done))
     }
-}
-
-fn seen_count(tiers: &[Tier]) -> usize {
-    tiers.iter().map(|t| t.trackers.len()).sum()
 }
 
 fn job(t: &Tracker, event: Event) -> AnnounceJob {
@@ -449,7 +560,7 @@ fn job(t: &Tracker, event: Event) -> AnnounceJob {
         key: t.key,
         url: t.url.clone(),
         event,
-        tracker_id: t.tracker_id.clone(),
+        tracker_id: t.texts().tracker_id.clone(),
     }
 }
 

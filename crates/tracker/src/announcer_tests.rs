@@ -52,20 +52,14 @@ fn tries_tier_in_order_and_moves_responder_to_front() {
     let mut a = new(&[&["a", "b", "c"]], 7, t0);
     let order = a.tiers()[0].clone();
     let j1 = a.poll_announce(t0).unwrap();
-    assert_eq!(
-        (j1.url.as_str(), j1.event),
-        (order[0].as_str(), Event::Started)
-    );
+    assert_eq!((&*j1.url, j1.event), (order[0].as_str(), Event::Started));
     assert!(
         a.poll_announce(t0).is_none(),
         "one tracker per tier at a time"
     );
     a.handle_failure(j1.key, t0, "connection refused");
     let j2 = a.poll_announce(t0).unwrap();
-    assert_eq!(
-        (j2.url.as_str(), j2.event),
-        (order[1].as_str(), Event::Started)
-    );
+    assert_eq!((&*j2.url, j2.event), (order[1].as_str(), Event::Started));
     a.handle_success(j2.key, t0, &ok(1800, None));
     assert_eq!(
         a.tiers()[0],
@@ -93,19 +87,22 @@ fn tiers_run_in_parallel_and_a_dead_tier_stalls_nothing() {
     let mut a = new(&[&["dead"], &["good"]], 1, t0);
     let j1 = a.poll_announce(t0).unwrap();
     let j2 = a.poll_announce(t0).unwrap();
-    assert_eq!((j1.url.as_str(), j2.url.as_str()), ("dead", "good"));
+    assert_eq!((&*j1.url, &*j2.url), ("dead", "good"));
     a.handle_success(j2.key, t0, &ok(100, None));
     a.handle_failure(j1.key, t0, "timeout");
     // the dead tier backs off 15 s, 30 s, ...; the good one keeps its interval
     assert_eq!(a.poll_timeout(), Some(t0 + secs(15)));
     let j = a.poll_announce(t0 + secs(15)).unwrap();
-    assert_eq!(j.url, "dead");
+    assert_eq!(&*j.url, "dead");
     a.handle_failure(j.key, t0 + secs(15), "timeout");
     assert_eq!(a.poll_timeout(), Some(t0 + secs(45)));
     let j = a.poll_announce(t0 + secs(45)).unwrap();
     a.handle_failure(j.key, t0 + secs(45), "timeout");
     assert_eq!(a.poll_timeout(), Some(t0 + secs(100)));
-    assert_eq!(a.poll_announce(t0 + secs(100)).unwrap().url, "good");
+    assert_eq!(
+        a.poll_announce(t0 + secs(100)).unwrap().url.as_ref(),
+        "good"
+    );
 }
 
 #[test]
@@ -259,4 +256,93 @@ fn tracker_count_is_bounded_and_stopped_wants_no_peers() {
     assert_eq!(job(Event::Stopped).request(&base).numwant, Some(0));
     let r = job(Event::Started).request(&base);
     assert_eq!((r.numwant, r.event), (Some(80), Event::Started));
+}
+
+#[test]
+fn status_keeps_what_each_tracker_said() {
+    let t0 = Instant::now();
+    let mut a = new(&[&["good"], &["bad"]], 1, t0);
+    let j1 = a.poll_announce(t0).unwrap();
+    let j2 = a.poll_announce(t0).unwrap();
+    let (good, bad) = if &*j1.url == "good" {
+        (j1, j2)
+    } else {
+        (j2, j1)
+    };
+    let resp = AnnounceResponse {
+        interval: 1800,
+        complete: Some(7),
+        incomplete: Some(2),
+        warning: Some("slow down".into()),
+        peers: vec!["127.0.0.1:6881".parse().unwrap(); 3],
+        ..Default::default()
+    };
+    a.handle_success(good.key, t0 + secs(1), &resp);
+    a.handle_failure(bad.key, t0 + secs(2), "timed out");
+    let st = a.status();
+    let g = st.iter().find(|s| &*s.url == "good").unwrap();
+    assert_eq!(
+        (
+            g.announces_ok,
+            g.announces_failed,
+            g.seeders,
+            g.leechers,
+            g.last_peers
+        ),
+        (1, 0, Some(7), Some(2), 3)
+    );
+    assert_eq!(g.warning.as_deref(), Some("slow down"));
+    assert_eq!(g.last_announce, Some(t0 + secs(1)));
+    assert_eq!((g.tier, g.last_error.as_deref()), (0, None));
+    let b = st.iter().find(|s| &*s.url == "bad").unwrap();
+    assert_eq!((b.announces_ok, b.announces_failed, b.tier), (0, 1, 1));
+    assert_eq!(b.last_error.as_deref(), Some("timed out"));
+    assert_eq!(b.last_announce, Some(t0 + secs(2)));
+    // The next answer replaces the counts it gave and clears the warning.
+    let j = a.poll_announce(t0 + secs(1801)).unwrap();
+    assert_eq!(&*j.url, "good");
+    a.handle_success(j.key, t0 + secs(1802), &ok(1800, None));
+    let g = a.status().into_iter().find(|s| &*s.url == "good").unwrap();
+    assert_eq!(
+        (g.announces_ok, g.seeders, g.warning, g.last_peers),
+        (2, None, None, 0)
+    );
+    // Trackers' URLs are one shared copy in every announcer.
+    let other = new(&[&["good"]], 2, t0);
+    assert!(Arc::ptr_eq(&g.url, &other.status()[0].url));
+}
+
+#[test]
+fn times_are_whole_seconds_and_back_off_never_zero() {
+    let t0 = Instant::now();
+    let half = Duration::from_millis(500);
+    let cfg = AnnouncerConfig {
+        retry_base: half,
+        retry_max: half,
+        ..Default::default()
+    };
+    let mut a = Announcer::new(urls(&[&["t"]]), cfg, &mut StdRng::seed_from_u64(1), t0);
+    let at = t0 + Duration::from_millis(1700);
+    let j = a.poll_announce(at).unwrap();
+    a.handle_failure(j.key, at, "x");
+    // 1.7 s is kept as 1 s, the half-second back-off as a whole one.
+    assert_eq!(a.poll_timeout(), Some(t0 + secs(2)));
+    assert!(a.poll_announce(t0 + Duration::from_millis(1999)).is_none());
+    assert!(a.poll_announce(t0 + secs(2)).is_some());
+    assert_eq!(a.status()[0].last_announce, Some(t0 + secs(1)));
+}
+
+#[test]
+fn a_tracker_is_small() {
+    // One per tracker of every torrent of a daemon (thousands).
+    assert!(
+        std::mem::size_of::<Tracker>() <= 80,
+        "{}",
+        std::mem::size_of::<Tracker>()
+    );
+    assert!(
+        std::mem::size_of::<Tier>() <= 32,
+        "{}",
+        std::mem::size_of::<Tier>()
+    );
 }

@@ -36,7 +36,7 @@ pub mod udp_codec;
 mod udp_mux;
 mod udp_session;
 
-pub use announce_service::{AnnounceService, OutcomeSink, Registration, StatsFn};
+pub use announce_service::{AnnounceService, OutcomeSink, Registration, StatsFn, StatusFn};
 pub use announce_task::{spawn_announcer, AnnounceOutcome, AnnouncerHandle};
 pub use announcer::{AnnounceJob, Announcer, AnnouncerConfig, TrackerKey, TrackerStatus};
 pub use client::{ClientConfig, TrackerClient, TrackerKind};

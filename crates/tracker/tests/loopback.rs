@@ -310,7 +310,7 @@ async fn announcer_task_events_against_local_tracker() {
             let o = rx.recv().await.expect("outcome");
             assert!(o.result.is_ok(), "{:?}", o.result);
             assert_eq!(o.event, Event::Started);
-            started.push(o.url);
+            started.push(o.url.to_string());
         }
         started.sort();
         let mut want = vec![http.clone(), udp.clone()];

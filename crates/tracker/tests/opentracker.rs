@@ -287,7 +287,7 @@ async fn announcer_task_with_a_dead_tier() {
     let got = tokio::time::timeout(Duration::from_secs(20), async {
         loop {
             let o = rx.recv().await.expect("task alive");
-            if o.url == live {
+            if *o.url == *live {
                 return o;
             }
         }

@@ -227,7 +227,7 @@ pub fn tiers(m: &TorrentMeta) -> Vec<Vec<String>> {
     let mut t: Vec<Vec<String>> = m
         .torrent
         .as_ref()
-        .map(|t| t.trackers().to_vec())
+        .map(|t| t.tracker_urls())
         .unwrap_or_default();
     let magnet_trackers = m
         .magnet

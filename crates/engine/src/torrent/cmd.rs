@@ -80,9 +80,10 @@ pub(crate) enum TorrentCmd {
     /// `session::check_turns`): it checks on it. Any phase but the wait for
     /// a turn drops it, which passes the turn on.
     CheckTurn(tokio::sync::OwnedSemaphorePermit),
-    /// What a tracker answered (from the session's announce service, which
-    /// announces for a dormant torrent while it parks).
-    Announced(Box<shoal_tracker::AnnounceOutcome>),
+    /// A tracker's answer with peers in it (from the session's announce
+    /// service, which announces for a dormant torrent while it parks;
+    /// answers without peers and failures are not sent).
+    Announced(Box<shoal_tracker::AnnounceResponse>),
     /// Stop for good: close peers, announce `stopped`, save resume data,
     /// and delete the data when asked.
     Shutdown { delete_data: bool, reply: Reply },

@@ -137,11 +137,10 @@ pub(crate) struct TorrentTask {
     /// made when a transfer starts, dropped while dormant (the limits and
     /// the group are kept in the metadata).
     rates: Option<Arc<TorrentRates>>,
-    /// Its place in the session's announce service, which sends what the
-    /// trackers answer as [`TorrentCmd::Announced`].
+    /// Its place in the session's announce service, which sends the peers
+    /// trackers give as [`TorrentCmd::Announced`] and keeps what each said
+    /// (for display: [`Query::Trackers`](super::cmd::Query::Trackers)).
     announcer: Option<Registration>,
-    /// What each tracker last said (for display).
-    trackers: Vec<crate::info::TrackerInfo>,
     /// The verified pieces as of the last run (answers queries between runs).
     have: shoal_wire::Bitfield,
     /// The windows of the open file readers, by reader id.
@@ -325,7 +324,6 @@ pub(crate) async fn spawn(
         force_check: false,
         rates: None,
         announcer: None,
-        trackers: Vec::new(),
         have: shoal_wire::Bitfield::new(0),
         readers: std::collections::BTreeMap::new(),
         counters: Arc::new(Counters::default()),
@@ -901,7 +899,6 @@ impl TorrentTask {
 
     /// Keeps a new tracker list; what the old trackers said is forgotten.
     async fn store_trackers(&mut self, tiers: Vec<Vec<String>>) {
-        self.trackers.clear();
         self.meta_tx.send_modify(|m| m.tracker_list = Some(tiers));
         self.save_record().await;
     }
@@ -1105,59 +1102,50 @@ impl TorrentTask {
         Arc::new(shared)
     }
 
-    fn start_announcer(&mut self) {
-        if self.announcer.is_some() {
-            return;
-        }
-        let list = self.meta_tx.borrow().tracker_list.clone();
-        let replaced = list.is_some();
-        let mut tiers: Vec<Vec<String>> = list.unwrap_or_else(|| {
+    /// The trackers to announce to, by tier: the stored list if the user
+    /// replaced it, else the metainfo's (or the magnet's) and the added ones.
+    fn tracker_tiers(&self) -> Vec<Vec<String>> {
+        let meta = self.meta_tx.borrow();
+        let replaced = meta.tracker_list.is_some();
+        let mut tiers: Vec<Vec<String>> = meta.tracker_list.clone().unwrap_or_else(|| {
             self.torrent
                 .as_ref()
-                .map(|t| t.trackers().to_vec())
+                .map(|t| t.tracker_urls())
                 .unwrap_or_default()
         });
-        if let Some(m) = self.magnet.as_ref().filter(|_| !replaced) {
-            for u in &m.trackers {
-                if !tiers.iter().flatten().any(|x| x == u) {
-                    tiers.push(vec![u.clone()]);
-                }
-            }
+        if replaced {
+            return tiers;
         }
-        let extra = if replaced {
-            Vec::new()
-        } else {
-            self.meta_tx.borrow().extra_trackers.clone()
-        };
-        for u in &extra {
+        let magnet = self.magnet.iter().flat_map(|m| &m.trackers);
+        for u in magnet.chain(&meta.extra_trackers) {
             if !tiers.iter().flatten().any(|x| x == u) {
                 tiers.push(vec![u.clone()]);
             }
         }
-        if tiers.iter().all(|t| t.is_empty()) {
-            return;
-        }
-        // Exact: a pushed-to vector keeps room for four (512 bytes), and a
-        // daemon holds thousands of torrents with a tracker or two.
-        self.trackers
-            .reserve_exact(tiers.iter().map(Vec::len).sum());
-        for (tier, urls) in tiers.iter().enumerate() {
+        tiers
+    }
+
+    /// The trackers with nothing heard from them (while not announcing).
+    fn listed_trackers(&self) -> Vec<crate::info::TrackerInfo> {
+        let mut seen = std::collections::HashSet::new();
+        let mut v = Vec::new();
+        for (tier, urls) in self.tracker_tiers().into_iter().enumerate() {
             for url in urls {
-                if !self.trackers.iter().any(|t| t.url == *url) {
-                    self.trackers.push(crate::info::TrackerInfo {
-                        url: url.clone(),
-                        tier,
-                        announces_ok: 0,
-                        announces_failed: 0,
-                        last_error: None,
-                        warning: None,
-                        seeders: None,
-                        leechers: None,
-                        last_peers: 0,
-                        last_announce: None,
-                    });
+                if !url.is_empty() && seen.insert(url.clone()) {
+                    v.push(crate::info::TrackerInfo::listed(url, tier));
                 }
             }
+        }
+        v
+    }
+
+    fn start_announcer(&mut self) {
+        if self.announcer.is_some() {
+            return;
+        }
+        let tiers = self.tracker_tiers();
+        if tiers.iter().all(|t| t.is_empty()) {
+            return;
         }
         let mut rng = self.ctx.torrent_rng();
         let ann = Announcer::new(
@@ -1189,9 +1177,18 @@ impl TorrentTask {
                 if o.event == shoal_tracker::Event::Stopped {
                     return;
                 }
+                // Only peers concern the torrent (the service keeps what
+                // each tracker said): an answer without any, the common
+                // case for a seed, does not wake a dormant torrent.
+                let Some(resp) = Self::note_announce(o) else {
+                    return;
+                };
+                if resp.peers.is_empty() {
+                    return;
+                }
                 if let Some(tx) = own.upgrade() {
                     // (A full queue drops it: the next one comes.)
-                    let _ = tx.try_send(TorrentCmd::Announced(Box::new(o)));
+                    let _ = tx.try_send(TorrentCmd::Announced(Box::new(resp)));
                 }
             }),
         );
@@ -1523,42 +1520,24 @@ impl TorrentTask {
         self.publish(&s);
     }
 
-    /// Records what a tracker said while no transfer runs, keeping the
-    /// peers it gave for the next one. Whether it gave any.
-    fn note_idle_announce(&mut self, o: AnnounceOutcome) -> bool {
-        match self.note_announce(o) {
-            Some(resp) if !resp.peers.is_empty() => {
-                self.peers.extend(resp.peers);
-                self.peers.truncate(super::core::MAX_KNOWN_ADDRS);
-                true
-            }
-            _ => false,
+    /// Keeps the peers a tracker gave while no transfer runs, for the next
+    /// one. Whether it gave any.
+    fn note_idle_announce(&mut self, resp: shoal_tracker::AnnounceResponse) -> bool {
+        if resp.peers.is_empty() {
+            return false;
         }
+        self.peers.extend(resp.peers);
+        self.peers.truncate(super::core::MAX_KNOWN_ADDRS);
+        true
     }
 
-    /// Records what a tracker said; its answer, if it gave one.
-    fn note_announce(&mut self, o: AnnounceOutcome) -> Option<shoal_tracker::AnnounceResponse> {
-        let t = self.trackers.iter_mut().find(|t| t.url == o.url);
+    /// A tracker's answer, if it gave one (the announce service keeps what
+    /// it said for display); a failure is logged.
+    fn note_announce(o: AnnounceOutcome) -> Option<shoal_tracker::AnnounceResponse> {
         match o.result {
-            Ok(resp) => {
-                if let Some(t) = t {
-                    t.announces_ok += 1;
-                    t.last_error = None;
-                    t.warning = resp.warning.clone();
-                    t.seeders = resp.complete;
-                    t.leechers = resp.incomplete;
-                    t.last_peers = resp.peers.len();
-                    t.last_announce = Some(unix_now());
-                }
-                Some(resp)
-            }
+            Ok(resp) => Some(resp),
             Err(e) => {
                 tracing::info!(url = %o.url, error = %e, "announce failed");
-                if let Some(t) = t {
-                    t.announces_failed += 1;
-                    t.last_error = Some(e.to_string());
-                    t.last_announce = Some(unix_now());
-                }
                 None
             }
         }
@@ -1580,9 +1559,20 @@ impl TorrentTask {
                 };
                 let _ = tx.send(have);
             }
-            Query::Trackers(tx) => {
-                let _ = tx.send(self.trackers.clone());
-            }
+            Query::Trackers(tx) => match &self.announcer {
+                // The service answers, from its task.
+                Some(reg) => reg.status(Box::new(move |st| {
+                    let (now, unix) = (Instant::now(), unix_now());
+                    let v = st
+                        .into_iter()
+                        .map(|s| crate::info::TrackerInfo::from_status(s, now, unix))
+                        .collect();
+                    let _ = tx.send(v);
+                })),
+                None => {
+                    let _ = tx.send(self.listed_trackers());
+                }
+            },
             Query::Disk(tx) => {
                 let _ = tx.send(None);
             }
@@ -1730,12 +1720,10 @@ impl TorrentTask {
             TorrentCmd::Move(to, reply) => return Some(RunEnd::Move(to, reply)),
             // Checked already (a command woke it before its turn came).
             TorrentCmd::CheckTurn(_) => {}
-            TorrentCmd::Announced(o) => {
-                if let Some(resp) = self.note_announce(*o) {
-                    tracing::debug!(peers = resp.peers.len(), "announce ok");
-                    run.core.add_addrs(now, resp.peers, PeerSource::Tracker);
-                    run.core.handle_timeout(now);
-                }
+            TorrentCmd::Announced(resp) => {
+                tracing::debug!(peers = resp.peers.len(), "announce ok");
+                run.core.add_addrs(now, resp.peers, PeerSource::Tracker);
+                run.core.handle_timeout(now);
             }
             TorrentCmd::Shutdown { delete_data, reply } => {
                 return Some(RunEnd::Stop(Stop {

@@ -354,7 +354,8 @@ async fn dormant_seeds_with_a_tracker_park_and_hear_it() {
     const N: usize = 20;
     let trackers = [format!("udp://{at}/announce")];
     let handles = add_seeds(&seeder, tmp.path(), 30_000, N, &trackers).await;
-    // Each heard its tracker (the answer is a command to a parked task).
+    // Each heard its tracker (the announce service keeps what it said; an
+    // answer without peers does not wake the parked task).
     for h in &handles {
         let r = tokio::time::timeout(LIMIT, async {
             loop {

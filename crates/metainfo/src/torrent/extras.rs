@@ -9,6 +9,7 @@ use crate::error::{opt, Field, MetainfoError, Problem};
 use crate::files::prefer_utf8;
 use crate::limits::ParseLimits;
 use crate::magnet::HostPort;
+use crate::torrent::TrackerTier;
 use shoal_bencode::{Dict, Value};
 
 fn text(v: &Value<'_>) -> Option<String> {
@@ -24,8 +25,22 @@ fn too_many(f: &Field<'_, '_>, what: &'static str, limit: usize) -> MetainfoErro
 }
 
 /// Tiers of tracker URLs: `announce-list` if it yields any, else `announce`.
-/// Duplicates (across all tiers) and empty tiers are removed.
+/// Duplicates (across all tiers) and empty tiers are removed. The URLs are
+/// the process's shared copies ([`shoal_base::intern`]), and every list
+/// its exact length: a daemon keeps thousands of torrents naming the same
+/// few trackers.
 pub(crate) fn trackers(
+    top: &Dict<'_>,
+    limits: &ParseLimits,
+) -> Result<Box<[TrackerTier]>, MetainfoError> {
+    let tiers = tracker_strings(top, limits)?;
+    Ok(tiers
+        .into_iter()
+        .map(|t| t.iter().map(|u| shoal_base::intern(u)).collect())
+        .collect())
+}
+
+fn tracker_strings(
     top: &Dict<'_>,
     limits: &ParseLimits,
 ) -> Result<Vec<Vec<String>>, MetainfoError> {

@@ -107,7 +107,7 @@ pub fn torrent_json(t: &Torrent) -> Value {
         "piece_count": t.piece_count(),
         "total_length": t.total_length(),
         "files": files,
-        "trackers": t.trackers(),
+        "trackers": t.tracker_urls(),
         "web_seeds": t.web_seeds(),
         "private": t.is_private(),
         "comment": t.comment(),
