@@ -94,6 +94,23 @@ fn records_resume_and_activity_survive_reopening() {
         }
         assert_eq!(*r, want);
     }
+    // The walk a session restores from hands over the same records, and
+    // stops when told.
+    let mut walked = Vec::new();
+    s.visit_torrents(&mut |r| {
+        walked.push(r);
+        true
+    })
+    .unwrap();
+    walked.sort_by_key(|r| r.added_at);
+    assert_eq!(walked, all);
+    let mut seen = 0;
+    s.visit_torrents(&mut |_| {
+        seen += 1;
+        seen < 2
+    })
+    .unwrap();
+    assert_eq!(seen, 2);
     assert_eq!(s.load_resume(&h2).unwrap(), Some(resume(10)));
     assert_eq!(s.load_resume(&record(1).info_hashes).unwrap(), None);
     assert_eq!(s.activities().unwrap()[&h2].seconds_seeding, 9);
