@@ -2,14 +2,17 @@
 //! peer set, peer exchange), the tokio [`driver`] that runs it while it
 //! transfers, and the [`task`] that carries it through its life (metadata,
 //! checking, transfer, recheck, move, removal).
+mod announcing;
 mod cmd;
 pub(crate) mod cmd_queue;
 pub(crate) mod core;
 mod data_ops;
 pub(crate) mod driver;
+mod goals;
 mod handle;
 mod magnet;
 mod reader;
+mod spawn;
 mod task;
 pub(crate) mod watched;
 
@@ -20,7 +23,8 @@ pub use driver::PeerStream;
 pub(crate) use driver::ToTorrent;
 pub use handle::{TorrentHandle, TorrentMeta};
 pub use reader::{FileReader, ReadError, DEFAULT_READ_AHEAD, MAX_READ};
-pub(crate) use task::{spawn, Launch, Origin, STOP_ANNOUNCE};
+pub(crate) use spawn::{spawn, Launch, Origin};
+pub(crate) use task::STOP_ANNOUNCE;
 pub use watched::{WatchClosed, WatchReceiver, WatchRef};
 
 /// Whether a handshake's 20-byte hash names a torrent with these hashes

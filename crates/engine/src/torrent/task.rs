@@ -23,25 +23,26 @@
 //! `Run` starts from the kept pieces without a check, and the waking
 //! command is its first. Nothing of this shows in the status or the
 //! events.
+use super::announcing::Announcing;
 use super::cmd::{Reply, TorrentCmd};
 use super::core::{CoreInit, CoreLimits, PeerSource, TorrentCore};
 use super::driver::{Run, RunEvent, TaskAction};
-use super::handle::{TorrentHandle, TorrentMeta};
-use super::watched::{self, WatchRef, WatchSender};
+use super::goals::SeedGoals;
+use super::handle::TorrentMeta;
+use super::watched::{WatchRef, WatchSender};
 use crate::bandwidth::TorrentRates;
-use crate::error::{AddTorrentError, TorrentError, TorrentOpError};
+use crate::error::{TorrentError, TorrentOpError};
 use crate::events::SessionEvent;
 use crate::layout::{piece_priorities_of, storage_layout, FileSelection};
 use crate::peer::PeerShared;
 use crate::persist::{ResumeRecord, TorrentLimits, TorrentRecord};
 use crate::picker::PiecePicker;
 use crate::session::dht::FeedMode;
-use crate::session::{AddTorrentParams, SessionCtx, TorrentSource};
+use crate::session::SessionCtx;
 use crate::status::{TorrentState, TorrentStatus};
 use crate::TorrentId;
 use shoal_metainfo::{InfoHashes, Magnet, Torrent};
 use shoal_storage::{Storage, StorageOptions};
-use shoal_tracker::{AnnounceOutcome, AnnounceRequest, Announcer, AnnouncerConfig, Registration};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -51,16 +52,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::OwnedSemaphorePermit;
 
-/// How a torrent enters the session.
-pub(crate) enum Origin {
-    /// Added by a caller, at this queue position.
-    Params(Box<AddTorrentParams>, i64),
-    /// Restored from the session's persistence.
-    Record(Box<TorrentRecord>),
-}
-
-/// Commands queued to a torrent's task.
-const CMD_QUEUE: usize = 256;
 /// Time between two progress events of one torrent.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 /// Bound on the `stopped` announce when a torrent pauses or stops.
@@ -132,38 +123,36 @@ pub(crate) struct TorrentTask {
     pub(super) own_tx: super::cmd_queue::WeakCmdSender<TorrentCmd>,
     pub(super) status_tx: WatchSender<TorrentStatus>,
     pub(super) meta_tx: WatchSender<TorrentMeta>,
-    force_check: bool,
+    pub(super) force_check: bool,
     /// The rate limits every peer of the torrent charges its bytes to:
     /// made when a transfer starts, dropped while dormant (the limits and
     /// the group are kept in the metadata).
-    rates: Option<Arc<TorrentRates>>,
+    pub(super) rates: Option<Arc<TorrentRates>>,
     /// Its place in the session's announce service, which sends the peers
     /// trackers give as [`TorrentCmd::Announced`] and keeps what each said
     /// (for display: [`Query::Trackers`](super::cmd::Query::Trackers)).
-    announcer: Option<Registration>,
+    pub(super) announcer: Announcing,
     /// The verified pieces as of the last run (answers queries between runs).
-    have: shoal_wire::Bitfield,
+    pub(super) have: shoal_wire::Bitfield,
     /// The windows of the open file readers, by reader id.
-    readers: std::collections::BTreeMap<u64, super::reader::ReaderWindows>,
-    counters: Arc<Counters>,
+    pub(super) readers: std::collections::BTreeMap<u64, super::reader::ReaderWindows>,
+    pub(super) counters: Arc<Counters>,
     /// The last progress event, while the torrent is awake (boxed: a
     /// parked torrent drops it, and a daemon parks thousands).
-    shown: Option<Box<Shown>>,
+    pub(super) shown: Option<Box<Shown>>,
     /// The session's download queue holds it back.
-    queued: bool,
+    pub(super) queued: bool,
     /// Started by hand beyond the download queue.
-    force_start: bool,
+    pub(super) force_start: bool,
     /// Stopped on its seeding goal.
-    finished: bool,
-    /// Resumed by hand after finishing: seed on whatever the goals say.
-    ignore_goals: bool,
-    /// Uploaded bytes at the last change, and when (for the idle goal).
-    last_upload: (u64, Instant),
-    queue_position: i64,
-    dht_mode: Option<FeedMode>,
+    pub(super) finished: bool,
+    /// Where it stands against its seeding goals.
+    pub(super) goals: SeedGoals,
+    pub(super) queue_position: i64,
+    pub(super) dht_mode: Option<FeedMode>,
     /// It parked dormant ([`park`]), not restored and waiting for its
     /// check: it wakes dormant.
-    parked_dormant: bool,
+    pub(super) parked_dormant: bool,
 }
 
 /// The last progress event sent: when, and the verified wanted bytes,
@@ -173,211 +162,7 @@ pub(super) struct Shown {
     shown: (u64, u64, u64, usize),
 }
 
-/// Builds a torrent's task and its handle (the caller spawns the task).
-pub(crate) async fn spawn(
-    ctx: Arc<SessionCtx>,
-    id: TorrentId,
-    origin: Origin,
-) -> Result<(TorrentHandle, Launch), AddTorrentError> {
-    let (record, torrent, magnet, selection, peers, timeout, is_new) = match origin {
-        Origin::Params(p, queue_position) => {
-            let p = *p;
-            let hashes = p.source.info_hashes();
-            let (torrent, magnet) = match p.source {
-                TorrentSource::Torrent(t) => (Some(t), None),
-                TorrentSource::Magnet(m) => (None, Some(*m)),
-                TorrentSource::InfoHash(h) => (
-                    None,
-                    Some(Magnet {
-                        v1: h.v1,
-                        v2: h.v2,
-                        ..Magnet::default()
-                    }),
-                ),
-            };
-            if magnet
-                .as_ref()
-                .is_some_and(|m| m.v1.is_none() && m.v2.is_none())
-            {
-                return Err(AddTorrentError::NoInfoHash);
-            }
-            let file_priorities = match &torrent {
-                Some(t) => {
-                    // Refuse what can never work now rather than fail later.
-                    check_layout(t)?;
-                    p.selection.file_priorities(t)?
-                }
-                None => Vec::new(),
-            };
-            let record = TorrentRecord {
-                info_hashes: hashes,
-                metainfo: torrent.as_ref().map(|t| t.info_bytes().to_vec()),
-                magnet: magnet.as_ref().map(Magnet::to_uri),
-                name: torrent
-                    .as_ref()
-                    .map(|t| t.name().to_owned())
-                    .or_else(|| magnet.as_ref().and_then(|m| m.name.clone())),
-                save_path: p.save_path,
-                file_priorities,
-                extra_trackers: p.extra_trackers,
-                tracker_list: None,
-                paused: p.paused,
-                labels: p.labels,
-                limits: p.limits,
-                group: None,
-                added_at: unix_now(),
-                queue_position,
-            };
-            (
-                record,
-                torrent,
-                magnet,
-                p.selection,
-                p.peers,
-                p.metadata_timeout,
-                true,
-            )
-        }
-        Origin::Record(r) => {
-            let r = *r;
-            let torrent = match &r.metainfo {
-                Some(m) => Some(Arc::new(parse_saved(m).map_err(|e| {
-                    AddTorrentError::Persist(crate::persist::PersistError::Corrupt(e.into()))
-                })?)),
-                None => None,
-            };
-            let magnet = r.magnet.as_deref().and_then(|m| Magnet::parse(m).ok());
-            if torrent.is_none() && magnet.is_none() {
-                return Err(AddTorrentError::NoInfoHash);
-            }
-            (
-                r,
-                torrent,
-                magnet,
-                FileSelection::All,
-                Vec::new(),
-                None,
-                false,
-            )
-        }
-    };
-    if is_new {
-        let p = ctx.persist.clone();
-        let rec = record.clone();
-        tokio::task::spawn_blocking(move || p.save_torrent(&rec))
-            .await
-            .map_err(|_| AddTorrentError::SessionClosed)??;
-    }
-    let name = record
-        .name
-        .clone()
-        .unwrap_or_else(|| record.info_hashes.primary().to_hex());
-    let state = if torrent.is_some() {
-        TorrentState::Checking
-    } else {
-        TorrentState::FetchingMetadata
-    };
-    let status = TorrentStatus {
-        state,
-        ..TorrentStatus::default()
-    };
-    let (status_tx, status_rx) = watched::channel(status.clone());
-    let (meta_tx, meta_rx) = watched::channel(TorrentMeta {
-        torrent: torrent.clone(),
-        name,
-        save_path: record.save_path.clone(),
-        file_priorities: record.file_priorities.clone(),
-        limits: record.limits,
-        group: record.group.clone(),
-        labels: record.labels.clone(),
-        added_at: record.added_at,
-        magnet: record.magnet.clone(),
-        extra_trackers: record.extra_trackers.clone(),
-        tracker_list: record.tracker_list.clone(),
-    });
-    let (tx, rx) = super::cmd_queue::channel(CMD_QUEUE);
-    let handle = TorrentHandle {
-        id,
-        info_hashes: record.info_hashes,
-        tx: tx.clone(),
-        status: status_rx,
-        meta: meta_rx,
-    };
-    let selection = match selection {
-        FileSelection::All => None,
-        _ if torrent.is_some() => None,
-        sel => Some(Box::new(sel)),
-    };
-    let task = TorrentTask {
-        id,
-        hashes: record.info_hashes,
-        torrent,
-        magnet: magnet.map(Box::new),
-        selection,
-        metadata_timeout: timeout,
-        peers,
-        user_paused: record.paused,
-        cmds: rx,
-        own_tx: tx.downgrade(),
-        status_tx,
-        meta_tx,
-        force_check: false,
-        rates: None,
-        announcer: None,
-        have: shoal_wire::Bitfield::new(0),
-        readers: std::collections::BTreeMap::new(),
-        counters: Arc::new(Counters::default()),
-        shown: None,
-        queued: false,
-        force_start: false,
-        finished: false,
-        ignore_goals: false,
-        last_upload: (0, Instant::now()),
-        queue_position: record.queue_position,
-        dht_mode: None,
-        parked_dormant: false,
-        ctx,
-    };
-    let task = Box::new(task);
-    if !is_new && task.torrent.is_some() {
-        // Restored with its metadata: it waits for its check turn parked,
-        // with no future or tokio task, and the session's check turns
-        // ([`crate::session::check_turns`]) wake it when its turn comes (a
-        // command wakes it sooner). Thousands restored at once then hold
-        // only their state, and the futures of their checks, made one at a
-        // time, leave no holes between the states.
-        match task.cmds.parker().park(task) {
-            Ok(()) => return Ok((handle, Launch::Parked)),
-            Err(task) => return Ok((handle, Launch::Run(Box::pin(task.run(false))))),
-        }
-    }
-    Ok((handle, Launch::Run(Box::pin(task.run(false)))))
-}
-
-/// How a new torrent's task starts ([`spawn`]).
-pub(crate) enum Launch {
-    /// The caller spawns this future.
-    Run(Pin<Box<dyn Future<Output = ()> + Send>>),
-    /// Parked until its check turn: the caller hands the torrent's queue to
-    /// the session's check turns.
-    Parked,
-}
-
-/// Parses a stored metainfo: a whole .torrent, or a bare info dictionary.
-fn parse_saved(bytes: &[u8]) -> Result<Torrent, shoal_metainfo::MetainfoError> {
-    Torrent::from_bytes(bytes).or_else(|_| Torrent::from_info_bytes(bytes, &Default::default()))
-}
-
-/// Whether `t` can be stored: a v2 torrent without piece layers is fine
-/// (they are fetched from peers), any other layout problem is not.
-fn check_layout(t: &Torrent) -> Result<(), AddTorrentError> {
-    match storage_layout(t) {
-        Ok(_) | Err(AddTorrentError::V2Only) => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-fn unix_now() -> u64 {
+pub(super) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -389,7 +174,7 @@ impl TorrentTask {
     /// `self` is boxed: an `async fn` keeps its by-value arguments twice in
     /// its future (rust-lang/rust#62958), and this future lives as long as
     /// the torrent is awake, or dormant with a seeding goal's time to wait for.
-    async fn run(mut self: Box<Self>, asleep: bool) {
+    pub(super) async fn run(mut self: Box<Self>, asleep: bool) {
         let mut start = Start::Fresh;
         // Woken from its parking: dormant still, no live phase to resume.
         let mut asleep = asleep;
@@ -814,7 +599,7 @@ impl TorrentTask {
                 self.user_paused = false;
                 self.force_start = force;
                 if std::mem::take(&mut self.finished) {
-                    self.ignore_goals = true;
+                    self.goals.ignore = true;
                 }
                 self.save_record().await;
             }
@@ -825,7 +610,7 @@ impl TorrentTask {
                 self.publish(&s);
                 self.save_record().await;
             }
-            TorrentCmd::SettingsChanged => self.ignore_goals = false,
+            TorrentCmd::SettingsChanged => self.goals.ignore = false,
             TorrentCmd::SetFilePriorities(p, reply) => {
                 let r = self.store_priorities(p);
                 if r.is_ok() {
@@ -1102,104 +887,30 @@ impl TorrentTask {
         Arc::new(shared)
     }
 
-    /// The trackers to announce to, by tier: the stored list if the user
-    /// replaced it, else the metainfo's (or the magnet's) and the added ones.
+    /// The trackers to announce to, by tier.
     fn tracker_tiers(&self) -> Vec<Vec<String>> {
         let meta = self.meta_tx.borrow();
-        let replaced = meta.tracker_list.is_some();
-        let mut tiers: Vec<Vec<String>> = meta.tracker_list.clone().unwrap_or_else(|| {
-            self.torrent
-                .as_ref()
-                .map(|t| t.tracker_urls())
-                .unwrap_or_default()
-        });
-        if replaced {
-            return tiers;
-        }
-        let magnet = self.magnet.iter().flat_map(|m| &m.trackers);
-        for u in magnet.chain(&meta.extra_trackers) {
-            if !tiers.iter().flatten().any(|x| x == u) {
-                tiers.push(vec![u.clone()]);
-            }
-        }
-        tiers
+        super::announcing::tiers(&meta, self.torrent.as_deref(), self.magnet.as_deref())
     }
 
-    /// The trackers with nothing heard from them (while not announcing).
-    fn listed_trackers(&self) -> Vec<crate::info::TrackerInfo> {
-        let mut seen = std::collections::HashSet::new();
-        let mut v = Vec::new();
-        for (tier, urls) in self.tracker_tiers().into_iter().enumerate() {
-            for url in urls {
-                if !url.is_empty() && seen.insert(url.clone()) {
-                    v.push(crate::info::TrackerInfo::listed(url, tier));
-                }
-            }
-        }
-        v
-    }
-
+    /// Starts announcing, unless it does or the torrent has no tracker.
     fn start_announcer(&mut self) {
-        if self.announcer.is_some() {
+        if self.announcer.is_on() {
             return;
         }
         let tiers = self.tracker_tiers();
-        if tiers.iter().all(|t| t.is_empty()) {
-            return;
-        }
-        let mut rng = self.ctx.torrent_rng();
-        let ann = Announcer::new(
-            tiers,
-            AnnouncerConfig::shared_default(),
-            &mut rng,
-            Instant::now(),
-        );
-        let c = self.counters.clone();
-        let info_hash = self.hashes.primary().0;
-        let peer_id = self.ctx.peer_id;
-        let port = self.ctx.local_addr.port();
-        let key: u32 = rand::Rng::gen(&mut rng);
-        // Weak: the announcer does not keep the torrent's queue open. The
-        // answers to `stopped` are not wanted (the torrent is stopping).
-        let own = self.own_tx.clone();
-        let h = self.ctx.announces.register(
-            ann,
-            Box::new(move || {
-                let mut r =
-                    AnnounceRequest::new(info_hash, peer_id, port, c.left.load(Ordering::Relaxed));
-                r.uploaded = c.uploaded.load(Ordering::Relaxed);
-                r.downloaded = c.downloaded.load(Ordering::Relaxed);
-                r.key = key;
-                r.numwant = Some(50);
-                r
-            }),
-            Box::new(move |o: AnnounceOutcome| {
-                if o.event == shoal_tracker::Event::Stopped {
-                    return;
-                }
-                // Only peers concern the torrent (the service keeps what
-                // each tracker said): an answer without any, the common
-                // case for a seed, does not wake a dormant torrent.
-                let Some(resp) = Self::note_announce(o) else {
-                    return;
-                };
-                if resp.peers.is_empty() {
-                    return;
-                }
-                if let Some(tx) = own.upgrade() {
-                    // (A full queue drops it: the next one comes.)
-                    let _ = tx.try_send(TorrentCmd::Announced(Box::new(resp)));
-                }
-            }),
-        );
-        self.announcer = Some(h);
+        let from = super::announcing::Announcer {
+            ctx: &self.ctx,
+            hashes: self.hashes,
+            counters: &self.counters,
+            own: &self.own_tx,
+        };
+        self.announcer.start(tiers, from);
     }
 
     /// Announces `stopped` in the background (bounded) and forgets the announcer.
     fn stop_announcer(&mut self) {
-        if let Some(h) = self.announcer.take() {
-            tokio::spawn(h.stop());
-        }
+        self.announcer.stop();
     }
 
     fn save_resume(
@@ -1281,7 +992,8 @@ impl TorrentTask {
         }
         if !woke {
             // (Across dormancy the idle goal counts on.)
-            self.last_upload = (run.core.status().uploaded, Instant::now());
+            self.goals
+                .restart(run.core.status().uploaded, Instant::now());
         }
         let counts = (run.core.status().uploaded, run.core.status().downloaded);
         // Since when nothing happens (see `quiet`).
@@ -1424,43 +1136,15 @@ impl TorrentTask {
 
     /// When the idle seeding goal would stop a torrent in `state`.
     fn idle_goal(&self, state: TorrentState) -> Option<Instant> {
-        if state != TorrentState::Seeding || self.ignore_goals {
-            return None;
-        }
-        let goal = self.meta_tx.borrow().limits.seed_idle;
-        let idle = goal.resolve(self.ctx.live().seed_idle)?;
-        Some(self.last_upload.1 + idle)
+        let limits = self.meta_tx.borrow().limits;
+        self.goals.idle_deadline(state, &limits, &self.ctx.live())
     }
 
     /// Whether a seeding torrent reached its ratio or idle goal.
     fn goal_reached(&mut self, s: &TorrentStatus) -> bool {
-        let now = Instant::now();
-        if s.uploaded != self.last_upload.0 {
-            self.last_upload = (s.uploaded, now);
-        }
-        if s.state != TorrentState::Seeding || self.ignore_goals {
-            return false;
-        }
         let limits = self.meta_tx.borrow().limits;
-        let live = self.ctx.live();
-        if let Some(r) = limits.seed_ratio.resolve(live.seed_ratio) {
-            // As Transmission: against what was downloaded, or the size
-            // for a torrent that was never downloaded here.
-            let base = if s.downloaded > 0 {
-                s.downloaded
-            } else {
-                s.wanted_bytes
-            };
-            if base > 0 && s.uploaded as f64 >= r * base as f64 {
-                return true;
-            }
-        }
-        if let Some(idle) = limits.seed_idle.resolve(live.seed_idle) {
-            if now >= self.last_upload.1 + idle {
-                return true;
-            }
-        }
-        false
+        self.goals
+            .reached(s, &limits, &self.ctx.live(), Instant::now())
     }
 
     async fn after_step(
@@ -1492,9 +1176,7 @@ impl TorrentTask {
                 TaskAction::Metadata(info) => self.on_metadata(run, info, phase).await,
                 TaskAction::Layers(l) => self.on_layers(run, l, phase),
                 TaskAction::AnnounceCompleted => {
-                    if let Some(h) = &self.announcer {
-                        h.completed();
-                    }
+                    self.announcer.completed();
                 }
             }
         }
@@ -1531,18 +1213,6 @@ impl TorrentTask {
         true
     }
 
-    /// A tracker's answer, if it gave one (the announce service keeps what
-    /// it said for display); a failure is logged.
-    fn note_announce(o: AnnounceOutcome) -> Option<shoal_tracker::AnnounceResponse> {
-        match o.result {
-            Ok(resp) => Some(resp),
-            Err(e) => {
-                tracing::info!(url = %o.url, error = %e, "announce failed");
-                None
-            }
-        }
-    }
-
     /// Answers a question from the last known state (between runs).
     pub(super) fn answer_idle(&self, q: super::cmd::Query) {
         use super::cmd::Query;
@@ -1559,20 +1229,10 @@ impl TorrentTask {
                 };
                 let _ = tx.send(have);
             }
-            Query::Trackers(tx) => match &self.announcer {
-                // The service answers, from its task.
-                Some(reg) => reg.status(Box::new(move |st| {
-                    let (now, unix) = (Instant::now(), unix_now());
-                    let v = st
-                        .into_iter()
-                        .map(|s| crate::info::TrackerInfo::from_status(s, now, unix))
-                        .collect();
-                    let _ = tx.send(v);
-                })),
-                None => {
-                    let _ = tx.send(self.listed_trackers());
-                }
-            },
+            Query::Trackers(tx) => {
+                let tiers = || self.tracker_tiers();
+                self.announcer.answer(tx, tiers);
+            }
             Query::Disk(tx) => {
                 let _ = tx.send(None);
             }
@@ -1646,7 +1306,7 @@ impl TorrentTask {
                 self.user_paused = false;
                 self.force_start = force;
                 if std::mem::take(&mut self.finished) {
-                    self.ignore_goals = true;
+                    self.goals.ignore = true;
                 }
                 run.core.resume(now);
                 self.start_announcer();
@@ -1663,12 +1323,10 @@ impl TorrentTask {
                 self.queue_position = p;
                 self.save_record().await;
             }
-            TorrentCmd::SettingsChanged => self.ignore_goals = false,
+            TorrentCmd::SettingsChanged => self.goals.ignore = false,
             TorrentCmd::Recheck => return Some(RunEnd::Recheck),
             TorrentCmd::Reannounce => {
-                if let Some(h) = &self.announcer {
-                    h.announce_now();
-                }
+                self.announcer.announce_now();
                 if let Some(mode) = self.dht_mode.take() {
                     self.set_dht(FeedMode::Off);
                     self.set_dht(mode);
@@ -1712,7 +1370,7 @@ impl TorrentTask {
             }
             TorrentCmd::SetTrackers(tiers) => {
                 self.store_trackers(tiers).await;
-                if self.announcer.is_some() {
+                if self.announcer.is_on() {
                     self.stop_announcer();
                     self.start_announcer();
                 }
@@ -1739,9 +1397,7 @@ impl TorrentTask {
         if let Some(d) = &self.ctx.dht {
             d.remove(self.id);
         }
-        if let Some(h) = self.announcer.take() {
-            h.stop().await;
-        }
+        self.announcer.finish().await;
         let mut r = Ok(());
         if stop.delete_data {
             r = self.delete_data().await;
