@@ -5,8 +5,10 @@
 mod announcing;
 mod cmd;
 pub(crate) mod cmd_queue;
+mod commands;
 pub(crate) mod core;
 mod data_ops;
+mod dormant;
 pub(crate) mod driver;
 mod goals;
 mod handle;

@@ -17,7 +17,7 @@
 //! verified pieces, counters, status and announcer. There, when only a
 //! command can wake it (no idle seeding goal; the session's announce
 //! service sends the trackers' answers as commands), the task ends and
-//! leaves its state to its command queue ([`park`]); the next command
+//! leaves its state to its command queue ([`park`](super::dormant::park)); the next command
 //! spawns it again. A connection, a peer address, a tracker answer with
 //! peers, a reader or any command that needs a transfer wakes it: a new
 //! `Run` starts from the kept pieces without a check, and the waking
@@ -26,16 +26,17 @@
 use super::announcing::Announcing;
 use super::cmd::{Reply, TorrentCmd};
 use super::core::{CoreInit, CoreLimits, PeerSource, TorrentCore};
+use super::dormant::Dormancy;
 use super::driver::{Run, RunEvent, TaskAction};
 use super::goals::SeedGoals;
 use super::handle::TorrentMeta;
 use super::watched::{WatchRef, WatchSender};
 use crate::bandwidth::TorrentRates;
-use crate::error::{TorrentError, TorrentOpError};
+use crate::error::TorrentError;
 use crate::events::SessionEvent;
 use crate::layout::{piece_priorities_of, storage_layout, FileSelection};
 use crate::peer::PeerShared;
-use crate::persist::{ResumeRecord, TorrentLimits, TorrentRecord};
+use crate::persist::{ResumeRecord, TorrentRecord};
 use crate::picker::PiecePicker;
 use crate::session::dht::FeedMode;
 use crate::session::SessionCtx;
@@ -43,10 +44,8 @@ use crate::status::{TorrentState, TorrentStatus};
 use crate::TorrentId;
 use shoal_metainfo::{InfoHashes, Magnet, Torrent};
 use shoal_storage::{Storage, StorageOptions};
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -67,12 +66,12 @@ pub(crate) struct Counters {
 
 /// How the task's life ends.
 pub(crate) struct Stop {
-    delete_data: bool,
-    reply: Option<Reply>,
+    pub(super) delete_data: bool,
+    pub(super) reply: Option<Reply>,
 }
 
 /// Why a transfer run ended.
-enum RunEnd {
+pub(super) enum RunEnd {
     Stop(Stop),
     Recheck,
     Move(PathBuf, Reply),
@@ -80,24 +79,8 @@ enum RunEnd {
     Dormant,
 }
 
-/// How a dormant spell ends ([`TorrentTask::dormant`]).
-enum Dormancy {
-    /// The transfer is needed again, by this command if one.
-    Wake(Option<TorrentCmd>),
-    /// Nothing to wait for but commands: the task parks.
-    Park,
-}
-
-/// What ends one dormant wait ([`TorrentTask::dormant_wait`]).
-enum DormantWake {
-    /// A command (`None`: every sender is gone).
-    Cmd(Option<TorrentCmd>),
-    /// The idle seeding goal's time came.
-    Goal,
-}
-
 /// How the live phases start.
-enum Start {
+pub(super) enum Start {
     /// From the beginning: the metadata, the check, the transfer.
     Fresh,
     /// Awake again after dormancy: the transfer at once, from the verified
@@ -150,7 +133,7 @@ pub(crate) struct TorrentTask {
     pub(super) goals: SeedGoals,
     pub(super) queue_position: i64,
     pub(super) dht_mode: Option<FeedMode>,
-    /// It parked dormant ([`park`]), not restored and waiting for its
+    /// It parked dormant ([`park`](super::dormant::park)), not restored and waiting for its
     /// check: it wakes dormant.
     pub(super) parked_dormant: bool,
 }
@@ -203,7 +186,7 @@ impl TorrentTask {
                     start = Start::Wake(cmd);
                     asleep = false;
                 }
-                Ok(Dormancy::Park) => match park(self) {
+                Ok(Dormancy::Park) => match super::dormant::park(self) {
                     Ok(()) => return,
                     Err(back) => {
                         // A command came meanwhile: handle it, dormant.
@@ -312,101 +295,11 @@ impl TorrentTask {
         storage.restore_wanted(&wanted);
     }
 
-    /// Dormant: no transfer state, no storage; commands that need neither
-    /// are answered here. Returns when something needs the transfer again
-    /// (with the command that does, if one does), when nothing is left to
-    /// wait for but commands (the task then parks: [`park`]), or how the
-    /// torrent ends. `resumed`: woken from its parking, dormant already.
-    async fn dormant(&mut self, resumed: bool) -> Result<Dormancy, Stop> {
-        use super::cmd::Query;
-        if !resumed {
-            tracing::debug!("dormant");
-            self.ctx.dormant.fetch_add(1, Ordering::Relaxed);
-            // No transfer, no bytes to charge: made again on waking.
-            self.rates = None;
-        }
-        let r = loop {
-            // The idle seeding goal may stop it meanwhile.
-            let goal = self.idle_goal(self.last().state);
-            if goal.is_none() && self.cmds.is_empty() {
-                // Only a command can wake it (a tracker's answer is one):
-                // the task can end and leave its state to the queue.
-                break Ok(Dormancy::Park);
-            }
-            match self.dormant_wait(goal).await {
-                DormantWake::Cmd(cmd) => match cmd {
-                    None => {
-                        break Err(Stop {
-                            delete_data: false,
-                            reply: None,
-                        })
-                    }
-                    Some(TorrentCmd::Shutdown { delete_data, reply }) => {
-                        break Err(Stop {
-                            delete_data,
-                            reply: Some(reply),
-                        })
-                    }
-                    Some(TorrentCmd::Query(
-                        q @ (Query::Peers(_) | Query::Pieces(_) | Query::Trackers(_)),
-                    )) => self.answer_idle(q),
-                    Some(
-                        c @ (TorrentCmd::SetLabels(_)
-                        | TorrentCmd::SetQueuePosition(_)
-                        | TorrentCmd::Queue(_)
-                        | TorrentCmd::SettingsChanged
-                        | TorrentCmd::SetLimits(_)
-                        | TorrentCmd::SetGroup(..)
-                        | TorrentCmd::CheckTurn(_)),
-                    ) => {
-                        Box::pin(self.idle_cmd(c)).await;
-                        // New seeding goals may be reached already: the
-                        // transfer stops it as it would have.
-                        let s = self.last().clone();
-                        if self.goal_reached(&s) {
-                            break Ok(Dormancy::Wake(None));
-                        }
-                    }
-                    Some(TorrentCmd::Announced(o)) => {
-                        if self.note_idle_announce(*o) {
-                            break Ok(Dormancy::Wake(None));
-                        }
-                    }
-                    Some(other) => break Ok(Dormancy::Wake(Some(other))),
-                },
-                DormantWake::Goal => break Ok(Dormancy::Wake(None)),
-            }
-        };
-        if !matches!(r, Ok(Dormancy::Park)) {
-            self.ctx.dormant.fetch_sub(1, Ordering::Relaxed);
-            tracing::debug!("awake");
-        }
-        r
-    }
-
-    /// The dormant wait: for a command (a tracker's answer is one) or the
-    /// idle seeding goal. Kept apart from [`Self::dormant`], and the goal's
-    /// timer boxed, because this future is what a dormant torrent holds for
-    /// as long as it sleeps: most have no goal, and an inline timer is 112
-    /// bytes.
-    async fn dormant_wait(&mut self, goal: Option<Instant>) -> DormantWake {
-        let mut timer = goal.map(|t| Box::pin(tokio::time::sleep_until(t.into())));
-        tokio::select! {
-            cmd = self.cmds.recv() => DormantWake::Cmd(cmd),
-            () = async {
-                match &mut timer {
-                    Some(t) => t.await,
-                    None => std::future::pending().await,
-                }
-            } => DormantWake::Goal,
-        }
-    }
-
     // ------------------------------------------------------------ status
 
     /// The status last published (a read lock on it: drop it before the
     /// next publish).
-    fn last(&self) -> WatchRef<'_, TorrentStatus> {
+    pub(super) fn last(&self) -> WatchRef<'_, TorrentStatus> {
         self.status_tx.borrow()
     }
 
@@ -583,82 +476,8 @@ impl TorrentTask {
         }
     }
 
-    /// Commands that need no running transfer (while checking, fetching
-    /// metadata or stopped by an error).
-    pub(super) async fn idle_cmd(&mut self, cmd: TorrentCmd) {
-        match cmd {
-            TorrentCmd::AddPeers(p) => {
-                self.peers.extend(p);
-                self.peers.truncate(super::core::MAX_KNOWN_ADDRS);
-            }
-            TorrentCmd::Pause => {
-                self.user_paused = true;
-                self.save_record().await;
-            }
-            TorrentCmd::Resume { force } => {
-                self.user_paused = false;
-                self.force_start = force;
-                if std::mem::take(&mut self.finished) {
-                    self.goals.ignore = true;
-                }
-                self.save_record().await;
-            }
-            TorrentCmd::Queue(q) => self.queued = q,
-            TorrentCmd::SetQueuePosition(p) => {
-                self.queue_position = p;
-                let s = self.last().clone();
-                self.publish(&s);
-                self.save_record().await;
-            }
-            TorrentCmd::SettingsChanged => self.goals.ignore = false,
-            TorrentCmd::SetFilePriorities(p, reply) => {
-                let r = self.store_priorities(p);
-                if r.is_ok() {
-                    self.save_record().await;
-                }
-                let _ = reply.send(r);
-            }
-            TorrentCmd::SetLimits(l) => self.store_limits(*l).await,
-            TorrentCmd::SetGroup(g, reply) => {
-                let r = self.store_group(g).await;
-                let _ = reply.send(r);
-            }
-            TorrentCmd::SetLabels(l) => {
-                self.meta_tx.send_modify(|m| m.labels = l);
-                self.save_record().await;
-            }
-            TorrentCmd::SetTrackers(tiers) => self.store_trackers(tiers).await,
-            TorrentCmd::Move(to, reply) => {
-                let r = self.move_data(to).await;
-                let _ = reply.send(r);
-            }
-            TorrentCmd::Recheck => self.force_check = true,
-            TorrentCmd::Query(q) => self.answer_idle(q),
-            TorrentCmd::Reader(id, w) => self.set_reader(id, w),
-            TorrentCmd::Reannounce | TorrentCmd::Incoming(_) | TorrentCmd::Outgoing { .. } => {}
-            TorrentCmd::Shutdown { .. } | TorrentCmd::CheckTurn(_) => {}
-            TorrentCmd::Announced(o) => {
-                self.note_idle_announce(*o);
-            }
-        }
-    }
-
-    fn store_priorities(&mut self, p: Vec<u8>) -> Result<(), TorrentOpError> {
-        let Some(t) = &self.torrent else {
-            return Err(TorrentOpError::NoMetadata);
-        };
-        if p.len() != t.files().len() {
-            return Err(TorrentOpError::BadPriorities {
-                given: p.len(),
-                count: t.files().len(),
-            });
-        }
-        self.meta_tx.send_modify(|m| m.file_priorities = p);
-        Ok(())
-    }
-
     /// The torrent's rate limits, made from its metadata if need be.
-    fn rates(&mut self) -> Arc<TorrentRates> {
+    pub(super) fn rates(&mut self) -> Arc<TorrentRates> {
         if let Some(r) = &self.rates {
             return r.clone();
         }
@@ -680,39 +499,6 @@ impl TorrentTask {
         drop(meta);
         self.rates = Some(rates.clone());
         rates
-    }
-
-    /// Keeps a new tracker list; what the old trackers said is forgotten.
-    async fn store_trackers(&mut self, tiers: Vec<Vec<String>>) {
-        self.meta_tx.send_modify(|m| m.tracker_list = Some(tiers));
-        self.save_record().await;
-    }
-
-    async fn store_limits(&mut self, l: TorrentLimits) {
-        if let Some(r) = &self.rates {
-            r.set_limits(
-                l.max_upload_rate,
-                l.max_download_rate,
-                l.bypass_session_limits,
-            );
-        }
-        self.meta_tx.send_modify(|m| m.limits = l);
-        self.save_record().await;
-    }
-
-    /// Puts the torrent in a bandwidth group, created if need be (refused
-    /// when the session holds too many).
-    async fn store_group(&mut self, group: Option<String>) -> Result<(), TorrentOpError> {
-        let rates = group
-            .as_deref()
-            .map(|g| self.ctx.groups.get(g))
-            .transpose()?;
-        if let Some(r) = &self.rates {
-            r.set_group(rates);
-        }
-        self.meta_tx.send_modify(|m| m.group = group);
-        self.save_record().await;
-        Ok(())
     }
 
     /// Hashes what is on disk (trusting resume data where the files are
@@ -888,13 +674,13 @@ impl TorrentTask {
     }
 
     /// The trackers to announce to, by tier.
-    fn tracker_tiers(&self) -> Vec<Vec<String>> {
+    pub(super) fn tracker_tiers(&self) -> Vec<Vec<String>> {
         let meta = self.meta_tx.borrow();
         super::announcing::tiers(&meta, self.torrent.as_deref(), self.magnet.as_deref())
     }
 
     /// Starts announcing, unless it does or the torrent has no tracker.
-    fn start_announcer(&mut self) {
+    pub(super) fn start_announcer(&mut self) {
         if self.announcer.is_on() {
             return;
         }
@@ -909,7 +695,7 @@ impl TorrentTask {
     }
 
     /// Announces `stopped` in the background (bounded) and forgets the announcer.
-    fn stop_announcer(&mut self) {
+    pub(super) fn stop_announcer(&mut self) {
         self.announcer.stop();
     }
 
@@ -1135,13 +921,13 @@ impl TorrentTask {
     }
 
     /// When the idle seeding goal would stop a torrent in `state`.
-    fn idle_goal(&self, state: TorrentState) -> Option<Instant> {
+    pub(super) fn idle_goal(&self, state: TorrentState) -> Option<Instant> {
         let limits = self.meta_tx.borrow().limits;
         self.goals.idle_deadline(state, &limits, &self.ctx.live())
     }
 
     /// Whether a seeding torrent reached its ratio or idle goal.
-    fn goal_reached(&mut self, s: &TorrentStatus) -> bool {
+    pub(super) fn goal_reached(&mut self, s: &TorrentStatus) -> bool {
         let limits = self.meta_tx.borrow().limits;
         self.goals
             .reached(s, &limits, &self.ctx.live(), Instant::now())
@@ -1204,7 +990,7 @@ impl TorrentTask {
 
     /// Keeps the peers a tracker gave while no transfer runs, for the next
     /// one. Whether it gave any.
-    fn note_idle_announce(&mut self, resp: shoal_tracker::AnnounceResponse) -> bool {
+    pub(super) fn note_idle_announce(&mut self, resp: shoal_tracker::AnnounceResponse) -> bool {
         if resp.peers.is_empty() {
             return false;
         }
@@ -1213,184 +999,12 @@ impl TorrentTask {
         true
     }
 
-    /// Answers a question from the last known state (between runs).
-    pub(super) fn answer_idle(&self, q: super::cmd::Query) {
-        use super::cmd::Query;
-        match q {
-            Query::Peers(tx) => {
-                let _ = tx.send(Vec::new());
-            }
-            Query::Pieces(tx) => {
-                let n = self.torrent.as_ref().map_or(0, |t| t.piece_count());
-                let have = if self.have.len() == n {
-                    self.have.clone()
-                } else {
-                    shoal_wire::Bitfield::new(n)
-                };
-                let _ = tx.send(have);
-            }
-            Query::Trackers(tx) => {
-                let tiers = || self.tracker_tiers();
-                self.announcer.answer(tx, tiers);
-            }
-            Query::Disk(tx) => {
-                let _ = tx.send(None);
-            }
-        }
-    }
-
-    /// Notes reader `id`'s windows (`None`: it closed).
-    fn set_reader(&mut self, id: u64, w: Option<Box<super::reader::ReaderWindows>>) {
-        match w {
-            Some(w) => {
-                self.readers.insert(id, *w);
-            }
-            None => {
-                self.readers.remove(&id);
-            }
-        }
-    }
-
     /// One priority per piece: the files' priorities, raised where readers
     /// want pieces.
-    fn piece_priorities(&self, t: &Torrent, file_prio: &[u8]) -> Vec<u8> {
+    pub(super) fn piece_priorities(&self, t: &Torrent, file_prio: &[u8]) -> Vec<u8> {
         let mut p = piece_priorities_of(t, file_prio);
         super::reader::overlay(&mut p, self.readers.values());
         p
-    }
-
-    async fn transfer_cmd(&mut self, run: &mut Run, cmd: TorrentCmd) -> Option<RunEnd> {
-        let now = Instant::now();
-        match cmd {
-            TorrentCmd::Query(q) => {
-                use super::cmd::Query;
-                match q {
-                    Query::Peers(tx) => {
-                        let _ = tx.send(run.core.peer_infos());
-                    }
-                    Query::Pieces(tx) => {
-                        let _ = tx.send(run.core.have().clone());
-                    }
-                    Query::Disk(tx) => {
-                        if let Err(e) = run.ensure_disk() {
-                            tracing::warn!(error = %e, "registering with the disk pool");
-                        }
-                        let _ = tx.send(run.shared.disk.get().cloned());
-                    }
-                    q @ Query::Trackers(_) => self.answer_idle(q),
-                }
-            }
-            TorrentCmd::Reader(id, w) => {
-                self.set_reader(id, w);
-                if let Some(t) = self.torrent.clone() {
-                    let fp = self.meta_tx.borrow().file_priorities.clone();
-                    run.core
-                        .set_priorities(now, &self.piece_priorities(&t, &fp));
-                }
-            }
-            TorrentCmd::Incoming(c) => {
-                let c = *c;
-                run.incoming(c.stream, c.prefix, c.addr, c.encrypted, c.utp)
-            }
-            TorrentCmd::Outgoing { stream, addr } => run.outgoing(stream, addr),
-            TorrentCmd::AddPeers(addrs) => {
-                run.core.add_addrs(now, addrs, PeerSource::Added);
-                run.core.handle_timeout(now);
-            }
-            TorrentCmd::Pause => {
-                self.user_paused = true;
-                run.core.pause(None);
-                self.save_record().await;
-            }
-            TorrentCmd::Resume { force } => {
-                self.user_paused = false;
-                self.force_start = force;
-                if std::mem::take(&mut self.finished) {
-                    self.goals.ignore = true;
-                }
-                run.core.resume(now);
-                self.start_announcer();
-                self.save_record().await;
-            }
-            TorrentCmd::Queue(q) => {
-                self.queued = q;
-                if !q && run.core.status().state == TorrentState::Queued && !self.user_paused {
-                    run.core.resume(now);
-                    self.start_announcer();
-                }
-            }
-            TorrentCmd::SetQueuePosition(p) => {
-                self.queue_position = p;
-                self.save_record().await;
-            }
-            TorrentCmd::SettingsChanged => self.goals.ignore = false,
-            TorrentCmd::Recheck => return Some(RunEnd::Recheck),
-            TorrentCmd::Reannounce => {
-                self.announcer.announce_now();
-                if let Some(mode) = self.dht_mode.take() {
-                    self.set_dht(FeedMode::Off);
-                    self.set_dht(mode);
-                }
-            }
-            TorrentCmd::SetFilePriorities(p, reply) => {
-                let r = self.store_priorities(p.clone());
-                if r.is_ok() {
-                    if let Some(t) = &self.torrent {
-                        for (i, &fp) in p.iter().enumerate() {
-                            let r = match run.shared.disk.get() {
-                                Some(d) => d
-                                    .set_file_wanted(i, fp > 0)
-                                    .await
-                                    .map_err(|e| e.to_string()),
-                                None => match run.shared.storage.get() {
-                                    Some(st) => {
-                                        st.set_file_wanted(i, fp > 0).map_err(|e| e.to_string())
-                                    }
-                                    None => Ok(()),
-                                },
-                            };
-                            if let Err(e) = r {
-                                tracing::warn!(file = i, error = %e, "changing a file's selection");
-                            }
-                        }
-                        run.core.set_priorities(now, &self.piece_priorities(t, &p));
-                    }
-                    self.save_record().await;
-                }
-                let _ = reply.send(r);
-            }
-            TorrentCmd::SetLimits(l) => self.store_limits(*l).await,
-            TorrentCmd::SetGroup(g, reply) => {
-                let r = self.store_group(g).await;
-                let _ = reply.send(r);
-            }
-            TorrentCmd::SetLabels(l) => {
-                self.meta_tx.send_modify(|m| m.labels = l);
-                self.save_record().await;
-            }
-            TorrentCmd::SetTrackers(tiers) => {
-                self.store_trackers(tiers).await;
-                if self.announcer.is_on() {
-                    self.stop_announcer();
-                    self.start_announcer();
-                }
-            }
-            TorrentCmd::Move(to, reply) => return Some(RunEnd::Move(to, reply)),
-            // Checked already (a command woke it before its turn came).
-            TorrentCmd::CheckTurn(_) => {}
-            TorrentCmd::Announced(resp) => {
-                tracing::debug!(peers = resp.peers.len(), "announce ok");
-                run.core.add_addrs(now, resp.peers, PeerSource::Tracker);
-                run.core.handle_timeout(now);
-            }
-            TorrentCmd::Shutdown { delete_data, reply } => {
-                return Some(RunEnd::Stop(Stop {
-                    delete_data,
-                    reply: Some(reply),
-                }))
-            }
-        }
-        None
     }
 
     async fn finish(mut self: Box<Self>, stop: Stop) {
@@ -1416,30 +1030,6 @@ pub(super) fn fill_shared(shared: &PeerShared, t: &Torrent, storage: &Arc<Storag
         .info
         .set(bytes::Bytes::copy_from_slice(t.info_bytes()));
     let _ = shared.hash_trees.set(crate::peer::hash_trees(t));
-}
-
-/// Parks a dormant torrent's task: its state goes to its command queue,
-/// and the next command (or the last sender's drop) spawns the task again,
-/// dormant still. The task's future, its tokio task and its waker are
-/// gone meanwhile: about 600 bytes per dormant torrent (bench/daemon.py).
-/// Refused, giving the task back, while a command waits.
-fn park(mut task: Box<TorrentTask>) -> Result<(), Box<TorrentTask>> {
-    // Its rates are zero and its last event said so: the first status
-    // after it wakes is sent as the first of a run.
-    task.shown = None;
-    task.parked_dormant = true;
-    task.cmds.parker().park(task)
-}
-
-impl super::cmd_queue::Wake for TorrentTask {
-    /// Spawns the parked task's life again: dormant if it parked dormant,
-    /// else (restored, waiting for its check) from the start.
-    fn wake(self: Box<Self>) {
-        let rt = self.ctx.rt.clone();
-        let asleep = self.parked_dormant;
-        let life: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(self.run(asleep));
-        rt.spawn(life);
-    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
