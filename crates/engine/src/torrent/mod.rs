@@ -3,6 +3,7 @@
 //! transfers, and the [`task`] that carries it through its life (metadata,
 //! checking, transfer, recheck, move, removal).
 mod announcing;
+mod check;
 mod cmd;
 pub(crate) mod cmd_queue;
 mod commands;
@@ -16,6 +17,7 @@ mod magnet;
 mod reader;
 mod spawn;
 mod task;
+mod transfer;
 pub(crate) mod watched;
 
 pub(crate) use self::core::DiskVerdict;

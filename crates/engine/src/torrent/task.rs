@@ -2,32 +2,33 @@
 //!
 //! `fetching metadata` (a magnet link: [`super::magnet`]) → `checking` (the
 //! resume data from the session's persistence is trusted where the files'
-//! stamps match, the rest is hashed; one torrent checks at a time) →
-//! transferring (a [`Run`] around the sans-IO core: `downloading`,
-//! `seeding`, `paused`, `error`) → back to `checking` for a recheck or
-//! after a move → `stopped`. Commands are handled in every phase; status and
-//! events are published from here, as are the resume saves (through
-//! [`crate::persist::Persist`], on blocking threads).
+//! stamps match, the rest is hashed; one torrent checks at a time:
+//! [`super::check`]) → transferring (a [`Run`](super::driver::Run) around
+//! the sans-IO core: `downloading`, `seeding`, `paused`, `error`;
+//! [`super::transfer`]) → back to `checking` for a recheck or after a move
+//! → `stopped`. Commands are handled in every phase ([`super::commands`]);
+//! status and events are published from here, as are the resume saves
+//! (through [`crate::persist::Persist`], on blocking threads). The task is
+//! made in [`super::spawn`]; its trackers are [`super::announcing`], its
+//! seeding goals [`super::goals`].
 //!
-//! Dormancy: a transfer that seeds or is paused, with no connection, no
-//! reader and nothing its core waits for, ends after
+//! Dormancy ([`super::dormant`]): a transfer that seeds or is paused, with
+//! no connection, no reader and nothing its core waits for, ends after
 //! [`crate::SessionConfig::dormant_after`] without peers (at once when none
 //! came): its `Run`, storage and the boxed future of the live phases are
-//! dropped, and the task goes to [`TorrentTask::dormant`] with its
-//! verified pieces, counters, status and announcer. There, when only a
-//! command can wake it (no idle seeding goal; the session's announce
-//! service sends the trackers' answers as commands), the task ends and
-//! leaves its state to its command queue ([`park`](super::dormant::park)); the next command
-//! spawns it again. A connection, a peer address, a tracker answer with
-//! peers, a reader or any command that needs a transfer wakes it: a new
-//! `Run` starts from the kept pieces without a check, and the waking
-//! command is its first. Nothing of this shows in the status or the
-//! events.
+//! dropped, and the task goes dormant with its verified pieces, counters,
+//! status and announcer. There, when only a command can wake it (no idle
+//! seeding goal; the session's announce service sends the peers trackers
+//! give as commands), the task ends and leaves its state to its command
+//! queue ([`park`](super::dormant::park)); the next command spawns it
+//! again. A connection, a peer address, a tracker answer with peers, a
+//! reader or any command that needs a transfer wakes it: a new `Run` starts
+//! from the kept pieces without a check, and the waking command is its
+//! first. Nothing of this shows in the status or the events.
 use super::announcing::Announcing;
 use super::cmd::{Reply, TorrentCmd};
-use super::core::{CoreInit, CoreLimits, PeerSource, TorrentCore};
+use super::core::{CoreInit, CoreLimits, TorrentCore};
 use super::dormant::Dormancy;
-use super::driver::{Run, RunEvent, TaskAction};
 use super::goals::SeedGoals;
 use super::handle::TorrentMeta;
 use super::watched::{WatchRef, WatchSender};
@@ -284,7 +285,7 @@ impl TorrentTask {
     }
 
     /// Marks the files not downloaded in a storage opened again.
-    fn restore_storage(&self, storage: &Storage) {
+    pub(super) fn restore_storage(&self, storage: &Storage) {
         let wanted: Vec<bool> = self
             .meta_tx
             .borrow()
@@ -501,104 +502,6 @@ impl TorrentTask {
         rates
     }
 
-    /// Hashes what is on disk (trusting resume data where the files are
-    /// unchanged). `Err` when the torrent was stopped meanwhile.
-    /// Waits, in the checking state, for the torrent's turn to check: one
-    /// torrent checks at a time; commands are served while waiting.
-    async fn check_turn(&mut self) -> Result<Option<OwnedSemaphorePermit>, Stop> {
-        self.set_state(TorrentState::Checking, None);
-        let checks = self.ctx.checks.clone();
-        loop {
-            tokio::select! {
-                p = checks.clone().acquire_owned() => return Ok(p.ok()),
-                cmd = self.cmds.recv() => match cmd {
-                    None => return Err(Stop { delete_data: false, reply: None }),
-                    Some(TorrentCmd::Shutdown { delete_data, reply }) => {
-                        return Err(Stop { delete_data, reply: Some(reply) })
-                    }
-                    Some(TorrentCmd::CheckTurn(p)) => return Ok(Some(p)),
-                    Some(other) => Box::pin(self.idle_cmd(other)).await,
-                },
-            }
-        }
-    }
-
-    /// Checks the data in `storage` against the resume data, on the turn
-    /// `permit` holds.
-    async fn check(
-        &mut self,
-        storage: &Arc<Storage>,
-        permit: Option<OwnedSemaphorePermit>,
-    ) -> Result<Result<Vec<bool>, TorrentError>, Stop> {
-        let resume = if std::mem::take(&mut self.force_check) {
-            None
-        } else {
-            let p = self.ctx.persist.clone();
-            let key = self.hashes;
-            match tokio::task::spawn_blocking(move || p.load_resume(&key)).await {
-                Ok(Ok(r)) => r,
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "loading resume data; checking everything");
-                    None
-                }
-                Err(_) => None,
-            }
-        };
-        if let Some(r) = &resume {
-            let mut s = self.last().clone();
-            s.uploaded = s.uploaded.max(r.uploaded);
-            s.downloaded = s.downloaded.max(r.downloaded);
-            self.publish(&s);
-        }
-        let prio = self.meta_tx.borrow().file_priorities.clone();
-        let checked = Arc::new(AtomicU64::new(0));
-        let st = storage.clone();
-        let c2 = checked.clone();
-        let data = resume.map(|r| r.data);
-        let work = tokio::task::spawn_blocking(move || {
-            for (i, &p) in prio.iter().enumerate() {
-                if p == 0 {
-                    st.set_file_wanted(i, false)?;
-                }
-            }
-            st.resume_from(data, &|p: shoal_storage::CheckProgress| {
-                c2.store(p.pieces_done, Ordering::Relaxed);
-            })
-        });
-        tokio::pin!(work);
-        let mut tick = tokio::time::interval(Duration::from_millis(500));
-        let outcome = loop {
-            tokio::select! {
-                r = &mut work => break r,
-                _ = tick.tick() => {
-                    let mut s = self.last().clone();
-                    s.pieces_checked = checked.load(Ordering::Relaxed);
-                    self.publish(&s);
-                }
-                cmd = self.cmds.recv() => match cmd {
-                    None => return Err(Stop { delete_data: false, reply: None }),
-                    Some(TorrentCmd::Shutdown { delete_data, reply }) => {
-                        // The check finishes on its thread; nothing waits for it.
-                        return Err(Stop { delete_data, reply: Some(reply) });
-                    }
-                    Some(other) => self.idle_cmd(other).await,
-                },
-            }
-        };
-        drop(permit);
-        match outcome {
-            Ok(Ok(o)) => {
-                let mut s = self.last().clone();
-                s.pieces_checked_at_start = o.pieces_checked;
-                s.pieces_checked = o.pieces_checked;
-                self.publish(&s);
-                Ok(Ok(o.verified))
-            }
-            Ok(Err(e)) => Ok(Err(TorrentError::from_storage(&e))),
-            Err(_) => Ok(Err(TorrentError::Open("the check panicked".into()))),
-        }
-    }
-
     /// The picker of `t` stored in `storage`: the file priorities and what
     /// is verified already.
     pub(super) fn new_picker(
@@ -626,7 +529,7 @@ impl TorrentTask {
 
     /// A core for `picker` (empty, for a magnet link that fetches its
     /// metadata first; peer exchange is on until the metadata says private).
-    fn new_core(&self, picker: PiecePicker, private: bool) -> TorrentCore {
+    pub(super) fn new_core(&self, picker: PiecePicker, private: bool) -> TorrentCore {
         let mut status = self.last().clone();
         status.state = TorrentState::Downloading;
         status.error = None;
@@ -658,7 +561,7 @@ impl TorrentTask {
 
     /// What the peer tasks share for `t` stored in `storage` (`None`: a
     /// magnet link still without metadata; filled in later).
-    fn new_shared(&mut self, t: Option<(&Torrent, &Arc<Storage>)>) -> Arc<PeerShared> {
+    pub(super) fn new_shared(&mut self, t: Option<(&Torrent, &Arc<Storage>)>) -> Arc<PeerShared> {
         let shared = PeerShared {
             storage: std::sync::OnceLock::new(),
             disk: std::sync::OnceLock::new(),
@@ -699,7 +602,7 @@ impl TorrentTask {
         self.announcer.stop();
     }
 
-    fn save_resume(
+    pub(super) fn save_resume(
         &self,
         storage: &Arc<Storage>,
         verified: Vec<bool>,
@@ -731,195 +634,6 @@ impl TorrentTask {
         })
     }
 
-    /// Transfers until a recheck, a move, dormancy or the end. `start`: the
-    /// checked storage; `None` for a magnet link, whose connections fetch
-    /// the metadata first ([`super::magnet`]). `how`: whether it wakes from
-    /// dormancy (and the command that woke it).
-    async fn transfer(&mut self, start: Option<(Arc<Storage>, Vec<bool>)>, how: Start) -> RunEnd {
-        let (woke, mut first_cmd) = match how {
-            Start::Fresh => (false, None),
-            Start::Wake(cmd) => (true, cmd),
-        };
-        let (core, shared, mut storage) = match (start, self.torrent.clone()) {
-            (Some((storage, verified)), Some(t)) => {
-                let picker = self.new_picker(&t, &storage, &verified);
-                let core = self.new_core(picker, t.is_private());
-                let shared = self.new_shared(Some((&t, &storage)));
-                (core, shared, Some(storage))
-            }
-            (_, t) => {
-                // A magnet link (no metadata), or a v2 torrent whose piece
-                // layers must come from peers first.
-                let private = t.as_ref().is_some_and(|t| t.is_private());
-                let mut core = self.new_core(PiecePicker::new(16 * 1024, 0), private);
-                core.start_metadata_fetch(self.target().hash);
-                let shared = self.new_shared(None);
-                if let Some(t) = &t {
-                    let _ = shared
-                        .info
-                        .set(bytes::Bytes::copy_from_slice(t.info_bytes()));
-                }
-                (core, shared, None)
-            }
-        };
-        let mut run = Run::new(core, shared, self.ctx.clone(), self.hashes.primary());
-        run.v2_only = self.hashes.v1.is_none();
-        let now = Instant::now();
-        let peers = std::mem::take(&mut self.peers);
-        run.core.add_addrs(now, peers, PeerSource::Added);
-        if let Some(m) = self.magnet.as_ref().filter(|_| !woke) {
-            let xpe = super::magnet::magnet_peers(m).await;
-            run.core.add_addrs(now, xpe, PeerSource::Added);
-        }
-        if self.user_paused {
-            run.core.pause(None);
-        } else {
-            self.start_announcer();
-        }
-        if !woke {
-            // (Across dormancy the idle goal counts on.)
-            self.goals
-                .restart(run.core.status().uploaded, Instant::now());
-        }
-        let counts = (run.core.status().uploaded, run.core.status().downloaded);
-        // Since when nothing happens (see `quiet`).
-        let mut quiet_since = Instant::now();
-        let mut phase: Option<super::magnet::Phase> = None;
-        let mut meta_deadline: Option<Instant> = None;
-        if storage.is_none() && self.torrent.is_some() {
-            // The metadata is known: on to the piece layers.
-            self.after_metadata(&mut run, &mut phase);
-        }
-        let end = loop {
-            // The rare and large awaits of the loop are boxed: a future is as
-            // large as its largest state, and this one lives as long as the
-            // torrent (thousands of them in a daemon), while the loop mostly
-            // waits in the `select!`.
-            Box::pin(self.after_step(&mut run, storage.as_ref(), &mut phase)).await;
-            if let Some(cmd) = first_cmd.take() {
-                if let Some(end) = Box::pin(self.transfer_cmd(&mut run, cmd)).await {
-                    break end;
-                }
-                continue;
-            }
-            let now = Instant::now();
-            let dormant_at = if self.quiet(&run, storage.is_some(), phase.is_none()) {
-                // At once when no peer came since it woke or started.
-                self.ctx.config.dormant_after.map(|d| {
-                    if run.had_peers {
-                        quiet_since + d
-                    } else {
-                        quiet_since
-                    }
-                })
-            } else {
-                quiet_since = now;
-                None
-            };
-            if dormant_at.is_some_and(|t| now >= t) {
-                break RunEnd::Dormant;
-            }
-            if run.core.status().state == TorrentState::FetchingMetadata {
-                if meta_deadline.is_none() {
-                    meta_deadline = self.metadata_timeout.map(|t| Instant::now() + t);
-                }
-            } else {
-                meta_deadline = None;
-            }
-            let deadline = [
-                run.core.poll_timeout(),
-                self.idle_deadline(&run),
-                meta_deadline,
-                dormant_at,
-            ]
-            .into_iter()
-            .flatten()
-            .min();
-            tokio::select! {
-                cmd = self.cmds.recv() => {
-                    let Some(cmd) = cmd else {
-                        break RunEnd::Stop(Stop { delete_data: false, reply: None });
-                    };
-                    if let Some(end) = Box::pin(self.transfer_cmd(&mut run, cmd)).await {
-                        break end;
-                    }
-                }
-                ev = run.next_event() => {
-                    let now = Instant::now();
-                    match ev {
-                        RunEvent::Disk(e) => run.on_disk(now, e),
-                        RunEvent::Peer(m) => run.on_msg(now, m),
-                    }
-                    // Drain a burst of peer reports before acting.
-                    for _ in 0..256 {
-                        match run.try_next() {
-                            Some(m) => run.on_msg(now, m),
-                            None => break,
-                        }
-                    }
-                }
-                done = super::magnet::poll_phase(&mut phase) => {
-                    Box::pin(self.on_phase(&mut run, &mut storage, done)).await;
-                }
-                _ = sleep_until(deadline) => {
-                    let now = Instant::now();
-                    if meta_deadline.is_some_and(|t| now >= t) && run.core.fetching_metadata() {
-                        let secs = self.metadata_timeout.map_or(0, |t| t.as_secs());
-                        run.core.pause(Some(TorrentError::MetadataTimeout { secs }));
-                        meta_deadline = None;
-                    }
-                    run.core.handle_timeout(now);
-                }
-            }
-        };
-        if matches!(end, RunEnd::Dormant) {
-            // The addresses it knows (a paused torrent's) for when it wakes.
-            self.peers = run.core.known_addrs();
-            self.peers.truncate(super::core::MAX_KNOWN_ADDRS);
-        }
-        let verified = Box::pin(run.stop()).await;
-        let before = std::mem::replace(&mut self.have, run.core.have().clone());
-        // Counters as they ended; the state is the next phase's to set.
-        let mut s = run.core.status().clone();
-        s.state = self.last().state;
-        self.publish(&s);
-        // Woken and gone dormant again without a change: the resume data
-        // saved when it went dormant still holds.
-        let unchanged = woke
-            && before == self.have
-            && counts == {
-                let l = self.last();
-                (l.uploaded, l.downloaded)
-            };
-        // The last save of a run is waited for: it must be there at a restart.
-        if let Some(storage) = storage.as_ref().filter(|_| !unchanged) {
-            let _ = Box::pin(self.save_resume(storage, verified)).await;
-        }
-        end
-    }
-
-    /// Whether nothing happens in `run` nor needs it: it seeds or is
-    /// paused, with its storage (`stored`) and no metadata phase
-    /// (`settled`), no connection, no reader, and its core waits for no
-    /// time (no candidate to dial, no resume save, no rate to settle).
-    fn quiet(&self, run: &Run, stored: bool, settled: bool) -> bool {
-        stored
-            && settled
-            && self.readers.is_empty()
-            && matches!(
-                run.core.status().state,
-                TorrentState::Seeding | TorrentState::Paused
-            )
-            && !run.core.fetching_metadata()
-            && run.has_no_peers()
-            && run.core.poll_timeout().is_none()
-    }
-
-    /// When the idle seeding goal would stop this torrent, if it has one.
-    fn idle_deadline(&self, run: &Run) -> Option<Instant> {
-        self.idle_goal(run.core.status().state)
-    }
-
     /// When the idle seeding goal would stop a torrent in `state`.
     pub(super) fn idle_goal(&self, state: TorrentState) -> Option<Instant> {
         let limits = self.meta_tx.borrow().limits;
@@ -931,61 +645,6 @@ impl TorrentTask {
         let limits = self.meta_tx.borrow().limits;
         self.goals
             .reached(s, &limits, &self.ctx.live(), Instant::now())
-    }
-
-    async fn after_step(
-        &mut self,
-        run: &mut Run,
-        storage: Option<&Arc<Storage>>,
-        phase: &mut Option<super::magnet::Phase>,
-    ) {
-        let s = run.core.status().clone();
-        if self.goal_reached(&s) {
-            tracing::info!("seeding goal reached; stopping");
-            self.finished = true;
-            self.user_paused = true;
-            run.core.pause(None);
-            self.save_record().await;
-        }
-        if self.queued && !self.force_start && run.core.status().state == TorrentState::Downloading
-        {
-            run.core.queue();
-        }
-        for a in run.act() {
-            match a {
-                TaskAction::SaveResume(v) => {
-                    // Batches run in the background; the last one is awaited.
-                    if let Some(storage) = storage {
-                        drop(self.save_resume(storage, v));
-                    }
-                }
-                TaskAction::Metadata(info) => self.on_metadata(run, info, phase).await,
-                TaskAction::Layers(l) => self.on_layers(run, l, phase),
-                TaskAction::AnnounceCompleted => {
-                    self.announcer.completed();
-                }
-            }
-        }
-        let s = run.core.status().clone();
-        let mode = match s.state {
-            TorrentState::Downloading => FeedMode::Downloading,
-            TorrentState::Seeding => FeedMode::Seeding,
-            TorrentState::FetchingMetadata => FeedMode::Metadata,
-            _ => FeedMode::Off,
-        };
-        self.set_dht(mode);
-        // Announce while the torrent transfers, fetches its metadata or
-        // checks what a magnet brought; stop once it pauses or fails.
-        if matches!(
-            s.state,
-            TorrentState::Paused
-                | TorrentState::Error
-                | TorrentState::Stopped
-                | TorrentState::Queued
-        ) {
-            self.stop_announcer();
-        }
-        self.publish(&s);
     }
 
     /// Keeps the peers a tracker gave while no transfer runs, for the next
@@ -1030,13 +689,6 @@ pub(super) fn fill_shared(shared: &PeerShared, t: &Torrent, storage: &Arc<Storag
         .info
         .set(bytes::Bytes::copy_from_slice(t.info_bytes()));
     let _ = shared.hash_trees.set(crate::peer::hash_trees(t));
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(t) => tokio::time::sleep_until(t.into()).await,
-        None => std::future::pending().await,
-    }
 }
 
 #[cfg(test)]
