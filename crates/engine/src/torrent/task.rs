@@ -9,7 +9,7 @@
 //! → `stopped`. Commands are handled in every phase ([`super::commands`]);
 //! status and events are published from here, as are the resume saves
 //! (through [`crate::persist::Persist`], on blocking threads). The task is
-//! made in [`super::spawn`]; its trackers are [`super::announcing`], its
+//! made in [`super::spawn()`]; its trackers are [`super::announcing`], its
 //! seeding goals [`super::goals`].
 //!
 //! Dormancy ([`super::dormant`]): a transfer that seeds or is paused, with
