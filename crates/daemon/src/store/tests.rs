@@ -2,7 +2,11 @@
 //! survives reopening, removal forgets everything, and a foreign, damaged,
 //! newer or busy file is refused with its own error.
 use super::*;
+use shoal_engine::persist::SeedGoal;
+use shoal_engine::TorrentLimits;
+use shoal_metainfo::{InfoHashV1, InfoHashV2};
 use shoal_storage::FileStamp;
+use shoal_storage::ResumeData;
 
 fn record(n: u8) -> TorrentRecord {
     TorrentRecord {
