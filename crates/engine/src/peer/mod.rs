@@ -32,6 +32,15 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+mod dial;
+mod io;
+mod msg;
+mod shared;
+
+use io::{read_some, write_loop};
+pub(crate) use msg::{PeerCmd, PeerMsg};
+pub(crate) use shared::{hash_trees, PeerShared};
+
 /// Most batches of received blocks (one per socket read, at most about
 /// [`READ_CHUNK`] bytes each) one peer may have waiting for the disk actor's
 /// budget before it stops reading.
@@ -44,134 +53,6 @@ const MAX_QUEUED_OUTPUT: usize = 4 << 20;
 const STATS_INTERVAL: Duration = Duration::from_millis(500);
 /// Bytes read from the socket at most per read call.
 const READ_CHUNK: usize = 128 * 1024;
-
-/// Commands from the torrent to a peer task.
-#[derive(Debug)]
-pub(crate) enum PeerCmd {
-    /// Request these blocks.
-    Request(Vec<Block>),
-    /// Withdraw a request (endgame loser).
-    Cancel(Block),
-    /// We verified a piece.
-    Have(u32),
-    /// Choke the peer.
-    Choke,
-    /// Unchoke the peer.
-    Unchoke,
-    /// Tell the peer whether we are interested.
-    Interested(bool),
-    /// Send this `ut_pex` message (BEP 11).
-    Pex(shoal_wire::PexMessage),
-    /// Ask for a piece of the info dictionary (BEP 9).
-    RequestMetadata(u32),
-    /// Ask for piece-layer hashes (BEP 52).
-    RequestHashes(shoal_wire::HashRequest),
-    /// The metadata arrived: the torrent has these pieces (the piece count
-    /// is now known; we announce what we have).
-    SetPieces(shoal_wire::Bitfield),
-}
-
-/// What a peer task tells its torrent.
-#[derive(Debug)]
-pub(crate) enum PeerMsg {
-    /// The TCP connection is up (outgoing connects only).
-    TcpConnected,
-    /// The peer's handshake arrived.
-    Handshake {
-        peer_id: shoal_base::PeerId,
-        /// The connection is RC4-encrypted (MSE/PE).
-        encrypted: bool,
-        /// The connection is uTP (else TCP).
-        utp: bool,
-    },
-    /// The request pipeline cap (the peer's `reqq`).
-    PipelineLimit(u32),
-    /// Facts from the peer's extension handshake that peer exchange needs.
-    Extensions {
-        /// Its listen port (`p`).
-        port: Option<u16>,
-        /// It speaks `ut_pex`.
-        pex: bool,
-        /// Our address as it sees us (`yourip`).
-        your_ip: Option<std::net::IpAddr>,
-        /// The size of the info dictionary it offers (BEP 9), if any.
-        metadata_size: Option<u64>,
-    },
-    /// A `ut_metadata` answer (a piece, or a reject) from the peer.
-    Metadata(shoal_wire::MetadataMessage),
-    /// Hashes answering our BEP 52 request.
-    Hashes {
-        /// What was asked.
-        request: Box<shoal_wire::HashRequest>,
-        /// The hashes (32 bytes each), proof layers included.
-        hashes: Bytes,
-    },
-    /// The peer declined a BEP 52 request.
-    HashReject(Box<shoal_wire::HashRequest>),
-    /// A decoded `ut_pex` message (BEP 11).
-    Pex(shoal_wire::PexMessage),
-    /// The peer's piece set was replaced.
-    Bitfield(shoal_wire::Bitfield),
-    /// The peer has a new piece.
-    Have(u32),
-    /// The peer choked us.
-    Choked,
-    /// The peer unchoked us.
-    Unchoked,
-    /// The peer's interest in us changed.
-    Interest(bool),
-    /// Requested blocks arrived (their data went to the disk actor), with
-    /// their SHA-1 when smart-ban digests are on. One message per socket
-    /// read rather than per block.
-    Blocks(Vec<(Block, Option<[u8; 20]>)>),
-    /// These requests will not be answered.
-    RequestsFailed(Vec<Block>),
-    /// Periodic rates (payload bytes/s) and snub state.
-    Stats {
-        down_rate: u64,
-        /// The download rate over the last second or two (sizes the
-        /// request pipeline; `down_rate` lags a rise by seconds).
-        recent_down_rate: u64,
-        up_rate: u64,
-        uploaded: u64,
-        snubbed: bool,
-    },
-    /// The connection ended.
-    Closed { reason: PeerClose },
-}
-
-/// What every peer task of one torrent shares.
-pub(crate) struct PeerShared {
-    /// The torrent's data (uploads read it); set once the metadata is known.
-    pub storage: OnceLock<Arc<Storage>>,
-    /// The torrent in the session's disk pool, registered before the first
-    /// connection (blocks or requests without it are dropped or rejected).
-    pub disk: OnceLock<TorrentDisk>,
-    /// The rate limits its bytes are charged to.
-    pub rates: Arc<TorrentRates>,
-    /// Compute block digests for smart ban (on after the first hash failure).
-    pub digests: AtomicBool,
-    /// The bencoded info dictionary, served over `ut_metadata` (BEP 9) to
-    /// peers that came from a magnet link (once we have it ourselves).
-    pub info: OnceLock<Bytes>,
-    /// The merkle trees above the piece layers of a v2 torrent's files, by
-    /// pieces root, for answering BEP 52 hash requests (empty for v1).
-    pub hash_trees: OnceLock<Vec<([u8; 32], FileTree)>>,
-}
-
-/// The trees [`PeerShared::hash_trees`] holds for `t` (files with a piece layer).
-pub(crate) fn hash_trees(t: &shoal_metainfo::Torrent) -> Vec<([u8; 32], FileTree)> {
-    let level = (t.piece_length() / 16384).max(1).trailing_zeros();
-    let mut out: Vec<([u8; 32], FileTree)> = Vec::new();
-    for (i, f) in t.files().iter().enumerate() {
-        if let (Some(root), Some(layer)) = (f.pieces_root, t.piece_layer(i)) {
-            if !out.iter().any(|(r, _)| *r == root) {
-                out.push((root, FileTree::from_piece_layer(layer, level)));
-            }
-        }
-    }
-    out
-}
 
 /// Bytes queued to a peer beyond which its hash requests are rejected.
 const MAX_HASH_BACKLOG: usize = 256 * 1024;
@@ -231,9 +112,6 @@ fn request_of(b: &Block) -> BlockRequest {
     }
 }
 
-/// The uTP connect timeout after the peer's host refused our TCP dial.
-const REFUSED_UTP_TIMEOUT: Duration = Duration::from_millis(1500);
-
 impl PeerTask {
     /// BEP 6: lets a peer with the fast extension fetch the pieces of its
     /// canonical allowed-fast set (from its IPv4 address) that we have, even
@@ -255,160 +133,6 @@ impl PeerTask {
             if self.ours.get(p) {
                 let _ = self.conn.allow_fast(now, p);
             }
-        }
-    }
-
-    /// Connects to `addr` by the transports of `dial`, in order (each
-    /// connect bounded in time, holding one of the session's half-open
-    /// permits meanwhile), then runs: over MSE when `mse` is given — our
-    /// BitTorrent handshake travels as its initial payload — and, when that
-    /// fails and `fallback` allows, over a new plain connection. When a
-    /// transport fails before the peer's handshake arrived, the next one is
-    /// tried. Says which transport carried the connection.
-    pub async fn connect_and_run(
-        mut self,
-        dial: &Dial,
-        half_open: Arc<tokio::sync::Semaphore>,
-        mse: Option<MseConfig>,
-        fallback: bool,
-        mut rng: StdRng,
-    ) -> Dialed {
-        // A fresh outgoing connection's first transmit is its handshake.
-        let ia = self.conn.poll_transmit().unwrap_or_default();
-        let mut dialed = Dialed::default();
-        let mut reason = PeerClose::ConnectTimeout;
-        let mut dial = dial.clone();
-        for t in dial.order.clone() {
-            let r = self
-                .attempt(t, &dial, &half_open, mse.clone(), fallback, &ia, &mut rng)
-                .await;
-            match r {
-                Ok(r) => {
-                    dialed.worked = Some(t);
-                    reason = r;
-                    break;
-                }
-                Err(PeerClose::Cancelled) => {
-                    reason = PeerClose::Cancelled;
-                    break;
-                }
-                Err(r) => {
-                    tracing::debug!(peer = %self.addr, transport = ?t, reason = %r, "connecting failed");
-                    dialed.utp_failed |= t == Transport::Utp;
-                    if t == Transport::Tcp && r.is_refused() {
-                        // The host answered (a reset): a uTP peer there
-                        // answers our SYN within a round trip, so a lost
-                        // SYN gets one resend, not three (a client that is
-                        // still starting is dialled again after the backoff).
-                        dial.utp_timeout = dial.utp_timeout.min(REFUSED_UTP_TIMEOUT);
-                    }
-                    reason = r;
-                }
-            }
-        }
-        self.close(reason).await;
-        dialed
-    }
-
-    /// One connection over `t`: `Ok` with the reason it closed once the
-    /// peer's handshake arrived, else `Err` (the next transport may be
-    /// tried).
-    #[allow(clippy::too_many_arguments)]
-    async fn attempt(
-        &mut self,
-        t: Transport,
-        dial: &Dial,
-        half_open: &Arc<tokio::sync::Semaphore>,
-        mse: Option<MseConfig>,
-        fallback: bool,
-        ia: &[u8],
-        rng: &mut StdRng,
-    ) -> Result<PeerClose, PeerClose> {
-        let stream = self.connect(t, dial, half_open).await?;
-        self.utp = t == Transport::Utp;
-        let _ = self
-            .to_torrent
-            .send(ToTorrent::Peer(self.key, PeerMsg::TcpConnected))
-            .await;
-        let reason = match mse {
-            None => self.drive_plain(stream, ia).await?,
-            Some(cfg) => {
-                let hs =
-                    MseHandshake::initiator(cfg, self.conn.info_hash().0, ia, rng, Instant::now());
-                let cancel = self.cancel.clone();
-                let r = tokio::select! {
-                    _ = cancel.cancelled() => return Err(PeerClose::Cancelled),
-                    r = shoal_wire::mse::io::run(stream, hs, &[]) => r,
-                };
-                match r {
-                    Ok(s) => {
-                        self.encrypted = s.encryption() == Encryption::Rc4;
-                        tracing::debug!(peer = %self.addr, encryption = ?s.encryption(), transport = ?t, "outgoing MSE connection");
-                        self.drive(s).await
-                    }
-                    Err(e) if fallback => {
-                        tracing::debug!(peer = %self.addr, error = %e, "MSE failed; reconnecting in plaintext");
-                        let stream = self.connect(t, dial, half_open).await?;
-                        self.drive_plain(stream, ia).await?
-                    }
-                    Err(e) => return Err(PeerClose::Mse(Box::new(e))),
-                }
-            }
-        };
-        if self.conn.peer_id().is_some() || matches!(reason, PeerClose::Cancelled) {
-            Ok(reason)
-        } else {
-            Err(reason)
-        }
-    }
-
-    /// Runs a plain connection whose handshake `ia` is still to be sent.
-    async fn drive_plain(
-        &mut self,
-        mut stream: Box<dyn PeerStream>,
-        ia: &[u8],
-    ) -> Result<PeerClose, PeerClose> {
-        if stream.write_all(ia).await.is_err() {
-            return Err(PeerClose::WriteClosed);
-        }
-        Ok(self.drive(stream).await)
-    }
-
-    /// One connection to the peer over `t`, bounded in time and by a
-    /// half-open permit, or cancelled.
-    async fn connect(
-        &self,
-        t: Transport,
-        dial: &Dial,
-        half_open: &Arc<tokio::sync::Semaphore>,
-    ) -> Result<Box<dyn PeerStream>, PeerClose> {
-        let addr = self.addr;
-        let connect = async {
-            let _permit = half_open.clone().acquire_owned().await;
-            match (t, &dial.utp) {
-                (Transport::Utp, Some(u)) => {
-                    tokio::time::timeout(dial.utp_timeout, u.connect(addr))
-                        .await
-                        .map(|r| r.map(|s| Box::new(s) as Box<dyn PeerStream>))
-                }
-                _ => tokio::time::timeout(dial.tcp_timeout, tokio::net::TcpStream::connect(addr))
-                    .await
-                    .map(|r| {
-                        r.map(|s| {
-                            let _ = s.set_nodelay(true);
-                            Box::new(s) as Box<dyn PeerStream>
-                        })
-                    }),
-            }
-        };
-        let r = tokio::select! {
-            _ = self.cancel.cancelled() => return Err(PeerClose::Cancelled),
-            r = connect => r,
-        };
-        match r {
-            Ok(Ok(s)) => Ok(s),
-            Ok(Err(e)) => Err(PeerClose::Connect(e)),
-            Err(_) => Err(PeerClose::ConnectTimeout),
         }
     }
 
@@ -881,76 +605,4 @@ impl PeerTask {
             Err(e) => Err(e.into()),
         }
     }
-}
-
-/// Reads once into `buf` (growing it by at most [`READ_CHUNK`]).
-async fn read_some<R: AsyncRead + Unpin>(
-    rd: &mut R,
-    buf: &mut bytes::BytesMut,
-) -> std::io::Result<usize> {
-    if buf.capacity() - buf.len() < 16 * 1024 {
-        buf.reserve(READ_CHUNK);
-    }
-    rd.read_buf(buf).await
-}
-
-/// Writes queued chunks, gathering several per system call; adds the
-/// payload chunks to `written` once they are on the socket.
-async fn write_loop<W: AsyncWrite + Unpin>(
-    mut wr: W,
-    mut rx: mpsc::Receiver<(Bytes, bool)>,
-    written: Arc<AtomicU64>,
-) {
-    let mut batch: Vec<Bytes> = Vec::with_capacity(64);
-    while let Some((first, p)) = rx.recv().await {
-        let mut payload = if p { first.len() as u64 } else { 0 };
-        batch.push(first);
-        while batch.len() < 64 {
-            match rx.try_recv() {
-                Ok((b, p)) => {
-                    if p {
-                        payload += b.len() as u64;
-                    }
-                    batch.push(b);
-                }
-                Err(_) => break,
-            }
-        }
-        if write_all_vectored(&mut wr, &mut batch).await.is_err() {
-            return;
-        }
-        written.fetch_add(payload, Ordering::Relaxed);
-        batch.clear();
-    }
-    let _ = wr.shutdown().await;
-}
-
-async fn write_all_vectored<W: AsyncWrite + Unpin>(
-    wr: &mut W,
-    batch: &mut [Bytes],
-) -> std::io::Result<()> {
-    let mut first = 0usize;
-    while first < batch.len() {
-        let slices: Vec<std::io::IoSlice<'_>> = batch[first..]
-            .iter()
-            .map(|b| std::io::IoSlice::new(b))
-            .collect();
-        let mut n = wr.write_vectored(&slices).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        drop(slices);
-        while n > 0 && first < batch.len() {
-            let len = batch[first].len();
-            if n >= len {
-                n -= len;
-                first += 1;
-            } else {
-                let rest = batch[first].slice(n..);
-                batch[first] = rest;
-                n = 0;
-            }
-        }
-    }
-    wr.flush().await
 }
