@@ -65,7 +65,16 @@ async fn published_torrents_are_found_by_keywords() {
             .await
             .unwrap();
     }
-    let all = s(6, "common word").await;
+    // A lookup on a loaded machine can reach only nodes that missed the
+    // last write of a slot (the DHT is eventually consistent): a reader
+    // asks again, as a user would, a bounded number of times.
+    let mut all = Vec::new();
+    for _ in 0..3 {
+        all = s(6, "common word").await;
+        if names(&all).contains(&"common word 69") {
+            break;
+        }
+    }
     assert!(all.len() >= 40 && all.len() <= 60, "{}", all.len());
     assert!(names(&all).contains(&"common word 69"));
 
