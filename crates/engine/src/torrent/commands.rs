@@ -49,14 +49,9 @@ impl TorrentTask {
                 }
                 let _ = reply.send(r);
             }
-            TorrentCmd::SetLimits(l) => self.store_limits(*l).await,
-            TorrentCmd::SetGroup(g, reply) => {
-                let r = self.store_group(g).await;
-                let _ = reply.send(r);
-            }
-            TorrentCmd::SetLabels(l) => {
-                self.meta_tx.send_modify(|m| m.labels = l);
-                self.save_record().await;
+            c
+            @ (TorrentCmd::SetLimits(_) | TorrentCmd::SetGroup(..) | TorrentCmd::SetLabels(_)) => {
+                self.settings_cmd(c).await;
             }
             TorrentCmd::SetTrackers(tiers) => self.store_trackers(tiers).await,
             TorrentCmd::Move(to, reply) => {
@@ -71,6 +66,23 @@ impl TorrentTask {
             TorrentCmd::Announced(o) => {
                 self.note_idle_announce(*o);
             }
+        }
+    }
+
+    /// The settings that are stored the same in every phase: limits, the
+    /// bandwidth group and labels (any other command is ignored here).
+    async fn settings_cmd(&mut self, cmd: TorrentCmd) {
+        match cmd {
+            TorrentCmd::SetLimits(l) => self.store_limits(*l).await,
+            TorrentCmd::SetGroup(g, reply) => {
+                let r = self.store_group(g).await;
+                let _ = reply.send(r);
+            }
+            TorrentCmd::SetLabels(l) => {
+                self.meta_tx.send_modify(|m| m.labels = l);
+                self.save_record().await;
+            }
+            _ => {}
         }
     }
 
@@ -262,14 +274,9 @@ impl TorrentTask {
                 }
                 let _ = reply.send(r);
             }
-            TorrentCmd::SetLimits(l) => self.store_limits(*l).await,
-            TorrentCmd::SetGroup(g, reply) => {
-                let r = self.store_group(g).await;
-                let _ = reply.send(r);
-            }
-            TorrentCmd::SetLabels(l) => {
-                self.meta_tx.send_modify(|m| m.labels = l);
-                self.save_record().await;
+            c
+            @ (TorrentCmd::SetLimits(_) | TorrentCmd::SetGroup(..) | TorrentCmd::SetLabels(_)) => {
+                self.settings_cmd(c).await;
             }
             TorrentCmd::SetTrackers(tiers) => {
                 self.store_trackers(tiers).await;
