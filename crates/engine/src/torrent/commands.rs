@@ -27,11 +27,7 @@ impl TorrentTask {
                 self.save_record().await;
             }
             TorrentCmd::Resume { force } => {
-                self.user_paused = false;
-                self.force_start = force;
-                if std::mem::take(&mut self.finished) {
-                    self.goals.ignore = true;
-                }
+                self.resumed_by_user(force);
                 self.save_record().await;
             }
             TorrentCmd::Queue(q) => self.queued = q,
@@ -66,6 +62,16 @@ impl TorrentTask {
             TorrentCmd::Announced(o) => {
                 self.note_idle_announce(*o);
             }
+        }
+    }
+
+    /// The user resumed it (`force`: beyond the download queue); one that
+    /// finished on its seeding goals then seeds whatever they say.
+    fn resumed_by_user(&mut self, force: bool) {
+        self.user_paused = false;
+        self.force_start = force;
+        if std::mem::take(&mut self.finished) {
+            self.goals.ignore = true;
         }
     }
 
@@ -218,11 +224,7 @@ impl TorrentTask {
                 self.save_record().await;
             }
             TorrentCmd::Resume { force } => {
-                self.user_paused = false;
-                self.force_start = force;
-                if std::mem::take(&mut self.finished) {
-                    self.goals.ignore = true;
-                }
+                self.resumed_by_user(force);
                 run.core.resume(now);
                 self.start_announcer();
                 self.save_record().await;
