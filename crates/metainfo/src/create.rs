@@ -27,18 +27,15 @@
 //!   A torrent whose files are all empty is refused ([`CreateError::NoData`]).
 //! - No `creation date` unless given, so the same input and options give the same
 //!   bytes. File modes and times are not recorded.
-//! - Files of 1 MiB or more are hashed from read-only mappings (no copy; a
-//!   file that shrinks meanwhile is [`CreateError::FileChanged`], not a
-//!   crash), smaller ones read in chunks of at most [`READ_CHUNK`] bytes per
-//!   worker thread, so memory stays bounded whatever the input size.
+//! - Files are read in chunks of at most [`READ_CHUNK`] bytes per worker
+//!   thread, so memory stays bounded whatever the input size; a file that
+//!   shrinks meanwhile is [`CreateError::FileChanged`].
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 mod encode;
 mod hashing;
 mod layout;
-#[cfg(unix)]
-mod mapped;
 mod scan;
 
 pub use layout::{Layout, Segment, SegmentKind};

@@ -308,9 +308,10 @@ fn hybrid_and_v2_multi_file() {
 }
 
 #[test]
-fn large_files_are_hashed_from_mappings_like_small_ones() {
-    // Files of at least MAP_MIN bytes take the mapped path, the others pread.
-    let big = super::hashing::MAP_MIN as usize;
+fn large_and_small_files_mixed() {
+    // Files of many read chunks beside files of less than one, at sizes
+    // around the chunk and piece boundaries.
+    let big = 1 << 20;
     let files = [
         ("m1", data(big + 12_345, 5)),
         ("s", data(5_000, 6)),
@@ -486,5 +487,24 @@ proptest! {
         let a = check_dir(&files, version, pl);
         let b = check_dir(&files, version, pl);
         prop_assert_eq!(a, b);
+    }
+}
+
+#[test]
+fn a_file_that_shrinks_after_the_scan_is_reported_not_hashed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("one.dat");
+    fs::write(&path, data(300_000, 3)).unwrap();
+    for version in [Version::V1, Version::V2, Version::Hybrid] {
+        let plan = CreatePlan::new(&path, opts(version, Some(32_768))).unwrap();
+        fs::write(&path, data(200_000, 3)).unwrap();
+        match plan.build(&no_progress) {
+            Err(CreateError::FileChanged { path: p, expected }) => {
+                assert_eq!(p, path);
+                assert_eq!(expected, 300_000);
+            }
+            other => panic!("{version:?}: {other:?}"),
+        }
+        fs::write(&path, data(300_000, 3)).unwrap();
     }
 }
