@@ -44,6 +44,53 @@ pub fn sha_ni() -> bool {
     }
 }
 
+/// Bytes hashed at a time by [`update_prefetched`]: one page.
+const PREFETCH_STEP: usize = 4096;
+
+/// Feeds `data` to `h` a page at a time, asking the CPU to load the next
+/// page while it hashes this one (and the first page of `next`, the buffer
+/// the caller hashes after this one, while it hashes the last).
+///
+/// For data that is no longer in the CPU's caches, such as blocks a network
+/// thread received a while ago: the hardware prefetcher stops at every page
+/// boundary, and SHA-NI then waits for memory. Measured on a 1 GiB download
+/// over loopback (kernel 6.18, SHA-NI), the leecher's SHA-1 took about 0.8
+/// CPU seconds from cold blocks against 0.56 from data in the L2 cache.
+/// Prefetching changes no result: it only warms caches, and never faults.
+pub fn update_prefetched<D: Digest>(h: &mut D, data: &[u8], next: Option<&[u8]>) {
+    let mut pages = data.chunks(PREFETCH_STEP).peekable();
+    while let Some(page) = pages.next() {
+        match pages.peek() {
+            Some(ahead) => prefetch(ahead),
+            None => {
+                if let Some(n) = next {
+                    prefetch(n.get(..PREFETCH_STEP.min(n.len())).unwrap_or_default());
+                }
+            }
+        }
+        h.update(page);
+    }
+}
+
+/// Asks the CPU to bring `bytes` into its caches (x86-64; elsewhere nothing).
+#[inline]
+fn prefetch(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in bytes.chunks(64) {
+        // SAFETY: a prefetch is only a hint: it reads no value and cannot
+        // fault, and the address is inside a live slice anyway. SSE (which
+        // provides it) is part of the x86-64 baseline.
+        unsafe {
+            core::arch::x86_64::_mm_prefetch(
+                line.as_ptr().cast::<i8>(),
+                core::arch::x86_64::_MM_HINT_T0,
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
+}
+
 /// SHA-1 of the concatenation of `chunks`.
 pub fn sha1_of<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> [u8; 20] {
     let mut h = Sha1::new();

@@ -10,8 +10,9 @@
 //! feature, which compiles the crates' portable path only.
 
 use proptest::prelude::*;
+use sha1::Digest;
 
-use crate::hash::{sha1_of, sha_ni, v2_piece_root, PieceHasher};
+use crate::hash::{sha1_of, sha_ni, update_prefetched, v2_piece_root, PieceHasher};
 use crate::layout::V2Piece;
 
 /// FIPS 180-4 SHA-1, one block at a time, no tricks.
@@ -203,6 +204,23 @@ fn every_length_up_to_five_blocks() {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn prefetched_updates_hash_as_plain_ones(
+        len in 0usize..40_000,
+        seed in any::<u64>(),
+        cuts in proptest::collection::vec(any::<usize>(), 0..6),
+    ) {
+        // Blocks fed page by page with the next one prefetched (the
+        // leecher's path) give the reference digest, whatever the cuts.
+        let data = bytes(len, seed);
+        let parts = chunks(&data, &cuts);
+        let mut h = sha1::Sha1::new();
+        for (i, p) in parts.iter().enumerate() {
+            update_prefetched(&mut h, p, parts.get(i + 1).copied());
+        }
+        prop_assert_eq!(<[u8; 20]>::from(h.finalize()), ref_sha1(&data));
+    }
+
     #[test]
     fn sha1_any_length_any_chunks(
         len in 0usize..200_000,

@@ -134,7 +134,13 @@ impl Partial {
             let b = entry.remove();
             match b.data {
                 Some((data, permit)) => {
-                    h.update(&data);
+                    let next = self
+                        .blocks
+                        .first_key_value()
+                        .filter(|(&off, _)| off == self.hashed + b.len)
+                        .and_then(|(_, nb)| nb.data.as_ref())
+                        .map(|(d, _)| &d[..]);
+                    crate::hash::update_prefetched(h, &data, next);
                     self.run.push((data, permit));
                     self.run_len += b.len;
                     self.hashed += b.len;
