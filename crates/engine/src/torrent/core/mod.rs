@@ -16,12 +16,14 @@ mod layers;
 mod metadata;
 mod peers;
 mod pieces;
+mod slow_start;
 mod superseed;
 #[cfg(test)]
 mod tests;
 
 pub(crate) use action::{Action, DiskVerdict};
 pub(crate) use peers::PeerSource;
+pub(crate) use slow_start::SlowStart;
 
 use crate::choker::Choker;
 use crate::error::TorrentError;
@@ -91,6 +93,8 @@ pub(crate) struct Peer {
     pub down_rate: u64,
     /// The download rate over the last second or two (pipeline sizing).
     pub recent_down_rate: u64,
+    /// The pipeline's depth until a rate can size it.
+    pub slow_start: SlowStart,
     pub up_rate: u64,
     pub snubbed: bool,
     /// Wanted pieces the peer has that we lack.
@@ -489,6 +493,7 @@ impl TorrentCore {
             PeerMsg::Choked => {
                 if let Some(p) = self.peers.get_mut(&key) {
                     p.choking_us = true;
+                    p.slow_start.end();
                 }
             }
             PeerMsg::Unchoked => {
@@ -534,6 +539,7 @@ impl TorrentCore {
                 if let Some(p) = self.peers.get_mut(&key) {
                     p.down_rate = down_rate;
                     p.recent_down_rate = recent_down_rate;
+                    p.slow_start.on_rate(recent_down_rate);
                     p.up_rate = up_rate;
                     p.snubbed = snubbed;
                 }

@@ -124,6 +124,7 @@ impl TorrentCore {
                 pipeline_cap: shoal_wire::connection::DEFAULT_REQQ,
                 down_rate: 0,
                 recent_down_rate: 0,
+                slow_start: super::SlowStart::new(),
                 up_rate: 0,
                 snubbed: false,
                 interesting: 0,

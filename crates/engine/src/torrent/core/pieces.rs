@@ -21,7 +21,8 @@ impl TorrentCore {
         if p.closing || p.choking_us || !p.am_interested || p.peer_id.is_none() {
             return;
         }
-        let target = pipeline_target(p.recent_down_rate, p.pipeline_cap);
+        let target = pipeline_target(p.recent_down_rate, p.pipeline_cap)
+            .max(p.slow_start.depth().min(p.pipeline_cap as usize));
         let deficit = target.saturating_sub(p.in_flight.len());
         if deficit == 0 || (deficit < target.min(4) && !p.in_flight.is_empty()) {
             return;
@@ -70,7 +71,9 @@ impl TorrentCore {
         let Some(p) = self.peers.get_mut(&key) else {
             return;
         };
-        p.in_flight.remove(&(block.piece, block.offset));
+        if p.in_flight.remove(&(block.piece, block.offset)) {
+            p.slow_start.on_block();
+        }
         let ip = ban_key(p.addr);
         let out = self.picker.on_block(key, &block);
         if out.piece_complete {

@@ -110,3 +110,53 @@ fn an_idle_peer_takes_over_the_last_blocks_a_busy_peer_holds() {
     h.deliver(b, &from_a[1..]);
     assert!(h.requested(a).iter().all(|bl| bl.piece != 0));
 }
+
+#[test]
+fn slow_start_doubles_the_pipeline_until_the_rate_stops_growing() {
+    let mut h = Harness::new(64, &[], 4);
+    let key = h.peer(1, &all(64));
+    h.feed(key, PeerMsg::Unchoked);
+    let stats = |rate| PeerMsg::Stats {
+        down_rate: rate,
+        recent_down_rate: rate,
+        up_rate: 0,
+        uploaded: 0,
+        snubbed: false,
+    };
+    // No rate measured yet: every block delivered adds one request, so a
+    // round trip that delivers the whole pipeline doubles it.
+    let mut rounds = Vec::new();
+    for _ in 0..4 {
+        let blocks = h.requested(key);
+        rounds.push(blocks.len());
+        h.deliver(key, &blocks);
+    }
+    assert_eq!(rounds, [4, 8, 16, 32]);
+    // A report with no rate (nothing delivered in its window) ends nothing.
+    h.feed(key, stats(0));
+    let blocks = h.requested(key);
+    assert_eq!(blocks.len(), 64);
+    // The first measured rate ends slow start: from now on the rate alone
+    // sizes the pipeline, one second's worth (10 blocks).
+    h.feed(key, stats(10 * u64::from(BLOCK_SIZE)));
+    h.deliver(key, &blocks);
+    let blocks = h.requested(key);
+    assert_eq!(blocks.len(), 10);
+}
+
+#[test]
+fn a_choke_ends_slow_start() {
+    let mut h = Harness::new(64, &[], 4);
+    let key = h.peer(1, &all(64));
+    h.feed(key, PeerMsg::Unchoked);
+    let blocks = h.requested(key);
+    h.deliver(key, &blocks);
+    let held = h.requested(key);
+    assert_eq!(held.len(), 8);
+    // Choked: the wire layer drops what was asked.
+    h.feed(key, PeerMsg::Choked);
+    h.feed(key, PeerMsg::RequestsFailed(held));
+    h.feed(key, PeerMsg::Unchoked);
+    // Back to the rate's sizing, which knows of no rate yet: MIN_PIPELINE.
+    assert_eq!(h.requested(key).len(), MIN_PIPELINE);
+}
