@@ -42,9 +42,13 @@ pub(crate) use msg::{PeerCmd, PeerMsg};
 pub(crate) use shared::{hash_trees, PeerShared};
 
 /// Most batches of received blocks (one per socket read, at most about
-/// [`READ_CHUNK`] bytes each) one peer may have waiting for the disk actor's
-/// budget before it stops reading.
-const MAX_PENDING_WRITES: usize = 8;
+/// [`READ_CHUNK`] bytes each) one peer may have waiting for the disk pool
+/// (its budget, then its hashing) before it stops reading: 4 MiB. The pool
+/// hashes consecutive pieces on different workers, so this must span more
+/// than a piece: at 8 batches (1 MiB, one piece of the usual sizes) the
+/// workers took turns instead of hashing at once, and a 1 GiB transfer over
+/// loopback took about 15% longer.
+const MAX_PENDING_WRITES: usize = 32;
 /// Most upload reads in flight per peer.
 const MAX_PENDING_READS: usize = 16;
 /// Stop reading while this many output bytes wait for the socket.
