@@ -138,7 +138,11 @@ def start_seeder(kind, torrent, data_parent, work, leech_port):
     if kind == "shoal":
         p = Proc([SHOAL, "seed", torrent, "--data", data_parent, "--listen", "127.0.0.1:%d" % port,
                   "--no-dht"] + dial + ENC["shoal"] + TRANSPORT["shoal"], log)
-        ready = lambda: "listening on" in open(log, errors="replace").read()
+        # Ready once its data is checked, as the libtorrent seeder below:
+        # "listening on" comes before the check, which then overlapped the
+        # leecher's start (its hashing on the same cores, its first announce
+        # late).
+        ready = lambda: "; seeding" in open(log, errors="replace").read()
     elif kind == "libtorrent":
         p = Proc(["/usr/bin/python3", LT, "seed", torrent, data_parent, "--port", str(port),
                   "--timeout", "3600"] + dial + ENC["libtorrent"] + TRANSPORT["libtorrent"], log)
