@@ -142,6 +142,13 @@ impl Shared {
                         + Duration::from_nanos(c.len as u64 * 1_000_000_000 / SLOW_BYTES_PER_SEC);
                 let mut st = self.lock();
                 st.slow += u64::from(slow);
+                if slow && st.slow == SLOW_JOBS_TO_GIVE_UP {
+                    tracing::debug!(
+                        jobs = st.slow,
+                        last_ms = t0.elapsed().as_millis() as u64,
+                        "direct writes slow: the page cache takes the next ones"
+                    );
+                }
                 match result {
                     Ok(false) => {}
                     Ok(true) => st.refused.push(c.dest.key),

@@ -47,6 +47,7 @@ use crate::error::StorageError;
 use crate::store::{AttachError, Storage};
 
 mod budget;
+mod piece_bufs;
 mod read_cache;
 mod relocate;
 mod torrent;
@@ -55,6 +56,7 @@ mod worker;
 pub use torrent::{QueuedBlocks, TorrentDisk};
 
 use budget::Budget;
+use piece_bufs::PieceBufs;
 use read_cache::ReadCache;
 use torrent::TorrentShared;
 use worker::{Job, Worker};
@@ -193,6 +195,9 @@ pub(crate) struct Core {
     pub(crate) budget: Budget,
     pub(crate) backend: Arc<Backend>,
     pub(crate) cache: ReadCache,
+    /// Buffers for the read cache's pieces, recycled (at most half the
+    /// cache's size of free ones).
+    pub(crate) piece_bufs: Arc<PieceBufs>,
     pub(crate) counters: Arc<Counters>,
     /// Arrival order of partial pieces, for flushing the oldest first.
     pub(crate) born: AtomicU64,
@@ -282,6 +287,7 @@ impl DiskPool {
                 workers,
             )),
             cache: ReadCache::new(config.read_cache, config.max_cached_piece),
+            piece_bufs: PieceBufs::new(config.read_cache / 2),
             counters,
             born: AtomicU64::new(0),
         });

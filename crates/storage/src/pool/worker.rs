@@ -572,11 +572,11 @@ impl Worker {
         }
         cache.miss();
         if cache.takes(plen) {
-            let mut buf = vec![0u8; plen];
-            if !storage.read_into(piece, 0, &mut buf)? {
+            let mut buf = self.core.piece_bufs.take(plen);
+            if !storage.read_into(piece, 0, buf.as_mut())? {
                 return Err(DiskError::NotOnDisk { piece });
             }
-            let whole = Bytes::from(buf);
+            let whole = buf.freeze();
             cache.insert(t.id, piece, whole.clone());
             if end <= whole.len() {
                 return Ok(whole.slice(start..end));
