@@ -14,9 +14,12 @@
 //! gives it anyway.
 //!
 //! Slow start ends at the first rate, not when the rate stops growing (as
-//! TCP and libtorrent do): in the swarm simulator (1 seed, 100 leechers,
-//! rates that keep growing as pieces spread) pipelines then outgrew the
-//! rates and the last completion came 1% later.
+//! TCP and libtorrent do): in a swarm limited by upload bandwidth, rates
+//! keep growing for seconds as pieces spread, and the depth would keep
+//! doubling past what the rate needs. An earlier trial of libtorrent's rule
+//! took the swarm simulator (1 seed, 100 leechers) from 1.176 to 1.21 times
+//! its fluid bound; this rule leaves it level (a mean of 1.147 over seeds
+//! 1-3, against 1.149 without slow start).
 
 use super::{MAX_PIPELINE, MIN_PIPELINE};
 
