@@ -436,6 +436,7 @@ async fn trackers(State(shared): State<Arc<Shared>>, Path(key): Path<String>) ->
                     "announces_failed": t.announces_failed, "last_error": t.last_error,
                     "warning": t.warning, "seeders": t.seeders, "leechers": t.leechers,
                     "last_peers": t.last_peers, "last_announce": t.last_announce,
+                    "next_announce": t.next_announce, "announcing": t.announcing,
                 })
             })
             .collect(),

@@ -77,6 +77,12 @@ pub struct TrackerInfo {
     pub last_peers: usize,
     /// When it last answered (or failed), seconds since the Unix epoch.
     pub last_announce: Option<u64>,
+    /// When it is next asked, seconds since the Unix epoch (`None`: it is
+    /// not the tracker its tier asks next, an announce is under way, or
+    /// the torrent does not announce now).
+    pub next_announce: Option<u64>,
+    /// An announce to it is under way.
+    pub announcing: bool,
 }
 
 impl TrackerInfo {
@@ -93,6 +99,8 @@ impl TrackerInfo {
             leechers: None,
             last_peers: 0,
             last_announce: None,
+            next_announce: None,
+            announcing: false,
         }
     }
 
@@ -116,6 +124,12 @@ impl TrackerInfo {
             last_announce: s
                 .last_announce
                 .map(|t| unix_now.saturating_sub(now.saturating_duration_since(t).as_secs())),
+            // Rounded up: "in 0 seconds" only when it is due.
+            next_announce: s.next_announce.map(|t| {
+                let d = t.saturating_duration_since(now);
+                unix_now + d.as_secs() + u64::from(d.subsec_nanos() > 0)
+            }),
+            announcing: s.in_flight,
         }
     }
 }

@@ -100,6 +100,20 @@ fn transmission_remote_drives_the_daemon() {
         "{info}"
     );
 
+    // -it: the tracker answered, and is asked again after its interval
+    // (1800 s), not "in 0 seconds".
+    let it = wait_for("alpha's tracker to answer", LIMIT, || {
+        let it = d.remote_ok(&["-t", &alpha.to_string(), "-it"]);
+        it.contains("Asking for more peers in").then_some(it)
+    });
+    assert!(it.contains(&announce.replace("/announce", "")), "{it}");
+    let wait: u64 = it
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Asking for more peers in "))
+        .and_then(|rest| rest.rsplit_once('(')?.1.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{it}"));
+    assert!((1000..=1800).contains(&wait), "{it}");
+
     // Stop, start.
     d.remote_ok(&["-t", &alpha.to_string(), "-S"]);
     let row = |d: &DaemonProc, id: u64| {

@@ -129,6 +129,11 @@ pub struct TrackerStatus {
     pub last_peers: u32,
     /// When it last answered or failed.
     pub last_announce: Option<Instant>,
+    /// When it is next asked (a past time: as soon as possible): for the
+    /// tracker its tier picks next, while no announce of the tier is under
+    /// way and the announcer is not stopping; `None` for the others (a tier
+    /// announces to one tracker at a time).
+    pub next_announce: Option<Instant>,
 }
 
 /// A time kept by an [`Announcer`]: whole seconds after its creation
@@ -341,7 +346,12 @@ impl Announcer {
     pub fn status(&self) -> Vec<TrackerStatus> {
         let mut v = Vec::with_capacity(self.trackers.len());
         for (tier, t) in self.tiers.iter().enumerate() {
-            for x in &self.trackers[t.range()] {
+            // The tracker the tier picks when it is due, and when.
+            let due = t.due(&self.trackers);
+            let pick = (!self.stopping && !t.busy(&self.trackers))
+                .then(|| t.ready(&self.trackers, due))
+                .flatten();
+            for (i, x) in self.trackers[t.range()].iter().enumerate() {
                 let texts = x.texts();
                 v.push(TrackerStatus {
                     key: x.key,
@@ -357,6 +367,7 @@ impl Announcer {
                     leechers: x.leechers,
                     last_peers: x.last_peers,
                     last_announce: x.last_announce.map(|s| self.instant(s)),
+                    next_announce: (pick == Some(i as u32)).then(|| self.instant(due)),
                 });
             }
         }

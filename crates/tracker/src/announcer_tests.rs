@@ -346,3 +346,46 @@ fn a_tracker_is_small() {
         std::mem::size_of::<Tier>()
     );
 }
+
+#[test]
+fn status_says_when_each_tier_asks_next() {
+    let t0 = Instant::now();
+    let mut a = new(&[&["a", "b"], &["x"]], 3, t0);
+    let next = |a: &Announcer, url: &str| {
+        a.status()
+            .into_iter()
+            .find(|s| &*s.url == url)
+            .and_then(|s| s.next_announce)
+    };
+    // Nothing asked yet: each tier's first tracker is due now; a tier
+    // announces to one tracker, so the other has no time.
+    let order = a.tiers()[0].clone();
+    assert_eq!(next(&a, &order[0]), Some(t0));
+    assert_eq!(next(&a, &order[1]), None);
+    assert_eq!(next(&a, "x"), Some(t0));
+    let j = a.poll_announce(t0).unwrap();
+    assert_eq!(&*j.url, order[0].as_str());
+    // Under way: no time for its tier; the other tier is still due.
+    assert_eq!(next(&a, &order[0]), None);
+    assert_eq!(next(&a, "x"), Some(t0));
+    a.handle_success(j.key, t0 + secs(1), &ok(1800, None));
+    assert_eq!(next(&a, &order[0]), Some(t0 + secs(1801)));
+    assert_eq!(next(&a, &order[1]), None);
+    // A failure moves the tier on to its next tracker, asked at once.
+    let fail = a.poll_announce(t0 + secs(1801)).unwrap();
+    assert_eq!(&*fail.url, order[0].as_str());
+    a.handle_failure(fail.key, t0 + secs(1802), "timed out");
+    assert_eq!(next(&a, &order[0]), None);
+    assert_eq!(next(&a, &order[1]), Some(t0 + secs(1801)));
+    // That one fails too: the tier waits for the first back-off to end,
+    // and then asks the tracker whose back-off ends first.
+    let fail = a.poll_announce(t0 + secs(1802)).unwrap();
+    assert_eq!(&*fail.url, order[1].as_str());
+    a.handle_failure(fail.key, t0 + secs(1803), "timed out");
+    let (n0, n1) = (next(&a, &order[0]), next(&a, &order[1]));
+    assert!(n1.is_none(), "{n0:?} {n1:?}");
+    assert!(n0.is_some_and(|t| t > t0 + secs(1803)), "{n0:?}");
+    // Stopping: nothing is scheduled any more.
+    a.stop();
+    assert!(a.status().iter().all(|s| s.next_announce.is_none()));
+}

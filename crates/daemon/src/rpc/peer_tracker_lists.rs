@@ -88,7 +88,13 @@ pub(super) fn tracker_stats(
                 .unwrap_or_default();
             out.push(json!({
                 "announce": u,
-                name(p, "announce_state"): if k.is_some() { 1 } else { 0 },
+                // Transmission's tr_tracker_state: inactive, waiting
+                // (until next_announce_time) or active (asking now).
+                name(p, "announce_state"): match k {
+                    Some(k) if k.announcing => 3,
+                    Some(k) if k.next_announce.is_some() => 1,
+                    _ => 0,
+                },
                 name(p, "download_count"): -1,
                 name(p, "downloader_count"): -1,
                 name(p, "has_announced"): last > 0,
@@ -108,7 +114,7 @@ pub(super) fn tracker_stats(
                 name(p, "last_scrape_time"): 0,
                 name(p, "last_scrape_timed_out"): false,
                 name(p, "leecher_count"): k.and_then(|k| k.leechers).map_or(-1, i64::from),
-                name(p, "next_announce_time"): 0,
+                name(p, "next_announce_time"): k.and_then(|k| k.next_announce).unwrap_or(0),
                 name(p, "next_scrape_time"): 0,
                 "scrape": scrape_url(u),
                 name(p, "scrape_state"): 0,
