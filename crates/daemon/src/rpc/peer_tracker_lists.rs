@@ -104,7 +104,11 @@ pub(super) fn tracker_stats(
                 name(p, "is_backup"): false,
                 name(p, "last_announce_peer_count"): k.map_or(0, |k| k.last_peers),
                 name(p, "last_announce_result"): result,
-                name(p, "last_announce_start_time"): last,
+                // While asking, Transmission shows the time since this.
+                name(p, "last_announce_start_time"): match k {
+                    Some(k) if k.announcing => unix_now(),
+                    _ => last,
+                },
                 name(p, "last_announce_succeeded"): ok,
                 name(p, "last_announce_time"): last,
                 name(p, "last_announce_timed_out"): false,
@@ -126,4 +130,12 @@ pub(super) fn tracker_stats(
         }
     }
     Value::Array(out)
+}
+
+/// Seconds since the Unix epoch now (the start of an announce under way,
+/// whose own start the engine does not keep).
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
