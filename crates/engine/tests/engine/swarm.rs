@@ -333,9 +333,11 @@ async fn choked_peer_gets_its_allowed_fast_pieces() {
     let t = make_torrent(&src, "fast", &[40 * 16384 + 77], 16384, Version::V1);
     let n = t.piece_count() as u32;
     // A super-seeded peer is offered no allowed-fast piece (it may fetch
-    // only what it was shown).
+    // only what it was shown). No upload slot: otherwise a free one unchokes
+    // the peer before it asks.
     let mut seeder = Session::start(SessionConfig {
         super_seed: false,
+        upload_slots: 0,
         ..loopback()
     })
     .await

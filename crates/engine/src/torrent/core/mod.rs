@@ -466,7 +466,7 @@ impl TorrentCore {
                 if utp {
                     self.pex.set_utp(key);
                 }
-                self.on_handshake(key, peer_id);
+                self.on_handshake(now, key, peer_id);
                 self.request_layers(now);
             }
             PeerMsg::PipelineLimit(n) => {

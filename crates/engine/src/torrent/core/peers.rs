@@ -138,7 +138,10 @@ impl TorrentCore {
         key
     }
 
-    pub(super) fn on_handshake(&mut self, key: PeerKey, peer_id: shoal_base::PeerId) {
+    /// A peer finished its handshake. A seeder with a free upload slot
+    /// unchokes it at once (see [`crate::choker`]), saving it a round trip
+    /// once it turns interested.
+    pub(super) fn on_handshake(&mut self, now: Instant, key: PeerKey, peer_id: shoal_base::PeerId) {
         let dup = self
             .peers
             .iter()
@@ -155,6 +158,9 @@ impl TorrentCore {
             self.status.peers += 1;
             self.pex.on_handshake(key);
             self.reveal_more(key);
+            if self.status.state == TorrentState::Seeding {
+                self.refill_unchokes(now);
+            }
         }
     }
 
@@ -320,6 +326,7 @@ impl TorrentCore {
     }
 
     fn apply_choke(&mut self, now: Instant, keep_current: bool) {
+        let seeding = self.status.state == TorrentState::Seeding;
         let stats: Vec<PeerStats> = self
             .peers
             .iter()
@@ -330,9 +337,16 @@ impl TorrentCore {
                 download_rate: p.down_rate,
                 upload_rate: p.up_rate,
                 snubbed: p.snubbed,
+                // Not while super-seeding: such a peer is shown pieces one by
+                // one, and an unchoke reveals more.
+                may_want: seeding
+                    && !p.interested_in_us
+                    && !p.seed
+                    && p.reveal.is_none()
+                    && self.have.has_any_missing_from(&p.has),
+                unchoked: !p.am_choking,
             })
             .collect();
-        let seeding = self.status.state == TorrentState::Seeding;
         let unchoke = if keep_current {
             let current: Vec<PeerKey> = self
                 .peers

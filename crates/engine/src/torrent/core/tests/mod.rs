@@ -318,6 +318,46 @@ fn between_rechokes_slots_are_refilled_not_reshuffled() {
 }
 
 #[test]
+fn seeder_unchokes_newcomers_into_free_slots_before_they_ask() {
+    // A seeder with 2 slots. Transmission, for one, says `interested` only
+    // at its next rechoke; unchoked already, it requests at once.
+    let mut h = Harness::new(4, &all(4), 2);
+    let a = h.peer(1, &[]);
+    assert_eq!(h.unchoked(), vec![a], "unchoked after its handshake");
+    // A seed lacks nothing: unchoked on its handshake (its bitfield was not
+    // known yet), choked by the next rechoke.
+    let s = h.peer(2, &all(4));
+    assert!(h.unchoked().contains(&s));
+    h.advance(RECHOKE_INTERVAL);
+    assert_eq!(h.unchoked(), vec![a], "kept across a rechoke; not the seed");
+    let b = h.peer(3, &[]);
+    let c = h.peer(4, &[]);
+    assert_eq!(h.unchoked(), vec![a, b], "no free slot for c");
+    // An interested peer takes a slot from one that has not asked.
+    h.feed(c, PeerMsg::Interest(true));
+    let u = h.unchoked();
+    assert_eq!(u.len(), 2, "{u:?}");
+    assert!(u.contains(&c), "{u:?}");
+    // Peers that ask keep their slots.
+    h.feed(a, PeerMsg::Interest(true));
+    h.feed(b, PeerMsg::Interest(true));
+    h.advance(RECHOKE_INTERVAL);
+    let u = h.regular();
+    assert_eq!(u.len(), 2, "{u:?}");
+}
+
+#[test]
+fn leecher_unchokes_only_peers_that_ask() {
+    // While leeching, slots are tit-for-tat: nobody is unchoked unasked.
+    let mut h = Harness::new(4, &[0, 1], 2);
+    let a = h.peer(1, &[]);
+    h.advance(RECHOKE_INTERVAL);
+    assert!(h.unchoked().is_empty());
+    h.feed(a, PeerMsg::Interest(true));
+    assert_eq!(h.unchoked(), vec![a]);
+}
+
+#[test]
 fn snubbed_peer_loses_its_regular_slot_while_leeching() {
     let mut h = Harness::new(8, &[0, 1, 2, 3], 1);
     let fast = h.peer(1, &all(8));
