@@ -36,6 +36,7 @@ use std::path::{Path, PathBuf};
 mod encode;
 mod hashing;
 mod layout;
+mod paired;
 mod scan;
 
 pub use layout::{Layout, Segment, SegmentKind};

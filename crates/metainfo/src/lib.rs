@@ -13,6 +13,7 @@ pub mod limits;
 pub mod magnet;
 pub mod merkle;
 pub mod path;
+pub mod sha1_pair;
 pub mod torrent;
 pub mod v2;
 

@@ -8,7 +8,8 @@
 //! CPU's L2 cache, and every 16 KiB block is fed to SHA-1 (v1 piece hash) and
 //! SHA-256 (v2 merkle leaf) while it is hot in the L1 cache; memory stays at
 //! one chunk per worker, whatever the input size. Both crates detect SHA-NI
-//! at run time.
+//! at run time. v1-only torrents take the paired path of [`super::paired`]:
+//! two pieces per worker, their SHA-1s interleaved.
 //!
 //! Why not hash straight from a mapping of the page cache, which saves the
 //! kernel's copy: measured on these machines (kernel 6.18, SHA-NI), SHA-1
@@ -31,6 +32,7 @@ use rayon::prelude::*;
 use sha1::{Digest, Sha1};
 
 use super::layout::{Layout, SegmentKind};
+use super::paired::{hash_pair, PairWorker};
 use super::scan::InputFile;
 use super::{CreateError, Version, READ_CHUNK};
 use crate::merkle::{self, BLOCK_SIZE};
@@ -70,7 +72,7 @@ impl Worker {
 }
 
 /// The handle of input file `i`, reusing the one a worker has open.
-fn open_file<'a>(
+pub(super) fn open_file<'a>(
     open: &'a mut Option<(usize, File)>,
     i: usize,
     f: &InputFile,
@@ -121,6 +123,26 @@ pub(super) fn hash_all(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Hashes, CreateError> {
     let done = AtomicU64::new(0);
+    if version.has_v1() && !version.has_v2() {
+        // v1 only: two pieces at a time per worker (see `paired`).
+        let n = layout.num_pieces();
+        let pairs: Vec<Vec<([u8; 20], u64)>> = (0..n.div_ceil(2))
+            .into_par_iter()
+            .map_init(PairWorker::new, |w, k| {
+                let p = 2 * k;
+                let out = hash_pair(w, p, (p + 1 < n).then_some(p + 1), files, layout)?;
+                let data: u64 = out.iter().map(|(_, d)| d).sum();
+                let now = done.fetch_add(data, Ordering::Relaxed) + data;
+                progress(now);
+                Ok(out)
+            })
+            .collect::<Result<Vec<_>, CreateError>>()?;
+        return Ok(Hashes {
+            v1: pairs.into_iter().flatten().map(|(h, _)| h).collect(),
+            roots: vec![None; files.len()],
+            layers: vec![Vec::new(); files.len()],
+        });
+    }
     let outs: Vec<PieceOut> = (0..layout.num_pieces())
         .into_par_iter()
         .map_init(Worker::new, |w, p| {
@@ -249,7 +271,12 @@ fn hash_piece(
     Ok((out, data_bytes))
 }
 
-fn read_chunk(file: &File, f: &InputFile, chunk: &mut [u8], pos: u64) -> Result<(), CreateError> {
+pub(super) fn read_chunk(
+    file: &File,
+    f: &InputFile,
+    chunk: &mut [u8],
+    pos: u64,
+) -> Result<(), CreateError> {
     read_at(file, chunk, pos).map_err(|e| {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
             CreateError::FileChanged {
