@@ -139,17 +139,22 @@ impl Sha1State {
 pub fn update_pair(a: &mut Sha1State, da: &[u8], b: &mut Sha1State, db: &[u8]) {
     let da = a.top_up(da);
     let db = b.top_up(db);
-    let mut both = 0;
+    // The bytes of each message compressed together.
     #[cfg(all(target_arch = "x86_64", not(feature = "force-soft-hash")))]
-    if a.buf_len == 0 && b.buf_len == 0 && shani::get() {
-        both = (da.len().min(db.len()) / BLOCK) * BLOCK;
-        if both > 0 {
+    let both = if a.buf_len == 0 && b.buf_len == 0 && shani::get() {
+        let n = (da.len().min(db.len()) / BLOCK) * BLOCK;
+        if n > 0 {
             // SAFETY: SHA-NI and SSE4.1 were detected on this CPU.
-            unsafe { x86::digest_blocks_x2(&mut a.h, &mut b.h, &da[..both], &db[..both]) };
-            a.len += both as u64;
-            b.len += both as u64;
+            unsafe { x86::digest_blocks_x2(&mut a.h, &mut b.h, &da[..n], &db[..n]) };
+            a.len += n as u64;
+            b.len += n as u64;
         }
-    }
+        n
+    } else {
+        0
+    };
+    #[cfg(not(all(target_arch = "x86_64", not(feature = "force-soft-hash"))))]
+    let both = 0;
     a.absorb(&da[both..]);
     b.absorb(&db[both..]);
 }
