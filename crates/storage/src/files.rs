@@ -24,10 +24,13 @@ use crate::layout::is_safe_relative;
 /// How a file should be sized when first opened for writing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Allocation {
-    /// Extend with `set_len` (holes; no space reserved). The default.
-    #[default]
+    /// Extend with `set_len` (holes; no space reserved).
     Sparse,
-    /// Reserve the space with `posix_fallocate` so ENOSPC shows up at once.
+    /// Reserve the space with `fallocate` so ENOSPC shows up at once (where
+    /// the filesystem cannot, as `Sparse`). The default: direct writes into
+    /// reserved space are overwrites, which ext4 runs two at a time (see
+    /// the `writer` module); into holes it runs them one by one.
+    #[default]
     Preallocate,
 }
 
@@ -148,11 +151,20 @@ impl FileRules {
                         io::Error::from(io::ErrorKind::InvalidInput),
                     ));
                 };
+                // `fallocate(2)`, not `posix_fallocate`: where the filesystem
+                // cannot preallocate, glibc's `posix_fallocate` writes a byte
+                // into every block instead, reading and writing the whole file.
                 // SAFETY: plain syscall on a valid, owned file descriptor.
-                let rc = unsafe { libc::posix_fallocate(f.as_raw_fd(), off, len) };
+                let rc = if unsafe { libc::fallocate(f.as_raw_fd(), 0, off, len) } == 0 {
+                    0
+                } else {
+                    io::Error::last_os_error()
+                        .raw_os_error()
+                        .unwrap_or(libc::EIO)
+                };
                 if rc == 0 {
                     Ok(())
-                } else if rc == libc::EOPNOTSUPP || rc == libc::EINVAL {
+                } else if rc == libc::EOPNOTSUPP || rc == libc::EINVAL || rc == libc::ENOSYS {
                     // Filesystem cannot preallocate: fall back to sparse.
                     f.set_len(to)
                         .map_err(|e| StorageError::io(IoOp::Allocate, path, from, e))

@@ -58,7 +58,7 @@ impl Default for StorageOptions {
     fn default() -> Self {
         Self {
             max_open_files: 128,
-            allocation: Allocation::Sparse,
+            allocation: Allocation::Preallocate,
             state_dir: None,
             name: "torrent".to_owned(),
             direct_io: true,

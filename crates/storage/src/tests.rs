@@ -648,7 +648,11 @@ fn preallocation_reserves_space() {
     let m = std::fs::metadata(dir.path().join("p/big")).unwrap();
     assert_eq!(m.len(), 1 << 20);
     // Sparse: only the written piece occupies blocks.
-    let s2 = Storage::open(layout, dir.path().join("s"), StorageOptions::default()).unwrap();
+    let sparse = StorageOptions {
+        allocation: Allocation::Sparse,
+        ..StorageOptions::default()
+    };
+    let s2 = Storage::open(layout, dir.path().join("s"), sparse).unwrap();
     s2.write(0, 0, &piece_data(&s2, &data, 0)).unwrap();
     let m2 = std::fs::metadata(dir.path().join("s/big")).unwrap();
     assert_eq!(m2.len(), 1 << 20);

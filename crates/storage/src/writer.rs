@@ -109,6 +109,8 @@ struct State {
     refused: Vec<FileKey>,
     /// Writes slower than [`SLOW_BYTES_PER_SEC`].
     slow: u64,
+    /// Writes sent to the device together with the one before them.
+    paired: u64,
 }
 
 impl State {
@@ -135,29 +137,8 @@ impl Shared {
     fn run(&self, job: Job) -> Option<AlignedBuf> {
         match job {
             Job::Write(c) => {
-                let t0 = Instant::now();
-                let result = write_chunk(&c);
-                let slow = t0.elapsed()
-                    > SLOW_LATENCY
-                        + Duration::from_nanos(c.len as u64 * 1_000_000_000 / SLOW_BYTES_PER_SEC);
-                let mut st = self.lock();
-                st.slow += u64::from(slow);
-                if slow && st.slow == SLOW_JOBS_TO_GIVE_UP {
-                    tracing::debug!(
-                        jobs = st.slow,
-                        last_ms = t0.elapsed().as_millis() as u64,
-                        "direct writes slow: the page cache takes the next ones"
-                    );
-                }
-                match result {
-                    Ok(false) => {}
-                    Ok(true) => st.refused.push(c.dest.key),
-                    Err(e) => st.errors.push((c.piece_key(), e)),
-                }
-                st.done += 1;
-                drop(st);
-                self.changed.notify_all();
-                Some(c.buf)
+                let w = Written::of(c);
+                Some(self.record(w))
             }
             Job::Call(piece, f) => {
                 let err = self.lock().take_error(piece);
@@ -170,6 +151,134 @@ impl Shared {
             }
         }
     }
+}
+
+/// A chunk written (or not), with how long the write took.
+struct Written {
+    chunk: Chunk,
+    result: Result<bool, StorageError>,
+    took: Duration,
+}
+
+/// Writes `c` now; returns the outcome and how long it took.
+fn write_timed(c: &Chunk) -> (Result<bool, StorageError>, Duration) {
+    let t0 = Instant::now();
+    let result = write_chunk(c);
+    (result, t0.elapsed())
+}
+
+impl Written {
+    /// Writes `chunk` now.
+    fn of(chunk: Chunk) -> Self {
+        let r = write_timed(&chunk);
+        Self::from(chunk, r)
+    }
+
+    fn from(chunk: Chunk, (result, took): (Result<bool, StorageError>, Duration)) -> Self {
+        Written {
+            chunk,
+            result,
+            took,
+        }
+    }
+}
+
+impl Shared {
+    /// Records a write's outcome (it counts as done from here); returns its
+    /// buffer.
+    fn record(&self, w: Written) -> AlignedBuf {
+        let Written {
+            chunk: c,
+            result,
+            took,
+        } = w;
+        let slow = took
+            > SLOW_LATENCY
+                + Duration::from_nanos(c.len as u64 * 1_000_000_000 / SLOW_BYTES_PER_SEC);
+        let mut st = self.lock();
+        st.slow += u64::from(slow);
+        if slow && st.slow == SLOW_JOBS_TO_GIVE_UP {
+            tracing::debug!(
+                jobs = st.slow,
+                last_ms = took.as_millis() as u64,
+                "direct writes slow: the page cache takes the next ones"
+            );
+        }
+        match result {
+            Ok(false) => {}
+            Ok(true) => st.refused.push(c.dest.key),
+            Err(e) => st.errors.push((c.piece_key(), e)),
+        }
+        st.done += 1;
+        drop(st);
+        self.changed.notify_all();
+        c.buf
+    }
+
+    /// The writer thread: runs the jobs in order. When the next job is a
+    /// write too, the two writes go to the device at once ([`write_pair`]),
+    /// and both are recorded only once both landed, so a wait or a callback
+    /// never sees a later write done before an earlier one.
+    fn serve(&self, rx: Receiver<Job>, free: &Sender<AlignedBuf>) {
+        let mut next: Option<Job> = None;
+        loop {
+            let job = match next.take() {
+                Some(j) => j,
+                None => match rx.recv() {
+                    Ok(j) => j,
+                    Err(_) => return,
+                },
+            };
+            let Job::Write(first) = job else {
+                if let Some(buf) = self.run(job) {
+                    let _ = free.send(buf);
+                }
+                continue;
+            };
+            match rx.try_recv() {
+                Ok(Job::Write(second)) => {
+                    let (a, b) = write_pair(first, second);
+                    self.lock().paired += 1;
+                    for w in [a, b] {
+                        let _ = free.send(self.record(w));
+                    }
+                }
+                Ok(other) => {
+                    let _ = free.send(self.record(Written::of(first)));
+                    next = Some(other);
+                }
+                Err(_) => {
+                    let _ = free.send(self.record(Written::of(first)));
+                }
+            }
+        }
+    }
+}
+
+/// Writes two chunks at once, the second on a scoped thread (or after the
+/// first if no thread can be started); returns them in order.
+///
+/// Why two at once: on ext4 a direct write into preallocated space takes the
+/// inode lock shared, so two proceed together, and a virtual disk serves two
+/// requests faster than one after the other. Measured here with `dd` (1 GiB
+/// in 1 MiB direct writes to a fresh preallocated file): 0.62–0.72 s with
+/// two writers, 0.84–0.89 s with one. A thread per pair costs tens of
+/// microseconds per 2 MiB.
+fn write_pair(first: Chunk, second: Chunk) -> (Written, Written) {
+    let (ra, rb) = std::thread::scope(|s| {
+        let other = std::thread::Builder::new()
+            .name("shoal-writer2".into())
+            .spawn_scoped(s, || write_timed(&second));
+        let ra = write_timed(&first);
+        let rb = match other {
+            // A panic in the write is raised here as it would have been
+            // with one thread.
+            Ok(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            Err(_) => write_timed(&second),
+        };
+        (ra, rb)
+    });
+    (Written::from(first, ra), Written::from(second, rb))
 }
 
 impl Shared {
@@ -249,13 +358,7 @@ impl Writer {
         let sh = shared.clone();
         let thread = std::thread::Builder::new()
             .name("shoal-writer".into())
-            .spawn(move || {
-                for job in rx {
-                    if let Some(buf) = sh.run(job) {
-                        let _ = free_tx.send(buf);
-                    }
-                }
-            })?;
+            .spawn(move || sh.serve(rx, &free_tx))?;
         Ok(Self {
             jobs: Some(jobs),
             free,
@@ -389,6 +492,12 @@ impl Writer {
             }
         }
         self.submit(Job::Call((owner, piece), f));
+    }
+
+    /// How many writes went to the device together with another.
+    #[cfg(test)]
+    pub(crate) fn paired_writes(&self) -> u64 {
+        self.shared.lock().paired
     }
 
     /// How many writes were slow so far (see [`SLOW_JOBS_TO_GIVE_UP`]).
@@ -540,6 +649,67 @@ mod tests {
             Some(StorageError::Io { .. })
         ));
         drop(w); // joins the thread
+    }
+
+    #[test]
+    fn queued_writes_go_in_pairs_and_keep_their_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let rw = Arc::new(
+            File::options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .unwrap(),
+        );
+        let ro = Arc::new(File::open(&path).unwrap());
+        let mut w = Writer::spawn(8, 1).unwrap();
+        // A slow callback first: the writes behind it queue up.
+        w.after_written(
+            0,
+            99,
+            Box::new(|_| std::thread::sleep(Duration::from_millis(100))),
+        );
+        let buf = AlignedBuf::LEN as u64;
+        let (tx, rx) = mpsc::channel();
+        for piece in 0..6u32 {
+            // Each piece is one whole buffer of its own byte; piece 3's
+            // write fails (read-only descriptor).
+            let data = vec![piece as u8 + 1; AlignedBuf::LEN];
+            let parts = [&data[..]];
+            let f = if piece == 3 { &ro } else { &rw };
+            w.append(
+                &dest(f),
+                piece,
+                u64::from(piece) * buf,
+                &mut Gather::new(&parts),
+                AlignedBuf::LEN,
+            );
+            if piece % 2 == 1 {
+                // After every second write: both writes before it landed.
+                let (tx, check) = (tx.clone(), path.clone());
+                w.after_written(
+                    0,
+                    piece,
+                    Box::new(move |r| {
+                        let on_disk = std::fs::read(&check).unwrap_or_default();
+                        let landed = (0..=piece).filter(|&p| p != 3).all(|p| {
+                            let at = (u64::from(p) * buf) as usize;
+                            on_disk
+                                .get(at..at + AlignedBuf::LEN)
+                                .is_some_and(|d| d.iter().all(|&b| b == p as u8 + 1))
+                        });
+                        tx.send((piece, r.is_ok(), landed)).unwrap();
+                    }),
+                );
+            }
+        }
+        let got: Vec<(u32, bool, bool)> = rx.iter().take(3).collect();
+        assert_eq!(got, [(1, true, true), (3, false, true), (5, true, true)]);
+        assert!(w.paired_writes() > 0, "no two writes went together");
+        drop(w);
     }
 
     #[test]
