@@ -66,6 +66,11 @@ pub struct SessionConfig {
     /// bypassing the page cache (see `shoal_storage::StorageOptions`).
     /// Default `true`; `false` writes everything through the page cache.
     pub direct_io: bool,
+    /// Reserve each file's space when it is first written (`fallocate`):
+    /// a full disk shows at once, and direct writes into reserved space run
+    /// two at a time on ext4. Default `true`; `false` makes sparse files
+    /// (see `shoal_storage::Allocation`).
+    pub preallocate: bool,
     /// Run a DHT node (`None`: no DHT at all).
     pub dht: Option<DhtSettings>,
     /// Downloads transferring at once; the others wait in
@@ -170,6 +175,7 @@ impl Default for SessionConfig {
             seed: None,
             pex_interval: Duration::from_secs(60),
             direct_io: true,
+            preallocate: true,
             dht: None,
             max_active_downloads: None,
             seed_ratio: None,

@@ -444,6 +444,11 @@ impl TorrentTask {
         let opts = StorageOptions {
             name: self.hashes.primary().to_hex(),
             direct_io: self.ctx.config.direct_io,
+            allocation: if self.ctx.config.preallocate {
+                shoal_storage::Allocation::Preallocate
+            } else {
+                shoal_storage::Allocation::Sparse
+            },
             ..StorageOptions::default()
         };
         let save_path = self.meta_tx.borrow().save_path.clone();

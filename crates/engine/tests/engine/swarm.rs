@@ -196,6 +196,46 @@ async fn restart_does_not_refetch_verified_pieces() {
     seeder.shutdown().await;
 }
 
+/// A file's space is reserved at its first write (a full disk shows at
+/// once; direct writes into reserved space run two at a time), unless the
+/// session asks for sparse files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_are_reserved_at_their_first_write_unless_sparse() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let len = 8 << 20;
+    let t = make_torrent(&src, "alloc", &[len], 64 * 1024, Version::V1);
+    let mut seeder = Session::start(loopback()).await.unwrap();
+    add(&mut seeder, params(&t, &src, vec![])).await;
+    for preallocate in [true, false] {
+        let dst = tmp.path().join(format!("dst-{preallocate}"));
+        // 1 MiB/s: the download takes 8 s, the check comes after a piece.
+        let mut l = Session::start(SessionConfig {
+            max_download_rate: Some(1 << 20),
+            preallocate,
+            ..loopback()
+        })
+        .await
+        .unwrap();
+        let h = add(&mut l, params(&t, &dst, vec![seeder.local_addr()])).await;
+        tokio::time::timeout(LIMIT, h.wait_for(|s| s.verified_wanted_bytes > 0))
+            .await
+            .unwrap();
+        let m = std::fs::metadata(dst.join("alloc/f0.bin")).unwrap();
+        assert_eq!(m.len(), len as u64);
+        let allocated = m.blocks() * 512;
+        assert!(!h.status().is_complete());
+        if preallocate {
+            assert!(allocated >= len as u64, "{allocated} bytes reserved");
+        } else {
+            assert!(allocated < len as u64 / 2, "{allocated} bytes, sparse");
+        }
+        l.shutdown().await;
+    }
+    seeder.shutdown().await;
+}
+
 /// A peer that claims every piece and answers each request with garbage.
 /// It speaks plain BitTorrent only, so a leecher that tries MSE first must
 /// fall back to a second, plain connection.

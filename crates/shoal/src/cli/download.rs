@@ -65,6 +65,11 @@ pub struct DownloadArgs {
     /// uses for aligned runs of downloaded data where the filesystem allows).
     #[arg(long)]
     pub buffered_writes: bool,
+    /// Make sparse files instead of reserving each file's space when it is
+    /// first written (which shows a full disk at once, and lets O_DIRECT
+    /// writes run two at a time on ext4).
+    #[arg(long)]
+    pub sparse: bool,
     /// MSE/PE encryption of peer connections.
     #[arg(long, value_enum, default_value_t)]
     pub encryption: super::Encryption,
@@ -171,6 +176,7 @@ async fn download(args: DownloadArgs, source: TorrentSource) -> anyhow::Result<(
         max_upload_rate: args.max_upload_rate,
         max_download_rate: args.max_download_rate,
         direct_io: !args.buffered_writes,
+        preallocate: !args.sparse,
         encryption: args.encryption.into(),
         enable_utp: !args.no_utp,
         enable_tcp: !args.no_tcp,
