@@ -26,10 +26,12 @@ use crate::layout::is_safe_relative;
 pub enum Allocation {
     /// Extend with `set_len` (holes; no space reserved).
     Sparse,
-    /// Reserve the space with `fallocate` so ENOSPC shows up at once (where
-    /// the filesystem cannot, as `Sparse`). The default: direct writes into
+    /// Reserve the space with `fallocate`. The default: direct writes into
     /// reserved space are overwrites, which ext4 runs two at a time (see
-    /// the `writer` module); into holes it runs them one by one.
+    /// the `writer` module); into holes it runs them one by one. Where the
+    /// filesystem cannot reserve, or has not the room (`ENOSPC`), the file
+    /// is made sparse instead: a nearly full disk still takes the pieces
+    /// that fit, as with `Sparse`.
     #[default]
     Preallocate,
 }
@@ -164,8 +166,23 @@ impl FileRules {
                 };
                 if rc == 0 {
                     Ok(())
-                } else if rc == libc::EOPNOTSUPP || rc == libc::EINVAL || rc == libc::ENOSYS {
-                    // Filesystem cannot preallocate: fall back to sparse.
+                } else if [libc::EOPNOTSUPP, libc::EINVAL, libc::ENOSYS, libc::ENOSPC].contains(&rc)
+                {
+                    if rc == libc::ENOSPC {
+                        // What it reserved before running out would leave no
+                        // room for the pieces that fit: give it back (nothing
+                        // was written past `from`, the file's old end).
+                        // SAFETY: as above.
+                        unsafe {
+                            libc::fallocate(
+                                f.as_raw_fd(),
+                                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                                off,
+                                len,
+                            )
+                        };
+                    }
+                    // Cannot (or not now): a sparse file, as `Sparse`.
                     f.set_len(to)
                         .map_err(|e| StorageError::io(IoOp::Allocate, path, from, e))
                 } else {

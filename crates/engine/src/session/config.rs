@@ -67,8 +67,9 @@ pub struct SessionConfig {
     /// Default `true`; `false` writes everything through the page cache.
     pub direct_io: bool,
     /// Reserve each file's space when it is first written (`fallocate`):
-    /// a full disk shows at once, and direct writes into reserved space run
-    /// two at a time on ext4. Default `true`; `false` makes sparse files
+    /// direct writes into reserved space run two at a time on ext4. Where
+    /// the space is not there, the file is sparse and the download goes as
+    /// far as the disk allows. Default `true`; `false` makes sparse files
     /// (see `shoal_storage::Allocation`).
     pub preallocate: bool,
     /// Run a DHT node (`None`: no DHT at all).

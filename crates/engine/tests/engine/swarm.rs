@@ -196,9 +196,9 @@ async fn restart_does_not_refetch_verified_pieces() {
     seeder.shutdown().await;
 }
 
-/// A file's space is reserved at its first write (a full disk shows at
-/// once; direct writes into reserved space run two at a time), unless the
-/// session asks for sparse files.
+/// A file's space is reserved at its first write (direct writes into
+/// reserved space run two at a time), unless the session asks for sparse
+/// files.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_are_reserved_at_their_first_write_unless_sparse() {
     use std::os::unix::fs::MetadataExt;

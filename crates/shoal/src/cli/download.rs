@@ -66,8 +66,7 @@ pub struct DownloadArgs {
     #[arg(long)]
     pub buffered_writes: bool,
     /// Make sparse files instead of reserving each file's space when it is
-    /// first written (which shows a full disk at once, and lets O_DIRECT
-    /// writes run two at a time on ext4).
+    /// first written (which lets O_DIRECT writes run two at a time on ext4).
     #[arg(long)]
     pub sparse: bool,
     /// MSE/PE encryption of peer connections.
