@@ -585,10 +585,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn writes_land_in_order_and_errors_stay_with_their_piece() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
+    /// A file `f` under `dir`, with a read-write handle and a read-only
+    /// one (writes through it fail).
+    fn file_rw_ro(dir: &std::path::Path) -> (PathBuf, Arc<File>, Arc<File>) {
+        let path = dir.join("f");
         let rw = Arc::new(
             File::options()
                 .read(true)
@@ -599,6 +599,13 @@ mod tests {
                 .unwrap(),
         );
         let ro = Arc::new(File::open(&path).unwrap());
+        (path, rw, ro)
+    }
+
+    #[test]
+    fn writes_land_in_order_and_errors_stay_with_their_piece() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, rw, ro) = file_rw_ro(dir.path());
         let mut w = Writer::spawn(POOL, 1).unwrap();
         // Piece 1: 1.5 buffers of ones, appended in 4 KiB steps (two jobs).
         let ones = vec![1u8; AlignedBuf::LEN * 3 / 2];
@@ -654,17 +661,7 @@ mod tests {
     #[test]
     fn queued_writes_go_in_pairs_and_keep_their_order() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        let rw = Arc::new(
-            File::options()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-                .unwrap(),
-        );
-        let ro = Arc::new(File::open(&path).unwrap());
+        let (path, rw, ro) = file_rw_ro(dir.path());
         let mut w = Writer::spawn(8, 1).unwrap();
         // A slow callback first: the writes behind it queue up.
         w.after_written(
