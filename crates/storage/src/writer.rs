@@ -133,23 +133,14 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs one job and records its outcome; returns a chunk's buffer.
-    fn run(&self, job: Job) -> Option<AlignedBuf> {
-        match job {
-            Job::Write(c) => {
-                let w = Written::of(c);
-                Some(self.record(w))
-            }
-            Job::Call(piece, f) => {
-                let err = self.lock().take_error(piece);
-                f(err.map_or(Ok(()), Err));
-                // Counted once it has run: a wait covers the callbacks
-                // queued before it (a re-hash waits for a piece's verdict).
-                self.lock().done += 1;
-                self.changed.notify_all();
-                None
-            }
-        }
+    /// Runs a callback with its piece's first failed write, if any.
+    fn call(&self, piece: PieceKey, f: Callback) {
+        let err = self.lock().take_error(piece);
+        f(err.map_or(Ok(()), Err));
+        // Counted once it has run: a wait covers the callbacks queued
+        // before it (a re-hash waits for a piece's verdict).
+        self.lock().done += 1;
+        self.changed.notify_all();
     }
 }
 
@@ -229,11 +220,12 @@ impl Shared {
                     Err(_) => return,
                 },
             };
-            let Job::Write(first) = job else {
-                if let Some(buf) = self.run(job) {
-                    let _ = free.send(buf);
+            let first = match job {
+                Job::Write(c) => c,
+                Job::Call(piece, f) => {
+                    self.call(piece, f);
+                    continue;
                 }
-                continue;
             };
             match rx.try_recv() {
                 Ok(Job::Write(second)) => {
@@ -474,7 +466,11 @@ impl Writer {
             },
             None => job,
         };
-        self.shared.run(job);
+        // The thread is gone: run the job here (a write's buffer is freed).
+        match job {
+            Job::Write(c) => drop(self.shared.record(Written::of(c))),
+            Job::Call(piece, f) => self.shared.call(piece, f),
+        }
     }
 
     /// Runs `f` on the writer thread once every write queued so far (the
