@@ -96,6 +96,8 @@ pub struct ConfigLayer {
     pub tcp: Option<bool>,
     /// Local peer discovery (BEP 14).
     pub lsd: Option<bool>,
+    /// Reserve each file's space at its first write (`false`: sparse files).
+    pub preallocate: Option<bool>,
     /// Flooding search among connected shoal peers (answering theirs too).
     pub flood: Option<bool>,
     /// Publish the public torrents in the DHT keyword index, and keep
@@ -177,6 +179,10 @@ pub struct DaemonConfig {
     pub tcp: bool,
     /// Local peer discovery (BEP 14).
     pub lsd: bool,
+    /// Reserve each file's whole size (`fallocate`) at its first write, so
+    /// a download does not fragment or run out of room half-way; `false`
+    /// makes sparse files (libtorrent's and Transmission's default).
+    pub preallocate: bool,
     /// Flooding search among connected shoal peers: the `shoal_search`
     /// extension is advertised on every connection, their queries are
     /// answered from our (non-private) torrents and forwarded, and
@@ -272,6 +278,7 @@ impl Default for DaemonConfig {
             utp: true,
             tcp: true,
             lsd: true,
+            preallocate: true,
             flood: true,
             dht_publish: false,
             dht_publish_interval: shoal_search::kad::REPUBLISH,
@@ -386,6 +393,7 @@ impl ConfigLayer {
             utp,
             tcp,
             lsd,
+            preallocate,
             flood,
             dht_publish,
             dht_publish_interval_secs,
@@ -442,6 +450,7 @@ impl DaemonConfig {
             utp: l.utp.unwrap_or(d.utp),
             tcp: l.tcp.unwrap_or(d.tcp),
             lsd: l.lsd.unwrap_or(d.lsd),
+            preallocate: l.preallocate.unwrap_or(d.preallocate),
             flood: l.flood.unwrap_or(d.flood),
             dht_publish: l.dht_publish.unwrap_or(d.dht_publish),
             dht_publish_interval: l
@@ -548,9 +557,12 @@ mod tests {
         assert_eq!(c.peer_limit_per_torrent, 50, "then the default");
         assert!(c.flood, "flooding search is on by default");
         assert!(!c.dht_publish, "publishing in the DHT index is opt-in");
-        std::fs::write(&f, "flood = false\n").unwrap();
+        assert!(c.preallocate, "files are preallocated by default");
+        std::fs::write(&f, "flood = false\npreallocate = false\n").unwrap();
         let off = DaemonConfig::resolve(Some(&f), &ConfigLayer::default()).unwrap();
         assert!(!off.flood);
+        assert!(!off.preallocate);
+        assert!(off.to_toml().contains("preallocate = false"));
         let printed = c.to_toml();
         assert!(printed.contains("http = \"127.0.0.1:8000\""), "{printed}");
         assert!(!c.runs_tracker(), "no tracker unless asked");

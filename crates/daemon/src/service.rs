@@ -217,6 +217,7 @@ impl Daemon {
             enable_utp: config.utp,
             enable_tcp: config.tcp,
             enable_lsd: config.lsd,
+            preallocate: config.preallocate,
             encryption: config.encryption.into(),
             // Flooding search (Gnutella) rides on every peer connection.
             extensions: if config.flood {

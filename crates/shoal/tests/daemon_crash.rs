@@ -85,7 +85,9 @@ fn kill_9_during_a_download_then_restart() {
 
     let state = root.join("state");
     let dl = root.join("downloads");
-    let mut d = start_daemon(&state, &dl, &[], root, "daemon-1");
+    // Sparse files for this daemon (preallocation is the default, tested
+    // in the engine): the flag must reach the session.
+    let mut d = start_daemon(&state, &dl, &["--sparse"], root, "daemon-1");
     let out = d.remote_ok(&["-a", t.to_str().unwrap()]);
     assert!(out.contains("success"), "{out}");
     let id = parse_list(&d.remote_ok(&["-l"]))[0].id.to_string();
@@ -101,6 +103,11 @@ fn kill_9_during_a_download_then_restart() {
     assert!(
         (before.len() as u32) < count,
         "the download finished before the kill: lower the seeder's rate"
+    );
+    let allocated = allocated_bytes(&dl.join("crash.bin"));
+    assert!(
+        allocated < 6_000_000 * 9 / 10,
+        "--sparse: only what was written takes room ({allocated} bytes of 6000000)"
     );
     std::thread::sleep(Duration::from_millis(2500));
     d.proc.kill_hard();
@@ -155,6 +162,12 @@ fn kill_9_during_a_download_then_restart() {
         "pieces verified before the kill were sent again: {twice:?}"
     );
     d.stop();
+}
+
+/// Bytes of disk a file takes (its allocated blocks).
+fn allocated_bytes(path: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).map_or(0, |m| m.blocks() * 512)
 }
 
 /// Distinct pieces the seeder has reported sending blocks of.

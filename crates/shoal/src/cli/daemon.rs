@@ -124,6 +124,10 @@ pub struct DaemonArgs {
     /// No local peer discovery (BEP 14 multicast on the LAN).
     #[arg(long, env = "SHOAL_NO_LSD", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
     pub no_lsd: Option<bool>,
+    /// Sparse files: do not reserve each file's space at its first write
+    /// (config file: `preallocate = false`).
+    #[arg(long, env = "SHOAL_SPARSE", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
+    pub sparse: Option<bool>,
     /// No flooding search: do not answer or forward the search queries of
     /// connected shoal peers (`/api/v1/search` then asks the other sources).
     #[arg(long, env = "SHOAL_NO_FLOOD", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
@@ -184,6 +188,7 @@ impl DaemonArgs {
             utp: self.no_utp.map(|n| !n),
             tcp: self.no_tcp.map(|n| !n),
             lsd: self.no_lsd.map(|n| !n),
+            preallocate: self.sparse.map(|s| !s),
             flood: self.no_flood.map(|n| !n),
             dht_publish: self.dht_publish,
             dht_publish_interval_secs: None,
