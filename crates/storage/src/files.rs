@@ -283,6 +283,12 @@ impl FileCache {
         }
     }
 
+    /// The cached handle of file `key` of `owner` (readable; never the
+    /// `O_DIRECT` one), without opening it: `None` when it is not open.
+    pub(crate) fn get_open(&self, owner: u64, key: usize) -> Option<Arc<File>> {
+        self.cached((owner, key), false)
+    }
+
     /// A handle for writing, creating the file (and its directories) if
     /// needed, following `rules`.
     pub(crate) fn get_write(

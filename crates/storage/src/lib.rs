@@ -12,6 +12,9 @@
 //! - [`verify`]: hash existing data on all cores, from the page cache or
 //!   with `O_DIRECT`, piece by piece verdicts ([`PieceStatus`]);
 //!   [`Storage::check`] is its yes/no form for the session.
+//! - [`FileBlock`]: a verified block whose pages are in the page cache,
+//!   sent to a socket from its files by `sendfile(2)` (no copy through
+//!   user space).
 //! - [`resume`]: the resume file, so a restart re-checks only changed files.
 //! - [`DiskPool`] / [`TorrentDisk`]: the session's disk pool: a fixed number
 //!   of worker threads hashing and writing the blocks of every torrent (one
@@ -34,6 +37,7 @@ pub mod check;
 mod direct;
 pub mod disk;
 pub mod error;
+pub mod file_block;
 pub mod files;
 pub mod hash;
 pub mod hash_proof;
@@ -47,6 +51,7 @@ mod writer;
 pub use check::CheckProgress;
 pub use disk::{Disk, DiskConfig, DiskError, DiskHandle, DiskStats, PendingWrite, WriteOutcome};
 pub use error::{IoOp, LayoutError, ResumeError, StorageError};
+pub use file_block::FileBlock;
 pub use files::Allocation;
 pub use layout::{
     FileSpec, PieceHashes, PieceMap, Span, Spans, StorageLayout, V2FileHashes, V2Piece,

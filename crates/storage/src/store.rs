@@ -645,6 +645,18 @@ impl Storage {
             .map(|f| (f, at, t.path.to_path_buf())))
     }
 
+    /// The open read handle of span `s`'s file and the span's offset in it,
+    /// without opening anything: `None` when the file is not wanted (its
+    /// bytes live in the parts file) or not open. Used by
+    /// [`crate::FileBlock::resident`], which must not block.
+    pub(crate) fn open_source(&self, s: &Span) -> Option<(Arc<File>, u64)> {
+        if !self.is_wanted(s.file) {
+            return None;
+        }
+        let f = self.backend().files.get_open(self.id, s.file)?;
+        Some((f, s.file_offset))
+    }
+
     /// Reads `len` bytes at `offset` inside `piece`, for uploading. Fails with
     /// an I/O error of kind `UnexpectedEof` when the data is not on disk.
     pub fn read_block(&self, piece: u32, offset: u64, len: usize) -> Result<Vec<u8>, StorageError> {

@@ -70,7 +70,7 @@ pub mod tokio_io;
 pub use bitfield::{Bitfield, BitfieldError};
 pub use connection::{
     CommandError, ConnectionConfig, ConnectionError, ConnectionState, ConnectionStats, Event,
-    PeerConnection, RequestFailure,
+    OutChunk, PeerConnection, RequestFailure,
 };
 pub use extension::{ExtensionHandshake, ExtensionHandshakeError};
 pub use handshake::{Handshake, HandshakeError, HandshakePrefix, InfoHash, PeerId, Reserved};

@@ -37,7 +37,7 @@ mod io;
 mod msg;
 mod shared;
 
-use io::{read_some, write_loop};
+use io::{read_some, upload_socket, write_loop, Out};
 pub(crate) use msg::{PeerCmd, PeerMsg};
 pub(crate) use shared::{hash_trees, PeerShared};
 
@@ -97,8 +97,10 @@ pub(crate) type WriteFut =
     Pin<Box<dyn Future<Output = Result<Vec<Result<BlockOutcome, DiskError>>, DiskError>> + Send>>;
 /// Blocks parsed from the socket, waiting to go to the torrent and the disk.
 type Received = Vec<(Block, Option<[u8; 20]>, Bytes)>;
-/// A finished upload read.
-type ReadFut = Pin<Box<dyn Future<Output = (BlockRequest, Result<Bytes, DiskError>)> + Send>>;
+/// A finished upload read: the block's bytes (`Out::Bytes`) or, on a plain
+/// TCP connection when its pages are cached, its place in its files
+/// (`Out::File`, sent with `sendfile`).
+type ReadFut = Pin<Box<dyn Future<Output = (BlockRequest, Result<Out, DiskError>)> + Send>>;
 
 fn block_of(r: &BlockRequest) -> Block {
     Block {
@@ -149,10 +151,7 @@ impl PeerTask {
 
     /// Runs the connection over `stream` until it closes; always ends by
     /// sending [`PeerMsg::Closed`].
-    pub async fn run<S>(mut self, stream: S)
-    where
-        S: AsyncRead + AsyncWrite + Send + 'static,
-    {
+    pub async fn run<S: PeerStream>(mut self, stream: S) {
         let reason = self.drive(stream).await;
         let _ = self
             .to_torrent
@@ -174,15 +173,14 @@ impl PeerTask {
             .map_err(|_| PeerClose::TorrentStopped)
     }
 
-    async fn drive<S>(&mut self, stream: S) -> PeerClose
-    where
-        S: AsyncRead + AsyncWrite + Send + 'static,
-    {
+    async fn drive<S: PeerStream>(&mut self, stream: S) -> PeerClose {
+        let sock = upload_socket(&stream);
+        let from_files = sock.is_some();
         let (mut rd, wr) = tokio::io::split(stream);
-        let (wtx, wrx) = mpsc::channel::<(Bytes, bool)>(512);
-        let writer = tokio::spawn(write_loop(wr, wrx, self.written.clone()));
+        let (wtx, wrx) = mpsc::channel::<Out>(512);
+        let writer = tokio::spawn(write_loop(wr, wrx, self.written.clone(), sock));
         let mut writes: FuturesUnordered<WriteFut> = FuturesUnordered::new();
-        let r = self.main_loop(&mut rd, &wtx, &mut writes).await;
+        let r = self.main_loop(&mut rd, &wtx, &mut writes, from_files).await;
         drop(wtx);
         // Blocks the torrent already counts as received must reach the disk
         // (and their piece's verdict the torrent), or the piece would stall.
@@ -213,15 +211,21 @@ impl PeerTask {
         }
     }
 
+    /// The connection's loop. `from_files`: uploads whose pages are cached
+    /// go out with `sendfile` (the writer has the socket).
     async fn main_loop<R: AsyncRead + Unpin>(
         &mut self,
         rd: &mut R,
-        wtx: &mpsc::Sender<(Bytes, bool)>,
+        wtx: &mpsc::Sender<Out>,
         writes: &mut FuturesUnordered<WriteFut>,
+        from_files: bool,
     ) -> Result<(), PeerClose> {
         let mut reads: FuturesUnordered<ReadFut> = FuturesUnordered::new();
         let mut to_serve: VecDeque<BlockRequest> = VecDeque::new();
-        let mut out: VecDeque<(Bytes, bool)> = VecDeque::new();
+        let mut out: VecDeque<Out> = VecDeque::new();
+        // File blocks handed to the connection, in the order their
+        // `OutChunk::Extern` places come out of it.
+        let mut file_blocks: VecDeque<shoal_storage::FileBlock> = VecDeque::new();
         let mut out_len = 0usize;
         let mut read_resume_at: Option<Instant> = None;
         let mut stats_at = Instant::now() + STATS_INTERVAL;
@@ -261,13 +265,34 @@ impl PeerTask {
                     if !wait.is_zero() {
                         tokio::time::sleep(wait).await;
                     }
-                    let res = disk.read(r.piece.0, r.offset, r.length as usize).await;
-                    (r, res)
+                    let (piece, offset, len) = (r.piece.0, r.offset, r.length as usize);
+                    if from_files {
+                        match disk.resident_block(piece, offset, len) {
+                            Ok(Some(f)) => return (r, Ok(Out::File(f))),
+                            Ok(None) => {}
+                            Err(e) => return (r, Err(e)),
+                        }
+                    }
+                    let res = disk.read(piece, offset, len).await;
+                    (r, res.map(|b| Out::Bytes(b, true)))
                 }));
             }
-            while let Some(b) = self.conn.poll_transmit_payload() {
-                out_len += b.0.len();
-                out.push_back(b);
+            while let Some(c) = self.conn.poll_transmit_chunk() {
+                let item = match c {
+                    shoal_wire::OutChunk::Bytes { data, payload } => Out::Bytes(data, payload),
+                    shoal_wire::OutChunk::Extern { len } => match file_blocks.pop_front() {
+                        Some(f) if f.len() == u64::from(len) => Out::File(f),
+                        // Each extern place has its block, queued just
+                        // before; anything else is a bug: close rather
+                        // than send the peer wrong bytes.
+                        _ => {
+                            tracing::error!(peer = %self.addr, "upload queue out of step");
+                            return Err(PeerClose::WriteClosed);
+                        }
+                    },
+                };
+                out_len += item.len();
+                out.push_back(item);
             }
             if eof && out.is_empty() {
                 return Err(PeerClose::PeerClosed);
@@ -308,16 +333,25 @@ impl PeerTask {
                     let _ = self.conn.send_extended(Instant::now(), name, payload);
                 }
                 Some((r, done)) = reads.next(), if !reads.is_empty() => match done {
-                    Ok(data) => {
-                        // Not requested any more (cancelled, choked): dropped.
+                    // Not requested any more (cancelled, choked): dropped.
+                    Ok(Out::Bytes(data, _)) => {
                         let _ = self.conn.send_piece(Instant::now(), r.piece.0, r.offset, data);
+                    }
+                    Ok(Out::File(f)) => {
+                        if self
+                            .conn
+                            .send_piece_extern(Instant::now(), r.piece.0, r.offset, r.length)
+                            .is_ok()
+                        {
+                            file_blocks.push_back(f);
+                        }
                     }
                     Err(e) => self.read_failed(e, &[r]).await?,
                 },
                 permit = wtx.reserve(), if !out.is_empty() => {
                     let permit = permit.map_err(|_| PeerClose::WriteClosed)?;
                     if let Some(b) = out.pop_front() {
-                        out_len -= b.0.len();
+                        out_len -= b.len();
                         permit.send(b);
                     }
                 }

@@ -20,9 +20,44 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// A byte stream a peer connection can run over (TCP, or in-memory in tests).
-pub trait PeerStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> PeerStream for T {}
+/// A byte stream a peer connection can run over (TCP, uTP, MSE over
+/// either, or in-memory in tests).
+pub trait PeerStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {
+    /// The TCP socket under the stream when bytes written to the stream
+    /// reach that socket unchanged (plain TCP, or MSE with a plaintext
+    /// payload): uploads may then go from files to the socket with
+    /// `sendfile(2)`. `None` (the default) for anything else.
+    fn plain_socket(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        None
+    }
+}
+
+impl PeerStream for tokio::net::TcpStream {
+    fn plain_socket(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        Some(self.as_fd())
+    }
+}
+
+impl PeerStream for shoal_utp::UtpStream {}
+
+impl PeerStream for tokio::io::DuplexStream {}
+
+impl<S: PeerStream> PeerStream for shoal_wire::mse::MseStream<S> {
+    fn plain_socket(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        // RC4 output is not the bytes written; a plaintext payload is.
+        if self.encryption() == shoal_wire::mse::Encryption::Rc4 {
+            return None;
+        }
+        self.get_ref().plain_socket()
+    }
+}
+
+impl PeerStream for Box<dyn PeerStream> {
+    fn plain_socket(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        (**self).plain_socket()
+    }
+}
 
 /// What a peer task or the disk tells its torrent.
 #[derive(Debug)]

@@ -103,6 +103,15 @@ async fn seed_and_two_leechers_over_loopback() {
     // The zero-length file exists too.
     let empty = t.files().iter().find(|f| f.length == 0 && !f.pad).unwrap();
     assert!(d1.join(&empty.path).exists());
+    // The seeder's data was in the page cache: its blocks (pad zeros
+    // included, it is a hybrid torrent) went out with sendfile.
+    if sendfile_possible(&src) {
+        assert!(
+            seeder.disk_stats().file_blocks > 0,
+            "{:?}",
+            seeder.disk_stats()
+        );
+    }
     tokio::time::timeout(LIMIT, async {
         l1.shutdown().await;
         l2.shutdown().await;
@@ -519,7 +528,36 @@ async fn encryption_policies_between_sessions() {
     let s = hc.status();
     assert_eq!((s.downloaded, s.peers), (0, 0), "{s:?}");
 
+    // Uploads go from files with sendfile only where the payload is plain.
+    assert_eq!(rc4_seeder.disk_stats().file_blocks, 0);
+    if sendfile_possible(&src) {
+        assert!(plain_seeder.disk_stats().file_blocks > 0);
+    }
     for s in [a, b, c, rc4_seeder, plain_seeder] {
         s.shutdown().await;
     }
+}
+
+/// Whether this kernel tells which pages are cached (`cachestat`), which
+/// sending blocks from files needs; probed on a file under `dir`.
+fn sendfile_possible(dir: &Path) -> bool {
+    let f = walk_first_file(dir);
+    let ok = shoal_storage::file_block::cachestat_works(&std::fs::File::open(f).unwrap());
+    if !ok {
+        eprintln!("no cachestat(2): uploads are read, not sent from files");
+    }
+    ok
+}
+
+fn walk_first_file(dir: &Path) -> std::path::PathBuf {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            return p;
+        }
+        if p.is_dir() {
+            return walk_first_file(&p);
+        }
+    }
+    panic!("no file under {}", dir.display());
 }

@@ -176,6 +176,9 @@ pub struct PoolStats {
     pub read_cache_hits: u64,
     /// Reads that went to disk.
     pub read_cache_misses: u64,
+    /// Upload blocks handed out as [`crate::FileBlock`]s (cached pages, sent
+    /// with `sendfile`) instead of being read.
+    pub file_blocks: u64,
 }
 
 /// Counters updated by workers and writer callbacks.
@@ -187,6 +190,7 @@ pub(crate) struct Counters {
     pub(crate) worker_states: AtomicUsize,
     pub(crate) torrents: AtomicUsize,
     pub(crate) hashed_by_worker: Vec<AtomicU64>,
+    pub(crate) file_blocks: AtomicU64,
 }
 
 /// What workers share (never the job senders, so the workers end once the
@@ -272,6 +276,7 @@ impl DiskPool {
         let workers = config.workers.max(1);
         let counters = Arc::new(Counters {
             verified: AtomicU64::new(0),
+            file_blocks: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             flushed: AtomicU64::new(0),
             partial: AtomicUsize::new(0),
@@ -376,5 +381,6 @@ pub(crate) fn stats(core: &Core) -> PoolStats {
         read_cache_bytes: core.cache.bytes(),
         read_cache_hits: hits,
         read_cache_misses: misses,
+        file_blocks: c.file_blocks.load(Ordering::Relaxed),
     }
 }

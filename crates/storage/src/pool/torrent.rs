@@ -463,6 +463,52 @@ impl TorrentDisk {
         rx.await.map_err(|_| DiskError::Closed)?
     }
 
+    /// The block `[offset, offset + len)` of a verified `piece` as it lies
+    /// in its files, to be sent with `sendfile(2)` (see
+    /// [`crate::FileBlock`]), when its files are open and its pages cached;
+    /// `Ok(None)` otherwise: then [`TorrentDisk::read`] it. Never blocks and
+    /// takes no budget (it holds no data). Same errors as `read` for bad
+    /// ranges, pieces not verified and closed torrents.
+    pub fn resident_block(
+        &self,
+        piece: u32,
+        offset: u32,
+        len: usize,
+    ) -> Result<Option<crate::FileBlock>, DiskError> {
+        let bad = |reason| DiskError::BadRead {
+            piece,
+            offset,
+            len,
+            reason,
+        };
+        if len == 0 {
+            return Err(bad("empty read"));
+        }
+        let storage = self.storage();
+        let plen = storage
+            .map()
+            .piece_len(piece)
+            .ok_or_else(|| bad("no such piece"))?;
+        if u64::from(offset) + len as u64 > plen {
+            return Err(bad("read leaves its piece"));
+        }
+        if self.t().is_closed() {
+            return Err(DiskError::Closed);
+        }
+        if !self.is_verified(piece) {
+            return Err(DiskError::NotOnDisk { piece });
+        }
+        let b = crate::FileBlock::resident(&storage, piece, u64::from(offset), len as u64)
+            .map_err(|_| bad("read leaves its piece"))?;
+        if b.is_some() {
+            self.core()
+                .counters
+                .file_blocks
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(b)
+    }
+
     /// Runs a read-back job about `piece` on its worker, with the budget of
     /// one chunk of it; `job` builds the job from the permit and the reply.
     async fn piece_job<R>(

@@ -1,7 +1,7 @@
 //! Commands from the engine to a [`PeerConnection`]: each checks the state,
 //! updates it and queues the message. Errors leave the connection open.
 
-use super::{CommandError, Event, PeerConnection, Phase};
+use super::{CommandError, Event, OutChunk, PeerConnection, Phase};
 use crate::extension::{ExtensionHandshake, UT_METADATA, UT_PEX};
 use crate::message::{encode_piece_header, BlockRequest, HashRequest, Message, PieceIndex};
 use crate::metadata::MetadataMessage;
@@ -168,26 +168,62 @@ impl PeerConnection {
         offset: u32,
         data: Bytes,
     ) -> Result<(), CommandError> {
+        self.queue_piece_header(now, piece, offset, data.len() as u32)?;
+        self.out_len += data.len();
+        self.out.push_back(OutChunk::Bytes {
+            data,
+            payload: true,
+        });
+        Ok(())
+    }
+
+    /// Serves a block the peer requested whose `len` bytes of data the
+    /// driver writes itself (from a file, say): the header is queued, then
+    /// an [`OutChunk::Extern`] marks where the data goes. Such a connection
+    /// must be drained with [`PeerConnection::poll_transmit_chunk`].
+    pub fn send_piece_extern(
+        &mut self,
+        now: Instant,
+        piece: u32,
+        offset: u32,
+        len: u32,
+    ) -> Result<(), CommandError> {
+        self.queue_piece_header(now, piece, offset, len)?;
+        self.out_len += len as usize;
+        self.out.push_back(OutChunk::Extern { len });
+        Ok(())
+    }
+
+    /// Takes the peer's request for the block and queues its `piece`
+    /// header, counting the block as sent.
+    fn queue_piece_header(
+        &mut self,
+        now: Instant,
+        piece: u32,
+        offset: u32,
+        length: u32,
+    ) -> Result<(), CommandError> {
         self.connected()?;
         let r = BlockRequest {
             piece: PieceIndex(piece),
             offset,
-            length: data.len() as u32,
+            length,
         };
         let Some(pos) = self.their_requests.iter().position(|x| *x == r) else {
             return Err(CommandError::NotRequested(r));
         };
         self.their_requests.remove(pos);
         let before = self.send.len();
-        encode_piece_header(&mut self.send, piece, offset, r.length);
-        let header = (self.send.len() - before) as u64;
-        self.out.push_back((self.send.split().freeze(), false));
-        self.out_len += self.out.back().map_or(0, |(b, _)| b.len());
-        self.out_len += data.len();
-        self.stats.bytes_sent += header + data.len() as u64;
-        self.stats.payload_uploaded += data.len() as u64;
-        self.upload.record(now, data.len() as u64);
-        self.out.push_back((data, true));
+        encode_piece_header(&mut self.send, piece, offset, length);
+        let header = self.send.len() - before;
+        self.out_len += header;
+        self.out.push_back(OutChunk::Bytes {
+            data: self.send.split().freeze(),
+            payload: false,
+        });
+        self.stats.bytes_sent += (header + length as usize) as u64;
+        self.stats.payload_uploaded += u64::from(length);
+        self.upload.record(now, u64::from(length));
         self.last_send = now;
         Ok(())
     }

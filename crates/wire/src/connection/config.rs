@@ -293,3 +293,39 @@ pub struct ConnectionStats {
     /// Messages received.
     pub messages_received: u64,
 }
+
+/// One chunk of a connection's output, in order
+/// ([`super::PeerConnection::poll_transmit_chunk`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutChunk {
+    /// Bytes to write as they are; `payload` marks a block's data (without
+    /// its header), counted as uploaded once written.
+    Bytes {
+        /// The bytes.
+        data: bytes::Bytes,
+        /// They are block payload.
+        payload: bool,
+    },
+    /// The data of a block queued with
+    /// [`super::PeerConnection::send_piece_extern`]: `len` bytes of payload
+    /// the driver writes from its own source, here.
+    Extern {
+        /// Bytes of block data.
+        len: u32,
+    },
+}
+
+impl OutChunk {
+    /// Bytes this chunk puts on the wire.
+    pub fn len(&self) -> usize {
+        match self {
+            OutChunk::Bytes { data, .. } => data.len(),
+            OutChunk::Extern { len } => *len as usize,
+        }
+    }
+
+    /// Whether it puts nothing on the wire.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -17,8 +17,8 @@ mod config;
 mod tests;
 
 pub use config::{
-    CommandError, ConnectionConfig, ConnectionError, ConnectionStats, Event, RequestFailure,
-    DEFAULT_MAX_PEER_REQUESTS, DEFAULT_REQQ,
+    CommandError, ConnectionConfig, ConnectionError, ConnectionStats, Event, OutChunk,
+    RequestFailure, DEFAULT_MAX_PEER_REQUESTS, DEFAULT_REQQ,
 };
 
 use crate::bitfield::{bitfield_bytes, Bitfield};
@@ -73,9 +73,9 @@ pub struct PeerConnection {
     common: Reserved,
     recv: BytesMut,
     send: BytesMut,
-    /// Queued output; the flag marks block payload (counted as uploaded
-    /// by the driver once written).
-    out: VecDeque<(Bytes, bool)>,
+    /// Queued output, in order (`payload` marks block data, counted as
+    /// uploaded by the driver once written).
+    out: VecDeque<OutChunk>,
     out_len: usize,
     events: VecDeque<Event>,
     // what we announce once connected
@@ -356,12 +356,31 @@ impl PeerConnection {
     /// As [`PeerConnection::poll_transmit`], with whether the bytes are a
     /// block's payload (a `piece` message's data, without its header), so a
     /// driver can count uploaded payload when it reaches the socket.
+    /// Stops (`None`) at the data of a block sent with
+    /// [`PeerConnection::send_piece_extern`]: drivers that send those use
+    /// [`PeerConnection::poll_transmit_chunk`].
     pub fn poll_transmit_payload(&mut self) -> Option<(Bytes, bool)> {
-        if let Some((b, payload)) = self.out.pop_front() {
-            self.out_len -= b.len();
-            return Some((b, payload));
+        if matches!(self.out.front(), Some(OutChunk::Extern { .. })) {
+            return None;
         }
-        (!self.send.is_empty()).then(|| (self.send.split().freeze(), false))
+        match self.poll_transmit_chunk()? {
+            OutChunk::Bytes { data, payload } => Some((data, payload)),
+            OutChunk::Extern { .. } => None,
+        }
+    }
+
+    /// The next chunk of output, in order: bytes to write, or the place of
+    /// a block's data the driver writes itself
+    /// ([`PeerConnection::send_piece_extern`]).
+    pub fn poll_transmit_chunk(&mut self) -> Option<OutChunk> {
+        if let Some(c) = self.out.pop_front() {
+            self.out_len -= c.len();
+            return Some(c);
+        }
+        (!self.send.is_empty()).then(|| OutChunk::Bytes {
+            data: self.send.split().freeze(),
+            payload: false,
+        })
     }
 
     /// The next event for the engine.

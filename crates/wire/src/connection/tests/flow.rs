@@ -166,6 +166,80 @@ fn choke_unchoke_request_and_block_flow() {
 }
 
 #[test]
+fn extern_block_data_keeps_its_place_in_the_output() {
+    let mut p = Pair::new(ConnectionConfig::default(), ConnectionConfig::default());
+    let now = p.now;
+    p.a.set_interested(now, true).unwrap();
+    p.b.unchoke(now).unwrap();
+    p.pump();
+    events(&mut p.a);
+    events(&mut p.b);
+    p.a.send_request(now, req(2, 0)).unwrap();
+    p.a.send_request(now, req(2, 1)).unwrap();
+    p.pump();
+    assert_eq!(events(&mut p.b).len(), 2);
+    assert!(matches!(
+        p.b.send_piece_extern(now, 3, 0, BLOCK_SIZE),
+        Err(CommandError::NotRequested(_))
+    ));
+    // The first block's data comes from the driver, the second from a
+    // buffer; a have queued after them follows them.
+    p.b.send_piece_extern(now, 2, 0, BLOCK_SIZE).unwrap();
+    let second = Bytes::from(vec![9u8; BLOCK_SIZE as usize]);
+    p.b.send_piece(now, 2, BLOCK_SIZE, second.clone()).unwrap();
+    p.b.have(now, 7).unwrap();
+    assert_eq!(p.b.send_queue_len(), 2 * (13 + BLOCK_SIZE as usize) + 9);
+    assert_eq!(p.b.stats().payload_uploaded, 2 * u64::from(BLOCK_SIZE));
+    // The old drain stops at the driver's data.
+    let header = p.b.poll_transmit_payload().unwrap();
+    assert!(!header.1 && header.0.len() == 13);
+    assert_eq!(p.b.poll_transmit_payload(), None);
+    let first = vec![5u8; BLOCK_SIZE as usize];
+    let mut wire = header.0.to_vec();
+    let mut kinds = Vec::new();
+    while let Some(c) = p.b.poll_transmit_chunk() {
+        match c {
+            OutChunk::Extern { len } => {
+                assert_eq!(len, BLOCK_SIZE);
+                wire.extend_from_slice(&first);
+                kinds.push("extern");
+            }
+            OutChunk::Bytes { data, payload } => {
+                wire.extend_from_slice(&data);
+                kinds.push(if payload { "payload" } else { "bytes" });
+            }
+        }
+    }
+    assert_eq!(kinds.first(), Some(&"extern"));
+    assert!(kinds.contains(&"payload"));
+    assert_eq!(p.b.send_queue_len(), 0);
+    p.a.handle_bytes(now, &wire).unwrap();
+    let got = events(&mut p.a);
+    let summary: Vec<String> = got
+        .iter()
+        .map(|e| match e {
+            Event::Block {
+                piece,
+                offset,
+                data,
+            } => format!("block {} {offset} {} {}", piece.0, data.len(), data[0]),
+            e => format!("{e:?}"),
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            "block 2 0 16384 5".to_owned(),
+            "block 2 16384 16384 9".to_owned(),
+        ]
+    );
+    // The have went out last.
+    assert!(wire.ends_with(&[0, 0, 0, 5, 4, 0, 0, 0, 7]));
+    assert!(matches!(&got[0], Event::Block { data, .. } if data[..] == first[..]));
+    assert!(matches!(&got[1], Event::Block { data, .. } if *data == second));
+}
+
+#[test]
 fn choke_with_fast_rejects_queued_requests() {
     let mut p = Pair::new(ConnectionConfig::default(), ConnectionConfig::default());
     let now = p.now;
