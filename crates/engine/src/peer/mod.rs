@@ -192,8 +192,16 @@ impl PeerTask {
             }
         };
         let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
-        // Let the writer flush what is queued (a close reason, a reject) briefly.
-        let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+        // Let the writer flush what is queued (a close reason, a reject)
+        // briefly; a peer that stops reading does not keep it (and the
+        // socket) alive after that.
+        let mut writer = writer;
+        if tokio::time::timeout(Duration::from_secs(2), &mut writer)
+            .await
+            .is_err()
+        {
+            writer.abort();
+        }
         // Uploaded payload is what reached the socket, not what was queued.
         let uploaded = self.written.load(Ordering::Relaxed);
         let _ = self

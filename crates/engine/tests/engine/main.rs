@@ -8,6 +8,7 @@ mod groups;
 mod pex;
 mod reader;
 mod session;
+mod stalled_peer;
 mod swarm;
 mod swarm_sim;
 mod util;
