@@ -3,7 +3,9 @@
 shoal / libtorrent / aria2 / Transmission that works, several runs each.
 
 For the leecher it reports wall time (start to verified completion), CPU seconds
-(user+sys, from wait4 rusage) and peak RSS (VmHWM, sampled every 20 ms). Peers find each other
+(user+sys, from wait4 rusage) and peak RSS (VmHWM, sampled every 20 ms); for the
+seeder, the CPU seconds it spent while the leecher ran (from /proc/PID/stat, so
+its start-up check is not counted). Peers find each other
 through opentracker on 127.0.0.1; Transmission ignores loopback peers from a
 tracker, so a seeder that can dial (shoal, libtorrent) dials it.
 
@@ -169,6 +171,16 @@ def start_seeder(kind, torrent, data_parent, work, leech_port):
     return p
 
 
+def cpu_s(pid):
+    """CPU seconds (user+sys) process `pid` has used so far, all its threads; 0 once it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def vm_hwm_kib(pid):
     """Peak resident set of a running process (VmHWM), in KiB; 0 once it is gone."""
     try:
@@ -297,7 +309,7 @@ def main():
         else:
             pairs = [(s, l) for s in CLIENTS for l in CLIENTS]
         results = []
-        print("%-13s %-13s %8s %8s %8s %8s  %s" % ("seeder", "leecher", "wall_s", "MiB/s", "cpu_s", "rss_MiB", "runs"))
+        print("%-13s %-13s %8s %8s %8s %8s %8s  %s" % ("seeder", "leecher", "wall_s", "MiB/s", "cpu_s", "rss_MiB", "seed_cpu", "runs"))
         for seeder, leecher in pairs:
             if args.transport == "utp" and not {seeder, leecher} <= {"shoal", "libtorrent"}:
                 print("%-13s %-13s  skipped: --transport utp runs shoal and libtorrent only" % (seeder, leecher))
@@ -314,7 +326,9 @@ def main():
                 os.makedirs(out)
                 try:
                     s = start_seeder(seeder, torrent, parent, work, lport if leecher == "transmission" else None)
+                    seed_cpu0 = cpu_s(s.p.pid)
                     res = run_leecher(leecher, torrent, out, work, lport, args.timeout)
+                    res["seed_cpu_s"] = cpu_s(s.p.pid) - seed_cpu0
                     if not same(data, os.path.join(out, "payload.bin")):
                         raise RuntimeError("downloaded data differs")
                     runs.append(res)
@@ -327,7 +341,7 @@ def main():
                 med = {k: statistics.median(x[k] for x in runs) for k in runs[0]}
                 row = {"seeder": seeder, "leecher": leecher, **med, "mib_s": args.size_mib / med["wall_s"], "runs": len(runs)}
                 results.append(row)
-                print("%-13s %-13s %8.2f %8.0f %8.2f %8.1f  %d" % (seeder, leecher, med["wall_s"], row["mib_s"], med["cpu_s"], med["rss_mib"], len(runs)))
+                print("%-13s %-13s %8.2f %8.0f %8.2f %8.1f %8.2f  %d" % (seeder, leecher, med["wall_s"], row["mib_s"], med["cpu_s"], med["rss_mib"], med["seed_cpu_s"], len(runs)))
                 sys.stdout.flush()
         with open(os.path.join(ROOT, "bench", "swarm-last.json"), "w") as f:
             json.dump({"size_mib": args.size_mib, "encryption": args.encryption,
