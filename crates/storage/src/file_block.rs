@@ -9,11 +9,12 @@
 //! non-blocking `sendfile` over several files, hence this module.
 //!
 //! `sendfile` reads the file synchronously, so a block is only sent this way
-//! when every page under it is cached (`cachestat(2)`, Linux 6.5 and later)
-//! and its files are open already: a network thread then never waits for
-//! the disk or for `open`. Anything else (a block not cached, a kernel
-//! without `cachestat`, a file not wanted) is read through the disk pool as
-//! before.
+//! when every page under it is cached and its files are open already: a
+//! network thread then never waits for the disk or for `open`. Which pages
+//! are cached comes from `cachestat(2)` (Linux 6.5 and later), else from
+//! `mincore(2)` over a mapping of the range that is never touched. Anything
+//! else (a block not cached, a file not wanted) is read through the disk
+//! pool as before.
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -190,16 +191,59 @@ const SYS_CACHESTAT: libc::c_long = 451;
 static NO_CACHESTAT: AtomicBool = AtomicBool::new(false);
 
 /// Whether every page of `[offset, offset + len)` of `file` is in the page
-/// cache. `false` when that cannot be known (no `cachestat`), so the block
-/// is read instead.
+/// cache. `false` when that cannot be known, so the block is read instead.
 fn cached(file: &File, offset: u64, len: u64) -> bool {
     if len == 0 {
         return true;
     }
-    if NO_CACHESTAT.load(Ordering::Relaxed) {
-        return false;
+    if !NO_CACHESTAT.load(Ordering::Relaxed) {
+        if let Some(c) = cachestat(file, offset, len) {
+            return c;
+        }
     }
-    cachestat(file, offset, len).unwrap_or(false)
+    mincore_probe(file, offset, len).unwrap_or(false)
+}
+
+/// Page residency from `mincore(2)`, for kernels without `cachestat`: the
+/// range is mapped read-only and shared, asked about, and unmapped without
+/// ever being read, so nothing is faulted in and a file cut short cannot
+/// raise `SIGBUS`. Pages past the end of the file count as not cached.
+/// `None` when the mapping or the call fails.
+fn mincore_probe(file: &File, offset: u64, len: u64) -> Option<bool> {
+    let page = page_size();
+    let start = offset / page * page;
+    let map_len = usize::try_from(offset.checked_add(len)? - start).ok()?;
+    let pages = map_len.div_ceil(page as usize);
+    let at = libc::off_t::try_from(start).ok()?;
+    // SAFETY: a new mapping at an address the kernel picks; it is only
+    // passed to mincore and unmapped below, never dereferenced.
+    let addr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            map_len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            at,
+        )
+    };
+    if addr == libc::MAP_FAILED {
+        return None;
+    }
+    let mut small = [0u8; 64];
+    let mut large = Vec::new();
+    let vec: &mut [u8] = if pages <= small.len() {
+        &mut small[..pages]
+    } else {
+        large.resize(pages, 0);
+        &mut large
+    };
+    // SAFETY: `addr` is the page-aligned start of a live mapping of
+    // `map_len` bytes and `vec` has one byte per page of it.
+    let r = unsafe { libc::mincore(addr, map_len, vec.as_mut_ptr()) };
+    // SAFETY: unmaps exactly the mapping made above.
+    unsafe { libc::munmap(addr, map_len) };
+    (r == 0).then(|| vec.iter().all(|b| b & 1 != 0))
 }
 
 #[cfg(target_os = "linux")]
@@ -257,10 +301,10 @@ fn page_size() -> u64 {
     u64::try_from(p).ok().filter(|&p| p > 0).unwrap_or(4096)
 }
 
-/// Whether this kernel can tell which pages are cached (so blocks may be
-/// sent with `sendfile`). Probes once with `file`.
-pub fn cachestat_works(file: &File) -> bool {
-    cachestat(file, 0, 1).is_some()
+/// Whether this system can tell which pages of `file` are cached
+/// (`cachestat` or `mincore`), so its blocks may be sent with `sendfile`.
+pub fn residency_known(file: &File) -> bool {
+    cachestat(file, 0, 1).is_some() || mincore_probe(file, 0, 1).is_some()
 }
 
 #[cfg(test)]

@@ -542,9 +542,9 @@ async fn encryption_policies_between_sessions() {
 /// sending blocks from files needs; probed on a file under `dir`.
 fn sendfile_possible(dir: &Path) -> bool {
     let f = walk_first_file(dir);
-    let ok = shoal_storage::file_block::cachestat_works(&std::fs::File::open(f).unwrap());
+    let ok = shoal_storage::file_block::residency_known(&std::fs::File::open(f).unwrap());
     if !ok {
-        eprintln!("no cachestat(2): uploads are read, not sent from files");
+        eprintln!("page residency unknown: uploads are read, not sent from files");
     }
     ok
 }
