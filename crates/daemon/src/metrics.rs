@@ -275,6 +275,35 @@ pub async fn render(shared: &Shared) -> String {
         "Bytes in the upload read cache.",
         disk.read_cache_bytes,
     );
+    for (name, help, v) in [
+        (
+            "shoal_disk_pieces_verified_total",
+            "Pieces that passed their hash check.",
+            disk.pieces_verified,
+        ),
+        (
+            "shoal_disk_pieces_failed_total",
+            "Pieces that failed their hash check.",
+            disk.pieces_failed,
+        ),
+        (
+            "shoal_disk_read_cache_hits_total",
+            "Upload reads served from the read cache.",
+            disk.read_cache_hits,
+        ),
+        (
+            "shoal_disk_read_cache_misses_total",
+            "Upload reads that went to disk.",
+            disk.read_cache_misses,
+        ),
+        (
+            "shoal_disk_upload_file_blocks_total",
+            "Upload blocks sent from their files with sendfile (no copy).",
+            disk.file_blocks,
+        ),
+    ] {
+        metric(&mut out, name, "counter", help, v);
+    }
     metric(
         &mut out,
         "shoal_http_rpc_requests_total",

@@ -415,6 +415,13 @@ fn the_daemon_runs_the_tracker() {
     assert!(announce.contains(&t.udp.to_string()), "{announce}");
     let metrics = String::from_utf8(http_get(api, "/metrics")).unwrap();
     assert!(metrics.contains("shoal_tracker_torrents 1"), "{metrics}");
+    // The disk pool's counters: every piece of the download was verified.
+    let verified = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("shoal_disk_pieces_verified_total "))
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(verified.is_some_and(|v| v > 0), "{metrics}");
+    assert!(metrics.contains("shoal_disk_upload_file_blocks_total "));
     let page = String::from_utf8(http_get(t.http, "/metrics")).unwrap();
     assert!(page.contains("shoal_index_documents 1"), "{page}");
 
