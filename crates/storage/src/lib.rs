@@ -42,6 +42,7 @@ pub mod files;
 pub mod hash;
 pub mod hash_proof;
 pub mod layout;
+mod page_cache;
 pub mod pool;
 pub mod resume;
 pub mod store;

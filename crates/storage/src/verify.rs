@@ -625,42 +625,8 @@ fn read_full(file: &File, buf: &mut [u8], mut off: u64) -> std::io::Result<usize
 /// the page cache (`mincore` on a mapping that is never touched, so it costs
 /// no I/O). When that cannot be told, `true`: read through the cache.
 fn mostly_cached(file: &File, off: u64, len: u64) -> bool {
-    let page = 4096u64;
-    let from = off - off % page;
-    let span = (off + len).div_ceil(page) * page - from;
-    let (Ok(map_len), Ok(map_off)) = (usize::try_from(span), libc::off_t::try_from(from)) else {
-        return true;
-    };
-    if map_len == 0 {
-        return true;
-    }
-    // SAFETY: a fresh private read-only mapping of a valid descriptor; it is
-    // never dereferenced (only passed to mincore) and unmapped below, so a
-    // concurrent truncation cannot fault here.
-    let addr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            map_len,
-            libc::PROT_READ,
-            libc::MAP_SHARED,
-            file.as_raw_fd(),
-            map_off,
-        )
-    };
-    if addr == libc::MAP_FAILED {
-        return true;
-    }
-    let pages = map_len.div_ceil(page as usize);
-    let mut vec = vec![0u8; pages];
-    // SAFETY: `vec` has one byte per page of the mapping at `addr`.
-    let rc = unsafe { libc::mincore(addr, map_len, vec.as_mut_ptr()) };
-    // SAFETY: unmapping exactly the mapping made above.
-    unsafe { libc::munmap(addr, map_len) };
-    if rc != 0 {
-        return true;
-    }
-    let cached = vec.iter().filter(|&&b| b & 1 != 0).count();
-    cached * 2 >= pages
+    crate::page_cache::mincore_pages(file, off, len)
+        .is_none_or(|(cached, pages)| pages == 0 || cached * 2 >= pages)
 }
 
 #[cfg(test)]

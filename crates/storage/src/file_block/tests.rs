@@ -75,7 +75,7 @@ fn cached_blocks_go_out_whole_across_files_and_pads() {
     // which answers the same).
     for mincore in [false, true] {
         if mincore {
-            NO_CACHESTAT.store(true, Ordering::Relaxed);
+            crate::page_cache::NO_CACHESTAT.store(true, std::sync::atomic::Ordering::Relaxed);
         }
         for p in 0..s.map().piece_count() {
             let len = s.map().piece_len(p).unwrap();
@@ -145,29 +145,4 @@ fn a_file_cut_short_after_the_check_fails_the_send() {
         .unwrap();
     let e = send_through_socket(&b).unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
-}
-
-#[test]
-fn mincore_tells_cached_pages_as_cachestat_does() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("f");
-    std::fs::write(&path, vec![3u8; 1 << 20]).unwrap();
-    let f = File::open(&path).unwrap();
-    let Some(_) = mincore_probe(&f, 0, 1) else {
-        eprintln!("skipped: mincore is not available here");
-        return;
-    };
-    // Just written: cached, in a small range and over all 256 pages.
-    assert_eq!(mincore_probe(&f, 4095, 2), Some(true));
-    assert_eq!(mincore_probe(&f, 0, 1 << 20), Some(true));
-    // Past the end of the file: not cached (and no SIGBUS: never touched).
-    assert_eq!(mincore_probe(&f, (1 << 20) - 10, 8192), Some(false));
-    f.sync_all().unwrap();
-    // SAFETY: the descriptor is open; fadvise has no memory arguments.
-    let r = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-    assert_eq!(r, 0);
-    assert_eq!(mincore_probe(&f, 0, 1 << 20), Some(false));
-    if let Some(c) = cachestat(&f, 0, 1 << 20) {
-        assert!(!c, "cachestat agrees");
-    }
 }

@@ -417,33 +417,16 @@ impl TorrentDisk {
     /// piece not verified, or whose data is missing on disk, is
     /// [`DiskError::NotOnDisk`], never zeros.
     pub async fn read(&self, piece: u32, offset: u32, len: usize) -> Result<Bytes, DiskError> {
-        let bad = |reason| DiskError::BadRead {
-            piece,
-            offset,
-            len,
-            reason,
-        };
-        if len == 0 {
-            return Err(bad("empty read"));
-        }
         if len > self.core().budget.max_request() {
-            return Err(bad("read larger than a quarter of the budget"));
+            return Err(DiskError::BadRead {
+                piece,
+                offset,
+                len,
+                reason: "read larger than a quarter of the budget",
+            });
         }
-        let plen = self
-            .storage()
-            .map()
-            .piece_len(piece)
-            .ok_or_else(|| bad("no such piece"))?;
+        self.check_upload(piece, offset, len)?;
         let end = u64::from(offset) + len as u64;
-        if end > plen {
-            return Err(bad("read leaves its piece"));
-        }
-        if self.t().is_closed() {
-            return Err(DiskError::Closed);
-        }
-        if !self.is_verified(piece) {
-            return Err(DiskError::NotOnDisk { piece });
-        }
         let permit = self.core().budget.acquire(len).await?;
         if let Some(whole) = self.core().cache.get(self.id(), piece) {
             if end as usize <= whole.len() {
@@ -475,6 +458,26 @@ impl TorrentDisk {
         offset: u32,
         len: usize,
     ) -> Result<Option<crate::FileBlock>, DiskError> {
+        self.check_upload(piece, offset, len)?;
+        let b = crate::FileBlock::resident(&self.storage(), piece, u64::from(offset), len as u64)
+            .map_err(|_| DiskError::BadRead {
+            piece,
+            offset,
+            len,
+            reason: "read leaves its piece",
+        })?;
+        if b.is_some() {
+            self.core()
+                .counters
+                .file_blocks
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(b)
+    }
+
+    /// Checks an upload of `[offset, offset + len)` of `piece`: not empty,
+    /// inside the piece, the torrent open and the piece verified.
+    fn check_upload(&self, piece: u32, offset: u32, len: usize) -> Result<(), DiskError> {
         let bad = |reason| DiskError::BadRead {
             piece,
             offset,
@@ -484,8 +487,8 @@ impl TorrentDisk {
         if len == 0 {
             return Err(bad("empty read"));
         }
-        let storage = self.storage();
-        let plen = storage
+        let plen = self
+            .storage()
             .map()
             .piece_len(piece)
             .ok_or_else(|| bad("no such piece"))?;
@@ -498,15 +501,7 @@ impl TorrentDisk {
         if !self.is_verified(piece) {
             return Err(DiskError::NotOnDisk { piece });
         }
-        let b = crate::FileBlock::resident(&storage, piece, u64::from(offset), len as u64)
-            .map_err(|_| bad("read leaves its piece"))?;
-        if b.is_some() {
-            self.core()
-                .counters
-                .file_blocks
-                .fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(b)
+        Ok(())
     }
 
     /// Runs a read-back job about `piece` on its worker, with the budget of
