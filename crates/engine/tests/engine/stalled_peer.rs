@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::util::{loopback, params, wait};
+use crate::util::{loopback, params, read_msg, wait};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -25,16 +25,6 @@ fn tcp_state(a: u16, b: u16) -> Option<u8> {
             .then(|| u8::from_str_radix(f.get(3)?, 16).ok())
             .flatten()
     })
-}
-
-/// Reads one length-prefixed message: (id, payload); `None` for a keep-alive.
-async fn read_msg(s: &mut tokio::net::TcpStream) -> Option<(u8, Vec<u8>)> {
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len).await.unwrap();
-    let len = u32::from_be_bytes(len) as usize;
-    let mut m = vec![0u8; len];
-    s.read_exact(&mut m).await.unwrap();
-    (len > 0).then(|| (m[0], m[1..].to_vec()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

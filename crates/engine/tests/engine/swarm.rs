@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::util::{loopback, same_files};
+use crate::util::{loopback, read_msg, same_files};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -361,17 +361,6 @@ async fn garbage_peer_is_dropped_without_harm() {
     same_files(&t, &src, &dst);
     leech.shutdown().await;
     seeder.shutdown().await;
-}
-
-/// Reads one length-prefixed peer message: `(id, payload)`; `None` for a
-/// keep-alive.
-async fn read_msg(s: &mut tokio::net::TcpStream) -> Option<(u8, Vec<u8>)> {
-    use tokio::io::AsyncReadExt;
-    let len = s.read_u32().await.unwrap() as usize;
-    assert!(len <= 1 << 20, "message of {len} bytes");
-    let mut m = vec![0u8; len];
-    s.read_exact(&mut m).await.unwrap();
-    (len > 0).then(|| (m[0], m[1..].to_vec()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

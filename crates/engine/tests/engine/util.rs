@@ -81,3 +81,14 @@ impl Persist for MemPersist {
         Ok(())
     }
 }
+
+/// Reads one length-prefixed peer message: `(id, payload)`; `None` for a
+/// keep-alive.
+pub async fn read_msg(s: &mut tokio::net::TcpStream) -> Option<(u8, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    let len = s.read_u32().await.unwrap() as usize;
+    assert!(len <= 1 << 20, "message of {len} bytes");
+    let mut m = vec![0u8; len];
+    s.read_exact(&mut m).await.unwrap();
+    (len > 0).then(|| (m[0], m[1..].to_vec()))
+}
