@@ -104,7 +104,9 @@ impl FileBlock {
     /// socket is full (an error of kind `WouldBlock`; call again once it is
     /// writable). A file that got shorter since the block was verified
     /// fails with `UnexpectedEof`: the peer cannot be sent what it asked
-    /// for, so its connection must close.
+    /// for, so its connection must close. A peer that has gone fails with
+    /// `BrokenPipe`; `sendfile` has no `MSG_NOSIGNAL`, so the process must
+    /// ignore `SIGPIPE`, as Rust programs do unless they ask otherwise.
     pub fn send_to(&self, sock: BorrowedFd<'_>, sent: &mut u64) -> io::Result<()> {
         let mut start = 0u64;
         for part in &self.parts {
