@@ -14,11 +14,41 @@ mod cli;
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     init_logging(args.verbose);
+    raise_open_file_limit();
     match cli::run(args.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", cli::one_line(&e));
             ExitCode::from(cli::exit_code(&e))
+        }
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit (at most 2^20).
+/// Each peer connection takes a socket and, on plain TCP, a second
+/// descriptor for `sendfile`; with the daemon's 500 peers and its open data
+/// files, the common soft limit of 1024 is too low, and running out would
+/// refuse connections and fail file opens.
+fn raise_open_file_limit() {
+    #[cfg(target_os = "linux")]
+    {
+        let mut l = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit and setrlimit read or write only `l`, a valid
+        // rlimit for the call.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) != 0 {
+                return;
+            }
+            let want = l.rlim_max.min(1 << 20);
+            if l.rlim_cur < want {
+                l.rlim_cur = want;
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &l) != 0 {
+                    tracing::debug!("could not raise the open-file limit");
+                }
+            }
         }
     }
 }

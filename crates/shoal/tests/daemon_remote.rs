@@ -209,3 +209,56 @@ fn transmission_remote_drives_the_daemon() {
     assert!(d.proc.running(), "{out}");
     d.stop();
 }
+
+/// The soft limit on open files is raised to the hard one at start (each
+/// plain TCP peer takes two descriptors): a daemon started under a soft
+/// limit of 512 runs with the hard limit (at most 2^20).
+#[test]
+fn the_open_file_limit_is_raised() {
+    let hard = |text: &str| {
+        let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+        let v: Vec<&str> = line.split_whitespace().collect();
+        Some((v.get(3)?.to_string(), v.get(4)?.to_string()))
+    };
+    let ours = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let (_, our_hard) = hard(&ours).unwrap();
+    let want = our_hard.parse::<u64>().map_or(1 << 20, |h| h.min(1 << 20));
+    if want <= 512 {
+        eprintln!("skipped: the hard limit on open files is {our_hard}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("daemon.log");
+    let mut child = std::process::Command::new("bash")
+        .arg("-c")
+        .arg("ulimit -Sn 512 && exec \"$0\" \"$@\"")
+        .arg(shoal_bin())
+        .args([
+            "daemon",
+            "--http",
+            "127.0.0.1:0",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-dht",
+        ])
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .arg("--download-dir")
+        .arg(dir.path().join("dl"))
+        .env("SHOAL_NO_DEFAULT_BOOTSTRAP", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    // Read once it serves (bash has set 512 and exec'd it by then).
+    wait_for("the daemon to serve", Duration::from_secs(30), || {
+        std::fs::read_to_string(&log)
+            .ok()
+            .filter(|l| l.contains("shoal daemon: http://"))
+    });
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id()));
+    let _ = child.kill();
+    let _ = child.wait();
+    let (soft, _) = hard(&limits.unwrap()).unwrap();
+    assert_eq!(soft, want.to_string());
+}
