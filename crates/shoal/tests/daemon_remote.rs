@@ -228,37 +228,18 @@ fn the_open_file_limit_is_raised() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("daemon.log");
-    let mut child = std::process::Command::new("bash")
+    let base = daemon_command(&dir.path().join("state"), &dir.path().join("dl"), &[]);
+    let mut wrapped = std::process::Command::new("bash");
+    wrapped
         .arg("-c")
         .arg("ulimit -Sn 512 && exec \"$0\" \"$@\"")
-        .arg(shoal_bin())
-        .args([
-            "daemon",
-            "--http",
-            "127.0.0.1:0",
-            "--listen",
-            "127.0.0.1:0",
-            "--no-dht",
-        ])
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .arg("--download-dir")
-        .arg(dir.path().join("dl"))
-        .env("SHOAL_NO_DEFAULT_BOOTSTRAP", "1")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    // Read once it serves (bash has set 512 and exec'd it by then).
-    wait_for("the daemon to serve", Duration::from_secs(30), || {
-        std::fs::read_to_string(&log)
-            .ok()
-            .filter(|l| l.contains("shoal daemon: http://"))
-    });
-    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id()));
-    let _ = child.kill();
-    let _ = child.wait();
+        .arg(base.get_program())
+        .args(base.get_args())
+        .env("SHOAL_NO_DEFAULT_BOOTSTRAP", "1");
+    // It serves once bash has set 512 and exec'd it.
+    let mut d = serve_daemon(&mut wrapped, dir.path(), "daemon-ulimit");
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", d.proc.child.id()));
+    d.stop();
     let (soft, _) = hard(&limits.unwrap()).unwrap();
     assert_eq!(soft, want.to_string());
 }

@@ -42,6 +42,11 @@ pub fn start_daemon(
     logs: &Path,
     name: &str,
 ) -> DaemonProc {
+    serve_daemon(&mut daemon_command(state, dl, extra), logs, name)
+}
+
+/// The command [`start_daemon`] runs.
+pub fn daemon_command(state: &Path, dl: &Path, extra: &[&str]) -> Command {
     let mut cmd = Command::new(shoal_bin());
     cmd.args([
         "daemon",
@@ -57,7 +62,12 @@ pub fn start_daemon(
     .arg(dl)
     .args(extra)
     .env("SHOAL_NO_DEFAULT_BOOTSTRAP", "1");
-    let mut p = Proc::spawn(name, &mut cmd, logs);
+    cmd
+}
+
+/// Runs `cmd` (a daemon, maybe wrapped) and waits until it serves.
+pub fn serve_daemon(cmd: &mut Command, logs: &Path, name: &str) -> DaemonProc {
+    let mut p = Proc::spawn(name, cmd, logs);
     let addr = wait_for("the daemon to serve", Duration::from_secs(60), || {
         if !p.running() {
             panic!("the daemon exited\n{}", p.logs());
